@@ -1,0 +1,1 @@
+"""PiTe training."""
