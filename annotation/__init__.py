@@ -1,0 +1,1 @@
+"""PiTe annotation pipeline: PiTe-143k-style trajectory data from captioned videos."""
