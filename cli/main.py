@@ -1,0 +1,65 @@
+"""The `pite` command: one entry point, subcommands owned by each area of the package.
+
+Each area module named in `SUBCOMMANDS` provides two functions:
+    build_parser(command: str) -> argparse.ArgumentParser
+    run(command: str, args: argparse.Namespace) -> int
+They are imported only when their command runs, so `pite --help` starts fast and a broken area cannot break others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module providing it, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("pite.demo.cli", "generate a synthetic world, train the 3 stages of a tiny PiTe, evaluate, report"),
+    "train": ("pite.training.cli", "train one stage of the recipe (--stage 1|2|3 --config FILE [key=value ...])"),
+    "extract-features": ("pite.training.cli", "run the frozen CLIP tower once over videos and cache frame features"),
+    "eval": ("pite.eval.cli", "evaluate: grounding | dense-captioning | qa | trajectory"),
+    "annotate": ("pite.annotation.cli", "build PiTe-143k-style trajectory annotations from captioned videos"),
+    "build": ("pite.hub.cli", "assemble an untrained PiTe from local Llama/Vicuna and CLIP checkpoints"),
+    "convert-original": ("pite.hub.cli", "convert the authors' released checkpoints (LoRA stages) into this format"),
+    "export": ("pite.hub.cli", "write a hub-ready folder (remote code, processor, safetensors, model card)"),
+    "push": ("pite.hub.cli", "upload an exported folder to the Hugging Face Hub"),
+}
+
+
+def _top_level_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pite",
+        description="PiTe: pixel-temporal alignment for large video-language models.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n" + "\n".join(f"  {name:<18} {help_}" for name, (_, help_) in SUBCOMMANDS.items())
+        + "\n\nRun `pite COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("command", choices=sorted(SUBCOMMANDS), metavar="COMMAND")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        _top_level_parser().print_help()
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in SUBCOMMANDS:
+        _top_level_parser().parse_args([command])  # prints the usage error and exits with status 2
+    module_name = SUBCOMMANDS[command][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            print(f"pite: the '{command}' command is not available in this installation ({module_name} missing)",
+                  file=sys.stderr)
+            return 2
+        raise
+    parser = module.build_parser(command)
+    parser.prog = f"pite {command}"
+    args = parser.parse_args(rest)
+    return int(module.run(command, args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
