@@ -1,0 +1,112 @@
+"""The words of the synthetic world: closed-set video questions, and the corpus the demo's tokenizer learns from.
+
+Answers come from small closed sets (colour names, shape names, number words, directions, yes/no), so QA accuracy
+can be compared with always giving the majority answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .world_image import LOCATIONS
+from .world_scene import COLOURS, DIRECTIONS, SHAPES, STILL_EVENTS, VideoScene, WorldConfig, event_verb
+
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+# ActivityNet-QA `type` codes: 0 motion, 3 yes/no, 4 colour, 5 object, 7 number.
+QA_TYPE_CODES = {"direction": 0, "disappears": 3, "colour": 4, "shape": 5, "count": 7}
+
+# Texts the demo's prompts contain. They are corpus material only: the chat template lives in `pite.processing`
+# and the stage-2 question templates in `pite.training`; pass those through `world_corpus(extra_texts=...)`.
+V1_SYSTEM_PROMPT = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+GROUNDING_QUESTIONS = (
+    "During which frames can we see {event}?",
+    "When does {event} happen in the video?",
+    "In which frames does {event} take place?",
+)
+DENSE_CAPTION_QUESTIONS = (
+    "Could you describe the events in the video and when each of them happens?",
+    "What happens in the video? Give the start and end frame of every event.",
+    "Describe the events of the video with their timestamps.",
+)
+
+
+@dataclass(frozen=True)
+class VideoQuestion:
+    """One single-turn question about a video with its closed-set answer; `kind` is a key of QA_TYPE_CODES."""
+
+    question: str
+    answer: str
+    kind: str
+
+    @property
+    def type_code(self) -> int:
+        return QA_TYPE_CODES[self.kind]
+
+
+def video_questions(scene: VideoScene) -> list[VideoQuestion]:
+    """Every question the world asks about `scene`, in a fixed order (count first, then per object)."""
+    questions = [VideoQuestion("How many objects are there in the video?", NUMBER_WORDS[len(scene.objects)], "count")]
+    for obj, script in zip(scene.objects, scene.scripts):
+        first_move = next(segment.event for segment in script if segment.kind == "move")
+        disappears = any(segment.event == "disappears" for segment in script)
+        questions += [
+            VideoQuestion(f"What colour is the {obj.shape}?", obj.colour, "colour"),
+            VideoQuestion(f"What shape is the {obj.colour} object?", obj.shape, "shape"),
+            VideoQuestion(f"In which direction does {obj.phrase} move first?", first_move, "direction"),
+            VideoQuestion(f"Does {obj.phrase} disappear?", "yes" if disappears else "no", "disappears"),
+        ]
+    return questions
+
+
+def answer_vocabulary() -> dict[str, tuple[str, ...]]:
+    """The closed answer set of each question kind."""
+    return {
+        "count": tuple(NUMBER_WORDS.values()),
+        "colour": tuple(COLOURS),
+        "shape": SHAPES,
+        "direction": tuple(DIRECTIONS),
+        "disappears": ("yes", "no"),
+    }
+
+
+def world_corpus(config: WorldConfig | None = None, extra_texts: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """Every text the demo tokenizes, in a fixed order, for training the offline tokenizer.
+
+    Covers: the v1 system prompt and role tags, the video prefix, every object phrase, event caption, image caption
+    phrase, question and answer the world can produce, grounding and dense-captioning prompts filled with every
+    caption, two-digit frame indices 00-99 and "from XX to YY" time answers; then `extra_texts`.
+    """
+    config = config or WorldConfig()
+    texts = [V1_SYSTEM_PROMPT, "USER:", "ASSISTANT:", f"This is a video with {config.num_frames} frames:"]
+    captions = []
+    for colour in config.colours:
+        for shape in config.shapes:
+            phrase = f"the {colour} {shape}"
+            texts += [phrase, f"a {colour} {shape}"]
+            captions += [f"{phrase} {event_verb(kind)}" for kind in (*DIRECTIONS, *STILL_EVENTS)]
+            texts += [f"a {colour} {shape} {where}" for where in LOCATIONS.values()]
+            texts += [
+                f"What colour is the {shape}?",
+                f"What shape is the {colour} object?",
+                f"In which direction does {phrase} move first?",
+                f"Does {phrase} disappear?",
+            ]
+    texts += captions
+    texts += ["How many objects are there in the video?", "with", "and"]
+    for answers in answer_vocabulary().values():
+        texts += list(answers)
+    numbers = [f"{i:02d}" for i in range(100)]
+    texts += numbers
+    for i, caption in enumerate(captions):
+        start = (7 * i) % 90
+        end = min(99, start + 5 + (13 * i) % 40)
+        span = f"from {numbers[start]} to {numbers[end]}"
+        texts += [template.format(event=caption) for template in GROUNDING_QUESTIONS]
+        texts += [f"{caption}, {span}.", f"{span[0].upper()}{span[1:]}."]
+    texts += list(DENSE_CAPTION_QUESTIONS)
+    texts += [f"from {numbers[s]} to {numbers[min(99, s + 10 + s % 37)]}" for s in range(100)]
+    texts += list(extra_texts)
+    return texts
