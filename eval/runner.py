@@ -1,0 +1,154 @@
+"""Benchmark runner scaffolding: batched generation into a resumable store, then scoring per task.
+
+The model is plugged in as a `generate_fn(records) -> outputs`: it receives a batch of `EvalRecord`s (video path,
+duration, and `pite.eval.prompts.task_question(record)` to ask) and returns one output string per record, in order.
+Whoever integrates the model writes that function (processor + `generate`, greedy by default); everything else here
+needs no model.
+
+    dataset = read_charades_sta("charades_sta_test.txt", "Charades_v1_test.csv", videos_dir="videos")
+    store = PredictionStore("runs/charades/predictions.json", meta={"task": "grounding", "model": "pite-7b"})
+    summary = generate_predictions(dataset, generate_fn, store, batch_size=8)   # resumable
+    scores = score_grounding(dataset, store)                                    # R@0.3/0.5/0.7, mIoU
+    print(activitynet_table({"PiTe-7B": {"grounding": scores}}))               # pite.eval.tables
+
+Records whose video was looked for and not found are skipped (listed in the summary), records already in the store are
+not generated again, and the store is flushed even when `generate_fn` raises, so nothing already generated is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from tqdm.auto import tqdm
+
+from pite.eval.datasets import EvalDataset, EvalRecord
+from pite.eval.dense_captioning import dense_captioning_scores
+from pite.eval.grounding import grounding_scores
+from pite.eval.intervals import DEFAULT_NUM_FRAMES, parse_dense_captions, parse_grounding_answer
+from pite.eval.judge import JudgeBackend, JudgmentCache, QAJudgeResult, QASample, judge_qa
+from pite.eval.predictions import PredictionStore
+
+GenerateFn = Callable[[list[EvalRecord]], list[str]]
+
+
+@dataclass
+class GenerationSummary:
+    """What one `generate_predictions` call did."""
+
+    generated: int = 0
+    already_done: int = 0
+    missing_videos: list[str] = field(default_factory=list)
+    skipped_samples: list[str] = field(default_factory=list)
+
+
+def generate_predictions(
+    dataset: EvalDataset,
+    generate_fn: GenerateFn,
+    store: PredictionStore,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> GenerationSummary:
+    """Run `generate_fn` over the records not yet in `store`, `batch_size` at a time, storing every output.
+
+    Raises:
+        TypeError / ValueError if `generate_fn` does not return one string per record (after saving the batches
+        before it); any exception of `generate_fn` (likewise after saving).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    missing = set(dataset.missing_videos)
+    summary = GenerationSummary(missing_videos=list(dataset.missing_videos))
+    todo = []
+    for record in dataset.records:
+        if record.video_id in missing:
+            summary.skipped_samples.append(record.sample_id)
+        elif store.has(record.sample_id):
+            summary.already_done += 1
+        else:
+            todo.append(record)
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    try:
+        with tqdm(total=len(todo), desc=f"generating {dataset.name}", unit="sample", disable=not progress) as bar:
+            for batch in batches:
+                outputs = generate_fn(batch)
+                _check_outputs(outputs, batch)
+                for record, output in zip(batch, outputs):
+                    store.add(record.sample_id, output)
+                summary.generated += len(batch)
+                bar.update(len(batch))
+    finally:
+        store.flush()
+    return summary
+
+
+def _check_outputs(outputs: object, batch: list[EvalRecord]) -> None:
+    if not isinstance(outputs, Sequence) or isinstance(outputs, str) or len(outputs) != len(batch):
+        length = len(outputs) if isinstance(outputs, Sequence) else "?"
+        raise ValueError(
+            f"generate_fn returned {type(outputs).__name__} of length {length} for a batch of {len(batch)} records"
+        )
+    for record, output in zip(batch, outputs):
+        if not isinstance(output, str):
+            raise TypeError(f"generate_fn returned {type(output).__name__} for {record.sample_id!r}, not str")
+
+
+def _predicted(dataset: EvalDataset, store: PredictionStore, task: str) -> list[EvalRecord]:
+    wrong = sorted({r.task for r in dataset.records if r.task != task})
+    if wrong:
+        raise ValueError(f"{dataset.name} holds {wrong} records; this scorer needs {task!r} records")
+    records = [r for r in dataset.records if store.has(r.sample_id)]
+    if not records:
+        raise ValueError(f"no predictions in {store.path} for the records of {dataset.name}")
+    return records
+
+
+def score_grounding(
+    dataset: EvalDataset, store: PredictionStore, num_frames: int = DEFAULT_NUM_FRAMES
+) -> dict[str, float]:
+    """R@1 at IoU 0.3 / 0.5 / 0.7 and mIoU (percent) of the stored answers; records without output are counted out.
+
+    Adds `"num_unanswered"`: records of the dataset with no stored output (e.g. missing videos).
+    """
+    records = _predicted(dataset, store, "grounding")
+    predictions = [parse_grounding_answer(store.output(r.sample_id), r.duration, num_frames) for r in records]
+    scores = grounding_scores(predictions, [r.intervals[0] for r in records])
+    scores["num_unanswered"] = len(dataset.records) - len(records)
+    return scores
+
+
+def dense_caption_predictions(
+    records: Sequence[EvalRecord], store: PredictionStore, num_frames: int = DEFAULT_NUM_FRAMES
+) -> dict[str, list[dict]]:
+    """Stored answers parsed into ActivityNet prediction form `{video_id: [{"sentence", "timestamp"}]}`."""
+    return {
+        r.video_id: [event.to_json() for event in parse_dense_captions(store.output(r.sample_id), r.duration, num_frames)]
+        for r in records
+    }
+
+
+def score_dense_captioning(
+    dataset: EvalDataset, store: PredictionStore, num_frames: int = DEFAULT_NUM_FRAMES, meteor=None
+) -> dict[str, object]:
+    """SODA_c, CIDEr, METEOR, precision, recall (x100) of the stored answers against the dataset's events."""
+    records = _predicted(dataset, store, "dense_captioning")
+    references = {
+        r.video_id: {"duration": r.duration, "timestamps": [list(i) for i in r.intervals], "sentences": list(r.sentences)}
+        for r in dataset.records
+    }
+    scores = dense_captioning_scores(dense_caption_predictions(records, store, num_frames), references, meteor=meteor)
+    scores["num_unanswered"] = len(dataset.records) - len(records)
+    return scores
+
+
+def score_qa(
+    dataset: EvalDataset,
+    store: PredictionStore,
+    judge: JudgeBackend,
+    cache: JudgmentCache | None = None,
+    num_workers: int = 1,
+) -> QAJudgeResult:
+    """Judge the stored answers (Video-ChatGPT protocol) and aggregate accuracy and score."""
+    records = _predicted(dataset, store, "qa")
+    samples = [QASample(r.sample_id, r.query or "", r.answer or "", store.output(r.sample_id)) for r in records]
+    return judge_qa(samples, judge, cache, num_workers=num_workers)

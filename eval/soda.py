@@ -1,0 +1,109 @@
+"""SODA_c (Fujita et al., ECCV 2020, "SODA: Story Oriented Dense Video Captioning Evaluation Framework").
+
+Written from the paper (its reference code carries a restrictive licence and was not used). Our reading:
+
+1. Story order. The ground-truth events `G = (g_1 .. g_|G|)` and the predicted events `P = (p_1 .. p_|P|)` of a video
+   are each sorted by (start, end) time.
+2. Pair score. `C[i, j] = IoU(g_i, p_j) * METEOR(p_j's sentence, g_i's sentence)`: a pair earns credit only if it
+   overlaps in time *and* says the same thing. The IoU is the exact temporal IoU (`pite.eval.intervals`), and the
+   METEOR of a pair is computed on that pair alone. Pairs that do not overlap score 0 without calling METEOR.
+3. Optimal story matching. The best one-to-one matching that keeps the temporal order of both sequences (i < i' implies
+   j < j' for matched pairs), found by dynamic programming as in the longest-common-subsequence problem:
+   `S[i, j] = max(S[i-1, j], S[i, j-1], S[i-1, j-1] + C[i, j])`, `S[0, .] = S[., 0] = 0`. Unmatched events earn nothing.
+4. F-measure. With `total = S[|G|, |P|]`: precision = total / |P| (redundant or extra captions lower it),
+   recall = total / |G|, SODA_c = 2PR / (P + R), and 0 when a video has no prediction or total = 0.
+5. Aggregation. A video scored against several reference sets (ActivityNet's val_1 and val_2 annotate the same videos
+   twice) keeps its best F over the sets that contain it (as densevid_eval keeps the best recall). SODA_c of a
+   dataset is the mean over videos, reported x100.
+
+Usage:
+    >>> from pite.eval.intervals import CaptionEvent
+    >>> exact = lambda pairs: [float(h == r) for h, r in pairs]
+    >>> gt = {"v": [CaptionEvent("a", 0, 10), CaptionEvent("b", 10, 20)]}
+    >>> soda_c_scores({"v": [CaptionEvent("a", 0, 10)]}, [gt], exact)["SODA_c"]  # P = 1, R = 1/2
+    66.66666666666667
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from pite.eval.intervals import CaptionEvent, temporal_iou
+
+# (hypothesis sentence, reference sentence) pairs -> one similarity per pair, in order.
+PairScorer = Callable[[Sequence[tuple[str, str]]], Sequence[float]]
+
+
+def ordered_matching(pair_scores: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
+    """Best order-preserving one-to-one matching of rows to columns of a (G, P) score matrix.
+
+    Returns:
+        (the summed score of the matched pairs, the matched `(row, column)` pairs in increasing order).
+        Ties are broken towards skipping a row, then a column, so the matching is deterministic.
+    """
+    num_rows, num_cols = pair_scores.shape
+    best = np.zeros((num_rows + 1, num_cols + 1))
+    for i in range(1, num_rows + 1):
+        for j in range(1, num_cols + 1):
+            best[i, j] = max(best[i - 1, j], best[i, j - 1], best[i - 1, j - 1] + pair_scores[i - 1, j - 1])
+    matches = []
+    i, j = num_rows, num_cols
+    while i > 0 and j > 0:
+        if best[i, j] == best[i - 1, j]:
+            i -= 1
+        elif best[i, j] == best[i, j - 1]:
+            j -= 1
+        else:
+            matches.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+    return float(best[num_rows, num_cols]), matches[::-1]
+
+
+def _story_order(events: Sequence[CaptionEvent]) -> list[CaptionEvent]:
+    return sorted(events, key=lambda event: (event.start, event.end))
+
+
+def soda_c_video(
+    predicted: Sequence[CaptionEvent], reference: Sequence[CaptionEvent], pair_scorer: PairScorer
+) -> tuple[float, float, float]:
+    """(precision, recall, F) of one video against one reference set, as fractions in [0, 1]."""
+    if not predicted or not reference:
+        return 0.0, 0.0, 0.0
+    ground_truth, predictions = _story_order(reference), _story_order(predicted)
+    # A reversed prediction overlaps nothing: it scores 0 but still counts in |P|.
+    ious = np.array(
+        [[0.0 if p.start > p.end else temporal_iou((g.start, g.end), (p.start, p.end)) for p in predictions] for g in ground_truth]
+    )
+    overlapping = list(zip(*np.nonzero(ious)))
+    captions = pair_scorer([(predictions[j].sentence, ground_truth[i].sentence) for i, j in overlapping])
+    pair_scores = np.zeros_like(ious)
+    for (i, j), caption_score in zip(overlapping, captions):
+        pair_scores[i, j] = ious[i, j] * caption_score
+    total, _ = ordered_matching(pair_scores)
+    precision, recall = total / len(predictions), total / len(ground_truth)
+    if total == 0.0:
+        return precision, recall, 0.0
+    return precision, recall, 2 * precision * recall / (precision + recall)
+
+
+def soda_c_scores(
+    predictions: Mapping[str, Sequence[CaptionEvent]],
+    reference_sets: Sequence[Mapping[str, Sequence[CaptionEvent]]],
+    pair_scorer: PairScorer,
+) -> dict[str, object]:
+    """SODA_c over the videos of `predictions` (each must appear in at least one reference set), x100.
+
+    Returns:
+        `{"SODA_c": mean F x100, "per_video": {video_id: F x100}}`.
+    """
+    if not predictions:
+        raise ValueError("no videos to score")
+    per_video = {}
+    for video_id, predicted in predictions.items():
+        references = [refs[video_id] for refs in reference_sets if video_id in refs]
+        if not references:
+            raise ValueError(f"video {video_id!r} has predictions but no reference events")
+        per_video[video_id] = 100.0 * max(soda_c_video(predicted, ref, pair_scorer)[2] for ref in references)
+    return {"SODA_c": sum(per_video.values()) / len(per_video), "per_video": per_video}

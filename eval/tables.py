@@ -1,0 +1,74 @@
+"""Results tables laid out like the PiTe paper's Table 3 (video QA) and Table 4 (ActivityNet Captions), in Markdown.
+
+Values print with one decimal (as in the paper); a missing number prints "-". The QA table ends with a line naming the
+judge model(s) and temperature(s), because QA numbers mean nothing without them.
+
+Usage:
+    >>> print(activitynet_table({"PiTe-7B": {"grounding": {"R@0.3": 30.4, "R@0.5": 17.8, "R@0.7": 7.8, "mIoU": 22.0}}}))
+    | Model | R@0.3 | R@0.5 | R@0.7 | mIoU | SODA_c | CIDEr | METEOR |
+    |---|---|---|---|---|---|---|---|
+    | PiTe-7B | 30.4 | 17.8 | 7.8 | 22.0 | - | - | - |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pite.eval.judge import QAJudgeResult
+
+QA_DATASETS = ("MSVD-QA", "MSRVTT-QA", "ActivityNet-QA")
+GROUNDING_COLUMNS = ("R@0.3", "R@0.5", "R@0.7", "mIoU")
+CAPTIONING_COLUMNS = ("SODA_c", "CIDEr", "METEOR")
+
+
+def _number(value: object) -> str:
+    return "-" if value is None else f"{float(value):.1f}"
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def activitynet_table(results: Mapping[str, Mapping[str, Mapping[str, object] | None]]) -> str:
+    """Table 4: per model, grounding R@0.3 / R@0.5 / R@0.7 / mIoU and dense captioning SODA_c / CIDEr / METEOR.
+
+    Args:
+        results: `{model: {"grounding": grounding_scores(...), "dense_captioning": dense_captioning_scores(...)}}`;
+            either part may be absent.
+    """
+    rows = []
+    for model, parts in results.items():
+        grounding = parts.get("grounding") or {}
+        captioning = parts.get("dense_captioning") or {}
+        rows.append(
+            [model]
+            + [_number(grounding.get(column)) for column in GROUNDING_COLUMNS]
+            + [_number(captioning.get(column)) for column in CAPTIONING_COLUMNS]
+        )
+    return _markdown(["Model", *GROUNDING_COLUMNS, *CAPTIONING_COLUMNS], rows)
+
+
+def qa_table(results: Mapping[str, Mapping[str, QAJudgeResult | Mapping[str, object]]], datasets=QA_DATASETS) -> str:
+    """Table 3: per model and dataset, accuracy (percent) / judge score.
+
+    Args:
+        results: `{model: {dataset: QAJudgeResult or its summary() dict}}`; missing datasets print "-".
+        datasets: the column order.
+    """
+    header = ["Model"] + [f"{name} {column}" for name in datasets for column in ("Acc.", "Score")]
+    rows, judges = [], {}
+    for model, per_dataset in results.items():
+        row = [model]
+        for name in datasets:
+            result = per_dataset.get(name)
+            if isinstance(result, QAJudgeResult):
+                result = result.summary()
+            result = result or {}
+            row += [_number(result.get("accuracy")), _number(result.get("score"))]
+            if result:
+                judges[(result.get("judge_model"), result.get("temperature"))] = None
+        rows.append(row)
+    judge_line = "; ".join(f"{model} (temperature {temperature})" for model, temperature in judges) or "-"
+    return _markdown(header, rows) + f"\n\nJudge: {judge_line}"
