@@ -125,6 +125,10 @@ class WorldManifest:
     images: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
+    def world_config(self) -> WorldConfig:
+        """The `WorldConfig` the world was generated with."""
+        return WorldConfig.from_dict(self.config)
+
     def files(self) -> list[str]:
         """Every file written, the manifest included."""
         singles = [
@@ -208,7 +212,7 @@ def generate_world(
     for folder in ("stage1_images_dir", "train_videos_dir", "eval_videos_dir"):
         paths[folder].mkdir(parents=True, exist_ok=True)
     manifest = WorldManifest(
-        root=str(root), seed=int(seed), config=dataclasses.asdict(config), video_codec=codec,
+        root=str(root), seed=int(seed), config=json.loads(json.dumps(dataclasses.asdict(config))), video_codec=codec,
         **{k: str(v) for k, v in paths.items()},
     )
 

@@ -59,6 +59,11 @@ class WorldConfig:
     # propagates within the event); "video": from the event's first frame to the end of the video.
     trajectory_window: str = "event"
 
+    @classmethod
+    def from_dict(cls, data: dict) -> WorldConfig:
+        """Rebuild a config from `dataclasses.asdict` output that went through JSON (lists back to tuples)."""
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
+
     def __post_init__(self) -> None:
         def fail(name: str, why: str) -> None:
             raise ValueError(f"WorldConfig.{name}: {why} (got {getattr(self, name)!r})")

@@ -21,6 +21,7 @@ V1_SYSTEM_PROMPT = (
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions."
 )
+SCAFFOLDING_REPEATS = 50
 GROUNDING_QUESTIONS = (
     "During which frames can we see {event}?",
     "When does {event} happen in the video?",
@@ -80,7 +81,10 @@ def world_corpus(config: WorldConfig | None = None, extra_texts: tuple[str, ...]
     caption, two-digit frame indices 00-99 and "from XX to YY" time answers; then `extra_texts`.
     """
     config = config or WorldConfig()
-    texts = [V1_SYSTEM_PROMPT, "USER:", "ASSISTANT:", f"This is a video with {config.num_frames} frames:"]
+    # The prompt scaffolding opens every training sample: repeated so that BPE spends merges on it and prompts
+    # stay short, as they are with a real LLM vocabulary.
+    scaffolding = [V1_SYSTEM_PROMPT, "USER:", "ASSISTANT:", f"This is a video with {config.num_frames} frames:"]
+    texts = scaffolding * SCAFFOLDING_REPEATS
     captions = []
     for colour in config.colours:
         for shape in config.shapes:
