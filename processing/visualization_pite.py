@@ -81,18 +81,19 @@ def render_frames(
     frames = _check_frames(frames)
     num_frames, source_height, source_width = frames.shape[:3]
     height = max(1, round(source_height * width / source_width))
+    # Object k's point p has the same colour in ground truth and prediction; the marker style tells them apart.
     layers = [
-        (_normalised(o, coordinates, source_width, source_height), style)
+        (object_index, _normalised(o, coordinates, source_width, source_height), style)
         for objects, style in ((_as_objects(ground_truth, num_frames, "ground_truth"), "truth"),
                                (_as_objects(predicted, num_frames, "predicted"), "prediction"))
-        for o in objects
+        for object_index, o in enumerate(objects)
     ]
     radius = max(2, width // 64)
     images = []
     for i in range(num_frames):
         image = Image.fromarray(frames[i]).resize((width, height), Image.BILINEAR)
         draw = ImageDraw.Draw(image)
-        for object_index, (trajectory, style) in enumerate(layers):
+        for object_index, trajectory, style in layers:
             for point_index in range(trajectory.shape[0]):
                 colour = PALETTE[(object_index * trajectory.shape[0] + point_index) % len(PALETTE)]
                 xy = trajectory[point_index] * np.asarray([width, height])

@@ -1,0 +1,73 @@
+"""The processor saved to a folder loads through AutoProcessor(trust_remote_code=True) where `pite` cannot be imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import torch
+
+# Run in a child interpreter: a meta-path hook makes any `import pite...` fail, so only the copied flat files
+# can provide the processor.
+CHILD = textwrap.dedent(
+    """
+    import sys
+
+    class BlockPite:
+        def find_spec(self, name, path=None, target=None):
+            if name == "pite" or name.startswith("pite."):
+                raise ImportError("pite is not installed here: " + name)
+            return None
+
+    sys.meta_path.insert(0, BlockPite())
+    try:
+        import pite.processing  # noqa: F401
+        raise SystemExit("the pite blocker does not work")
+    except ImportError:
+        pass
+
+    import torch
+    from transformers import AutoProcessor
+
+    folder, video, out = sys.argv[1:4]
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    assert type(processor).__name__ == "PiTeProcessor", type(processor)
+    assert not type(processor).__module__.startswith("pite"), type(processor).__module__
+    messages = [{"role": "user", "content": [{"type": "video", "path": video}, {"type": "text", "text": "What moves?"}]}]
+    batch = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+    spans = processor.post_process_generation(batch["input_ids"], batch["video_metadata"], 0)[0]
+    torch.save({"input_ids": batch["input_ids"], "pixel_values_videos": batch["pixel_values_videos"],
+                "metadata": batch["video_metadata"], "num_frames": processor.num_frames,
+                "template": processor.chat_template, "decoded": spans["text"]}, out)
+    """
+)
+
+
+def test_saved_processor_loads_without_pite(processor, video_factory, tmp_path):
+    folder = tmp_path / "checkpoint"
+    processor.save_pretrained(folder)
+    saved = sorted(os.listdir(folder))
+    flat_files = {"processing_pite.py", "chat_template_pite.py", "grounding_pite.py", "postprocessing_pite.py",
+                  "time_pite.py", "video_reading_pite.py", "visualization_pite.py"}
+    assert flat_files <= set(saved) and "__init__.py" not in saved
+
+    video = video_factory(40, fps=10)
+    out = tmp_path / "child.pt"
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    child = subprocess.run([sys.executable, "-c", CHILD, str(folder), video, str(out)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-3000:]
+    result = torch.load(out, weights_only=False)
+
+    messages = [{"role": "user", "content": [{"type": "video", "path": video}, {"type": "text", "text": "What moves?"}]}]
+    expected = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+    assert result["num_frames"] == processor.num_frames and result["template"] == processor.chat_template
+    torch.testing.assert_close(result["input_ids"], expected["input_ids"])
+    torch.testing.assert_close(result["pixel_values_videos"], expected["pixel_values_videos"])
+    assert result["metadata"] == expected["video_metadata"]
+    assert result["decoded"].endswith("What moves? ASSISTANT:")
+    assert np.rint(np.linspace(0, 39, processor.num_frames)).astype(int).tolist() == result["metadata"][0]["frame_indices"]
