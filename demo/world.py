@@ -30,7 +30,7 @@ import numpy as np
 
 from .world_image import ImageScene, localized_narrative, render_image, sample_image_scene
 from .world_io import available_video_codec, write_jpeg, write_json, write_jsonl, write_mp4
-from .world_scene import COLOURS, SHAPES, VideoScene, WorldConfig, render_video, sample_video_scene, sampled_frame_indices
+from .world_scene import COLOURS, SHAPES, VideoScene, WorldConfig, render_video, sample_video_scene
 from .world_text import QA_TYPE_CODES, VideoQuestion, answer_vocabulary, video_questions, world_corpus
 from .world_track import event_trajectory, kmeans_pp, object_key_points
 
@@ -302,5 +302,5 @@ def _progress(items: range, enabled: bool, description: str):
 
 __all__ = [
     "COLOURS", "SHAPES", "SyntheticVideo", "WorldConfig", "WorldManifest", "answer_vocabulary", "generate_world",
-    "kmeans_pp", "make_image", "make_video", "pite_record", "sampled_frame_indices", "video_id_for", "world_corpus",
+    "kmeans_pp", "make_image", "make_video", "pite_record", "video_id_for", "world_corpus",
 ]

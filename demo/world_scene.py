@@ -179,11 +179,6 @@ class VideoScene:
         return self.num_source_frames / self.config.fps
 
 
-def sampled_frame_indices(num_source_frames: int, num_frames: int) -> np.ndarray:
-    """(num_frames,) int64 source-frame indices: `np.linspace(0, T - 1, N)` rounded, as DESIGN.md specifies."""
-    return np.round(np.linspace(0, num_source_frames - 1, num_frames)).astype(np.int64)
-
-
 def shape_contains(shape: str, size: float, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """Whether offsets (dx, dy) in pixels from a shape's centre lie inside it; broadcasts like numpy.
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pite.processing.chat_template_pite import V1_SYSTEM
+from pite.processing.time_pite import format_frame_index, format_time_span
+
 from .world_image import LOCATIONS
 from .world_scene import COLOURS, DIRECTIONS, SHAPES, STILL_EVENTS, VideoScene, WorldConfig, event_verb
 
@@ -15,12 +18,8 @@ NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 # ActivityNet-QA `type` codes: 0 motion, 3 yes/no, 4 colour, 5 object, 7 number.
 QA_TYPE_CODES = {"direction": 0, "disappears": 3, "colour": 4, "shape": 5, "count": 7}
 
-# Texts the demo's prompts contain. They are corpus material only: the chat template lives in `pite.processing`
-# and the stage-2 question templates in `pite.training`; pass those through `world_corpus(extra_texts=...)`.
-V1_SYSTEM_PROMPT = (
-    "A chat between a curious user and an artificial intelligence assistant. "
-    "The assistant gives helpful, detailed, and polite answers to the user's questions."
-)
+# Prompt texts, as corpus material only: the chat template (and its system line) lives in `pite.processing`, and the
+# stage-2 question templates the trainer uses belong to `pite.training`: pass those through `extra_texts`.
 SCAFFOLDING_REPEATS = 50
 GROUNDING_QUESTIONS = (
     "During which frames can we see {event}?",
@@ -83,7 +82,7 @@ def world_corpus(config: WorldConfig | None = None, extra_texts: tuple[str, ...]
     config = config or WorldConfig()
     # The prompt scaffolding opens every training sample: repeated so that BPE spends merges on it and prompts
     # stay short, as they are with a real LLM vocabulary.
-    scaffolding = [V1_SYSTEM_PROMPT, "USER:", "ASSISTANT:", f"This is a video with {config.num_frames} frames:"]
+    scaffolding = [V1_SYSTEM, "USER:", "ASSISTANT:", f"This is a video with {config.num_frames} frames:"]
     texts = scaffolding * SCAFFOLDING_REPEATS
     captions = []
     for colour in config.colours:
@@ -102,15 +101,19 @@ def world_corpus(config: WorldConfig | None = None, extra_texts: tuple[str, ...]
     texts += ["How many objects are there in the video?", "with", "and"]
     for answers in answer_vocabulary().values():
         texts += list(answers)
-    numbers = [f"{i:02d}" for i in range(100)]
-    texts += numbers
+    # Time answers in the processor's own format; an index i is i seconds of a 100 s video sampled at N = 100.
+    count = max(100, config.num_frames)
+    texts += [format_frame_index(i, count) for i in range(count)]
+
+    def span(first: int, last: int) -> str:
+        return format_time_span(float(first), float(last), float(count), count)
+
     for i, caption in enumerate(captions):
         start = (7 * i) % 90
-        end = min(99, start + 5 + (13 * i) % 40)
-        span = f"from {numbers[start]} to {numbers[end]}"
+        answer = span(start, min(count - 1, start + 5 + (13 * i) % 40))
         texts += [template.format(event=caption) for template in GROUNDING_QUESTIONS]
-        texts += [f"{caption}, {span}.", f"{span[0].upper()}{span[1:]}."]
+        texts += [f"{caption}, {answer}.", f"{answer[0].upper()}{answer[1:]}."]
     texts += list(DENSE_CAPTION_QUESTIONS)
-    texts += [f"from {numbers[s]} to {numbers[min(99, s + 10 + s % 37)]}" for s in range(100)]
+    texts += [span(s, min(count - 1, s + 10 + s % 37)) for s in range(count)]
     texts += list(extra_texts)
     return texts

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .world_scene import Event, VideoScene, sampled_frame_indices
+from pite.processing.video_reading_pite import sample_frame_indices
+
+from .world_scene import Event, VideoScene
 
 # A first frame with fewer visible pixels than this is too small to cluster (a sliver at the edge or under another
 # shape); the key points come from the first frame that shows more of the object.
@@ -115,7 +117,7 @@ def event_trajectory(
     `config.trajectory_window == "event"`, at the end of the video when it is "video".
     """
     num_frames = num_frames or scene.config.num_frames
-    indices = sampled_frame_indices(scene.num_source_frames, num_frames)
+    indices = sample_frame_indices(scene.num_source_frames, num_frames)
     tracked = indices >= event.start_frame
     if scene.config.trajectory_window == "event":
         tracked &= indices <= event.end_frame

@@ -220,3 +220,24 @@ def test_atomic_writes_leave_the_old_file_on_failure_and_no_temporaries(tmp_path
         atomic_write(target, broken)
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["data.json"]
+
+
+def test_the_project_readers_accept_the_files(tiny_world):
+    """The real data path: the evaluation readers and the stage-1 target builder read the world as written."""
+    from pite.eval.datasets import read_activitynet_captions, read_activitynet_qa
+    from pite.processing.grounding_pite import localized_narrative_targets
+
+    grounding = read_activitynet_captions(tiny_world.eval_captions, tiny_world.eval_videos_dir, task="grounding")
+    assert len(grounding.records) == tiny_world.counts["eval_events"] and not grounding.missing_videos
+    qa = read_activitynet_qa(tiny_world.eval_qa_questions, tiny_world.eval_qa_answers, tiny_world.eval_videos_dir)
+    assert len(qa.records) == tiny_world.counts["eval_questions"] and not qa.missing_videos
+    config = tiny_world.world_config()
+    for index, record in enumerate(_lines(tiny_world.stage1_annotations)):
+        scene, _image, labels, _ = make_image(config, tiny_world.seed, index)
+        targets = localized_narrative_targets(record)
+        words = image_caption_words(scene)
+        assert [t.name for t in targets] == [word for word, _ in words]  # every word gets a point
+        for target, (_word, owner) in zip(targets, words):
+            if owner is not None:
+                col, row = np.floor(np.asarray(target.value) * [config.width, config.height]).astype(int)
+                assert labels[row, col] == owner

@@ -9,7 +9,6 @@ from pite.demo.world_scene import (
     render_labels,
     render_video,
     sample_video_scene,
-    sampled_frame_indices,
 )
 from pite.demo.world_track import kmeans_pp
 
@@ -34,12 +33,6 @@ SCENES = [sample_video_scene(np.random.default_rng([3, 0, i]), CONFIG, f"s{i}") 
 def test_config_rejects_bad_values_naming_the_field(overrides, field):
     with pytest.raises(ValueError, match=f"WorldConfig.{field}"):
         WorldConfig(**overrides)
-
-
-def test_sampled_frame_indices_follow_the_design_linspace():
-    indices = sampled_frame_indices(50, 100)
-    assert len(indices) == 100 and indices[0] == 0 and indices[-1] == 49
-    assert np.array_equal(indices, np.round(np.linspace(0, 49, 100)).astype(int))
 
 
 def test_kmeans_pp_finds_separated_clusters_sorted_and_seeded():

@@ -9,7 +9,7 @@ import pytest
 
 from pite.demo.world import COLOURS, WorldConfig, make_video, pite_record
 from pite.demo.world_io import write_mp4
-from pite.demo.world_scene import sampled_frame_indices
+from pite.processing.video_reading_pite import sample_frame_indices
 from pite.demo.world_track import event_trajectory
 
 CONFIG = WorldConfig()
@@ -72,7 +72,7 @@ def test_trajectories_are_minus_one_exactly_where_untracked_or_invisible():
     grounded = []
     for video in VIDEOS:
         scene = video.scene
-        indices = sampled_frame_indices(scene.num_source_frames, CONFIG.num_frames)
+        indices = sample_frame_indices(scene.num_source_frames, CONFIG.num_frames)
         for event, trajectory in zip(scene.events, video.trajectories()):
             assert trajectory.shape == (CONFIG.num_key_points, CONFIG.num_frames, 2)
             tracked = (indices >= event.start_frame) & (indices <= event.end_frame)
@@ -88,7 +88,7 @@ def test_trajectories_are_minus_one_exactly_where_untracked_or_invisible():
 def test_video_window_keeps_tracking_after_the_event():
     config = dataclasses.replace(CONFIG, trajectory_window="video")
     video = make_video(config, 11, "train", 0)
-    indices = sampled_frame_indices(video.scene.num_source_frames, config.num_frames)
+    indices = sample_frame_indices(video.scene.num_source_frames, config.num_frames)
     event = next(e for e in video.scene.events if e.end_frame < video.scene.last_frames[e.object_index] - 5)
     later = indices > event.end_frame
     windowed = event_trajectory(video.scene, video.key_points, video.visible, event)
