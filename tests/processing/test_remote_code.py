@@ -46,6 +46,19 @@ CHILD = textwrap.dedent(
 )
 
 
+def test_flat_files_need_only_torch_transformers_numpy_and_pil(processor, tmp_path):
+    """transformers refuses remote code whose imports are missing: decord/av must stay lazy (the GPU image lacks them)."""
+    from transformers.dynamic_module_utils import get_imports, get_relative_imports
+
+    processor.save_pretrained(tmp_path)
+    allowed = {"torch", "transformers", "numpy", "PIL"} | set(sys.stdlib_module_names)
+    for path in tmp_path.glob("*_pite.py"):
+        assert set(get_imports(path)) <= allowed, (path.name, get_imports(path))
+        assert all((tmp_path / f"{module}.py").exists() for module in get_relative_imports(path)), path.name
+        source = path.read_text()
+        assert "import pite" not in source and "from pite" not in source, path.name
+
+
 def test_saved_processor_loads_without_pite(processor, video_factory, tmp_path):
     folder = tmp_path / "checkpoint"
     processor.save_pretrained(folder)
