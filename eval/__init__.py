@@ -1,1 +1,16 @@
-"""PiTe eval."""
+"""PiTe evaluation: the paper's benchmarks and metrics, offline, exact and documented.
+
+Modules (each documents its protocol and usage):
+- `intervals`: temporal IoU (edge cases defined), reading frame spans / dense captions out of answers;
+- `grounding`: R@1 at IoU 0.3 / 0.5 / 0.7 and mIoU (VTimeLLM protocol);
+- `dense_captioning`, `soda`, `caption_scorers`: ActivityNet densevid_eval (P/R, METEOR, CIDEr) and SODA_c, with
+  pycocoevalcap's Java METEOR / PTB tokenizer driven here;
+- `trajectory`: masked L1 and PCK@5% / 10% of the frame diagonal;
+- `judge`, `judge_backends`: the Video-ChatGPT LLM-judge protocol, cached, over HTTP or a local transformers LM;
+- `datasets`: readers of ActivityNet Captions, Charades-STA, MSVD-QA, MSRVTT-QA, ActivityNet-QA as published;
+- `predictions`, `runner`, `prompts`, `tables`: resumable generation with a pluggable `generate_fn`, scoring,
+  and tables laid out like the paper's Tables 3 and 4;
+- `hf_metrics`: the metrics as `evaluate` modules (`evaluate.load(metric_script_path(name))` works offline).
+
+Nothing is imported here so that `import pite.eval.grounding` stays light.
+"""

@@ -9,12 +9,11 @@ Conventions (the edge cases are deliberate and tested):
   A reversed *prediction* read from text (``"45 to 12"``) is a wrong answer, not an error: the parsers below return
   `None` for it, and the grounding metric scores `None` as IoU 0.
 
-Time in text (DESIGN.md, VTimeLLM): an answer names two-digit indices of the N sampled frames; the regex
-`(\\d{2}) (to|and) (\\d{2})` finds the first such span (unanchored, exactly as VTimeLLM's evaluation does, so
-"100 to 200" reads as "00 to 20"). Frame span `(s, e)` covers the seconds `[s * duration / N, (e + 1) * duration / N]`.
-
-The processing package will own the canonical text <-> time conversion; `frame_span_to_seconds` and the two
-parsers here are the evaluation's thin copies until then (see the eval report: dedupe when `pite.processing` has them).
+Time in text (DESIGN.md, VTimeLLM) is `pite.processing.time_pite`'s, the one place for it: an answer names
+two-digit indices of the N sampled frames, found with the regex `(\\d{2}) (to|and) (\\d{2})` (unanchored, exactly as
+VTimeLLM's evaluation does, so "100 to 200" reads as "00 to 20"); span `(s, e)` covers the seconds
+`[s * duration / N, (e + 1) * duration / N]`. What this module adds is the evaluation's policy for answers that name
+no usable span (first span only for grounding; reversed or out-of-range spans are wrong answers, not errors).
 """
 
 from __future__ import annotations
@@ -25,9 +24,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pite.processing.time_pite import TIME_SPAN_PATTERN, frame_index_span_to_seconds, parse_frame_index_spans
+
 Interval = tuple[float, float]
 
-FRAME_SPAN_PATTERN = re.compile(r"(\d{2}) (to|and) (\d{2})")
 DEFAULT_NUM_FRAMES = 100
 
 
@@ -66,27 +66,12 @@ def parse_frame_span(text: str) -> tuple[int, int] | None:
 
     The span is returned as written: it may be reversed (`EE < SS`); callers decide (see module docstring).
     """
-    match = FRAME_SPAN_PATTERN.search(text)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(3))
+    spans = parse_frame_index_spans(text)
+    return spans[0] if spans else None
 
 
-def frame_span_to_seconds(
-    start_frame: int, end_frame: int, duration: float, num_frames: int = DEFAULT_NUM_FRAMES
-) -> Interval:
-    """Seconds covered by the frame span `[start_frame, end_frame]` of `num_frames` frames spread over `duration`.
-
-    `start = start_frame * duration / N`, `end = (end_frame + 1) * duration / N`. Raises `ValueError` if the span is
-    reversed, an index is outside `[0, N - 1]`, or `duration` is not positive.
-    """
-    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
-        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
-    if not 0 <= start_frame < num_frames or not 0 <= end_frame < num_frames:
-        raise ValueError(f"frame span ({start_frame}, {end_frame}) is outside [0, {num_frames - 1}]")
-    if end_frame < start_frame:
-        raise ValueError(f"frame span ({start_frame}, {end_frame}) is reversed")
-    return start_frame * duration / num_frames, (end_frame + 1) * duration / num_frames
+def _usable_span(start_frame: int, end_frame: int, num_frames: int) -> bool:
+    return start_frame <= end_frame and 0 <= start_frame < num_frames and 0 <= end_frame < num_frames
 
 
 def parse_grounding_answer(text: str, duration: float, num_frames: int = DEFAULT_NUM_FRAMES) -> Interval | None:
@@ -98,10 +83,9 @@ def parse_grounding_answer(text: str, duration: float, num_frames: int = DEFAULT
     span = parse_frame_span(text)
     if span is None:
         return None
-    start_frame, end_frame = span
-    if end_frame < start_frame or not (0 <= start_frame < num_frames and 0 <= end_frame < num_frames):
+    if not _usable_span(*span, num_frames):
         return None
-    return frame_span_to_seconds(start_frame, end_frame, duration, num_frames)
+    return frame_index_span_to_seconds(*span, duration, num_frames)
 
 
 @dataclass(frozen=True)
@@ -119,7 +103,7 @@ class CaptionEvent:
 
 # A chunk of free text ends at a line break, a semicolon or a sentence end (". ").
 _CHUNK_SPLIT = re.compile(r"\n+|;|(?<=[.!?])\s+")
-_SPAN_WITH_PREPOSITION = re.compile(r"(?:\b(?:from|between)\s+)?(\d{2}) (?:to|and) (\d{2})", re.IGNORECASE)
+_SPAN_WITH_PREPOSITION = re.compile(r"(?:\b(?:from|between)\s+)?" + TIME_SPAN_PATTERN.pattern, re.IGNORECASE)
 
 
 def parse_dense_captions(text: str, duration: float, num_frames: int = DEFAULT_NUM_FRAMES) -> list[CaptionEvent]:
@@ -142,7 +126,7 @@ def parse_dense_captions(text: str, duration: float, num_frames: int = DEFAULT_N
             continue
         caption = (chunk[: match.start()] + " " + chunk[match.end() :]).strip(" \t,:;.-")
         caption = " ".join(caption.split())
-        event = _make_event(caption, int(match.group(1)), int(match.group(2)), duration, num_frames)
+        event = _make_event(caption, int(match.group(1)), int(match.group(3)), duration, num_frames)
         if event is not None:
             events.append(event)
     return events
@@ -171,7 +155,7 @@ def _parse_vtimellm_json(text: str, duration: float, num_frames: int) -> list[Ca
 
 
 def _make_event(caption: str, start_frame: int, end_frame: int, duration: float, num_frames: int) -> CaptionEvent | None:
-    if not caption or end_frame < start_frame or not (0 <= start_frame < num_frames and 0 <= end_frame < num_frames):
+    if not caption or not _usable_span(start_frame, end_frame, num_frames):
         return None
-    start, end = frame_span_to_seconds(start_frame, end_frame, duration, num_frames)
+    start, end = frame_index_span_to_seconds(start_frame, end_frame, duration, num_frames)
     return CaptionEvent(caption, start, end)
