@@ -98,3 +98,16 @@ def test_remote_code_loads_without_the_package(tmp_path, tiny_model, make_video_
     # Incremental decoding on freshly loaded (differently laid out) weights may pick other matmul kernels:
     # equal to float rounding, not bit for bit.
     torch.testing.assert_close(remote["generated_trajectories"], generated.trajectory_predictions, rtol=0, atol=1e-6)
+
+
+def test_device_map_and_attention_backends_load_and_agree(tmp_path, tiny_model, make_video_prompt):
+    inputs = _inputs(make_video_prompt)
+    tiny_model.save_pretrained(tmp_path)
+    sdpa = PiTeForConditionalGeneration.from_pretrained(tmp_path, device_map="auto").eval()
+    eager = PiTeForConditionalGeneration.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    assert sdpa.config.text_config._attn_implementation == "sdpa"
+    assert eager.config.text_config._attn_implementation == "eager"
+    with torch.no_grad():
+        a, b = sdpa(**inputs), eager(**inputs)
+    torch.testing.assert_close(a.trajectory_predictions, b.trajectory_predictions, rtol=0, atol=1e-5)
+    torch.testing.assert_close(a.logits, b.logits, rtol=0, atol=1e-5)
