@@ -1,0 +1,163 @@
+"""Loaders of the three stages, the bad-record policy, and the collator."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from pite.processing import IGNORE_INDEX
+from pite.training import BadRecordError, ExampleFeaturizer, PiTeDataCollator, build_stage_dataset, load_stage_examples
+
+
+
+N, P = 4, 3  # the tiny world's frames and key points (checked against the `dims` fixture below)
+
+
+@pytest.fixture(scope="module")
+def featurizer(processor, dims):
+    assert (dims.frames, dims.points) == (N, P)
+    return ExampleFeaturizer(processor, P, max_length=256)
+
+
+def _decode(processor, ids):
+    return processor.tokenizer.decode([i for i in ids if i != processor.video_token_id])
+
+
+def test_stage1_points_sit_on_the_narrated_words(world, processor, featurizer):
+    examples, report = load_stage_examples(1, [world["narratives"]], [world["images"]], featurizer)
+    assert report.kept == 4 and not report.skipped
+    example = examples[0]
+    assert example.media_kind == "image" and example.media_key == "img0.jpg"
+    sample = featurizer(example)
+    ids, labels, points = sample["input_ids"], sample["labels"], sample["point_labels"]
+    assert (ids == processor.video_token_id).sum() == 1  # an image is one visual token
+    assert sample["pixel_values"].shape == (3, 28, 28)
+    supervised = labels != IGNORE_INDEX
+    assert "In this image we can see a red square on a grey table." in _decode(processor, ids[supervised].tolist())
+    first_utterance = (points[:, 0] != -1) & supervised
+    # the first utterance's point is the mean of its two trace points; the second utterance has its own point
+    expected = torch.tensor([0.26, 0.51])
+    torch.testing.assert_close(points[first_utterance][0], expected)
+    assert "red square" in _decode(processor, ids[first_utterance].tolist())
+    assert ((points != -1).all(-1) <= supervised).all()  # targets only on answer tokens
+
+
+def test_stage2_conversation_times_and_trajectories(world, processor, featurizer, make_trajectory):
+    examples, _ = load_stage_examples(2, [world["pite"]], [world["videos"]], featurizer)
+    example = examples[0]
+    answers = [m["content"] for m in example.messages if m["role"] == "assistant"]
+    # dense captions with two-digit frame indices of N=4 frames over 2 s: [0, 2] -> 00..03, [1, 2] -> 02..03
+    assert answers[0] == "the red square moves to the right, from 00 to 03. the red square moves to the right, from 02 to 03."
+    assert len(answers) == 3  # dense captioning + one question per event
+    sample = featurizer(example)
+    assert sample["pixel_values_videos"].shape == (N, 3, 28, 28)
+    labels, targets = sample["labels"], sample["trajectory_labels"]
+    assert targets.shape == (len(labels), P, N, 2)
+    carrying = (targets != -1).any(dim=(1, 2, 3))
+    assert carrying.any() and (carrying <= (labels != IGNORE_INDEX)).all()
+    phrase_text = _decode(processor, sample["input_ids"][carrying].tolist())
+    assert "red square" in phrase_text and "moves" not in phrase_text
+    full = torch.tensor(make_trajectory(1))
+    late = torch.tensor(make_trajectory(1, 2))  # second event: absent before frame 2
+    rows = {tuple(row.flatten().tolist()) for row in targets[carrying]}
+    assert rows == {tuple(full.flatten().tolist()), tuple(late.flatten().tolist())}
+
+
+def test_stage3_detects_valley_and_videoinstruct(world, processor, featurizer):
+    examples, report = load_stage_examples(3, [world["valley"], world["videoinstruct"]], [world["videos"]], featurizer)
+    assert report.kept == 8
+    valley, videoinstruct = examples[0], examples[4]
+    assert valley.messages[0]["content"] == [{"type": "video"}, {"type": "text", "text": "What colour is the moving shape?"}]
+    assert valley.messages[1] == {"role": "assistant", "content": "It is red."}
+    assert videoinstruct.media_key == "vid0.mp4" and videoinstruct.messages[1]["content"] == "There is one shape."
+    sample = featurizer(valley)
+    assert "point_labels" not in sample and "trajectory_labels" not in sample
+    assert _decode(processor, sample["input_ids"][sample["labels"] != IGNORE_INDEX].tolist()).strip() == "It is red.</s>"
+
+
+def _rewrite(path, out, edit):
+    lines = [json.loads(line) for line in open(path, encoding="utf-8")]
+    edit(lines)
+    out.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return str(out)
+
+
+@pytest.mark.parametrize(
+    "name, edit, message",
+    [
+        ("missing video", lambda r: r[1].update(video="nowhere.mp4"), r"pite.jsonl line 2 \(video_id 'vid1'\): media file not found"),
+        ("bad trajectory", lambda r: r[2]["events"][0]["objects"][0].update(trajectory=[[[0.1, 0.2]] * N] * 2),
+         r"line 3 \(video_id 'vid2'\) event 0: object 0 \('the green square'\): trajectory has shape \(2, 4, 2\), expected"),
+        ("empty conversation", lambda r: r[3].update(events=[]), r"line 4 \(video_id 'vid3'\): empty conversation"),
+        ("span off the phrase", lambda r: r[0]["events"][0]["objects"][0].update(span=[1, 5]), r"line 1 .*covers 'he r', not the phrase"),
+    ],
+)
+def test_bad_stage2_records_name_the_record_or_are_skipped(world, featurizer, tmp_path, name, edit, message):
+    path = _rewrite(world["pite"], tmp_path / "pite.jsonl", edit)
+    with pytest.raises(BadRecordError, match=message):
+        load_stage_examples(2, [path], [world["videos"]], featurizer)
+    examples, report = load_stage_examples(2, [path], [world["videos"]], featurizer, skip_bad_records=True)
+    assert report.kept == len(examples) == 3 and len(report.skipped) == 1
+    assert "3 of 4 records kept, 1 skipped" in report.per_file[path]
+
+
+def test_unreadable_video_and_invalid_json_line(world, featurizer, tmp_path):
+    videos = tmp_path / "videos"
+    shutil.copytree(world["videos"], videos)
+    (videos / "vid1.mp4").write_bytes(b"this is not a video")
+    with pytest.raises(BadRecordError, match=r"line 2 \(video_id 'vid1'\): unreadable video .*vid1.mp4"):
+        load_stage_examples(2, [world["pite"]], [str(videos)], featurizer)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(open(world["pite"], encoding="utf-8").read() + "{not json\n")
+    with pytest.raises(BadRecordError, match=r"broken.jsonl line 5: not valid JSON"):
+        load_stage_examples(2, [str(broken)], [world["videos"]], featurizer)
+    _, report = load_stage_examples(2, [str(broken)], [str(videos)], featurizer, skip_bad_records=True)
+    assert report.kept == 3 and len(report.skipped) == 2
+
+
+def test_bad_instruction_records(world, featurizer, tmp_path):
+    records = json.load(open(world["valley"], encoding="utf-8"))
+    records[0]["conversations"] = []
+    records[1]["conversations"][1]["from"] = "human"
+    path = tmp_path / "valley.json"
+    path.write_text(json.dumps(records))
+    with pytest.raises(BadRecordError, match=r"valley.json item 0 \(id 'valley0'\): empty conversation"):
+        load_stage_examples(3, [str(path)], [world["videos"]], featurizer)
+    _, report = load_stage_examples(3, [str(path)], [world["videos"]], featurizer, skip_bad_records=True)
+    assert report.kept == 2 and "turns must alternate" in report.skipped[1]
+
+
+def test_too_long_conversations_are_refused_not_cut_through_the_video(world, processor):
+    short = ExampleFeaturizer(processor, P, max_length=5)
+    with pytest.raises(BadRecordError, match="max_length=5 would cut the video"):
+        load_stage_examples(2, [world["pite"]], [world["videos"]], short)
+
+
+def test_dataset_rows_read_as_model_inputs_and_collate(world, processor, featurizer):
+    dataset, _ = build_stage_dataset(2, [world["pite"]], [world["videos"]], featurizer)
+    samples = [dataset[0], dataset[3]]
+    batch = PiTeDataCollator(pad_token_id=processor.tokenizer.pad_token_id)(samples)
+    lengths = [len(s["input_ids"]) for s in samples]
+    width = max(lengths)
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape == (2, width)
+    assert batch["trajectory_labels"].shape == (2, width, P, N, 2)
+    assert batch["pixel_values_videos"].shape == (2, N, 3, 28, 28)
+    short = int(np.argmin(lengths))
+    pad = slice(lengths[short], width)
+    assert (batch["attention_mask"][short, pad] == 0).all() and (batch["labels"][short, pad] == IGNORE_INDEX).all()
+    assert (batch["trajectory_labels"][short, pad] == -1).all()
+    assert (batch["input_ids"][short, pad] == processor.tokenizer.pad_token_id).all()
+    torch.testing.assert_close(batch["trajectory_labels"][short, : lengths[short]], samples[short]["trajectory_labels"])
+
+
+def test_collator_names_the_samples_it_cannot_batch(processor):
+    collate = PiTeDataCollator(pad_token_id=0)
+    video = {"example_id": "a.jsonl line 1", "input_ids": torch.ones(3, dtype=torch.long), "labels": torch.ones(3, dtype=torch.long),
+             "video_features": torch.zeros(4, 24)}
+    image = {**video, "example_id": "b.jsonl line 7", "video_features": torch.zeros(1, 24)}
+    with pytest.raises(ValueError, match=r"video_features differ in shape.*b.jsonl line 7: \(1, 24\)"):
+        collate([video, image])
+    with pytest.raises(ValueError, match="must carry the same inputs"):
+        collate([video, {**video, "point_labels": torch.zeros(3, 2)}])

@@ -1,0 +1,207 @@
+"""Python API of the recipe: `train_stage(stage, model, output_dir, ...) -> output_dir`.
+
+    from pite.training import train_stage
+    stage1 = train_stage(1, "pite-untrained", "out/stage1", data_files=["ln.jsonl"], media_dir="images")
+    stage2 = train_stage(2, stage1, "out/stage2", data_files=["pite143k.jsonl"], media_dir="videos")
+    final = train_stage(3, stage2, "out/stage3", data_files=["valley.json", "videoinstruct.json"], media_dir="videos")
+
+Each call writes a merged, standalone checkpoint (plus its LoRA in `lora/`) that the next call and
+`PiTeForConditionalGeneration.from_pretrained` read. Launched under torchrun/accelerate, every process runs the
+same call (DDP); only the main process writes the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from transformers.trainer_utils import get_last_checkpoint
+
+from .collator import PiTeDataCollator
+from .config import PiTeTrainingConfig, load_training_config
+from .data import DataReport, build_stage_dataset
+from .feature_cache import FeatureCache, atomic_write_json, feature_fingerprint
+from .featurize import ExampleFeaturizer
+from .stages import prepare_model_for_stage, save_stage_output, merge_stage
+from .trainer import PiTeSFTTrainer
+
+logger = logging.getLogger(__name__)
+RUN_SUMMARY_NAME = "pite_training.json"
+
+
+@dataclass
+class StageRun:
+    """What `run_stage` built and trained, for callers that inspect more than the output folder (tests, demo)."""
+
+    config: PiTeTrainingConfig
+    trainer: PiTeSFTTrainer
+    model: Any  # the merged PiTeForConditionalGeneration
+    processor: Any
+    train_report: DataReport
+    eval_report: DataReport | None
+
+
+def load_model_and_processor(model_name_or_path: str, dtype: Any = None) -> tuple[Any, Any]:
+    """A PiTe checkpoint folder (or Hub id) -> (PiTeForConditionalGeneration, PiTeProcessor)."""
+    from pite.modeling_pite import PiTeForConditionalGeneration
+    from pite.processing import PiTeProcessor
+
+    model = PiTeForConditionalGeneration.from_pretrained(model_name_or_path, **({"dtype": dtype} if dtype else {}))
+    processor = PiTeProcessor.from_pretrained(model_name_or_path)
+    return model, processor
+
+
+def check_model_and_processor(model: Any, processor: Any) -> None:
+    config = model.config
+    if processor.num_frames != config.num_frames:
+        raise ValueError(
+            f"the processor samples {processor.num_frames} frames but the model's trajectory head has N={config.num_frames}"
+        )
+    if processor.video_token_id != config.video_token_id:
+        raise ValueError(
+            f"the tokenizer's <video> id {processor.video_token_id} differs from the model's video_token_id {config.video_token_id}"
+        )
+
+
+def _feature_cache(directory: str | None, fingerprint: str | None) -> FeatureCache | None:
+    if not directory:
+        return None
+    cache = FeatureCache(directory)
+    cache.check_compatible(fingerprint)
+    return cache
+
+
+def _resume_checkpoint(resume: bool | str | None, output_dir: str) -> str | None:
+    if resume in (None, False):
+        return None
+    if resume is True or resume == "last":
+        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if last is None:
+            logger.warning("no checkpoint in %s to resume from: starting from the beginning", output_dir)
+        return last
+    return os.fspath(resume)
+
+
+def run_stage(
+    stage: int,
+    model: Any | str,
+    output_dir: str | os.PathLike,
+    data_files: Sequence[str] | str | None = None,
+    media_dir: Sequence[str] | str | None = None,
+    processor: Any = None,
+    config_file: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    resume_from_checkpoint: bool | str | None = None,
+    callbacks: Sequence[Any] | None = None,
+) -> StageRun:
+    """Train one stage and write its output folder; returns the trainer, merged model and data reports.
+
+    Args:
+        stage: 1, 2 or 3.
+        model: a `PiTeForConditionalGeneration` or a checkpoint path (an untrained build for stage 1, the previous
+            stage's output for stages 2-3). Falls back to `model_name_or_path` of the config when None.
+        output_dir: where checkpoints and the stage's merged model go.
+        data_files, media_dir: annotation files and their media folder(s); override the config's values.
+        processor: the `PiTeProcessor`; loaded from the model's folder when omitted.
+        config_file: a YAML of config fields (default: the shipped recipe of `stage`).
+        overrides: config fields, as a mapping or `key=value` strings, applied last.
+        resume_from_checkpoint: True/"last" resumes from the newest `checkpoint-*` in output_dir, a path from that one.
+        callbacks: extra `TrainerCallback`s.
+    """
+    values: dict[str, Any] = {"output_dir": os.fspath(output_dir)}
+    if data_files is not None:
+        values["data_files"] = [data_files] if isinstance(data_files, (str, os.PathLike)) else list(data_files)
+    if media_dir is not None:
+        values["media_dir"] = [media_dir] if isinstance(media_dir, (str, os.PathLike)) else list(media_dir)
+    if isinstance(model, (str, os.PathLike)):
+        values["model_name_or_path"] = os.fspath(model)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        from .config import parse_overrides
+
+        overrides = parse_overrides(list(overrides))
+    config = load_training_config(stage, config_file, {**values, **dict(overrides or {})})
+    if model is None or isinstance(model, (str, os.PathLike)):
+        if not config.model_name_or_path:
+            raise ValueError("no model given: pass a model or set model_name_or_path")
+        model, loaded_processor = load_model_and_processor(config.model_name_or_path)
+        processor = processor or loaded_processor
+    if processor is None:
+        raise ValueError("a processor is needed when the model is passed as an object (processor=PiTeProcessor(...))")
+    check_model_and_processor(model, processor)
+
+    needs_fingerprint = config.feature_cache_dir or config.eval_feature_cache_dir
+    fingerprint = feature_fingerprint(model, processor) if needs_fingerprint else None
+    max_length = config.max_length
+    num_points = model.config.num_trajectory_points
+    featurizer = ExampleFeaturizer(processor, num_points, max_length, _feature_cache(config.feature_cache_dir, fingerprint))
+    train_dataset, train_report = build_stage_dataset(
+        stage, config.data_files, config.media_dir, featurizer, config.skip_bad_records, config.verify_media,
+        config.max_events_per_video,
+    )
+    eval_dataset, eval_report = None, None
+    if config.eval_data_files:
+        eval_cache = _feature_cache(config.eval_feature_cache_dir or config.feature_cache_dir, fingerprint)
+        eval_featurizer = ExampleFeaturizer(processor, num_points, max_length, eval_cache)
+        eval_dataset, eval_report = build_stage_dataset(
+            stage, config.eval_data_files, config.eval_media_dir or config.media_dir, eval_featurizer,
+            config.skip_bad_records, config.verify_media, config.max_events_per_video,
+        )
+
+    peft_model = prepare_model_for_stage(model, stage, config)
+    trainer = PiTeSFTTrainer(
+        model=peft_model,
+        args=config,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=PiTeDataCollator(pad_token_id=processor.tokenizer.pad_token_id, padding_side="right"),
+        processing_class=processor,
+        callbacks=list(callbacks or []),
+    )
+    if train_report.skipped:
+        logger.warning("stage %d: %s", stage, "; ".join(train_report.per_file.values()))
+    trainer.train(resume_from_checkpoint=_resume_checkpoint(resume_from_checkpoint, config.output_dir))
+
+    if trainer.args.should_save:
+        merged = save_stage_output(peft_model, config.output_dir, processor)
+        summary = {
+            "stage": stage,
+            "model_name_or_path": config.model_name_or_path,
+            "data_files": config.data_files,
+            "records_kept": train_report.kept,
+            "records_skipped": len(train_report.skipped),
+            "skipped": train_report.skipped[:100],
+            "global_step": trainer.state.global_step,
+            "log_history": trainer.state.log_history,
+        }
+        atomic_write_json(os.path.join(config.output_dir, RUN_SUMMARY_NAME), summary)
+    else:
+        merged = merge_stage(peft_model)
+    trainer.accelerator.wait_for_everyone()
+    return StageRun(config, trainer, merged, processor, train_report, eval_report)
+
+
+def train_stage(
+    stage: int,
+    model: Any | str,
+    output_dir: str | os.PathLike,
+    data_files: Sequence[str] | str | None = None,
+    media_dir: Sequence[str] | str | None = None,
+    processor: Any = None,
+    config_file: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    resume_from_checkpoint: bool | str | None = None,
+    callbacks: Sequence[Any] | None = None,
+) -> str:
+    """Train one stage (see `run_stage` for the arguments); returns the output folder (a merged checkpoint)."""
+    run = run_stage(stage, model, output_dir, data_files, media_dir, processor, config_file, overrides,
+                    resume_from_checkpoint, callbacks)
+    return run.config.output_dir
+
+
+def read_run_summary(output_dir: str) -> dict[str, Any]:
+    with open(os.path.join(output_dir, RUN_SUMMARY_NAME), encoding="utf-8") as handle:
+        return json.load(handle)

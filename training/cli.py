@@ -1,0 +1,114 @@
+"""`pite train` and `pite extract-features` (dispatched from `pite.cli.main`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import textwrap
+
+COMMANDS = ("train", "extract-features")
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    from .config import pite_field_help
+
+    rows = []
+    for name, default, help_text in pite_field_help():
+        wrapped = textwrap.fill(help_text, width=96, initial_indent="      ", subsequent_indent="      ")
+        rows.append(f"  {name} (default: {default!r})\n{wrapped}")
+    parser = argparse.ArgumentParser(
+        description="Train one stage of the PiTe recipe. Recipe values come from the stage's YAML file (default: the "
+                    "one shipped with the package); any field of it, of PiTe's config or of TRL's SFTConfig / "
+                    "transformers' TrainingArguments can be overridden as key=value (values parsed as YAML).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="PiTe fields (besides every SFTConfig / TrainingArguments field):\n" + "\n".join(rows)
+        + "\n\nexample:\n  pite train --stage 2 model_name_or_path=out/stage1 data_files=[pite143k.jsonl] "
+          "media_dir=videos output_dir=out/stage2\n"
+          "multi-process: torchrun --nproc_per_node 8 -m pite.cli.main train --stage 2 ...\n"
+          "  (shipped accelerate configs for FSDP / DeepSpeed ZeRO-3: pite/training/configs/accelerate/)",
+    )
+    parser.add_argument("--stage", type=int, required=True, choices=(1, 2, 3), help="recipe stage")
+    parser.add_argument("--config", default=None, help="YAML file of config fields (default: the shipped stage recipe)")
+    parser.add_argument(
+        "--resume", nargs="?", const="last", default=None, metavar="CHECKPOINT",
+        help="resume from the newest checkpoint in output_dir, or from the CHECKPOINT folder given",
+    )
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lora_r=16 bf16=false")
+    return parser
+
+
+def _extract_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Run the frozen CLIP tower of a PiTe checkpoint once over a folder of videos/images and cache the "
+                    "per-frame features (safetensors shards + index.json), so training reads features instead of "
+                    "pixels. Resumable: files already cached are skipped.",
+    )
+    parser.add_argument("--model", required=True, help="PiTe checkpoint folder (its processor is used too)")
+    parser.add_argument("--media-dir", required=True, help="folder of videos/images (searched recursively)")
+    parser.add_argument("--output-dir", required=True, help="cache folder (pass it to training as feature_cache_dir)")
+    parser.add_argument("--files", nargs="*", default=None, help="only these files (paths relative to --media-dir)")
+    parser.add_argument("--batch-size", type=int, default=8, help="files per tower forward pass")
+    parser.add_argument("--shard-size", type=int, default=256, help="files per safetensors shard")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"), help="tower dtype")
+    parser.add_argument("--skip-bad-records", action="store_true",
+                        help="record unreadable files in the index and go on, instead of stopping")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    if command == "train":
+        return _train_parser()
+    if command == "extract-features":
+        return _extract_parser()
+    raise ValueError(f"pite.training.cli provides {COMMANDS}, not {command!r}")
+
+
+def run(command: str, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if command == "train":
+            from .api import train_stage
+
+            output = train_stage(args.stage, None, _output_dir(args.overrides), config_file=args.config,
+                                 overrides=args.overrides, resume_from_checkpoint=args.resume)
+            print(f"stage {args.stage} written to {output}")
+            return 0
+        if command == "extract-features":
+            return _extract(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"pite {command}: error: {error}", file=sys.stderr)
+        return 2
+    raise ValueError(f"pite.training.cli provides {COMMANDS}, not {command!r}")
+
+
+def _output_dir(overrides: list[str]) -> str:
+    from .config import parse_overrides
+
+    output = parse_overrides(overrides).get("output_dir")
+    if not output:
+        raise ValueError("set output_dir=FOLDER (where checkpoints and the stage's merged model go)")
+    return str(output)
+
+
+def _extract(args: argparse.Namespace) -> int:
+    import torch
+
+    from .api import load_model_and_processor
+    from .feature_cache import extract_features
+
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    model, processor = load_model_and_processor(args.model, dtype=dtype)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.model.vision_tower.to(device)  # the language model is not needed to extract frame features
+    report = extract_features(
+        model, processor, args.media_dir, args.output_dir, files=args.files, batch_size=args.batch_size,
+        shard_size=args.shard_size, skip_bad_records=args.skip_bad_records, progress=not args.no_progress,
+    )
+    print(f"features of {report.extracted} file(s) written to {report.directory} "
+          f"({report.already_cached} already cached, {len(report.failed)} unreadable)")
+    for key, reason in report.failed.items():
+        print(f"  unreadable: {key}: {reason}", file=sys.stderr)
+    return 0

@@ -1,0 +1,244 @@
+"""Frozen-tower feature cache: run CLIP once over a media folder, train from the stored per-frame features.
+
+Layout of a cache folder:
+    index.json                  format, what produced the features, and which shard holds each file's features
+    features-00000.safetensors  up to `shard_size` tensors, one per media file: (F, D) float32, F = N frames
+    ...                         (F = 1 for an image), keyed by the file's path relative to the media folder
+
+Every file is written atomically (temporary file in the same folder, then `os.replace`), the index after its
+shard, so an interrupted run leaves a consistent cache and `extract_features` resumes with the files not yet indexed.
+`fingerprint` identifies the pixels -> features function (tower weights, vision_feature, image processor, N):
+training refuses a cache whose fingerprint differs from the model's and processor's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .records import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+logger = logging.getLogger(__name__)
+
+INDEX_NAME = "index.json"
+FORMAT_VERSION = 1
+
+
+def _atomic_write_bytes(path: str, write: Any) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def atomic_write_json(path: str, value: Any) -> None:
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(value, handle, indent=1, sort_keys=True)
+
+    _atomic_write_bytes(path, write)
+
+
+def feature_fingerprint(model: Any, processor: Any) -> str:
+    """sha256 over the vision tower's weights, `vision_feature`, the image processor's settings and N."""
+    tower = model.get_base_model() if hasattr(model, "get_base_model") else model
+    tower = tower.model.vision_tower if hasattr(tower, "model") else tower.vision_tower
+    digest = hashlib.sha256()
+    for name, tensor in sorted(tower.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    digest.update(str(getattr(model.config, "vision_feature", "")).encode())
+    digest.update(processor.image_processor.to_json_string().encode())
+    digest.update(str(processor.num_frames).encode())
+    return digest.hexdigest()
+
+
+def list_media(media_dir: str, extensions: Iterable[str] = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS) -> list[str]:
+    """Media files under `media_dir` (recursively), as sorted POSIX paths relative to it."""
+    wanted = tuple(e.lower() for e in extensions)
+    found = []
+    for root, _, files in os.walk(media_dir):
+        for name in files:
+            if name.lower().endswith(wanted) and not name.startswith(".tmp-"):
+                found.append(os.path.relpath(os.path.join(root, name), media_dir).replace(os.sep, "/"))
+    return sorted(found)
+
+
+class FeatureCache:
+    """Read access to a cache folder written by `extract_features`."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = os.fspath(directory)
+        path = os.path.join(self.directory, INDEX_NAME)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no feature cache at {self.directory!r} ({INDEX_NAME} missing); run `pite extract-features`")
+        with open(path, encoding="utf-8") as handle:
+            self.index = json.load(handle)
+        if self.index.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: unsupported feature cache format {self.index.get('format_version')!r}")
+        self._handles: dict[str, Any] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        return self.index["fingerprint"]
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Files that could not be read during extraction, with the reason."""
+        return self.index.get("failed", {})
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.index["entries"]
+
+    def __len__(self) -> int:
+        return len(self.index["entries"])
+
+    def check_compatible(self, fingerprint: str) -> None:
+        if fingerprint != self.fingerprint:
+            raise ValueError(
+                f"the feature cache {self.directory!r} was extracted with a different vision tower, image processor "
+                "or num_frames than this model and processor (fingerprints differ); re-run `pite extract-features` "
+                "with this checkpoint, or train from pixels"
+            )
+
+    def load(self, key: str) -> torch.Tensor:
+        """(F, D) float32 features of media file `key` (F = N for a video, 1 for an image)."""
+        shard = self.index["entries"].get(key)
+        if shard is None:
+            reason = self.failed.get(key)
+            raise KeyError(f"{key!r} is not in the feature cache {self.directory!r}" + (f" (extraction failed: {reason})" if reason else ""))
+        handle = self._handles.get(shard)
+        if handle is None:
+            handle = self._handles[shard] = safe_open(os.path.join(self.directory, shard), framework="pt")
+        return handle.get_tensor(key)
+
+    def __getstate__(self) -> dict[str, Any]:  # file handles stay in their process (DataLoader workers pickle us)
+        return {"directory": self.directory, "index": self.index, "_handles": {}}
+
+
+@dataclass
+class ExtractionReport:
+    directory: str
+    extracted: int = 0
+    already_cached: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def _write_shard(directory: str, index: dict, shard_number: int, features: dict[str, torch.Tensor]) -> None:
+    name = f"features-{shard_number:05d}.safetensors"
+    _atomic_write_bytes(os.path.join(directory, name), lambda temporary: save_file(features, temporary))
+    for key in features:
+        index["entries"][key] = name
+    atomic_write_json(os.path.join(directory, INDEX_NAME), index)
+
+
+@torch.no_grad()
+def extract_features(
+    model: Any,
+    processor: Any,
+    media_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    files: Sequence[str] | None = None,
+    batch_size: int = 8,
+    shard_size: int = 256,
+    skip_bad_records: bool = False,
+    progress: bool = True,
+) -> ExtractionReport:
+    """Compute and store the frozen tower's per-frame features of every media file under `media_dir`.
+
+    Args:
+        model: a `PiTeForConditionalGeneration`; its `get_video_features` computes the features (same code as training).
+        processor: the `PiTeProcessor` training uses (frame sampling and CLIP normalisation).
+        files: paths relative to `media_dir` (default: every video/image found under it).
+        batch_size: files per forward pass of the tower (videos of one batch are stacked, so all have N frames).
+        skip_bad_records: record unreadable files in the index's "failed" map and go on, instead of raising.
+
+    Resumes: files already in the cache are skipped. Raises ValueError if the folder holds a cache of another model.
+    """
+    from pite.processing import VideoInputError
+    from tqdm.auto import tqdm
+
+    media_dir, output_dir = os.fspath(media_dir), os.fspath(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    fingerprint = feature_fingerprint(model, processor)
+    index_path = os.path.join(output_dir, INDEX_NAME)
+    if os.path.isfile(index_path):
+        cache = FeatureCache(output_dir)
+        cache.check_compatible(fingerprint)
+        index = cache.index
+    else:
+        index = {"format_version": FORMAT_VERSION, "fingerprint": fingerprint, "num_frames": processor.num_frames,
+                 "vision_feature": model.config.vision_feature, "feature_dim": model.config.vision_feature_dim,
+                 "entries": {}, "failed": {}}
+    report = ExtractionReport(directory=output_dir)
+    keys = list(files) if files is not None else list_media(media_dir)
+    todo = [key for key in keys if key not in index["entries"]]
+    report.already_cached = len(keys) - len(todo)
+    shard_number = len(set(index["entries"].values()))
+    pending: dict[str, torch.Tensor] = {}
+    was_training = model.training
+    tower_device = next(model.model.vision_tower.parameters()).device  # only the tower needs to be on the accelerator
+    model.eval()
+    try:
+        for start in tqdm(range(0, len(todo), batch_size), desc="extracting features", unit="batch", disable=not progress):
+            batch_keys, pixels = [], []
+            for key in todo[start : start + batch_size]:
+                path = os.path.join(media_dir, key)
+                try:
+                    pixels.append(_pixels(processor, path))
+                except (VideoInputError, OSError, ValueError) as error:
+                    if not skip_bad_records:
+                        raise ValueError(f"cannot extract features of {path!r}: {error}") from error
+                    report.failed[key] = index["failed"][key] = str(error)
+                    logger.warning("skipping unreadable media %s: %s", path, error)
+                    continue
+                batch_keys.append(key)
+                index["failed"].pop(key, None)
+            for group in _same_shape_groups(batch_keys, pixels):
+                stacked = torch.stack([pixels[i] for i in group]).to(tower_device)
+                features = model.get_video_features(stacked).float().cpu()
+                for row, i in enumerate(group):
+                    pending[batch_keys[i]] = features[row].contiguous()
+            report.extracted += len(batch_keys)
+            if len(pending) >= shard_size:
+                _write_shard(output_dir, index, shard_number, pending)
+                shard_number, pending = shard_number + 1, {}
+        if pending:
+            _write_shard(output_dir, index, shard_number, pending)
+        else:
+            atomic_write_json(index_path, index)
+    finally:
+        model.train(was_training)
+    return report
+
+
+def _pixels(processor: Any, path: str) -> torch.Tensor:
+    """(F, 3, H, W) CLIP-normalised frames of one file (F = 1 for an image), exactly as training reads them."""
+    from .featurize import media_pixels
+
+    kind = "image" if path.lower().endswith(IMAGE_EXTENSIONS) else "video"
+    return media_pixels(processor, path, kind)
+
+
+def _same_shape_groups(keys: list[str], pixels: list[torch.Tensor]) -> list[list[int]]:
+    groups: dict[tuple, list[int]] = {}
+    for i, tensor in enumerate(pixels):
+        groups.setdefault(tuple(tensor.shape), []).append(i)
+    return list(groups.values())

@@ -1,0 +1,51 @@
+"""Question templates of the training conversations (VTimeLLM-style wording, written for this package).
+
+A record always gets the same template (chosen from a stable hash of its id and a purpose), so a dataset is
+reproducible across runs and processes without a shared random state.
+Evaluation prompts should use the first template of each list (e.g. `GROUNDING_QUESTIONS[0]`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+# Stage 1: Localized Narratives, the answer is the narrative; its words are grounded to points.
+NARRATIVE_QUESTIONS = (
+    "Describe this image in detail.",
+    "Describe what you see in the image, one thing after another.",
+    "Give a detailed narration of the picture.",
+    "What can be seen in this image? Describe it thoroughly.",
+)
+
+# Stage 2: dense captioning of the whole video; the answer lists "{caption}, from SS to EE." per event.
+DENSE_CAPTION_QUESTIONS = (
+    "Could you please detail the events that took place during different time segments in the video?",
+    "Describe the events of the video, with the time segment of each.",
+    "What happens in the video, and when? List the events with their time segments.",
+    "Give a breakdown of the events in the video together with their time segments.",
+)
+
+# Stage 2: temporal grounding of one event; the answer is "From SS to EE."
+GROUNDING_QUESTIONS = (
+    "During which frames can we see {event}?",
+    "When does the following happen in the video: {event}?",
+    "In which time segment of the video does this occur: {event}?",
+    "Find the frames of the video where {event}.",
+)
+
+# Stage 2: captioning of one segment; the answer is the event's caption.
+SEGMENT_CAPTION_QUESTIONS = (
+    "What is happening from {start} to {end}?",
+    "Describe what occurs in the video from {start} to {end}.",
+    "What can we see between frames {start} and {end}?",
+)
+
+# Stage 3 (VideoInstruct-100K records carry their own question; Valley carries full conversations).
+GROUNDING_ANSWER = "From {start} to {end}."
+DENSE_CAPTION_ITEM = "{caption}, from {start} to {end}."
+
+
+def pick(templates: Sequence[str], key: str, purpose: str) -> str:
+    """The template of `templates` that record `key` uses for `purpose` (stable across runs and machines)."""
+    return templates[zlib.crc32(f"{purpose}:{key}".encode()) % len(templates)]
