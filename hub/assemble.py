@@ -19,7 +19,7 @@ from transformers.utils import logging as transformers_logging
 
 from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration
 
-from .files import atomic_directory, portable_config_dict
+from .files import atomic_directory, forget_tokenizer_loading_state, portable_config_dict
 
 VIDEO_TOKEN = "<video>"
 # Keys of a PiTe state dict that no base checkpoint provides: `pite build` initialises them.
@@ -58,6 +58,7 @@ def load_tokenizer(llm_dir: str | os.PathLike) -> Any:
             raise ValueError(f"{llm_dir}: the tokenizer has neither a pad nor an unk token to pad batches with")
         tokenizer.pad_token = tokenizer.unk_token
     tokenizer.padding_side = "left"
+    forget_tokenizer_loading_state(tokenizer)
     if tokenizer.convert_tokens_to_ids(VIDEO_TOKEN) in (None, tokenizer.unk_token_id):
         tokenizer.add_special_tokens({"extra_special_tokens": [VIDEO_TOKEN]}, replace_extra_special_tokens=False)
     if tokenizer.tokenize(VIDEO_TOKEN) != [VIDEO_TOKEN]:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_directory, forget_config_sources, require_directory
+from .files import atomic_directory, forget_config_sources, forget_tokenizer_loading_state, require_directory
 from .model_card import read_model_card_template, render_model_card
 from .portability import machine_specific_strings
 
 # The authors' inference script allows 1024 new tokens.
 MAX_NEW_TOKENS = 1024
+RELATIVE_IMPORT = re.compile(r"^\s*from \.(\w+) import", re.MULTILINE)
 REQUIRED_FILES = ("config.json", "generation_config.json", "processor_config.json", "README.md")
 
 
@@ -26,6 +28,7 @@ def greedy_generation_config(model: Any, tokenizer: Any) -> None:
     """Greedy decoding (the release samples at temperature 0.05; greedy is its deterministic limit), the tokenizer's
     special ids, and `<video>` never generated."""
     config = model.generation_config
+    config._from_model_config = False  # curated here: generate() must not re-derive it from the model config
     config.do_sample = False
     config.num_beams = 1
     config.temperature = None
@@ -93,6 +96,7 @@ def export_for_hub(
     template = read_model_card_template(model_card)
     model, processor = load_checkpoint(source)
     forget_config_sources(model.config)
+    forget_tokenizer_loading_state(processor.tokenizer)
     greedy_generation_config(model, processor.tokenizer)
     readme = render_model_card(template, model.config, model.num_parameters(), str(model.dtype).removeprefix("torch."),
                                repo_id)
@@ -124,5 +128,9 @@ def check_export_folder(folder: str | os.PathLike, forbidden: tuple = ()) -> lis
                 module = reference.split("--")[-1].rsplit(".", 1)[0]  # "repo--module.Class" or "module.Class"
                 if not (folder / f"{module}.py").is_file():
                     problems.append(f"{name}: auto_map names {reference} but {module}.py is missing")
+    for code in sorted(folder.glob("*.py")):
+        for module in RELATIVE_IMPORT.findall(code.read_text(encoding="utf-8")):
+            if not (folder / f"{module}.py").is_file():
+                problems.append(f"{code.name} imports .{module} but {module}.py is missing")
     problems += machine_specific_strings(folder, forbidden)
     return problems

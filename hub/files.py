@@ -82,6 +82,16 @@ def portable_config_dict(config: Any) -> dict[str, Any]:
     return values
 
 
+# Loading arguments transformers 5.x records in a tokenizer's init kwargs and would write to tokenizer_config.json.
+TOKENIZER_LOADING_KEYS = ("is_local", "local_files_only", "name_or_path")
+
+
+def forget_tokenizer_loading_state(tokenizer: Any) -> None:
+    """Drop how a tokenizer was loaded (local folder, offline) so that a saved copy does not claim it."""
+    for key in TOKENIZER_LOADING_KEYS:
+        tokenizer.init_kwargs.pop(key, None)
+
+
 def forget_config_sources(config: Any) -> None:
     """Clear the load paths transformers records on a config and its sub-configs (nested ones are serialised)."""
     for sub_config in (config, *(getattr(config, name, None) for name in getattr(config, "sub_configs", {}))):

@@ -143,3 +143,15 @@ def write_test_video(path: str | os.PathLike, num_frames: int = 12, width: int =
         for packet in stream.encode():
             container.mux(packet)
     return os.fspath(path)
+
+
+EXPORT_REPO_ID = "someone/pite-tiny"
+
+
+@pytest.fixture(scope="session")
+def exported_dir(tmp_path_factory, built_dir) -> Path:
+    """`pite export` of the built tiny checkpoint for EXPORT_REPO_ID, in shards of at most 150 KB (3 shards)."""
+    from pite.hub import export_for_hub
+
+    out = tmp_path_factory.mktemp("exported") / "pite-tiny-hub"
+    return export_for_hub(built_dir, out, max_shard_size="150KB", repo_id=EXPORT_REPO_ID)
