@@ -91,7 +91,10 @@ def ptb_tokenize(sentences: Sequence[str]) -> list[str]:
     if len(lines) < len(sentences):  # trailing empty sentences may come back without their line
         lines += [""] * (len(sentences) - len(lines))
     drop = _ptb_punctuation()
-    return [" ".join(token for token in line.rstrip().split(" ") if token and token not in drop) for line in lines[: len(sentences)]]
+    return [
+        " ".join(token for token in line.rstrip().split(" ") if token and token not in drop)
+        for line in lines[: len(sentences)]
+    ]
 
 
 _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}

@@ -80,7 +80,8 @@ class EvalDataset:
 
     def with_videos(self) -> list[EvalRecord]:
         """The records whose video was found (all of them when no lookup was asked for)."""
-        return [r for r in self.records if r.video_id not in set(self.missing_videos)]
+        missing = set(self.missing_videos)
+        return [r for r in self.records if r.video_id not in missing]
 
 
 class _VideoFinder:
@@ -143,7 +144,9 @@ def _positive_duration(value, where: str) -> float:
     return float(value)
 
 
-def read_activitynet_captions(path: str | Path, videos_dir: str | Path | None = None, task: str = "dense_captioning") -> EvalDataset:
+def read_activitynet_captions(
+    path: str | Path, videos_dir: str | Path | None = None, task: str = "dense_captioning"
+) -> EvalDataset:
     """ActivityNet Captions `{video_id: {duration, timestamps, sentences}}` as dense-captioning or grounding records."""
     if task not in ("dense_captioning", "grounding"):
         raise ValueError(f"task must be 'dense_captioning' or 'grounding', got {task!r}")
@@ -186,7 +189,9 @@ def read_charades_durations(csv_path: str | Path) -> dict[str, float]:
             try:
                 length = float(row["length"])
             except (TypeError, ValueError) as error:
-                raise DatasetFormatError(f"{csv_path}: line {row_number}: 'length' is not a number: {row['length']!r}") from error
+                raise DatasetFormatError(
+                    f"{csv_path}: line {row_number}: 'length' is not a number: {row['length']!r}"
+                ) from error
             durations[row["id"]] = _positive_duration(length, f"{csv_path}: line {row_number} (id {row['id']!r})")
     return durations
 
@@ -289,8 +294,11 @@ def read_msrvtt_qa(path: str | Path, videos_dir: str | Path | None = None) -> Ev
     return EvalDataset(path.name, records, list(finder.missing))
 
 
-def read_activitynet_qa(questions_path: str | Path, answers_path: str | Path, videos_dir: str | Path | None = None) -> EvalDataset:
-    """ActivityNet-QA `*_q.json` `[{video_name, question, question_id}]` joined with `*_a.json` `[{answer, type, question_id}]`."""
+def read_activitynet_qa(
+    questions_path: str | Path, answers_path: str | Path, videos_dir: str | Path | None = None
+) -> EvalDataset:
+    """ActivityNet-QA `*_q.json` `[{video_name, question, question_id}]` joined with `*_a.json`
+    `[{answer, type, question_id}]` on `question_id`."""
     questions_path, answers_path = Path(questions_path), Path(answers_path)
     questions, answers = _load_json(questions_path), _load_json(answers_path)
     for file, data in ((questions_path, questions), (answers_path, answers)):

@@ -208,7 +208,9 @@ def dense_captioning_scores(
         raise ValueError(f"{len(unknown)} predicted videos are in no reference file: {unknown[:10]}")
     video_references = {v: [refs[v] for refs in reference_sets if v in refs] for v in predicted}
 
-    pairs_per_tiou = {tiou: {v: _caption_pairs(predicted[v], video_references[v], tiou) for v in predicted} for tiou in tious}
+    pairs_per_tiou = {
+        tiou: {v: _caption_pairs(predicted[v], video_references[v], tiou) for v in predicted} for tiou in tious
+    }
     sentences = sorted(
         {s for pairs in pairs_per_tiou.values() for video_pairs in pairs.values() for pair in video_pairs for s in pair}
         | {e.sentence for refs in reference_sets for events in refs.values() for e in events}

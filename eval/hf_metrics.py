@@ -99,7 +99,9 @@ class DenseVideoCaptioning(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, video_ids=None, tious=DEFAULT_TIOUS, max_proposals=DEFAULT_MAX_PROPOSALS, meteor=None):
+    def _compute(
+        self, predictions, references, video_ids=None, tious=DEFAULT_TIOUS, max_proposals=DEFAULT_MAX_PROPOSALS, meteor=None
+    ):
         video_ids = [str(i) for i in range(len(predictions))] if video_ids is None else [str(v) for v in video_ids]
         if len(video_ids) != len(predictions) or len(set(video_ids)) != len(video_ids):
             raise ValueError("video_ids must be unique, one per prediction")

@@ -65,6 +65,8 @@ class OpenAIChatJudge:
         """
         if not base_url or not model:
             raise ValueError("base_url and model are required")
+        if max_retries < 0 or timeout <= 0:
+            raise ValueError(f"need max_retries >= 0 and timeout > 0, got {max_retries} and {timeout}")
         self.base_url = base_url.rstrip("/")
         self.model_name = model
         self.api_key_env = api_key_env

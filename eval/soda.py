@@ -20,8 +20,8 @@ Usage:
     >>> from pite.eval.intervals import CaptionEvent
     >>> exact = lambda pairs: [float(h == r) for h, r in pairs]
     >>> gt = {"v": [CaptionEvent("a", 0, 10), CaptionEvent("b", 10, 20)]}
-    >>> soda_c_scores({"v": [CaptionEvent("a", 0, 10)]}, [gt], exact)["SODA_c"]  # P = 1, R = 1/2
-    66.66666666666667
+    >>> round(soda_c_scores({"v": [CaptionEvent("a", 0, 10)]}, [gt], exact)["SODA_c"], 4)  # P = 1, R = 1/2
+    66.6667
 """
 
 from __future__ import annotations
@@ -74,7 +74,10 @@ def soda_c_video(
     ground_truth, predictions = _story_order(reference), _story_order(predicted)
     # A reversed prediction overlaps nothing: it scores 0 but still counts in |P|.
     ious = np.array(
-        [[0.0 if p.start > p.end else temporal_iou((g.start, g.end), (p.start, p.end)) for p in predictions] for g in ground_truth]
+        [
+            [0.0 if p.start > p.end else temporal_iou((g.start, g.end), (p.start, p.end)) for p in predictions]
+            for g in ground_truth
+        ]
     )
     overlapping = list(zip(*np.nonzero(ious)))
     captions = pair_scorer([(predictions[j].sentence, ground_truth[i].sentence) for i, j in overlapping])
