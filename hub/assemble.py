@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from importlib.util import find_spec
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,23 @@ def quiet_transformers() -> Iterator[None]:
         transformers_logging.set_verbosity(previous)
 
 
+def _module_available(name: str) -> bool:
+    try:
+        return find_spec(name) is not None
+    except ModuleNotFoundError:  # a missing parent package ("google" of "google.protobuf")
+        return False
+
+
 def load_tokenizer(llm_dir: str | os.PathLike) -> Any:
     """The language model's tokenizer with PiTe's conventions: a `<video>` special token, a pad token
     (`<unk>` when the tokenizer has none, Vicuna's convention) and left padding for batched generation."""
+    folder = Path(llm_dir)
+    if (folder / "tokenizer.model").is_file() and not (folder / "tokenizer.json").is_file():
+        # Vicuna ships only the SentencePiece model; transformers converts it, which needs these two packages.
+        missing = [name for name in ("sentencepiece", "google.protobuf") if not _module_available(name)]
+        if missing:
+            raise ValueError(f"{folder / 'tokenizer.model'}: reading a SentencePiece tokenizer needs "
+                             f"`pip install sentencepiece protobuf` (missing: {', '.join(missing)})")
     try:
         tokenizer = AutoTokenizer.from_pretrained(os.fspath(llm_dir))
     except (OSError, ValueError) as error:

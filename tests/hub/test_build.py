@@ -98,7 +98,7 @@ def test_build_rejects_a_vision_tower_without_projection(tmp_path, llm_dir):
     assert not (tmp_path / "pite").exists()
 
 
-def test_build_errors_name_the_bad_input(tmp_path, llm_dir, clip_dir, capsys):
+def test_build_errors_name_the_bad_input(tmp_path, llm_dir, clip_dir, capsys, monkeypatch):
     with pytest.raises(ValueError, match=r"model_type is 'clip'.*Llama"):
         build_from_base(clip_dir, clip_dir, tmp_path / "a")
     bare_clip = tmp_path / "clip-without-processor"
@@ -106,9 +106,18 @@ def test_build_errors_name_the_bad_input(tmp_path, llm_dir, clip_dir, capsys):
     (bare_clip / "config.json").write_text((clip_dir / "config.json").read_text())
     with pytest.raises(FileNotFoundError, match="preprocessor_config.json"):
         build_from_base(llm_dir, bare_clip, tmp_path / "b")
+    sentencepiece_only = tmp_path / "vicuna-sentencepiece-only"  # Vicuna ships tokenizer.model, no tokenizer.json
+    sentencepiece_only.mkdir()
+    (sentencepiece_only / "tokenizer.model").write_bytes(b"\x00")
+    import pite.hub.assemble as assemble
+
+    monkeypatch.setattr(assemble, "find_spec", lambda name: None if name == "sentencepiece" else object())
+    with pytest.raises(ValueError, match=r"tokenizer\.model.*pip install sentencepiece protobuf.*missing: sentencepiece\)$"):
+        build_from_base(sentencepiece_only, clip_dir, tmp_path / "c")
     existing = tmp_path / "exists"
     existing.mkdir()
     status = pite_main(["build", "--llm", str(llm_dir), "--vision", str(clip_dir), "--out", str(existing)])
     assert status == 2 and "already exists" in capsys.readouterr().err
     assert list(existing.iterdir()) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip-without-processor", "exists"]  # no partial folders
+    # no partial folders
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip-without-processor", "exists", "vicuna-sentencepiece-only"]

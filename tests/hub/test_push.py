@@ -50,9 +50,11 @@ def test_push_refuses_incomplete_or_machine_specific_folders(exported_dir, tmp_p
     folder = shutil.copytree(exported_dir, tmp_path / "copy")
     (folder / "notes.txt").write_text("features cached in /scratch/me/features\n")
     (folder / "processing_pite.py").unlink()
+    (folder / "time_pite.py").unlink()
     with pytest.raises(ValueError) as error:
         push_to_hub(folder, EXPORT_REPO_ID)
     message = str(error.value)
     assert "notes.txt: absolute path" in message
     assert "processing_pite.PiTeProcessor but processing_pite.py is missing" in message
+    assert "postprocessing_pite.py imports .time_pite but time_pite.py is missing" in message
     assert hub.calls == []
