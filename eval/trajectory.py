@@ -1,7 +1,7 @@
 """Trajectory accuracy: masked L1 and PCK (share of points within 5% / 10% of the frame diagonal).
 
 Points are normalised `(x, y)` image coordinates (DESIGN.md). A target point is absent, and excluded from every
-number, when any of its coordinates is `-1`: the same rule as the training loss
+number, when any of its coordinates is `-1`: the training loss's rule, taken from it
 (`pite.modeling_pite.losses_pite.valid_point_mask`), so the L1 here is the loss's L1 on held-out data.
 
 - `L1`: mean over valid points of `|dx| + |dy|` in normalised units (the training loss's per-point distance).
@@ -22,6 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+
+from pite.modeling_pite.losses_pite import valid_point_mask
 
 ABSENT_COORDINATE = -1.0
 DEFAULT_THRESHOLDS = (0.05, 0.10)
@@ -69,7 +72,7 @@ def trajectory_scores(
         raise ValueError("give both width and height, or neither")
     if not np.all(np.isfinite(targets)):
         raise ValueError("targets contain NaN or infinite coordinates (absent points are marked -1)")
-    valid = np.all(targets != ABSENT_COORDINATE, axis=-1)
+    valid = valid_point_mask(torch.from_numpy(targets), absent_coordinate=ABSENT_COORDINATE).numpy()
     if not valid.any():
         raise ValueError("no valid target point: every target is absent (-1)")
     if not np.all(np.isfinite(predictions[valid])):
