@@ -19,10 +19,10 @@ from transformers import AutoConfig, AutoTokenizer, CLIPImageProcessorPil, CLIPV
 from transformers.utils import logging as transformers_logging
 
 from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration
+from pite.processing import VIDEO_TOKEN, PiTeProcessor
 
 from .files import atomic_directory, forget_tokenizer_loading_state, portable_config_dict
 
-VIDEO_TOKEN = "<video>"
 # Keys of a PiTe state dict that no base checkpoint provides: `pite build` initialises them.
 NEW_MODULE_KEYS = (
     "model.video_adapter.weight",
@@ -202,14 +202,12 @@ def assemble_pite(
     return model.eval()
 
 
-def make_processor(image_processor: Any, tokenizer: Any, num_frames: int) -> Any:
-    """The PiTe processor for these parts (imported here: pite.processing is the processor's one home)."""
-    from pite.processing import PiTeProcessor
-
+def make_processor(image_processor: Any, tokenizer: Any, num_frames: int) -> PiTeProcessor:
+    """The PiTe processor for these parts."""
     return PiTeProcessor(image_processor=image_processor, tokenizer=tokenizer, num_frames=num_frames)
 
 
-def save_checkpoint(model: PiTeForConditionalGeneration, processor: Any, out_dir: str | os.PathLike,
+def save_checkpoint(model: PiTeForConditionalGeneration, processor: PiTeProcessor, out_dir: str | os.PathLike,
                     overwrite: bool = False) -> Path:
     """Write model (remote code, safetensors, generation config) and processor to `out_dir`, atomically."""
     if processor.video_token_id != model.config.video_token_id:

@@ -14,6 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pite.modeling_pite import PiTeForConditionalGeneration
+from pite.processing import PiTeProcessor
+
 from .files import atomic_directory, forget_config_sources, forget_tokenizer_loading_state, require_directory
 from .model_card import read_model_card_template, render_model_card
 from .portability import machine_specific_strings
@@ -24,7 +27,7 @@ RELATIVE_IMPORT = re.compile(r"^\s*from \.(\w+) import", re.MULTILINE)
 REQUIRED_FILES = ("config.json", "generation_config.json", "processor_config.json", "README.md")
 
 
-def greedy_generation_config(model: Any, tokenizer: Any) -> None:
+def greedy_generation_config(model: PiTeForConditionalGeneration, tokenizer: Any) -> None:
     """Greedy decoding (the release samples at temperature 0.05; greedy is its deterministic limit), the tokenizer's
     special ids, and `<video>` never generated."""
     config = model.generation_config
@@ -42,11 +45,8 @@ def greedy_generation_config(model: Any, tokenizer: Any) -> None:
     config.validate(strict=True)
 
 
-def load_checkpoint(model_dir: Path) -> tuple[Any, Any]:
+def load_checkpoint(model_dir: Path) -> tuple[PiTeForConditionalGeneration, PiTeProcessor]:
     """(model, processor) of a PiTe checkpoint folder, with consistency checks between them."""
-    from pite.modeling_pite import PiTeForConditionalGeneration
-    from pite.processing import PiTeProcessor
-
     config_file = model_dir / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file} is missing: {model_dir} is not a saved model folder")

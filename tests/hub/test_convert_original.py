@@ -163,10 +163,15 @@ def test_release_problems_are_named(tmp_path, release, llm_dir, clip_dir):
     with pytest.raises(ValueError, match=r"no stage provides model\.trajectory_projector\.weight"):
         merge_original_stages(llm_dir, copied, *dims)
 
-    torch.save({"base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight": torch.zeros(1)},
-               copied[1] / "non_lora_trainables.bin")
+    planted = torch.load(stages[1] / "non_lora_trainables.bin")
+    planted["base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight"] = torch.zeros(1)
+    torch.save(planted, copied[1] / "non_lora_trainables.bin")
     with pytest.raises(ValueError, match=r"stage2.*non_lora_trainables\.bin.*base_layer.*--skip-unmatched-keys"):
         merge_original_stages(llm_dir, copied, *dims)
+    # The release's own behaviour, on request: the unmatched key is dropped, the rest loads.
+    skipped = merge_original_stages(llm_dir, copied, *dims, skip_unmatched=True)
+    reference = merge_original_stages(llm_dir, stages, *dims)
+    assert torch.equal(skipped.model.trajectory_projector.weight, reference.model.trajectory_projector.weight)
 
     with pytest.raises(ValueError, match=r"trajectory_projector\.weight has shape.*--num-frames"):
         merge_original_stages(llm_dir, stages, FEATURE_DIM, POINTS * 5 * 2, torch.float32)
