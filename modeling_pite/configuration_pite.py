@@ -132,9 +132,12 @@ class PiTeConfig(PretrainedConfig):
 def _as_config(value: PretrainedConfig | dict | None, config_class: type, defaults: dict) -> PretrainedConfig:
     if value is None:
         return config_class(**defaults)
-    if isinstance(value, dict):
-        value = {k: v for k, v in value.items() if k != "model_type"}
-        return config_class(**value)
+    if isinstance(value, PretrainedConfig) and not isinstance(value, config_class):
+        raise TypeError(f"expected a {config_class.__name__} or a dict, got {type(value).__name__}")
     if isinstance(value, config_class):
-        return value
+        value = value.to_dict()
+    if isinstance(value, dict):
+        # A sub-config loaded from a local folder remembers that folder: never carry it into a saved PiTe config.
+        value = {k: v for k, v in value.items() if k not in ("model_type", "_name_or_path", "name_or_path")}
+        return config_class(**value)
     raise TypeError(f"expected a {config_class.__name__} or a dict, got {type(value).__name__}")

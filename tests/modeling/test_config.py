@@ -62,3 +62,22 @@ def test_config_round_trip(tmp_path, tiny_config):
     assert loaded.to_dict() == tiny_config.to_dict()
     assert loaded.auto_map["AutoModel"] == "modeling_pite.PiTeForConditionalGeneration"
     assert loaded.auto_map["AutoConfig"] == "configuration_pite.PiTeConfig"
+
+
+def test_sub_config_source_paths_are_not_saved(tmp_path):
+    from transformers import CLIPVisionConfig
+
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, projection_dim=24, num_hidden_layers=2,
+                              num_attention_heads=2, image_size=28, patch_size=14)
+    vision._name_or_path = "/data/checkpoints/clip-vit-large-patch14"
+    config = PiTeConfig(vision_config=vision, video_token_id=32000)
+    config.save_pretrained(tmp_path)
+    assert "/data/checkpoints" not in (tmp_path / "config.json").read_text()
+    assert config.vision_config.hidden_size == 32
+
+
+def test_sub_config_of_the_wrong_kind_is_rejected():
+    from transformers import LlamaConfig
+
+    with pytest.raises(TypeError, match="expected a CLIPVisionConfig"):
+        PiTeConfig(vision_config=LlamaConfig())
