@@ -30,10 +30,8 @@ def _train_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--stage", type=int, required=True, choices=(1, 2, 3), help="recipe stage")
     parser.add_argument("--config", default=None, help="YAML file of config fields (default: the shipped stage recipe)")
-    parser.add_argument(
-        "--resume", nargs="?", const="last", default=None, metavar="CHECKPOINT",
-        help="resume from the newest checkpoint in output_dir, or from the CHECKPOINT folder given",
-    )
+    parser.add_argument("--resume", action="store_true", help="resume from the newest checkpoint-* in output_dir")
+    parser.add_argument("--resume-from", default=None, metavar="CHECKPOINT", help="resume from this checkpoint folder")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lora_r=16 bf16=false")
     return parser
 
@@ -73,7 +71,8 @@ def run(command: str, args: argparse.Namespace) -> int:
             from .api import train_stage
 
             output = train_stage(args.stage, None, _output_dir(args.overrides), config_file=args.config,
-                                 overrides=args.overrides, resume_from_checkpoint=args.resume)
+                                 overrides=args.overrides,
+                                 resume_from_checkpoint=args.resume_from or args.resume)
             print(f"stage {args.stage} written to {output}")
             return 0
         if command == "extract-features":

@@ -21,6 +21,7 @@ from typing import Any
 
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
+from transformers import set_seed
 
 STAGE_TRAINED_MODULES: dict[int, tuple[str, ...]] = {
     1: ("video_adapter", "localization_head"),
@@ -51,7 +52,9 @@ def prepare_model_for_stage(model: nn.Module, stage: int, config: Any) -> PeftMo
 
     Args:
         model: a `PiTeForConditionalGeneration` without adapters (stage 2/3: the previous stage's merged output).
-        config: a `PiTeTrainingConfig` (stage, lora_*, localization_loss_weight, label_smoothing).
+        config: a `PiTeTrainingConfig` (stage, lora_*, localization_loss_weight, label_smoothing, seed).
+
+    Seeds the global RNG with `config.seed` right before creating the LoRA, so its initialisation is reproducible.
     """
     if stage not in STAGE_TRAINED_MODULES:
         raise ValueError(f"stage must be 1, 2 or 3, got {stage!r}")
@@ -69,6 +72,7 @@ def prepare_model_for_stage(model: nn.Module, stage: int, config: Any) -> PeftMo
         modules_to_save=list(STAGE_TRAINED_MODULES[stage]) or None,
         bias="none",
     )
+    set_seed(config.seed)  # the new LoRA's random initialisation must not depend on what ran before (data loading, ...)
     peft_model = get_peft_model(model, lora_config)
     # peft freezes the base model; the vision tower stays frozen whatever the config says (the paper's setting).
     peft_model.get_base_model().model.vision_tower.requires_grad_(False)
