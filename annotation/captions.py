@@ -145,7 +145,9 @@ def load_captions(path: str | os.PathLike) -> list[CaptionedVideo]:
         data = json.loads(text)
     except json.JSONDecodeError:
         data = None  # not one JSON document: JSONL
-    if isinstance(data, dict):
+    if isinstance(data, dict) and "events" in data:
+        videos = [_from_record(data, f"{path}:1")]  # a JSONL file of one line
+    elif isinstance(data, dict):
         videos = _from_activitynet(data, path)
     elif isinstance(data, list):
         videos = [_from_record(record, f"{path}[{index}]") for index, record in enumerate(data)]

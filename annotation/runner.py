@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pite.demo.world_io import atomic_write, write_json, write_jsonl
+from pite.demo.world_io import atomic_write, write_json, write_jsonl, write_text
 
 from .captions import CaptionedVideo
 from .pipeline import AnnotationPipeline
@@ -82,8 +82,11 @@ def _done_ids(path: str, tolerate_truncated_tail: bool) -> tuple[list[str], bool
 
 
 def _rewrite_without_tail(path: str) -> None:
-    """Atomically drop a cut-short last line, so that appending continues on a clean line."""
-    write_jsonl(path, list(read_stage2_jsonl(path, tolerate_truncated_tail=True)))
+    """Atomically drop a cut-short last line (one without a newline), so that appending starts on a clean line."""
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.readlines()
+    kept = lines[:-1] if lines and not lines[-1].endswith("\n") else lines
+    write_text(path, "".join(kept))
 
 
 def _merge(out: str, partial: str) -> None:
