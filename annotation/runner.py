@@ -90,16 +90,27 @@ def _rewrite_without_tail(path: str) -> None:
 
 
 def _merge(out: str, partial: str) -> None:
-    """Atomically replace `out` by its own lines followed by the partial file's, streaming line by line."""
+    """Atomically replace `out` by its own lines followed by the partial file's, streaming line by line.
+
+    A partial line whose video is already in `out` is skipped: a run stopped after its merge but before removing
+    the partial file leaves such duplicates.
+    """
 
     def write(temporary: str) -> None:
+        seen: set[str] = set()
         with open(temporary, "w", encoding="utf-8") as target:
             for source in (out, partial):
-                if os.path.exists(source):
-                    with open(source, encoding="utf-8") as handle:
-                        for line in handle:
-                            if line.strip():
-                                target.write(line if line.endswith("\n") else line + "\n")
+                if not os.path.exists(source):
+                    continue
+                with open(source, encoding="utf-8") as handle:
+                    for line in handle:
+                        if not line.strip():
+                            continue
+                        video_id = json.loads(line)["video_id"]
+                        if video_id in seen:
+                            continue
+                        seen.add(video_id)
+                        target.write(line if line.endswith("\n") else line + "\n")
 
     atomic_write(out, write)
 

@@ -107,3 +107,14 @@ def test_a_corrupt_existing_output_is_an_error_not_a_silent_restart(world_inputs
     out.write_text('{"video_id": "a"}\nnot json\n{"video_id": "b"}\n', encoding="utf-8")
     with pytest.raises(Stage2FormatError, match=r"out.jsonl:2: not valid JSON"):
         annotate_videos(videos, videos_dir, out, pipeline(), progress=False)
+
+
+def test_a_run_stopped_between_merge_and_cleanup_leaves_no_duplicates(world_inputs, reference_output, tmp_path):
+    videos, videos_dir = world_inputs
+    out = tmp_path / "out.jsonl"
+    out.write_text(reference_output, encoding="utf-8")
+    with open(partial_path(out), "w", encoding="utf-8") as handle:  # the merged lines are still in the partial file
+        handle.write(reference_output.splitlines(keepends=True)[-1])
+    summary = annotate_videos(videos, videos_dir, out, pipeline(), progress=False)
+    assert summary.videos_annotated == 0 and summary.videos_already_done == len(videos)
+    assert out.read_text(encoding="utf-8") == reference_output
