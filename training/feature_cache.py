@@ -113,9 +113,9 @@ class FeatureCache:
     def check_compatible(self, fingerprint: str) -> None:
         if fingerprint != self.fingerprint:
             raise ValueError(
-                f"the feature cache {self.directory!r} was extracted with a different vision tower, image processor "
-                "or num_frames than this model and processor (fingerprints differ); re-run `pite extract-features` "
-                "with this checkpoint, or train from pixels"
+                f"the feature cache {self.directory!r} was extracted with a different vision tower (weights or dtype), "
+                "image processor or num_frames than this model and processor (fingerprints differ); re-run "
+                "`pite extract-features` with this checkpoint and dtype, or train from pixels"
             )
 
     def load(self, key: str) -> torch.Tensor:

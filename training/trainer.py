@@ -23,12 +23,13 @@ from pite.processing import IGNORE_INDEX
 
 from .loss_normalization import RegressionCountsMixin, count_regression_items
 
-# model output term -> the batch's count key for it (None: the token count, Trainer's num_items_in_batch)
-LOSS_TERMS = {
-    "lm_loss": None,
-    "localization_loss": "num_point_items_in_batch",
-    "trajectory_loss": "num_trajectory_items_in_batch",
-}
+# (model output term, its target in the batch, the batch's whole-step count of its items); the token count of the
+# LM term is Trainer's own `num_items_in_batch`.
+LOSS_TERMS = (
+    ("lm_loss", "labels", None),
+    ("localization_loss", "point_labels", "num_point_items_in_batch"),
+    ("trajectory_loss", "trajectory_labels", "num_trajectory_items_in_batch"),
+)
 
 
 class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
@@ -42,9 +43,8 @@ class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
         inputs = {**inputs, "use_cache": False}
         if num_items_in_batch is not None:
-            for term, count_key in LOSS_TERMS.items():
-                target_key = {"localization_loss": "point_labels", "trajectory_loss": "trajectory_labels"}.get(term)
-                if target_key in inputs and count_key not in inputs:
+            for _, target_key, count_key in LOSS_TERMS:
+                if count_key is not None and target_key in inputs and count_key not in inputs:
                     raise RuntimeError(f"{count_key} missing from a batch with {target_key}: the L1 term would be mis-scaled")
         loss, outputs = Trainer.compute_loss(self, model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         self._record_loss_terms(inputs, outputs, num_items_in_batch)
@@ -56,7 +56,7 @@ class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
         absent = getattr(self.accelerator.unwrap_model(self.model).config, "absent_coordinate", -1.0)
         local_counts = {"lm_loss": (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()} if "labels" in inputs else {}
         regression = count_regression_items(inputs, absent)
-        for term, count_key in LOSS_TERMS.items():
+        for term, _, count_key in LOSS_TERMS:
             value = outputs.get(term) if hasattr(outputs, "get") else None
             if value is None:
                 continue

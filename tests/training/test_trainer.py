@@ -97,3 +97,15 @@ def test_eval_logs_each_term(make_model, processor, stage_data, tmp_path, cpu_ov
         outputs = trainer.model(**collator([dataset[i] for i in range(len(dataset))]))
     assert metrics["eval_lm_loss"] == pytest.approx(float(outputs.lm_loss), rel=1e-5)
     assert metrics["eval_trajectory_loss"] == pytest.approx(float(outputs.trajectory_loss), rel=1e-5)
+
+
+def test_recipe_gradient_checkpointing_trains_like_plain_backprop(make_model, processor, stage_data, tmp_path, cpu_overrides):
+    weights = {}
+    for checkpointing in (False, True):
+        overrides = {**cpu_overrides, "max_steps": 2, "gradient_checkpointing": checkpointing, "lora_dropout": 0.0}
+        trainer, _, _ = make_trainer(2, make_model(), processor, stage_data, tmp_path / str(checkpointing), **overrides)
+        trainer.train()
+        weights[checkpointing] = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert weights[True].keys() == weights[False].keys()
+    for name, value in weights[False].items():
+        torch.testing.assert_close(weights[True][name], value, rtol=0, atol=1e-6, msg=name)
