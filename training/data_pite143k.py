@@ -3,7 +3,8 @@
 One video becomes one multi-turn conversation (VTimeLLM-style tasks, times as two-digit frame indices):
 1. dense captioning: "{caption}, from SS to EE." for every event, in order of start time;
 2. then one question per event, alternating (from a per-video start) between
-   temporal grounding ("During which frames can we see {caption}?" -> "From SS to EE.") and
+   temporal grounding (`pite.eval.prompts.grounding_question`: "During which frames can we see {caption}?"
+   -> "From SS to EE.") and
    segment captioning ("What is happening from SS to EE?" -> "{caption}.").
 Every grounded noun phrase of a caption written in an answer carries its object's trajectory (P, N, 2) on each of its
 tokens; the question text and the times carry none.
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from pite.eval.prompts import grounding_question
 from pite.processing import format_time_span
 
 from .records import BadRecordError, TrainingExample, media_in_folder, require
@@ -23,7 +25,6 @@ from .templates import (
     DENSE_CAPTION_ITEM,
     DENSE_CAPTION_QUESTIONS,
     GROUNDING_ANSWER,
-    GROUNDING_QUESTIONS,
     SEGMENT_CAPTION_QUESTIONS,
     pick,
 )
@@ -123,7 +124,7 @@ def pite143k_example(
     for position, (_, index, caption, start, end, objects) in enumerate(parsed):
         turn = 1 + position
         if (position + first_kind) % 2 == 0:
-            question = pick(GROUNDING_QUESTIONS, f"{video_id}/{index}", "grounding").format(event=caption.rstrip("."))
+            question = grounding_question(caption)  # the evaluation's own question (VTimeLLM's), same normalisation
             answer = GROUNDING_ANSWER.format(start=start, end=end)
         else:
             question = pick(SEGMENT_CAPTION_QUESTIONS, f"{video_id}/{index}", "segment").format(start=start, end=end)

@@ -2,7 +2,7 @@
 
 A record always gets the same template (chosen from a stable hash of its id and a purpose), so a dataset is
 reproducible across runs and processes without a shared random state.
-Evaluation prompts should use the first template of each list (e.g. `GROUNDING_QUESTIONS[0]`).
+Stage-3 records carry their own questions.
 """
 
 from __future__ import annotations
@@ -26,13 +26,9 @@ DENSE_CAPTION_QUESTIONS = (
     "Give a breakdown of the events in the video together with their time segments.",
 )
 
-# Stage 2: temporal grounding of one event; the answer is "From SS to EE."
-GROUNDING_QUESTIONS = (
-    "During which frames can we see {event}?",
-    "When does the following happen in the video: {event}?",
-    "In which time segment of the video does this occur: {event}?",
-    "Find the frames of the video where {event}.",
-)
+# Stage 2: temporal grounding of one event uses the evaluation's question (`pite.eval.prompts.grounding_question`,
+# VTimeLLM's "During which frames can we see {event}?"), so training and evaluation ask alike; the answer is:
+GROUNDING_ANSWER = "From {start} to {end}."
 
 # Stage 2: captioning of one segment; the answer is the event's caption.
 SEGMENT_CAPTION_QUESTIONS = (
@@ -41,8 +37,6 @@ SEGMENT_CAPTION_QUESTIONS = (
     "What can we see between frames {start} and {end}?",
 )
 
-# Stage 3 (VideoInstruct-100K records carry their own question; Valley carries full conversations).
-GROUNDING_ANSWER = "From {start} to {end}."
 DENSE_CAPTION_ITEM = "{caption}, from {start} to {end}."
 
 

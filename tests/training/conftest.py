@@ -25,7 +25,7 @@ def corpus() -> list[str]:
     from pite.processing import V1_SYSTEM
     from pite.training import templates
 
-    texts = [V1_SYSTEM, "USER: ASSISTANT: </s>", "from 00 to 03. From 01 to 02."]
+    texts = [V1_SYSTEM, "USER: ASSISTANT: </s>", "from 00 to 03. From 01 to 02.", "During which frames can we see"]
     for colour in COLOURS:
         for shape in SHAPE_WORDS:
             for direction in ("left", "right"):

@@ -50,7 +50,11 @@ def test_stage2_conversation_times_and_trajectories(world, processor, featurizer
     answers = [m["content"] for m in example.messages if m["role"] == "assistant"]
     # dense captions with two-digit frame indices of N=4 frames over 2 s: [0, 2] -> 00..03, [1, 2] -> 02..03
     assert answers[0] == "the red square moves to the right, from 00 to 03. the red square moves to the right, from 02 to 03."
-    assert len(answers) == 3  # dense captioning + one question per event
+    assert len(answers) == 3  # dense captioning + one question per event: one grounding, one segment captioning
+    questions = [m["content"] for m in example.messages[2::2]]
+    assert "During which frames can we see the red square moves to the right?" in questions  # the eval's question
+    grounding = questions.index("During which frames can we see the red square moves to the right?")
+    assert answers[1 + grounding] in ("From 00 to 03.", "From 02 to 03.")
     sample = featurizer(example)
     assert sample["pixel_values_videos"].shape == (N, 3, 28, 28)
     labels, targets = sample["labels"], sample["trajectory_labels"]
