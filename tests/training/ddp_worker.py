@@ -1,9 +1,10 @@
 """One rank of the 2-process CPU DDP test (launched by test_ddp.py with torchrun; not collected by pytest).
 
 argv: base_checkpoint output_dir data_file media_dir. Trains stage 1 for 2 steps with gloo and writes this rank's
-merged weights to {output_dir}/rank{RANK}.safetensors.
+merged weights to {output_dir}/rank{RANK}.safetensors and its logged loss terms to rank{RANK}_log.json.
 """
 
+import json
 import os
 import sys
 
@@ -28,7 +29,9 @@ def main() -> None:
     rank = int(os.environ["RANK"])
     weights = {name: tensor.detach().contiguous() for name, tensor in run.model.state_dict().items()}
     save_file(weights, os.path.join(output, f"rank{rank}.safetensors"))
-    print(f"rank {rank} log: {run.trainer.state.log_history}", flush=True)
+    terms = [{k: v for k, v in entry.items() if k.endswith("_loss")} for entry in run.trainer.state.log_history]
+    with open(os.path.join(output, f"rank{rank}_log.json"), "w", encoding="utf-8") as handle:
+        json.dump(terms, handle)
 
 
 if __name__ == "__main__":

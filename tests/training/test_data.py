@@ -133,6 +133,15 @@ def test_bad_instruction_records(world, featurizer, tmp_path):
     assert report.kept == 2 and "turns must alternate" in report.skipped[1]
 
 
+def test_missing_image_names_the_record_and_the_tried_paths(world, featurizer, tmp_path):
+    records = [json.loads(line) for line in open(world["narratives"], encoding="utf-8")]
+    records[2]["image_id"] = "gone"
+    path = tmp_path / "ln.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(BadRecordError, match=r"ln.jsonl line 3 \(image_id 'gone'\): media file not found \(tried .*gone.jpg.*gone.png"):
+        load_stage_examples(1, [str(path)], [world["images"]], featurizer)
+
+
 def test_too_long_conversations_are_refused_not_cut_through_the_video(world, processor):
     short = ExampleFeaturizer(processor, P, max_length=5)
     with pytest.raises(BadRecordError, match="max_length=5 would cut the video"):

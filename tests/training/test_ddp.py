@@ -1,5 +1,6 @@
 """A 2-process CPU DDP run (torchrun, gloo) trains, and both ranks end with identical weights."""
 
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,9 @@ def test_two_process_gloo_ddp_trains_identically_on_both_ranks(base_checkpoint, 
                base_checkpoint, str(output), world["narratives"], world["images"]]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    assert "lm_loss" in result.stdout and "localization_loss" in result.stdout
+    logs = [json.loads((output / f"rank{rank}_log.json").read_text()) for rank in (0, 1)]
+    assert [entry for entry in logs[0] if "lm_loss" in entry and "localization_loss" in entry]
+    assert logs[0] == logs[1]  # each term is reduced over both processes before it is logged
     rank0, rank1 = (load_file(str(output / f"rank{rank}.safetensors")) for rank in (0, 1))
     assert rank0.keys() == rank1.keys()
     for key, value in rank0.items():
