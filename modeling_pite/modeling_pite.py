@@ -151,6 +151,14 @@ class PiTeModel(PiTePreTrainedModel):
         """Freeze the vision tower when `config.freeze_vision_tower` (the paper's setting)."""
         if self.config.freeze_vision_tower:
             self.vision_tower.requires_grad_(False)
+            self.vision_tower.eval()
+
+    def train(self, mode: bool = True) -> PiTeModel:
+        super().train(mode)
+        # A frozen tower stays in eval mode while the rest trains: its features must not depend on the phase.
+        if self.config.freeze_vision_tower:
+            self.vision_tower.eval()
+        return self
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()

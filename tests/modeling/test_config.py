@@ -40,6 +40,8 @@ def test_real_size_model_on_meta_device_has_the_paper_parameter_count():
 def test_vision_tower_frozen_by_default(tiny_model):
     assert not any(p.requires_grad for p in tiny_model.model.vision_tower.parameters())
     assert all(p.requires_grad for p in tiny_model.model.video_adapter.parameters())
+    tiny_model.train()
+    assert tiny_model.model.language_model.training and not tiny_model.model.vision_tower.training
 
 
 @pytest.mark.parametrize(
