@@ -3,10 +3,11 @@
 Phases (each with a progress bar), all through the package's real code paths:
 1. data: `generate_world` writes every dataset format the real loaders read;
 2. tokenizer + processor: a Llama-style tokenizer trained offline on the world's vocabulary, CLIP image processor;
-3. frame encoder: a tiny CLIP tower briefly pretrained on training frames (see `vision_pretraining`), then frozen;
-4. model: a tiny PiTe around that tower;
-5. training stages 1 -> 2 -> 3 with `pite.training` (when available in this installation);
-6. evaluation on held-out videos, report, visualisation and a hub-ready `DIR/model` folder.
+3. stand-ins for the pretrained parts PiTe starts from: a tiny CLIP tower (`vision_pretraining`) and a tiny Llama
+   (`text_pretraining`), each briefly pretrained on training data only;
+4. an untrained PiTe around them, saved like `pite build` output; the frozen tower's features cached once;
+5. training stages 1 -> 2 -> 3 with `pite.training.train_stage` (the real trainers, LoRA and all);
+6. held-out evaluation against baselines (`evaluation`), report, visualisation, a hub-ready `DIR/model` folder.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,29 +26,33 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-VIDEO_PROMPT = "This is a video with {num_frames} frames: <video>\n{question}"
-
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of one demo run. `quick()` is the smoke-test variant (under 2 minutes on 2 cores)."""
+    """Sizes and training budget of one demo run. `quick()` is the smoke-test variant."""
 
-    num_train_videos: int = 60
+    num_train_videos: int = 120
     num_eval_videos: int = 20
-    num_images: int = 100
+    num_images: int = 200
     num_frames: int = 100
-    vocab_size: int = 600
+    vocab_size: int = 700
     vision_steps: int = 300
+    text_steps: int = 300
     image_size: int = 64
     patch_size: int = 8
     vision_hidden: int = 64
     text_hidden: int = 128
     text_layers: int = 2
+    stage_epochs: tuple[int, int, int] = (2, 6, 4)
+    learning_rate: float = 2e-3
+    batch_size: int = 8
+    lora_r: int = 32
     seed: int = 0
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        return cls(num_train_videos=8, num_eval_videos=4, num_images=16, vision_steps=40)
+        return cls(num_train_videos=8, num_eval_videos=3, num_images=16, vision_steps=30, text_steps=30,
+                   stage_epochs=(1, 1, 1))
 
 
 def build_tiny_config(settings: DemoSettings, vocab_size: int, video_token_id: int, special_ids: dict[str, int]):
@@ -60,11 +67,21 @@ def build_tiny_config(settings: DemoSettings, vocab_size: int, video_token_id: i
         text_config=dict(
             vocab_size=vocab_size, hidden_size=settings.text_hidden, intermediate_size=4 * settings.text_hidden,
             num_hidden_layers=settings.text_layers, num_attention_heads=4, num_key_value_heads=4,
-            max_position_embeddings=1024, **special_ids,
+            max_position_embeddings=2048, **special_ids,
         ),
         num_frames=settings.num_frames,
         video_token_id=video_token_id,
     )
+
+
+def demo_corpus(manifest) -> list[str]:
+    """Every text the demo tokenizes: the world's, plus the training recipe's question templates."""
+    from pite.demo.world_scene import WorldConfig
+    from pite.demo.world_text import world_corpus
+    from pite.training import templates
+
+    extra = [*templates.NARRATIVE_QUESTIONS, *templates.DENSE_CAPTION_QUESTIONS, *templates.SEGMENT_CAPTION_QUESTIONS]
+    return world_corpus(WorldConfig.from_dict(manifest.config), extra_texts=extra)
 
 
 def build_processor(settings: DemoSettings, corpus: list[str]):
@@ -79,8 +96,8 @@ def build_processor(settings: DemoSettings, corpus: list[str]):
     return PiTeProcessor(image_processor=image_processor, tokenizer=tokenizer, num_frames=settings.num_frames)
 
 
-def frame_encoder_data(settings: DemoSettings, manifest, processor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training-split frames as the processor prepares them, with colour-position targets from the renderer."""
+def frame_encoder_data(settings: DemoSettings, manifest, processor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Training-split frames as the processor prepares them, with colour/position/shape targets from the renderer."""
     from pite.demo.vision_pretraining import colour_position_targets
     from pite.demo.world import make_video
     from pite.demo.world_scene import WorldConfig
@@ -89,13 +106,12 @@ def frame_encoder_data(settings: DemoSettings, manifest, processor) -> tuple[tor
     pixels, targets = [], []
     for index in range(settings.num_train_videos):
         video = make_video(config, manifest.seed, "train", index)
-        # Every 4th frame is plenty and keeps the step fast.
-        frames = video.frames[::4]
-        labels = video.labels[::4]
+        frames, labels = video.frames[::4], video.labels[::4]  # every 4th frame is plenty
         pixels.append(processor.image_processor(list(frames), return_tensors="pt")["pixel_values"])
-        colours = [obj.colour for obj in video.scene.objects]
-        targets.append(torch.from_numpy(colour_position_targets(labels, colours, config.colours)))
-    return torch.cat(pixels), torch.cat(targets)
+        objects = video.scene.objects
+        targets.append(torch.from_numpy(colour_position_targets(
+            labels, [o.colour for o in objects], [o.shape for o in objects], config.colours, config.shapes)))
+    return torch.cat(pixels), torch.cat(targets), len(config.shapes)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -110,134 +126,268 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _progress_bar(total: int, description: str) -> tuple[Any, Callable[[int, float], None]]:
+    bar = tqdm(total=total, desc=description, leave=False)
+    return bar, lambda step, loss: (bar.update(), bar.set_postfix(loss=f"{loss:.3f}"))
+
+
 def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -> dict[str, Any]:
     """Run every phase into `out_dir`; returns the metrics also written to `out_dir/metrics.json`."""
-    from pite.demo.world import generate_world
-    from pite.demo.world_text import world_corpus
-    from pite.modeling_pite import PiTeForConditionalGeneration
+    from pite.demo.text_pretraining import pack_corpus, pretrain_language_model
     from pite.demo.vision_pretraining import pretrain_frame_encoder
+    from pite.demo.world import generate_world
+    from pite.modeling_pite import PiTeForConditionalGeneration
+    from pite.training import train_stage
+    from pite.training.feature_cache import extract_features
 
     settings = settings or DemoSettings()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     timings: dict[str, float] = {}
-    phases = tqdm(total=5, desc="pite demo", unit="phase")
+    phases = tqdm(total=7, desc="pite demo", unit="phase")
+    clock = time.perf_counter()
 
-    start = time.perf_counter()
-    phases.set_postfix_str("generating the synthetic world")
+    def phase_done(name: str) -> None:
+        nonlocal clock
+        timings[name] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        phases.update()
+
+    phases.set_postfix_str("synthetic world")
     manifest = generate_world(out / "data", num_train_videos=settings.num_train_videos,
                               num_eval_videos=settings.num_eval_videos, num_images=settings.num_images,
                               num_frames=settings.num_frames, seed=settings.seed, progress=True)
-    timings["data_s"] = time.perf_counter() - start
-    phases.update()
-
-    start = time.perf_counter()
-    phases.set_postfix_str("tokenizer and processor")
-    from pite.demo.world_scene import WorldConfig
-
-    processor = build_processor(settings, world_corpus(WorldConfig.from_dict(manifest.config)))
+    corpus = demo_corpus(manifest)
+    processor = build_processor(settings, corpus)
     tokenizer = processor.tokenizer
-    timings["tokenizer_s"] = time.perf_counter() - start
-    phases.update()
+    phase_done("data_and_tokenizer_s")
 
-    start = time.perf_counter()
-    phases.set_postfix_str("pretraining the frame encoder")
+    phases.set_postfix_str("pretraining the stand-in CLIP and Llama")
     special_ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id)
     config = build_tiny_config(settings, len(tokenizer), processor.video_token_id, special_ids)
-    pixels, targets = frame_encoder_data(settings, manifest, processor)
-    bar = tqdm(total=settings.vision_steps, desc="frame encoder", leave=False)
-    tower, tower_losses = pretrain_frame_encoder(
-        config.vision_config, pixels, targets, steps=settings.vision_steps, seed=settings.seed,
-        progress=lambda step, loss: (bar.update(), bar.set_postfix(loss=f"{loss:.3f}")),
-    )
+    pixels, targets, num_shapes = frame_encoder_data(settings, manifest, processor)
+    bar, report = _progress_bar(settings.vision_steps, "frame encoder")
+    tower, tower_losses = pretrain_frame_encoder(config.vision_config, pixels, targets, num_shapes,
+                                                 steps=settings.vision_steps, seed=settings.seed, progress=report)
     bar.close()
-    timings["frame_encoder_s"] = time.perf_counter() - start
-    phases.update()
+    bar, report = _progress_bar(settings.text_steps, "language model")
+    language_model, text_losses = pretrain_language_model(
+        config.text_config, pack_corpus(tokenizer, corpus, block_size=64), steps=settings.text_steps,
+        seed=settings.seed, progress=report)
+    bar.close()
+    phase_done("pretraining_s")
 
-    start = time.perf_counter()
-    phases.set_postfix_str("building the model")
+    phases.set_postfix_str("untrained PiTe and feature cache")
+    torch.manual_seed(settings.seed)
     model = PiTeForConditionalGeneration(config)
     model.model.vision_tower.load_state_dict(tower.state_dict())
+    model.model.language_model.load_state_dict(language_model.model.state_dict())
+    model.lm_head.load_state_dict(language_model.lm_head.state_dict())
     model.model.apply_freezing()
-    timings["model_s"] = time.perf_counter() - start
-    phases.update()
+    untrained_dir = out / "checkpoints" / "untrained"
+    model.save_pretrained(untrained_dir)
+    processor.save_pretrained(untrained_dir)
+    video_cache, image_cache = out / "features" / "videos", out / "features" / "images"
+    extract_features(model, processor, manifest.train_videos_dir, video_cache, progress=True)
+    extract_features(model, processor, manifest.stage1_images_dir, image_cache, progress=True)
+    phase_done("build_and_features_s")
 
-    start = time.perf_counter()
-    phases.set_postfix_str("held-out answer and export")
-    example = answer_held_out_video(model, processor, manifest, out)
+    phases.set_postfix_str("training stages 1 -> 2 -> 3")
+    common = dict(
+        bf16=False, use_cpu=True, per_device_train_batch_size=settings.batch_size,
+        global_batch_size=settings.batch_size, gradient_checkpointing=False, dataloader_num_workers=0,
+        save_strategy="no", logging_steps=5, report_to=[], learning_rate=settings.learning_rate,
+        lora_r=settings.lora_r, lora_alpha=2 * settings.lora_r, max_length=2048, seed=settings.seed,
+        disable_tqdm=False,
+    )
+    stages = [
+        (1, [manifest.stage1_annotations], manifest.stage1_images_dir, image_cache),
+        (2, [manifest.stage2_annotations], manifest.train_videos_dir, video_cache),
+        (3, [manifest.valley_instruct, manifest.videoinstruct], manifest.train_videos_dir, video_cache),
+    ]
+    previous, training_log = str(untrained_dir), {}
+    for (stage, data_files, media_dir, cache), epochs in zip(stages, settings.stage_epochs):
+        previous = train_stage(stage, previous, out / "checkpoints" / f"stage{stage}", data_files, media_dir,
+                               overrides=dict(common, num_train_epochs=epochs, feature_cache_dir=str(cache)))
+        training_log[f"stage{stage}"] = _loss_summary(Path(previous) / "pite_training.json")
+    phase_done("training_s")
+
+    phases.set_postfix_str("held-out evaluation")
+    from pite.demo.evaluation import grounding_evaluation, qa_evaluation, trajectory_evaluation
+
+    trained = PiTeForConditionalGeneration.from_pretrained(previous).eval()
+    untrained = PiTeForConditionalGeneration.from_pretrained(untrained_dir).eval()
+    evaluation = {
+        "trajectory": trajectory_evaluation({"trained": trained, "untrained": untrained}, processor,
+                                            manifest.eval_trajectories, manifest.eval_videos_dir),
+        "grounding": grounding_evaluation(trained, processor, manifest.eval_captions, manifest.eval_videos_dir,
+                                          seed=settings.seed),
+        "qa": qa_evaluation(trained, processor, manifest.eval_qa_questions, manifest.eval_qa_answers,
+                            manifest.eval_videos_dir, json.loads(Path(manifest.videoinstruct).read_text())
+                            + _valley_as_qa(manifest.valley_instruct)),
+    }
+    phase_done("evaluation_s")
+
+    phases.set_postfix_str("pictures and export")
+    example = visualise_held_out_video(trained, processor, manifest, out)
     model_dir = out / "model"
-    model.save_pretrained(model_dir)
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    trained.save_pretrained(model_dir)
     processor.save_pretrained(model_dir)
-    timings["answer_export_s"] = time.perf_counter() - start
-    phases.update()
+    phase_done("export_s")
     phases.close()
 
     metrics = {
         "settings": dataclasses.asdict(settings),
         "world_counts": manifest.counts,
         "frame_encoder": tower_losses,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "language_model": text_losses,
+        "parameters": sum(p.numel() for p in trained.parameters()),
+        "training": training_log,
+        "evaluation": evaluation,
+        "beats_baselines": beats_baselines(evaluation),
         "timings": timings,
-        "training": "not run: the three-stage trainers (pite.training, issue 4) are not wired into the demo yet",
         "example": example,
     }
     _write_json(out / "metrics.json", metrics)
-    _write_text(out / "report.md", render_report(metrics))
-    print(render_report(metrics))
+    report = render_report(metrics)
+    _write_text(out / "report.md", report)
+    print(report)
     return metrics
 
 
+def _valley_as_qa(path: str) -> list[dict]:
+    records = json.loads(Path(path).read_text())
+    qa = []
+    for record in records:
+        turns = record["conversations"]
+        qa.append({"q": turns[0]["value"].replace("<video>", "").strip(), "a": turns[1]["value"]})
+    return qa
+
+
+def _loss_summary(summary_file: Path) -> dict[str, Any]:
+    history = [h for h in json.loads(summary_file.read_text())["log_history"] if "loss" in h]
+    keys = ("loss", "lm_loss", "localization_loss", "trajectory_loss")
+    pick = lambda h: {k: round(h[k], 4) for k in keys if k in h}  # noqa: E731
+    return {"steps": history[-1]["step"] if history else 0, "first": pick(history[0]) if history else {},
+            "last": pick(history[-1]) if history else {}}
+
+
+def beats_baselines(evaluation: dict[str, Any]) -> dict[str, bool]:
+    trajectory = evaluation["trajectory"]
+    return {
+        "trajectory_vs_constant_centre": trajectory["trained"]["L1"] < trajectory["constant_centre"]["L1"],
+        "trajectory_vs_untrained": trajectory["trained"]["L1"] < trajectory["untrained"]["L1"],
+        "grounding_vs_random_interval": evaluation["grounding"]["model"]["mIoU"] > evaluation["grounding"]["random_interval_mIoU"],
+        "qa_vs_majority": evaluation["qa"]["model_accuracy"] > evaluation["qa"]["majority_accuracy"],
+    }
+
+
 @torch.no_grad()
-def answer_held_out_video(model, processor, manifest, out: Path) -> dict[str, Any]:
-    """Ask the model about the first held-out video; visualise its trajectories against the ground truth."""
-    record = json.loads(Path(manifest.eval_trajectories).read_text().splitlines()[0])
+def visualise_held_out_video(model, processor, manifest, out: Path) -> dict[str, Any]:
+    """Ask about the first held-out event that has a tracked object; draw prediction vs ground truth."""
+    from pite.processing import read_video, save_contact_sheet, save_trajectory_gif
+
+    for line in Path(manifest.eval_trajectories).read_text().splitlines():
+        record = json.loads(line)
+        event = next((e for e in record["events"] if e["objects"]), None)
+        if event is not None:
+            break
+    else:
+        raise ValueError(f"{manifest.eval_trajectories}: no held-out event has a tracked object to draw")
     video_path = Path(manifest.eval_videos_dir) / record["video"]
-    event = record["events"][0]
-    question = f"During which frames can we see {event['caption']}?"
+    phrase = event["objects"][0]["phrase"]
+    question = f"What is happening from {_frame(event['start'], record['duration'], model)} to {_frame(event['end'], record['duration'], model)}?"
     prompt = processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}],
         add_generation_prompt=True,
     )
     inputs = processor(text=prompt, videos=str(video_path))
     metadata = inputs.pop("video_metadata")
-    output = model.eval().generate(**inputs, max_new_tokens=24, return_dict_in_generate=True)
-    result = processor.post_process_generation(output, metadata, prompt_length=inputs["input_ids"].shape[1])[0]
-    from pite.processing import read_video, save_contact_sheet, save_trajectory_gif
-
+    output = model.generate(**inputs, max_new_tokens=24, do_sample=False, return_dict_in_generate=True)
+    result = processor.post_process_generation(output, metadata, prompt_length=inputs["input_ids"].shape[1],
+                                               phrases=[phrase])[0]
     frames = read_video(str(video_path), num_frames=model.config.num_frames).frames
-    truth = np.asarray(event["objects"][0]["trajectory"]) if event["objects"] else None
-    predicted = output.trajectory_predictions[0, 0].numpy()
-    sheet = save_contact_sheet(frames, out / "trajectories.png", predicted=[predicted],
-                               ground_truth=None if truth is None else [truth])
-    gif = save_trajectory_gif(frames, out / "trajectories.gif", predicted=[predicted],
-                              ground_truth=None if truth is None else [truth])
-    return {"video": record["video"], "question": question, "answer": result["text"],
-            "time_spans": result["time_spans"], "contact_sheet": Path(sheet).name, "gif": Path(gif).name}
+    truth = np.asarray(event["objects"][0]["trajectory"])
+    grounded = [p for p in result["phrases"] if p["trajectory"] is not None]
+    if grounded:  # pixel coordinates back to normalised for drawing beside the ground truth
+        width, height = metadata[0]["width"], metadata[0]["height"]
+        predicted = np.asarray(grounded[0]["trajectory"]) / np.array([width, height])
+    else:  # the answer did not name the object: draw what the model predicted with its first answer token
+        predicted = output.trajectory_predictions[0, 0].numpy()
+    sheet = save_contact_sheet(frames, out / "trajectories.png", predicted=[predicted], ground_truth=[truth])
+    gif = save_trajectory_gif(frames, out / "trajectories.gif", predicted=[predicted], ground_truth=[truth])
+    return {"video": record["video"], "question": question, "answer": result["text"], "phrase": phrase,
+            "phrase_grounded_in_answer": bool(grounded), "contact_sheet": Path(sheet).name, "gif": Path(gif).name}
+
+
+def _frame(seconds: float, duration: float, model) -> str:
+    from pite.processing import format_frame_index, seconds_to_frame_index
+
+    return format_frame_index(seconds_to_frame_index(seconds, duration, model.config.num_frames, clip=True))
 
 
 def render_report(metrics: dict[str, Any]) -> str:
-    settings = metrics["settings"]
-    example = metrics["example"]
+    settings, evaluation, example = metrics["settings"], metrics["evaluation"], metrics["example"]
+    trajectory, grounding, qa = evaluation["trajectory"], evaluation["grounding"], evaluation["qa"]
+    verdict = lambda ok: "yes" if ok else "**no**"  # noqa: E731
+    beats = metrics["beats_baselines"]
     lines = [
         "# PiTe demo report",
         "",
         f"World: {metrics['world_counts']}",
-        f"Model: tiny PiTe, {metrics['parameters']:,} parameters, {settings['num_frames']} frames per video.",
+        f"Model: tiny PiTe, {metrics['parameters']:,} parameters, {settings['num_frames']} frames per video, "
+        f"LoRA r={settings['lora_r']}, epochs per stage {settings['stage_epochs']}.",
         "",
-        "## Frame encoder",
-        "A randomly initialised frozen ViT pools away where objects are, so the tiny CLIP stand-in is pretrained for "
-        f"{settings['vision_steps']} steps to predict colour presence and position from its pooled feature, then frozen "
-        f"(loss {metrics['frame_encoder']['initial_loss']:.3f} -> {metrics['frame_encoder']['final_loss']:.3f}).",
+        "## Held-out results",
         "",
-        "## Training",
-        metrics["training"],
+        "| task | metric | trained PiTe | baseline | beats it |",
+        "|---|---|---|---|---|",
+        f"| trajectories (teacher-forced) | masked L1, normalised (lower is better) | {trajectory['trained']['L1']:.4f} | "
+        f"constant centre {trajectory['constant_centre']['L1']:.4f} | {verdict(beats['trajectory_vs_constant_centre'])} |",
+        f"| trajectories (teacher-forced) | masked L1 | {trajectory['trained']['L1']:.4f} | untrained PiTe "
+        f"{trajectory['untrained']['L1']:.4f} | {verdict(beats['trajectory_vs_untrained'])} |",
+        f"| trajectories | PCK@0.1 of the diagonal (%) | {trajectory['trained']['PCK@0.1']:.1f} | constant centre "
+        f"{trajectory['constant_centre']['PCK@0.1']:.1f} | |",
+        f"| temporal grounding | mIoU (%) | {grounding['model']['mIoU']:.1f} | random interval "
+        f"{grounding['random_interval_mIoU']:.1f} | {verdict(beats['grounding_vs_random_interval'])} |",
+        f"| temporal grounding | R@1 IoU 0.3 / 0.5 / 0.7 (%) | {grounding['model']['R@0.3']:.1f} / "
+        f"{grounding['model']['R@0.5']:.1f} / {grounding['model']['R@0.7']:.1f} | | |",
+        f"| video QA | exact-match accuracy (%) | {qa['model_accuracy']:.1f} | majority answer per question kind "
+        f"{qa['majority_accuracy']:.1f} | {verdict(beats['qa_vs_majority'])} |",
+        "",
+        f"{trajectory['trained']['num_points']} trajectory points, {grounding['model']['num_queries']} grounding queries "
+        f"({grounding['model']['num_invalid']} answers without a parsable span), {qa['num_questions']} questions.",
+        "",
+        "## How the model was made",
+        "PiTe starts from pretrained CLIP and Vicuna. Their tiny stand-ins here are briefly pretrained on training data "
+        "only, then handed to the real recipe:",
+        f"- frame encoder: a randomly initialised frozen ViT pools away where objects are, so the tiny CLIP tower is "
+        f"trained for {settings['vision_steps']} steps to predict each colour's presence, position and shape from its "
+        f"pooled feature, then frozen (loss {metrics['frame_encoder']['initial_loss']:.3f} -> "
+        f"{metrics['frame_encoder']['final_loss']:.3f});",
+        f"- language model: the tiny Llama is trained as a plain causal LM on the world's text for "
+        f"{settings['text_steps']} steps (loss {metrics['language_model']['initial_loss']:.3f} -> "
+        f"{metrics['language_model']['final_loss']:.3f}); no video, time or trajectory supervision;",
+        "- stages 1 -> 2 -> 3 with `pite.training.train_stage` (LoRA, heads, eq. 9), from cached frozen-tower features:",
+    ]
+    for stage, summary in metrics["training"].items():
+        lines.append(f"  - {stage}: {summary['steps']} steps, first {summary['first']} -> last {summary['last']}")
+    lines += [
         "",
         "## Held-out example",
         f"Video `{example['video']}`: {example['question']}",
-        f"Answer: {example['answer']!r}; time spans (s): {example['time_spans']}",
-        f"Trajectories: `{example['contact_sheet']}`, `{example['gif']}`",
+        f"Answer: {example['answer']!r} (phrase `{example['phrase']}` named in the answer: "
+        f"{example['phrase_grounded_in_answer']})",
+        f"Trajectories, prediction (dots) vs ground truth (squares): `{example['contact_sheet']}`, `{example['gif']}`",
+        "",
+        "Grounding examples: " + "; ".join(f"{e['question']} -> {e['answer']!r} (truth {e['truth']})"
+                                           for e in grounding["examples"][:3]),
+        "",
+        "QA examples: " + "; ".join(f"{e['question']} -> {e['answer']!r} (truth {e['truth']!r})" for e in qa["examples"][:3]),
         "",
         "## Timings (s)",
         " | ".join(f"{k} {v:.1f}" for k, v in metrics["timings"].items()),

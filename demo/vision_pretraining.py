@@ -3,8 +3,8 @@
 PiTe keeps CLIP frozen and reads one pooled feature per frame. A *randomly initialised* frozen ViT pools away most
 of where things are in a frame, so the adapter and LLM above it would have almost nothing to localise from and the
 demo would measure the tower, not the method. Real CLIP was pretrained on 400M image-text pairs; here we pretrain
-the tiny tower for a few hundred steps to predict, from its pooled projected feature, which colours are in the frame
-and where (presence, centre x, centre y per colour), then freeze it as the paper does. This choice is stated in the
+the tiny tower for a few hundred steps to predict, from its pooled projected feature, which colours are in the frame,
+where, and in which shape (presence, centre x, centre y, shape per colour), then freeze it as the paper does. This choice is stated in the
 demo report. Only training-split frames are used.
 """
 
@@ -18,31 +18,35 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 
-def colour_position_targets(labels: np.ndarray, object_colours: Sequence[str], colours: Sequence[str]) -> np.ndarray:
-    """Per frame and colour: (present, centre x, centre y) in normalised coordinates, 0 for absent colours.
+def colour_position_targets(
+    labels: np.ndarray, object_colours: Sequence[str], object_shapes: Sequence[str], colours: Sequence[str],
+    shapes: Sequence[str],
+) -> np.ndarray:
+    """Per frame and colour: (present, centre x, centre y, one-hot shape), 0 for absent colours.
 
     Args:
         labels: (T, H, W) int, the object index drawn at each pixel, -1 for background.
-        object_colours: colour name of each object index.
-        colours: the colour vocabulary, which fixes the target layout.
+        object_colours, object_shapes: colour and shape name of each object index.
+        colours, shapes: the vocabularies, which fix the target layout.
 
     Returns:
-        (T, len(colours) * 3) float32.
+        (T, len(colours) * (3 + len(shapes))) float32.
     """
     frames, height, width = labels.shape
     ys, xs = np.mgrid[0:height, 0:width]
     xs = (xs + 0.5) / width
     ys = (ys + 0.5) / height
-    targets = np.zeros((frames, len(colours), 3), dtype=np.float32)
-    for index, colour in enumerate(object_colours):
+    targets = np.zeros((frames, len(colours), 3 + len(shapes)), dtype=np.float32)
+    for index, (colour, shape) in enumerate(zip(object_colours, object_shapes)):
         slot = list(colours).index(colour)
         mask = labels == index
         area = mask.sum(axis=(1, 2))
         present = area > 0
         safe = np.maximum(area, 1)
-        targets[:, slot, 0] = np.maximum(targets[:, slot, 0], present)
+        targets[present, slot, 0] = 1.0
         targets[present, slot, 1] = (mask * xs).sum(axis=(1, 2))[present] / safe[present]
         targets[present, slot, 2] = (mask * ys).sum(axis=(1, 2))[present] / safe[present]
+        targets[present, slot, 3 + list(shapes).index(shape)] = 1.0
     return targets.reshape(frames, -1)
 
 
@@ -50,18 +54,19 @@ def pretrain_frame_encoder(
     vision_config: CLIPVisionConfig,
     pixel_values: torch.Tensor,
     targets: torch.Tensor,
+    num_shapes: int,
     steps: int = 300,
     batch_size: int = 64,
     learning_rate: float = 3e-3,
     seed: int = 0,
     progress=None,
 ) -> tuple[CLIPVisionModelWithProjection, dict[str, float]]:
-    """Train a CLIP vision tower so that its projected pooled feature (`image_embeds`) encodes colour positions.
+    """Train a CLIP vision tower so that its projected pooled feature (`image_embeds`) encodes colours, positions and shapes.
 
     Args:
         vision_config: the tower's config.
         pixel_values: (M, 3, H, W) CLIP-normalised frames (as the processor produces them).
-        targets: (M, C * 3) from `colour_position_targets`.
+        targets: (M, C * (3 + S)) from `colour_position_targets`; S = `num_shapes`.
         progress: optional callable(step, loss) for progress reporting.
 
     Returns:
@@ -69,24 +74,26 @@ def pretrain_frame_encoder(
     """
     if pixel_values.shape[0] != targets.shape[0]:
         raise ValueError(f"{pixel_values.shape[0]} frames but {targets.shape[0]} target rows")
+    if num_shapes < 1 or targets.shape[1] % (3 + num_shapes):
+        raise ValueError(f"targets of width {targets.shape[1]} do not hold (3 + {num_shapes}) values per colour")
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     tower = CLIPVisionModelWithProjection(vision_config)
     probe = nn.Linear(vision_config.projection_dim, targets.shape[1])
-    presence_columns = torch.arange(0, targets.shape[1], 3)
     optimizer = torch.optim.AdamW([*tower.parameters(), *probe.parameters()], lr=learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=steps, pct_start=0.1)
 
     def loss_of(batch_pixels: torch.Tensor, batch_targets: torch.Tensor) -> torch.Tensor:
-        predicted = probe(tower(pixel_values=batch_pixels).image_embeds)
-        present = batch_targets[:, presence_columns]
-        presence_loss = nn.functional.binary_cross_entropy_with_logits(predicted[:, presence_columns], present)
-        # Positions only count for colours that are present.
-        position_mask = torch.zeros_like(batch_targets, dtype=torch.bool)
-        position_mask[:, presence_columns + 1] = present > 0
-        position_mask[:, presence_columns + 2] = present > 0
-        position_loss = (predicted - batch_targets).abs()[position_mask].mean() if position_mask.any() else 0.0
-        return presence_loss + 4.0 * position_loss
+        predicted = probe(tower(pixel_values=batch_pixels).image_embeds).unflatten(-1, (-1, 3 + num_shapes))
+        wanted = batch_targets.unflatten(-1, (-1, 3 + num_shapes))
+        present = wanted[..., 0]
+        loss = nn.functional.binary_cross_entropy_with_logits(predicted[..., 0], present)
+        # Position and shape only count for colours that are in the frame.
+        visible = present > 0
+        if visible.any():
+            loss = loss + 4.0 * (predicted[..., 1:3] - wanted[..., 1:3]).abs()[visible].mean()
+            loss = loss + nn.functional.cross_entropy(predicted[..., 3:][visible], wanted[..., 3:][visible].argmax(-1))
+        return loss
 
     tower.train()
     with torch.no_grad():
