@@ -10,7 +10,10 @@ Modules (each documents its protocol and usage):
 - `datasets`: readers of ActivityNet Captions, Charades-STA, MSVD-QA, MSRVTT-QA, ActivityNet-QA as published;
 - `predictions`, `runner`, `prompts`, `tables`: resumable generation with a pluggable `generate_fn`, scoring,
   and tables laid out like the paper's Tables 3 and 4;
-- `hf_metrics`: the metrics as `evaluate` modules (`evaluate.load(metric_script_path(name))` works offline).
+- `hf_metrics`: the metrics as `evaluate` modules (`evaluate.load(metric_script_path(name))` works offline);
+- `model_runner`: a saved PiTe as the runner's `generate_fn` (v1 chat prompt, left padding, greedy, skips unreadable
+  videos); `trajectory_runner`: teacher-forced trajectory accuracy on stage-2 data beside the constant-centre baseline;
+- `cli`: `pite eval grounding | dense-captioning | qa | trajectory` (README.md has the usage).
 
 Nothing is imported here so that `import pite.eval.grounding` stays light.
 """

@@ -2,11 +2,13 @@
 
 Layout:
     {"meta": {...what produced them: task, data file, model...},
-     "predictions": {sample_id: {"output": "model text", ...anything else}}}
+     "predictions": {sample_id: {"output": "model text", ...anything else}},
+     "skipped": {sample_id: "why no output was made (video not found, unreadable video)"}}
 
 The file is written to a temporary file in the same folder and moved over the old one (`os.replace`), so it is
 always either the previous or the new complete version, never half-written. Reopening an existing file resumes it:
-`has(sample_id)` tells the runner what to skip. Reopening with different `meta` is refused (mixing outputs of two
+`has(sample_id)` tells the runner what to skip. Skipped samples are recorded with their
+reason but do not count as done: a rerun tries them again (e.g. after the missing videos were added). Reopening with different `meta` is refused (mixing outputs of two
 models or two prompts in one file would silently corrupt the results).
 
 Usage:
@@ -57,6 +59,7 @@ class PredictionStore:
         self.meta = dict(meta or {})
         self.flush_interval = flush_interval
         self._predictions: dict[str, dict] = {}
+        self._skipped: dict[str, str] = {}
         self._dirty = False
         self._last_flush = time.monotonic()
         if self.path.exists():
@@ -82,7 +85,11 @@ class PredictionStore:
         for sample_id, entry in stored["predictions"].items():
             if not isinstance(entry, dict) or not isinstance(entry.get("output"), str):
                 raise ValueError(f"{self.path}: prediction {sample_id!r} has no string 'output'")
+        skipped = stored.get("skipped", {})
+        if not isinstance(skipped, dict) or not all(isinstance(reason, str) for reason in skipped.values()):
+            raise ValueError(f"{self.path}: 'skipped' must map sample ids to reasons (strings)")
         self._predictions = stored["predictions"]
+        self._skipped = dict(skipped)
 
     def __len__(self) -> int:
         return len(self._predictions)
@@ -106,13 +113,28 @@ class PredictionStore:
         if not isinstance(output, str):
             raise TypeError(f"output of {sample_id!r} must be a string, got {type(output).__name__}")
         self._predictions[sample_id] = {"output": output, **extra}
+        self._skipped.pop(sample_id, None)
         self._dirty = True
         if time.monotonic() - self._last_flush >= self.flush_interval:
             self.flush()
 
+    def skip(self, sample_id: str, reason: str) -> None:
+        """Record that `sample_id` got no output and why; a later `add` of it clears the record."""
+        if sample_id in self._predictions:
+            raise ValueError(f"{sample_id!r} already has an output in {self.path}; it cannot be marked skipped")
+        if self._skipped.get(sample_id) != reason:
+            self._skipped[sample_id] = str(reason)
+            self._dirty = True
+
+    def skipped(self) -> dict[str, str]:
+        """A copy of the skipped samples and their reasons."""
+        return dict(self._skipped)
+
     def flush(self) -> None:
         """Write the file atomically if anything changed since the last write."""
         if self._dirty or not self.path.exists():
-            write_json_atomic(self.path, {"meta": self.meta, "predictions": self._predictions})
+            write_json_atomic(
+                self.path, {"meta": self.meta, "predictions": self._predictions, "skipped": self._skipped}
+            )
             self._dirty = False
         self._last_flush = time.monotonic()

@@ -1,9 +1,9 @@
 """Benchmark runner scaffolding: batched generation into a resumable store, then scoring per task.
 
 The model is plugged in as a `generate_fn(records) -> outputs`: it receives a batch of `EvalRecord`s (video path,
-duration, and `pite.eval.prompts.task_question(record)` to ask) and returns one output string per record, in order.
-Whoever integrates the model writes that function (processor + `generate`, greedy by default); everything else here
-needs no model.
+duration, and `pite.eval.prompts.task_question(record)` to ask) and returns one output string per record, in order,
+or a `SkippedSample(reason)` in place of the string for a record it could not process (an unreadable video).
+`pite.eval.model_runner.PiTeGenerator` is that function for a saved PiTe; everything here needs no model.
 
     dataset = read_charades_sta("charades_sta_test.txt", "Charades_v1_test.csv", videos_dir="videos")
     store = PredictionStore("runs/charades/predictions.json", meta={"task": "grounding", "model": "pite-7b"})
@@ -11,7 +11,8 @@ needs no model.
     scores = score_grounding(dataset, store)                                    # R@0.3/0.5/0.7, mIoU
     print(activitynet_table({"PiTe-7B": {"grounding": scores}}))               # pite.eval.tables
 
-Records whose video was looked for and not found are skipped (listed in the summary), records already in the store are
+Records whose video was looked for and not found, and records `generate_fn` skipped, are recorded with their reason
+in the store's `skipped` section and listed in the summary (a rerun tries them again); records already in the store are
 not generated again, and the store is flushed even when `generate_fn` raises, so nothing already generated is lost.
 """
 
@@ -29,17 +30,36 @@ from pite.eval.intervals import DEFAULT_NUM_FRAMES, parse_dense_captions, parse_
 from pite.eval.judge import JudgeBackend, JudgmentCache, QAJudgeResult, QASample, judge_qa
 from pite.eval.predictions import PredictionStore
 
-GenerateFn = Callable[[list[EvalRecord]], list[str]]
+
+
+@dataclass(frozen=True)
+class SkippedSample:
+    """What a `generate_fn` returns for a record it could not answer (e.g. its video cannot be decoded)."""
+
+    reason: str
+
+
+GenerateFn = Callable[[list[EvalRecord]], Sequence["str | SkippedSample"]]
 
 
 @dataclass
 class GenerationSummary:
-    """What one `generate_predictions` call did."""
+    """What one `generate_predictions` call did.
+
+    `skipped_samples` lists the records without output (missing videos first, then those `generate_fn` skipped),
+    `skip_reasons` says why for each.
+    """
 
     generated: int = 0
     already_done: int = 0
     missing_videos: list[str] = field(default_factory=list)
     skipped_samples: list[str] = field(default_factory=list)
+    skip_reasons: dict[str, str] = field(default_factory=dict)
+
+    def _skip(self, store: PredictionStore, sample_id: str, reason: str) -> None:
+        self.skipped_samples.append(sample_id)
+        self.skip_reasons[sample_id] = reason
+        store.skip(sample_id, reason)
 
 
 def generate_predictions(
@@ -61,10 +81,10 @@ def generate_predictions(
     summary = GenerationSummary(missing_videos=list(dataset.missing_videos))
     todo = []
     for record in dataset.records:
-        if record.video_id in missing:
-            summary.skipped_samples.append(record.sample_id)
-        elif store.has(record.sample_id):
+        if store.has(record.sample_id):  # an output made before the video went missing is still an output
             summary.already_done += 1
+        elif record.video_id in missing:
+            summary._skip(store, record.sample_id, f"video {record.video_id!r} not found in the videos folder")
         else:
             todo.append(record)
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
@@ -74,8 +94,11 @@ def generate_predictions(
                 outputs = generate_fn(batch)
                 _check_outputs(outputs, batch)
                 for record, output in zip(batch, outputs):
-                    store.add(record.sample_id, output)
-                summary.generated += len(batch)
+                    if isinstance(output, SkippedSample):
+                        summary._skip(store, record.sample_id, output.reason)
+                    else:
+                        store.add(record.sample_id, output)
+                        summary.generated += 1
                 bar.update(len(batch))
     finally:
         store.flush()
@@ -89,8 +112,10 @@ def _check_outputs(outputs: object, batch: list[EvalRecord]) -> None:
             f"generate_fn returned {type(outputs).__name__} of length {length} for a batch of {len(batch)} records"
         )
     for record, output in zip(batch, outputs):
-        if not isinstance(output, str):
-            raise TypeError(f"generate_fn returned {type(output).__name__} for {record.sample_id!r}, not str")
+        if not isinstance(output, (str, SkippedSample)):
+            raise TypeError(
+                f"generate_fn returned {type(output).__name__} for {record.sample_id!r}, not str (or SkippedSample)"
+            )
 
 
 def _predicted(dataset: EvalDataset, store: PredictionStore, task: str) -> list[EvalRecord]:

@@ -1,6 +1,7 @@
-"""Results tables laid out like the PiTe paper's Table 3 (video QA) and Table 4 (ActivityNet Captions), in Markdown.
+"""Results tables laid out like the PiTe paper's Table 3 (video QA) and Table 4 (ActivityNet Captions), in Markdown,
+and a trajectory-accuracy table (not in the paper: it reports no trajectory numbers) for `pite eval trajectory`.
 
-Values print with one decimal (as in the paper); a missing number prints "-". The QA table ends with a line naming the
+Values print with one decimal (as in the paper; trajectory L1 with three); a missing number prints "-". The QA table ends with a line naming the
 judge model(s) and temperature(s), because QA numbers mean nothing without them.
 
 Usage:
@@ -19,10 +20,11 @@ from pite.eval.judge import QAJudgeResult
 QA_DATASETS = ("MSVD-QA", "MSRVTT-QA", "ActivityNet-QA")
 GROUNDING_COLUMNS = ("R@0.3", "R@0.5", "R@0.7", "mIoU")
 CAPTIONING_COLUMNS = ("SODA_c", "CIDEr", "METEOR")
+TRAJECTORY_COLUMNS = {"L1": 3, "PCK@0.05": 1, "PCK@0.1": 1}  # column -> decimals
 
 
-def _number(value: object) -> str:
-    return "-" if value is None else f"{float(value):.1f}"
+def _number(value: object, decimals: int = 1) -> str:
+    return "-" if value is None else f"{float(value):.{decimals}f}"
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -72,3 +74,25 @@ def qa_table(results: Mapping[str, Mapping[str, QAJudgeResult | Mapping[str, obj
         rows.append(row)
     judge_line = "; ".join(f"{model} (temperature {temperature})" for model, temperature in judges) or "-"
     return _markdown(header, rows) + f"\n\nJudge: {judge_line}"
+
+
+def trajectory_table(results: Mapping[str, Mapping[str, object]]) -> str:
+    """Trajectory accuracy per row: masked L1 (normalised units), PCK@5% / 10% of the diagonal (percent), points.
+
+    Args:
+        results: `{row name: trajectory_scores(...)}`, e.g. the model and the constant-centre baseline.
+
+    >>> print(trajectory_table({"tiny": {"L1": 0.1234, "PCK@0.05": 20.0, "PCK@0.1": 45.04, "num_points": 96}}))
+    | Model | L1 | PCK@5% | PCK@10% | Points |
+    |---|---|---|---|---|
+    | tiny | 0.123 | 20.0 | 45.0 | 96 |
+    """
+    rows = []
+    for name, scores in results.items():
+        points = scores.get("num_points")
+        rows.append(
+            [name]
+            + [_number(scores.get(column), decimals) for column, decimals in TRAJECTORY_COLUMNS.items()]
+            + ["-" if points is None else str(int(points))]
+        )
+    return _markdown(["Model", "L1", "PCK@5%", "PCK@10%", "Points"], rows)
