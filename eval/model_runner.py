@@ -194,28 +194,29 @@ class PiTeGenerator:
                 results[index] = SkippedSample(f"record {record.sample_id!r} has no video path")
             else:
                 readable.append(index)
-        prompts = {index: chat_prompt(self.processor, task_question(records[index])) for index in readable}
         try:
-            inputs = self._inputs([prompts[i] for i in readable], [records[i].video_path for i in readable])
+            inputs = self._batch_inputs(records, readable)
         except VIDEO_READ_ERRORS:
-            # Find the unreadable videos one by one, then run the rest as one batch.
+            # Some video cannot be read: find which, one by one, and run the others as one batch.
             for index in list(readable):
                 reason = self._unreadable(records[index].video_path)
                 if reason is not None:
                     logger.warning("skipping %s: %s", records[index].sample_id, reason)
                     results[index] = SkippedSample(reason)
                     readable.remove(index)
-            inputs = self._inputs([prompts[i] for i in readable], [records[i].video_path for i in readable]) if readable else None
+            inputs = self._batch_inputs(records, readable)
         if inputs is not None:
             for index, answer in zip(readable, self.generate(inputs)):
                 results[index] = answer
         return results  # every slot is filled: readable ones by generate, the others with a SkippedSample
 
-    def _inputs(self, prompts: list[str], videos: list[Path]) -> dict[str, Any]:
-        return self.processor(
-            text=prompts, videos=[str(video) for video in videos], num_frames=self.num_frames, padding=True,
-            return_tensors="pt",
-        )
+    def _batch_inputs(self, records: Sequence[EvalRecord], indices: list[int]) -> dict[str, Any] | None:
+        """Processor outputs (left-padded prompts, frames, metadata) for `records[indices]`; None if there are none."""
+        if not indices:
+            return None
+        prompts = [chat_prompt(self.processor, task_question(records[index])) for index in indices]
+        videos = [str(records[index].video_path) for index in indices]
+        return self.processor(text=prompts, videos=videos, num_frames=self.num_frames, padding=True, return_tensors="pt")
 
     def _unreadable(self, video: Path) -> str | None:
         """Why `video` cannot be read, or None if it can."""

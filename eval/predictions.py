@@ -7,9 +7,9 @@ Layout:
 
 The file is written to a temporary file in the same folder and moved over the old one (`os.replace`), so it is
 always either the previous or the new complete version, never half-written. Reopening an existing file resumes it:
-`has(sample_id)` tells the runner what to skip. Skipped samples are recorded with their
-reason but do not count as done: a rerun tries them again (e.g. after the missing videos were added). Reopening with different `meta` is refused (mixing outputs of two
-models or two prompts in one file would silently corrupt the results).
+`has(sample_id)` tells the runner what to skip. Skipped samples are recorded with their reason but do not count as
+done: a rerun tries them again (e.g. after the missing videos were added). Reopening with different `meta` is refused
+(mixing outputs of two models or two prompts in one file would silently corrupt the results).
 
 Usage:
     >>> store = PredictionStore("runs/charades/predictions.json", meta={"task": "grounding"})  # doctest: +SKIP

@@ -1,8 +1,8 @@
 """Results tables laid out like the PiTe paper's Table 3 (video QA) and Table 4 (ActivityNet Captions), in Markdown,
 and a trajectory-accuracy table (not in the paper: it reports no trajectory numbers) for `pite eval trajectory`.
 
-Values print with one decimal (as in the paper; trajectory L1 with three); a missing number prints "-". The QA table ends with a line naming the
-judge model(s) and temperature(s), because QA numbers mean nothing without them.
+Values print with one decimal (as in the paper; trajectory L1 with three); a missing number prints "-". The QA table
+ends with a line naming the judge model(s) and temperature(s), because QA numbers mean nothing without them.
 
 Usage:
     >>> print(activitynet_table({"PiTe-7B": {"grounding": {"R@0.3": 30.4, "R@0.5": 17.8, "R@0.7": 7.8, "mIoU": 22.0}}}))

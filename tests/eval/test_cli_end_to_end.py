@@ -252,20 +252,27 @@ def link_videos(world, folder: Path, names: list[str]) -> Path:
     return folder
 
 
-def test_charades_msvd_and_msrvtt_formats_end_to_end(world, model_dir, judge_dir, tmp_path, capsys, chat_server):
+def test_charades_msvd_and_msrvtt_formats_end_to_end(world, model_dir, judge_dir, tmp_path, capsys, chat_server,
+                                                     monkeypatch):
     common = ["--model", model_dir, "--max-new-tokens", 4]
     judge = ["--judge", "openai", "--judge-base-url", chat_server.base_url, "--judge-model", "judge"]
 
+    # Charades-STA, with a model that always answers "frames 00 to 07": with N = 8 that is the whole video, [0, 7.7] s.
     charades = link_videos(world, tmp_path / "charades", ["AO8RW"])
     (tmp_path / "sta.txt").write_text("AO8RW 0.0 3.5##a person opens a door.\nAO8RW 2 7.1##a person sits down.\n"
                                       "ZZZZZ 1 2##gone.\n", encoding="utf-8")
     (tmp_path / "Charades_v1_test.csv").write_text("id,subject,length\nAO8RW,x,7.7\nZZZZZ,y,30\n", encoding="utf-8")
-    status, out, _ = pite_eval(capsys, "grounding", "--format", "charades-sta", "--charades-csv",
-                               tmp_path / "Charades_v1_test.csv", "--data", tmp_path / "sta.txt", "--videos", charades,
-                               "--output", tmp_path / "charades.json", *common)
+    with monkeypatch.context() as patch:
+        patch.setattr(PiTeGenerator, "generate", lambda self, inputs: ["From 00 to 07."] * len(inputs["input_ids"]))
+        status, out, _ = pite_eval(capsys, "grounding", "--format", "charades-sta", "--charades-csv",
+                                   tmp_path / "Charades_v1_test.csv", "--data", tmp_path / "sta.txt",
+                                   "--videos", charades, "--output", tmp_path / "charades.json", *common)
     results = read_json(tmp_path / "charades.json")
     assert status == 0 and results["counts"]["answered"] == 2 and list(results["skipped"]) == ["ZZZZZ#0"]
-    assert results["scores"]["num_queries"] == 2 and "| R@0.3 |" in out
+    ious = [3.5 / 7.7, 5.1 / 7.7]
+    scores = results["scores"]
+    assert (scores["R@0.3"], scores["R@0.5"], scores["R@0.7"]) == (100.0, 50.0, 0.0)
+    assert scores["mIoU"] == pytest.approx(100 * sum(ious) / 2) and f"| {scores['mIoU']:.1f} |" in out
 
     msvd = link_videos(world, tmp_path / "msvd", ["-4wsuPCjDBc_5_15", "bQJQGoJF7_k_162_169"])
     (tmp_path / "youtube_mapping.txt").write_text("-4wsuPCjDBc_5_15 vid1\nbQJQGoJF7_k_162_169 vid2\n", encoding="utf-8")
