@@ -47,12 +47,13 @@ class DemoSettings:
     learning_rate: float = 2e-3
     batch_size: int = 8
     lora_r: int = 32
+    logging_steps: int = 5
     seed: int = 0
 
     @classmethod
     def quick(cls) -> DemoSettings:
         return cls(num_train_videos=8, num_eval_videos=3, num_images=16, vision_steps=30, text_steps=30,
-                   stage_epochs=(1, 1, 1))
+                   stage_epochs=(1, 1, 1), logging_steps=1)
 
 
 def build_tiny_config(settings: DemoSettings, vocab_size: int, video_token_id: int, special_ids: dict[str, int]):
@@ -198,7 +199,7 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     common = dict(
         bf16=False, use_cpu=True, per_device_train_batch_size=settings.batch_size,
         global_batch_size=settings.batch_size, gradient_checkpointing=False, dataloader_num_workers=0,
-        save_strategy="no", logging_steps=5, report_to=[], learning_rate=settings.learning_rate,
+        save_strategy="no", logging_steps=settings.logging_steps, report_to=[], learning_rate=settings.learning_rate,
         lora_r=settings.lora_r, lora_alpha=2 * settings.lora_r, max_length=2048, seed=settings.seed,
         disable_tqdm=False,
     )
@@ -220,13 +221,12 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     trained = PiTeForConditionalGeneration.from_pretrained(previous).eval()
     untrained = PiTeForConditionalGeneration.from_pretrained(untrained_dir).eval()
     evaluation = {
-        "trajectory": trajectory_evaluation({"trained": trained, "untrained": untrained}, processor,
-                                            manifest.eval_trajectories, manifest.eval_videos_dir),
+        "trajectory": trajectory_evaluation(trained, untrained, processor, manifest.eval_trajectories,
+                                            manifest.eval_videos_dir),
         "grounding": grounding_evaluation(trained, processor, manifest.eval_captions, manifest.eval_videos_dir,
                                           seed=settings.seed),
         "qa": qa_evaluation(trained, processor, manifest.eval_qa_questions, manifest.eval_qa_answers,
-                            manifest.eval_videos_dir, json.loads(Path(manifest.videoinstruct).read_text())
-                            + _valley_as_qa(manifest.valley_instruct)),
+                            manifest.eval_videos_dir, training_qa_pairs(manifest)),
     }
     phase_done("evaluation_s")
 
@@ -259,20 +259,21 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     return metrics
 
 
-def _valley_as_qa(path: str) -> list[dict]:
-    records = json.loads(Path(path).read_text())
-    qa = []
-    for record in records:
-        turns = record["conversations"]
-        qa.append({"q": turns[0]["value"].replace("<video>", "").strip(), "a": turns[1]["value"]})
-    return qa
+def training_qa_pairs(manifest) -> list[tuple[str, str]]:
+    """(question, answer) of every training instruction, from both stage-3 files."""
+    pairs = [(r["q"], r["a"]) for r in json.loads(Path(manifest.videoinstruct).read_text())]
+    for record in json.loads(Path(manifest.valley_instruct).read_text()):
+        human, gpt = record["conversations"][:2]
+        pairs.append((human["value"].replace("<video>", "").strip(), gpt["value"]))
+    return pairs
 
 
 def _loss_summary(summary_file: Path) -> dict[str, Any]:
-    history = [h for h in json.loads(summary_file.read_text())["log_history"] if "loss" in h]
+    summary = json.loads(summary_file.read_text())
+    history = [h for h in summary["log_history"] if "loss" in h]
     keys = ("loss", "lm_loss", "localization_loss", "trajectory_loss")
     pick = lambda h: {k: round(h[k], 4) for k in keys if k in h}  # noqa: E731
-    return {"steps": history[-1]["step"] if history else 0, "first": pick(history[0]) if history else {},
+    return {"steps": summary["global_step"], "first": pick(history[0]) if history else {},
             "last": pick(history[-1]) if history else {}}
 
 
@@ -359,7 +360,8 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"| video QA | exact-match accuracy (%) | {qa['model_accuracy']:.1f} | majority answer per question kind "
         f"{qa['majority_accuracy']:.1f} | {verdict(beats['qa_vs_majority'])} |",
         "",
-        f"{trajectory['trained']['num_points']} trajectory points, {grounding['model']['num_queries']} grounding queries "
+        f"{trajectory['trained']['num_points']} trajectory points in {trajectory['num_videos']} videos, "
+        f"{grounding['model']['num_queries']} grounding queries "
         f"({grounding['model']['num_invalid']} answers without a parsable span), {qa['num_questions']} questions.",
         "",
         "## How the model was made",

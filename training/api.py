@@ -51,7 +51,8 @@ def load_model_and_processor(model_name_or_path: str, dtype: Any = None) -> tupl
     from pite.processing import PiTeProcessor
 
     model = PiTeForConditionalGeneration.from_pretrained(model_name_or_path, **({"dtype": dtype} if dtype else {}))
-    processor = PiTeProcessor.from_pretrained(model_name_or_path)
+    # The installed class reads the folder; never prompt about (or run) the folder's own remote code.
+    processor = PiTeProcessor.from_pretrained(model_name_or_path, trust_remote_code=False)
     return model, processor
 
 
