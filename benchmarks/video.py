@@ -1,0 +1,290 @@
+"""Video reading: how many frames each reader decodes, and what it costs.
+
+A decoder can only start at a key frame. To get the N sampled frames, a seek-based reader (decord's `get_batch`,
+which `pite.processing.read_video` uses) seeks to the latest key frame at or before each index and decodes forward
+to it, or keeps decoding from the previous sampled index when both lie in the same GOP (group of pictures, a key
+frame and the frames up to the next). A sequential reader decodes every frame up to the last sampled one and keeps
+the sampled ones. When the sampled indices lie closer together than the key frames, seeking saves nothing and only
+adds seek overhead: that is when `read_sequential_when_dense` decodes forward instead.
+
+The counts come from demuxing alone (packets and their key-frame flags, no decoding). They assume decode order equals
+display order inside a GOP, which holds for streams without B-frames (what `write_test_video` writes); with
+B-frames a decoder needs up to the reorder depth more. `read_by_seeking` is a real seek reader (PyAV) that counts
+the frames it decodes, so the tests check the model against a decoder.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import statistics
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .measure import result, skipped, timed_alternating
+from .models import BenchSizes
+
+
+def write_test_video(
+    path: str | os.PathLike,
+    num_frames: int,
+    fps: int,
+    width: int,
+    height: int,
+    gop: int,
+    textured: bool = True,
+) -> int:
+    """Write an H.264 mp4 with a key frame exactly every `gop` frames and no B-frames; returns the frame count.
+
+    `textured`: a random block texture sliding 3 px per frame (costs a decoder about what real footage does);
+    otherwise flat frames of grey level `(7 * index) % 256`, so a decoded frame tells its index.
+    """
+    import av
+
+    if width % 2 or height % 2:
+        raise ValueError(f"H.264 yuv420p needs even frame sizes, got {width}x{height}")
+    rng = np.random.default_rng(0)
+    block = 8
+    texture = np.repeat(np.repeat(rng.integers(0, 256, (height // block + 1, width // block + 1, 3), dtype=np.uint8),
+                                  block, 0), block, 1)[:height]
+    with av.open(os.fspath(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        # Fixed GOP: no scene-cut key frames, no B-frames (decode order = display order).
+        stream.options = {"preset": "ultrafast", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
+                          "bframes": "0"}
+        for index in range(num_frames):
+            if textured:
+                frame = np.ascontiguousarray(np.roll(texture, 3 * index, axis=1)[:, :width])
+            else:
+                frame = np.full((height, width, 3), (7 * index) % 256, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return num_frames
+
+
+@dataclass(frozen=True)
+class KeyFrameStructure:
+    """Where a video's key frames are, in display order.
+
+    Attributes:
+        num_frames: T, frames in the video.
+        key_frames: display indices of the key frames, ascending (the first is 0 for a decodable stream).
+        frame_pts: presentation timestamp of each display index (T,), in the stream's time base.
+    """
+
+    num_frames: int
+    key_frames: tuple[int, ...]
+    frame_pts: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.key_frames or self.key_frames[0] != 0:
+            raise ValueError(f"the first frame must be a key frame, got key frames {self.key_frames[:5]}...")
+        if list(self.key_frames) != sorted(set(self.key_frames)) or self.key_frames[-1] >= self.num_frames:
+            raise ValueError("key_frames must be ascending, unique display indices below num_frames")
+
+    def gop_start(self, index: int) -> int:
+        """The latest key frame at or before display index `index`."""
+        if not 0 <= index < self.num_frames:
+            raise IndexError(f"frame index {index} outside a video of {self.num_frames} frames")
+        return self.key_frames[bisect.bisect_right(self.key_frames, index) - 1]
+
+    @property
+    def mean_gop(self) -> float:
+        """Mean distance between key frames (frames per GOP)."""
+        return self.num_frames / len(self.key_frames)
+
+
+def probe_key_frames(path: str | os.PathLike) -> KeyFrameStructure:
+    """The key-frame structure of the first video stream, from demuxed packets only (nothing is decoded)."""
+    import av
+
+    with av.open(os.fspath(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{os.fspath(path)!r} has no video stream")
+        packets = [(packet.pts, bool(packet.is_keyframe)) for packet in container.demux(video=0)
+                   if packet.size and packet.pts is not None]  # the demuxer ends with an empty flush packet
+    if not packets:
+        raise ValueError(f"{os.fspath(path)!r} has no video packets")
+    packets.sort()  # display order
+    return KeyFrameStructure(num_frames=len(packets),
+                             key_frames=tuple(i for i, (_, key) in enumerate(packets) if key),
+                             frame_pts=tuple(pts for pts, _ in packets))
+
+
+def frames_decoded_by_seeking(structure: KeyFrameStructure, indices: Sequence[int]) -> int:
+    """Frames a seek reader decodes for `indices`: from each GOP's key frame, or on from the previous sampled index
+    when it lies earlier in the same GOP."""
+    decoded, position = 0, None
+    for target in sorted(set(int(i) for i in indices)):
+        start = structure.gop_start(target)
+        if position is not None and structure.gop_start(position) == start:
+            decoded += target - position
+        else:
+            decoded += target - start + 1
+        position = target
+    return decoded
+
+
+def frames_decoded_sequentially(indices: Sequence[int]) -> int:
+    """Frames a sequential reader decodes for `indices`: every frame up to the last sampled one."""
+    return max(int(i) for i in indices) + 1
+
+
+def is_dense(structure: KeyFrameStructure, indices: Sequence[int]) -> bool:
+    """True when the sampled indices lie closer together (median gap) than the key frames (mean GOP)."""
+    unique = sorted(set(int(i) for i in indices))
+    if len(unique) < 2:
+        return False
+    gaps = [b - a for a, b in zip(unique, unique[1:])]
+    return statistics.median(gaps) < structure.mean_gop
+
+
+@dataclass
+class SampledFrames:
+    """Frames read by one of the readers here.
+
+    Attributes:
+        frames: uint8 (N, H, W, 3) RGB, in the order of the requested indices (repeats included).
+        frames_decoded: frames the reader decoded (counted by `read_sequential` / `read_by_seeking`; by the
+            model of `frames_decoded_by_seeking` for decord, which does not report it).
+        strategy: "sequential", "seek (PyAV)" or "seek (decord)".
+    """
+
+    frames: np.ndarray
+    frames_decoded: int
+    strategy: str
+
+
+def _in_requested_order(kept: dict[int, np.ndarray], indices: Sequence[int]) -> np.ndarray:
+    return np.stack([kept[int(i)] for i in indices])
+
+
+def read_sequential(path: str | os.PathLike, indices: Sequence[int]) -> SampledFrames:
+    """Decode forward from the first frame through the last sampled one, converting only the sampled frames."""
+    import av
+
+    wanted, last = set(int(i) for i in indices), frames_decoded_sequentially(indices) - 1
+    kept: dict[int, np.ndarray] = {}
+    decoded = 0
+    with av.open(os.fspath(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            decoded += 1
+            if index in wanted:
+                kept[index] = frame.to_ndarray(format="rgb24")
+            if index == last:
+                break
+    if len(kept) != len(wanted):
+        missing = sorted(wanted - set(kept))[:5]
+        raise ValueError(f"{os.fspath(path)!r} ended after {decoded} frames; sampled frames {missing}... not decoded")
+    return SampledFrames(_in_requested_order(kept, indices), decoded, "sequential")
+
+
+def read_by_seeking(path: str | os.PathLike, indices: Sequence[int], structure: KeyFrameStructure) -> SampledFrames:
+    """A PyAV seek reader following the model of `frames_decoded_by_seeking`, counting the frames it decodes."""
+    import av
+
+    index_of_pts = {pts: index for index, pts in enumerate(structure.frame_pts)}
+    kept: dict[int, np.ndarray] = {}
+    decoded, position, frames = 0, None, None
+    with av.open(os.fspath(path)) as container:
+        stream = container.streams.video[0]
+        for target in sorted(set(int(i) for i in indices)):
+            start = structure.gop_start(target)
+            if position is None or structure.gop_start(position) != start:
+                container.seek(structure.frame_pts[start], stream=stream, backward=True, any_frame=False)
+                frames = container.decode(stream)
+            for frame in frames:
+                decoded += 1
+                if frame.pts not in index_of_pts:
+                    raise ValueError(f"{os.fspath(path)!r}: decoded a frame with pts {frame.pts} that demuxing did not list")
+                position = index_of_pts[frame.pts]
+                if position == target:
+                    kept[target] = frame.to_ndarray(format="rgb24")
+                    break
+            else:
+                raise ValueError(f"{os.fspath(path)!r}: the stream ended before frame {target}")
+    return SampledFrames(_in_requested_order(kept, indices), decoded, "seek (PyAV)")
+
+
+def read_sequential_when_dense(path: str | os.PathLike, num_frames: int) -> SampledFrames:
+    """The prototype reader: PiTe's N linspace frames, decoded sequentially when they lie closer together than the
+    key frames, else read by decord's seeks (`pite.processing.read_video`)."""
+    from pite.processing import read_video, sample_frame_indices
+
+    structure = probe_key_frames(path)
+    indices = sample_frame_indices(structure.num_frames, num_frames).tolist()
+    if is_dense(structure, indices):
+        return read_sequential(path, indices)
+    sampled = read_video(os.fspath(path), num_frames=num_frames)
+    return SampledFrames(sampled.frames, frames_decoded_by_seeking(structure, indices), "seek (decord)")
+
+
+def decode_everything(path: str | os.PathLike, indices: Sequence[int]) -> SampledFrames:
+    """What a naive reader does: decode and convert every frame, keep the sampled ones."""
+    import av
+
+    wanted, kept, decoded = set(int(i) for i in indices), {}, 0
+    with av.open(os.fspath(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            decoded += 1
+            array = frame.to_ndarray(format="rgb24")
+            if index in wanted:
+                kept[index] = array
+    return SampledFrames(_in_requested_order(kept, indices), decoded, "full decode")
+
+
+GOPS = (30, 60, 250)  # short; this suite's earlier 2 s at 30 fps; long, typical of web video
+
+
+def row_video(sizes: BenchSizes) -> list[dict[str, Any]]:
+    """For each GOP length: frames decoded and time of decord's seeks (PiTe's reader), PyAV seeks, a sequential PyAV
+    decode and a full decode+convert, sampling `num_frames` frames of a `video_seconds` video."""
+    try:
+        import av  # noqa: F401
+        import decord  # noqa: F401
+    except ImportError as error:
+        return [skipped("video", f"needs PyAV and decord: {error}")]
+    from pite.processing import read_video, sample_frame_indices
+
+    records = []
+    num_frames_video = sizes.video_seconds * sizes.video_fps
+    with tempfile.TemporaryDirectory() as tmp:
+        for gop in GOPS:
+            path = Path(tmp) / f"g{gop}.mp4"
+            write_test_video(path, num_frames_video, sizes.video_fps, sizes.video_width, sizes.video_height, gop)
+            structure = probe_key_frames(path)
+            indices = sample_frame_indices(structure.num_frames, sizes.num_frames).tolist()
+            modelled = frames_decoded_by_seeking(structure, indices)
+            counted = read_by_seeking(path, indices, structure).frames_decoded
+            if counted != modelled:
+                raise RuntimeError(f"the PyAV seek reader decoded {counted} frames, the model says {modelled}")
+            times = timed_alternating({
+                "decord": lambda: read_video(str(path), num_frames=sizes.num_frames),
+                "pyav_seek": lambda: read_by_seeking(path, indices, structure),
+                "sequential": lambda: read_sequential(path, indices),
+                "full": lambda: decode_everything(path, indices),
+            }, repeats=max(1, sizes.repeats // 2), warmup=0)
+            readers = {"decord seek": times["decord"], "PyAV seek": times["pyav_seek"], "sequential": times["sequential"]}
+            records.append(result(
+                f"video (g={gop})", times["full"] / times["decord"], "full decode / PiTe reader (decord seek)",
+                dict(decord_seek_s=times["decord"], pyav_seek_s=times["pyav_seek"], sequential_s=times["sequential"],
+                     full_decode_s=times["full"], frames_in_video=structure.num_frames,
+                     key_frames=len(structure.key_frames), decoded_by_seek=counted,
+                     decoded_sequential=frames_decoded_sequentially(indices), decoded_full=structure.num_frames,
+                     decord_over_sequential=times["decord"] / times["sequential"],
+                     fastest=min(readers, key=readers.get),
+                     rule_picks="sequential" if is_dense(structure, indices) else "seek"),
+                f"{sizes.num_frames} of {structure.num_frames} frames ({sizes.video_seconds} s, {sizes.video_fps} fps, "
+                f"{sizes.video_width}x{sizes.video_height} H.264, key frame every {gop}); decoded_by_seek counted by "
+                "the PyAV seek reader (decord seeks the same way but does not report it)",
+            ))
+    return records
