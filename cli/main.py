@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert-original": ("pite.hub.cli", "convert the authors' released checkpoints (LoRA stages) into this format"),
     "export": ("pite.hub.cli", "write a hub-ready folder (remote code, processor, safetensors, model card)"),
     "push": ("pite.hub.cli", "upload an exported folder to the Hugging Face Hub"),
+    "bench": ("pite.cli.bench", "run the benchmarks (benchmarks/ of a source checkout) and print the table"),
 }
 
 
