@@ -111,11 +111,11 @@ def _dynamo_figures() -> dict[str, int]:
 
 def row_compile(sizes: BenchSizes) -> list[dict[str, Any]]:
     """Static cache + torch.compile of the decode step, for the library as it is and for the compile prototype
-    (`compile_prototype`), each against static-cache eager decoding in the same run."""
+    (`prototypes.compilable_copy`), each against static-cache eager decoding in the same run."""
     try:
         import torch._dynamo
 
-        from .compile_prototype import compilable_copy
+        from .prototypes import compilable_copy
     except ImportError as error:
         return [skipped("compile", f"torch.compile unavailable: {error}")]
     model = pite_model(sizes).eval()

@@ -216,9 +216,9 @@ def _decode_records(model: nn.Module, settings: GpuSettings, device: torch.devic
         ("static cache", lambda: model, dict(cache_implementation="static", disable_compile=True)),
     ]
     if settings.compile_decode:
-        from .compile_prototype import compilable_copy
+        from .prototypes import compilable_copy
 
-        # The library as it is recompiles every decode step (see compile_prototype and the CPU `compile` row), which
+        # The library as it is recompiles every decode step (see prototypes.py and the CPU `compile` row), which
         # on a 7B model costs minutes: only the prototype is compiled here (generate compiles it on CUDA by itself).
         variants.append(("static cache + compile (prototype)", lambda: compilable_copy(model),
                          dict(cache_implementation="static")))

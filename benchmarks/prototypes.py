@@ -1,25 +1,32 @@
-"""A PiTe whose decode step torch.compile captures whole: the prototype of two changes to `modeling_pite.py`.
+"""Prototypes of changes to `modeling_pite.py`, measured against the library as it is (the report carries the diffs
+for the model's owner). Nothing here is imported by the library; the classes are swapped onto deep copies of a built
+model, so both sides of a comparison share weights exactly.
 
-Measured by the `compile` row against the library as it is; the report carries the diff for the model's owner.
+A. Cheaper decode steps (`cheap_decode_copy`, the `generation` row):
+   1. The `<video>` token is kept out of answers with `generation_config.suppress_tokens`, whose processor builds
+      `arange(vocab)` and runs `isin` over it on every step. `bad_words_ids=[[video_token_id]]` has the same effect
+      with a bias computed once and added per step.
+   2. transformers calls `inspect.signature(model.forward)` on every decode step of a registered (remote-code)
+      model, as PiTe is; caching the signature on the function (`forward.__signature__`) makes that free.
 
-1. `PiTeModel.forward` counts the `<video>` placeholders on every call (`int(placeholder_mask.sum())`): a host sync,
-   and a graph break under torch.compile. The count is only needed when frame features are given (to check them
-   against the placeholders) or while the cache is empty (to reject placeholders without a video). A compiled call
-   without frames is a decode step (generate compiles decode steps only, the prefill runs eagerly), and even the
-   cache length is a tensor there (static cache), so `DecodeStepWithoutPlaceholderCount` skips the check when
-   `torch.compiler.is_compiling()` and no frames are given, as transformers skips its own checks under dynamo.
-2. `PiTeForConditionalGeneration.forward` appends each step's predictions to a Python list. Dynamo guards on the
-   list's length, so every decode step recompiles until the recompile limit, after which the step runs eagerly.
-   `PiTeRecordingOutsideForward` records in `_update_model_kwargs_for_generation` instead, which `generate()` calls
-   with each step's outputs outside the compiled forward, and so keeps the forward free of side effects.
-
-The classes are swapped onto a copy of a built model (`compilable_copy`), so both sides of the comparison share
-weights exactly. Nothing here is imported by the library.
+B. A decode step torch.compile captures whole (`compilable_copy`, the `compile` and `gpu` rows):
+   1. `PiTeModel.forward` counts the `<video>` placeholders on every call (`int(placeholder_mask.sum())`): a host
+      sync, and a graph break under torch.compile. The count is only needed when frame features are given (to check
+      them against the placeholders) or while the cache is empty (to reject placeholders without a video). A compiled
+      call without frames is a decode step (generate compiles decode steps only, the prefill runs eagerly), and even
+      the cache length is a tensor there (static cache), so `DecodeStepWithoutPlaceholderCount` skips the check when
+      `torch.compiler.is_compiling()` and no frames are given, as transformers skips its own checks under dynamo.
+   2. `PiTeForConditionalGeneration.forward` appends each step's predictions to a Python list. Dynamo guards on the
+      list's length, so every decode step recompiles until the recompile limit, after which the step runs eagerly;
+      and with CUDA graphs the recorded outputs would be overwritten by the next replay. `PiTeRecordingOutsideForward`
+      records copies in `_update_model_kwargs_for_generation`, which `generate()` calls with each step's outputs
+      outside the compiled forward, and so keeps the forward free of side effects.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any
 
 import torch
@@ -113,10 +120,32 @@ class PiTeRecordingOutsideForward(PiTeForConditionalGeneration):
 
 
 def compilable_copy(model: PiTeForConditionalGeneration) -> PiTeRecordingOutsideForward:
-    """A deep copy of `model` (same weights) running the two prototype changes."""
+    """A deep copy of `model` (same weights) with the changes of B."""
     if type(model) is not PiTeForConditionalGeneration or type(model.model) is not PiTeModel:
         raise TypeError(f"expected a plain PiTeForConditionalGeneration, got {type(model).__name__}")
     prototype = copy.deepcopy(model)
     prototype.__class__ = PiTeRecordingOutsideForward
     prototype.model.__class__ = DecodeStepWithoutPlaceholderCount
+    return prototype
+
+
+class PiTeWithCachedSignature(PiTeForConditionalGeneration):
+    """`PiTeForConditionalGeneration` whose forward carries its signature, so per-step `inspect.signature` is free."""
+
+    def forward(self, *args: Any, **kwargs: Any):
+        return super().forward(*args, **kwargs)
+
+
+PiTeWithCachedSignature.forward.__signature__ = inspect.signature(PiTeForConditionalGeneration.forward)
+
+
+def cheap_decode_copy(model: PiTeForConditionalGeneration) -> PiTeWithCachedSignature:
+    """A deep copy of `model` (same weights) with the changes of A: `<video>` kept out by `bad_words_ids`, and the
+    forward signature cached."""
+    if type(model) is not PiTeForConditionalGeneration:
+        raise TypeError(f"expected a plain PiTeForConditionalGeneration, got {type(model).__name__}")
+    prototype = copy.deepcopy(model)
+    prototype.__class__ = PiTeWithCachedSignature
+    prototype.generation_config.suppress_tokens = None
+    prototype.generation_config.bad_words_ids = [[model.config.video_token_id]]
     return prototype

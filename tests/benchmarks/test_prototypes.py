@@ -1,5 +1,6 @@
-"""The compile prototype generates exactly what the library generates, and its decode fast path (taken under
-torch.compile; forced here without compiling) changes nothing but the skipped placeholder count."""
+"""The prototypes generate exactly what the library generates: the cheaper decode step (bad_words_ids, cached
+signature) and the compile-friendly one, whose decode fast path (taken under torch.compile; forced here without
+compiling) changes nothing but the skipped placeholder count."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _assert_same_generation(expected, actual):
 
 @pytest.mark.parametrize("cache", [{}, {"cache_implementation": "static", "disable_compile": True}])
 def test_prototype_generates_what_the_library_generates(bench, tiny_model, question, cache):
-    prototype = bench("compile_prototype").compilable_copy(tiny_model)
+    prototype = bench("prototypes").compilable_copy(tiny_model)
     with torch.no_grad():
         expected = tiny_model.generate(**question, **cache)
         actual = prototype.generate(**question, **cache)
@@ -33,7 +34,7 @@ def test_prototype_generates_what_the_library_generates(bench, tiny_model, quest
 
 def test_decode_fast_path_matches_the_checked_path(bench, tiny_model, question, monkeypatch):
     """Pretend every call without frames is compiled: decode steps take the fast path, prefill is still checked."""
-    prototype = bench("compile_prototype")
+    prototype = bench("prototypes")
     fast = prototype.compilable_copy(tiny_model)
     taken = []
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
@@ -53,9 +54,28 @@ def test_decode_fast_path_matches_the_checked_path(bench, tiny_model, question, 
     _assert_same_generation(expected, actual)
 
 
+def test_cheap_decode_step_generates_what_the_library_generates(bench, tiny_model, question):
+    import inspect
+
+    prototypes = bench("prototypes")
+    cheap = prototypes.cheap_decode_copy(tiny_model)
+    assert cheap.generation_config.suppress_tokens is None
+    assert cheap.generation_config.bad_words_ids == [[tiny_model.config.video_token_id]]
+    assert inspect.signature(cheap.forward) == inspect.signature(tiny_model.forward)
+    with torch.no_grad():
+        expected, actual = tiny_model.generate(**question), cheap.generate(**question)
+    _assert_same_generation(expected, actual)
+    # the video token stays out of the answer when it is the most likely token
+    with torch.no_grad():
+        cheap.lm_head.bias = torch.nn.Parameter(torch.zeros(cheap.config.text_config.vocab_size))
+        cheap.lm_head.bias[cheap.config.video_token_id] = 1e4
+        forced = cheap.generate(**question)
+    assert (forced.sequences[0, question["input_ids"].shape[1]:] != cheap.config.video_token_id).all()
+
+
 def test_prototype_keeps_the_librarys_refusals(bench, tiny_model, question):
-    prototype = bench("compile_prototype").compilable_copy(tiny_model)
+    prototype = bench("prototypes").compilable_copy(tiny_model)
     with pytest.raises(ValueError, match="greedy search or sampling"):
         prototype.generate(**question, num_beams=2)
     with pytest.raises(TypeError, match="plain PiTeForConditionalGeneration"):
-        bench("compile_prototype").compilable_copy(prototype)
+        bench("prototypes").compilable_copy(prototype)
