@@ -2,10 +2,11 @@
 
 One video becomes one multi-turn conversation (VTimeLLM-style tasks, times as two-digit frame indices):
 1. dense captioning: "{caption}, from SS to EE." for every event, in order of start time;
-2. then one question per event, alternating (from a per-video start) between
+2. one question per event, alternating (from a per-video start) between
    temporal grounding (`pite.eval.prompts.grounding_question`: "During which frames can we see {caption}?"
    -> "From SS to EE.") and
    segment captioning ("What is happening from SS to EE?" -> "{caption}.").
+Half of the videos (a stable hash of the id) ask their first event question before the dense captioning.
 Every grounded noun phrase of a caption written in an answer carries its object's trajectory (P, N, 2) on each of its
 tokens; the question text and the times carry none.
 """
@@ -61,8 +62,8 @@ def _checked_objects(event: dict, caption: str, where: str, trajectory_shape: tu
     return objects
 
 
-def _shifted(objects: list[dict], offset: int, turn: int) -> list[dict]:
-    return [{**item, "span": [item["span"][0] + offset, item["span"][1] + offset], "turn": turn} for item in objects]
+def _shifted(objects: list[dict], offset: int) -> list[dict]:
+    return [{**item, "span": [item["span"][0] + offset, item["span"][1] + offset]} for item in objects]
 
 
 def pite143k_example(
@@ -108,29 +109,34 @@ def pite143k_example(
         parsed = parsed[:max_events]
     path, key = media_in_folder(videos_dir, record["video"], where)
 
-    # Turn 0: dense captioning of all events.
-    answer_parts, targets, cursor = [], [], 0
+    # Dense captioning of all events, then one question per event, alternating grounding / segment captioning
+    # from a per-video start. Targets are positioned within their answer; turn numbers are set once ordered.
+    answer_parts, dense_targets, cursor = [], [], 0
     for _, _, caption, start, end, objects in parsed:
         item = DENSE_CAPTION_ITEM.format(caption=caption, start=start, end=end)
-        targets += _shifted(objects, cursor + item.index(caption), turn=0)
+        dense_targets += _shifted(objects, cursor + item.index(caption))
         answer_parts.append(item)
         cursor += len(item) + 1  # joined by one space
-    messages = [
-        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": pick(DENSE_CAPTION_QUESTIONS, video_id, "dense")}]},
-        {"role": "assistant", "content": " ".join(answer_parts)},
-    ]
-    # One question per event, alternating grounding / segment captioning from a per-video start.
+    turns = [(pick(DENSE_CAPTION_QUESTIONS, video_id, "dense"), " ".join(answer_parts), dense_targets)]
     first_kind = zlib.crc32(f"kind:{video_id}".encode()) % 2
     for position, (_, index, caption, start, end, objects) in enumerate(parsed):
-        turn = 1 + position
         if (position + first_kind) % 2 == 0:
             question = grounding_question(caption)  # the evaluation's own question (VTimeLLM's), same normalisation
-            answer = GROUNDING_ANSWER.format(start=start, end=end)
+            turns.append((question, GROUNDING_ANSWER.format(start=start, end=end), []))
         else:
             question = pick(SEGMENT_CAPTION_QUESTIONS, f"{video_id}/{index}", "segment").format(start=start, end=end)
             answer = caption if caption.endswith(".") else caption + "."
-            targets += _shifted(objects, 0, turn=turn)
-        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+            turns.append((question, answer, _shifted(objects, 0)))
+    # Half of the videos open with an event question instead of the dense captioning: if every conversation
+    # opened alike, a model could learn to answer whatever is asked first about a video with dense captions,
+    # while evaluation asks single questions.
+    if len(turns) > 1 and zlib.crc32(f"order:{video_id}".encode()) % 2:
+        turns.insert(0, turns.pop(1))
+    messages, targets = [], []
+    for turn, (question, answer, turn_targets) in enumerate(turns):
+        content = [{"type": "video"}, {"type": "text", "text": question}] if turn == 0 else question
+        messages += [{"role": "user", "content": content}, {"role": "assistant", "content": answer}]
+        targets += [{**target, "turn": turn} for target in turn_targets]
     return TrainingExample(
         example_id=video_id,
         where=where,

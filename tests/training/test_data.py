@@ -174,3 +174,28 @@ def test_collator_names_the_samples_it_cannot_batch(processor):
         collate([video, image])
     with pytest.raises(ValueError, match="must carry the same inputs"):
         collate([video, {**video, "point_labels": torch.zeros(3, 2)}])
+
+
+def test_stage2_conversations_do_not_always_open_with_dense_captioning(world, processor, featurizer):
+    """Half of the videos ask an event question first; the dense answer's phrases keep their trajectories."""
+    import zlib
+
+    from pite.training.data_pite143k import pite143k_example
+
+    record = json.loads(open(world["pite"], encoding="utf-8").readline())
+    openers = {}
+    for number in range(8):
+        video_id = f"video-{number}"
+        example = pite143k_example({**record, "video_id": video_id}, "test", world["videos"], N, P)
+        dense_first = zlib.crc32(f"order:{video_id}".encode()) % 2 == 0
+        answers = [m["content"] for m in example.messages if m["role"] == "assistant"]
+        dense_turn = 0 if dense_first else 1
+        assert ", from 00 to 03." in answers[dense_turn]
+        assert example.messages[0]["content"][0] == {"type": "video"}  # the opening turn always holds the video
+        assert all(isinstance(m["content"], str) for m in example.messages[1:])
+        sample = featurizer(example)
+        carrying = (sample["trajectory_labels"] != -1).any(dim=(1, 2, 3))
+        # both events' phrases in the dense answer carry trajectories, wherever that answer sits
+        assert _decode(processor, sample["input_ids"][carrying].tolist()).count("red square") >= 2
+        openers[dense_first] = answers[0]
+    assert set(openers) == {True, False}, "both orders must occur among these ids"
