@@ -176,13 +176,14 @@ def test_collator_names_the_samples_it_cannot_batch(processor):
         collate([video, {**video, "point_labels": torch.zeros(3, 2)}])
 
 
-def test_stage2_conversations_do_not_always_open_with_dense_captioning(world, processor, featurizer):
+def test_stage2_conversations_do_not_always_open_with_dense_captioning(world, processor):
     """Half of the videos ask an event question first; the dense answer's phrases keep their trajectories."""
     import zlib
 
     from pite.training.data_pite143k import pite143k_example
 
     record = json.loads(open(world["pite"], encoding="utf-8").readline())
+    featurizer = ExampleFeaturizer(processor, P, max_length=1024)  # the whole conversation, nothing cut
     openers = {}
     for number in range(8):
         video_id = f"video-{number}"
@@ -195,7 +196,7 @@ def test_stage2_conversations_do_not_always_open_with_dense_captioning(world, pr
         assert all(isinstance(m["content"], str) for m in example.messages[1:])
         sample = featurizer(example)
         carrying = (sample["trajectory_labels"] != -1).any(dim=(1, 2, 3))
-        # both events' phrases in the dense answer carry trajectories, wherever that answer sits
-        assert _decode(processor, sample["input_ids"][carrying].tolist()).count("red square") >= 2
+        # the dense answer's two phrases and the segment answer's one carry trajectories, wherever they sit
+        assert _decode(processor, sample["input_ids"][carrying].tolist()).count("red square") == 3
         openers[dense_first] = answers[0]
     assert set(openers) == {True, False}, "both orders must occur among these ids"
