@@ -31,7 +31,14 @@ import numpy as np
 from .world_image import ImageScene, localized_narrative, render_image, sample_image_scene
 from .world_io import available_video_codec, write_jpeg, write_json, write_jsonl, write_mp4
 from .world_scene import COLOURS, SHAPES, VideoScene, WorldConfig, render_video, sample_video_scene
-from .world_text import QA_TYPE_CODES, VideoQuestion, answer_vocabulary, video_questions, world_corpus
+from .world_text import (
+    QA_TYPE_CODES,
+    VideoQuestion,
+    answer_vocabulary,
+    temporal_instructions,
+    video_questions,
+    world_corpus,
+)
 from .world_track import event_trajectory, kmeans_pp, object_key_points
 
 SPLIT_CODES = {"train": 0, "eval": 1, "image": 2}
@@ -217,7 +224,7 @@ def generate_world(
     )
 
     # Stage 2 + stage 3 on the training videos.
-    stage2, valley, videoinstruct = [], [], []
+    stage2, valley, videoinstruct, temporal_count = [], [], [], 0
     for index in _progress(range(num_train_videos), progress, "train videos"):
         video = make_video(config, seed, "train", index)
         scene = video.scene
@@ -232,6 +239,9 @@ def generate_world(
                 })
             else:
                 videoinstruct.append({"video_id": scene.video_id, "q": qa.question, "a": qa.answer})
+        for number, (question, answer) in enumerate(temporal_instructions(scene, config.num_frames)):
+            videoinstruct.append({"video_id": scene.video_id, "q": question, "a": answer})
+            temporal_count += 1
     write_jsonl(paths["stage2_annotations"], stage2)
     write_json(paths["valley_instruct"], valley)
     write_json(paths["videoinstruct"], videoinstruct)
@@ -270,7 +280,8 @@ def generate_world(
         "train_videos": num_train_videos, "eval_videos": num_eval_videos, "images": num_images,
         "train_events": sum(len(r["events"]) for r in stage2),
         "eval_events": sum(len(c["sentences"]) for c in captions.values()),
-        "train_questions": len(valley) + len(videoinstruct), "valley_records": len(valley),
+        "train_questions": len(valley) + len(videoinstruct), "train_temporal_instructions": temporal_count,
+        "valley_records": len(valley),
         "videoinstruct_records": len(videoinstruct), "eval_questions": len(questions),
     }
     write_json(paths["manifest"], manifest.to_json())

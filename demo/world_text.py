@@ -61,6 +61,23 @@ def video_questions(scene: VideoScene) -> list[VideoQuestion]:
     return questions
 
 
+def temporal_instructions(scene: VideoScene, num_frames: int) -> list[tuple[str, str]]:
+    """One grounding instruction per event, (question, answer), worded exactly as stage 2 and the evaluation ask.
+
+    The instruction sets of real stage-3 data hold temporal questions too; without them a small model forgets the
+    time-span answer format while it learns the one-word answers of the other questions.
+    """
+    from pite.eval.prompts import grounding_question
+    from pite.processing import format_time_span
+    from pite.training.templates import GROUNDING_ANSWER
+
+    pairs = []
+    for event in scene.events:
+        _, start, _, end = format_time_span(event.start, event.end, scene.duration, num_frames, clip=True).split(" ")
+        pairs.append((grounding_question(event.caption), GROUNDING_ANSWER.format(start=start, end=end)))
+    return pairs
+
+
 def answer_vocabulary() -> dict[str, tuple[str, ...]]:
     """The closed answer set of each question kind."""
     return {

@@ -1,6 +1,7 @@
 """Every file `generate_world` writes: published formats, decodable media, determinism, corpus coverage."""
 
 import json
+import re
 import os
 from pathlib import Path
 
@@ -84,9 +85,18 @@ def test_stage3_valley_and_videoinstruct_formats(tiny_world):
         assert human["from"] == "human" and human["value"].startswith("<video>\n") and gpt["from"] == "gpt"
         assert gpt["value"] in answers
         assert (Path(tiny_world.train_videos_dir) / record["video"]).is_file()
+    temporal = 0
     for record in videoinstruct:
-        assert set(record) == {"video_id", "q", "a"} and record["a"] in answers
+        assert set(record) == {"video_id", "q", "a"}
+        if record["q"].startswith("During which frames can we see "):  # temporal instructions, "From SS to EE."
+            assert re.fullmatch(r"From (\d\d) to (\d\d)\.", record["a"]), record
+            start, end = map(int, re.findall(r"\d\d", record["a"]))
+            assert 0 <= start <= end < tiny_world.config["num_frames"]
+            temporal += 1
+        else:
+            assert record["a"] in answers
         assert (Path(tiny_world.train_videos_dir) / f"{record['video_id']}.mp4").is_file()
+    assert temporal == tiny_world.counts["train_events"] == tiny_world.counts["train_temporal_instructions"]
     assert len({r["id"] for r in valley}) == len(valley)
 
 
@@ -183,7 +193,10 @@ def test_corpus_covers_every_written_text_and_trains_the_tokenizer(tiny_world):
     for record in _lines(tiny_world.stage2_annotations):
         assert {e["caption"] for e in record["events"]} <= texts
     for record in json.loads(Path(tiny_world.videoinstruct).read_text()):
-        assert {record["q"], record["a"]} <= texts
+        assert record["q"] in texts
+        # Time answers are too many to list; their pieces are: "From", the two-digit numbers, "to".
+        assert record["a"] in texts or re.fullmatch(r"From \d\d to \d\d\.", record["a"])
+    assert any(t.startswith("From ") for t in corpus)
     words = {w for text in corpus for w in text.split()}
     for record in _lines(tiny_world.stage1_annotations):
         assert set(record["caption"].split()) <= words
