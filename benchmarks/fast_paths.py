@@ -239,16 +239,17 @@ def row_bf16(sizes: BenchSizes) -> list[dict[str, Any]]:
     hardware = f"CPU {torch.backends.cpu.get_cpu_capability()}, bf16 instructions: {_cpu_bf16_flags()}"
     inputs32, inputs16 = _train_inputs(fp32, sizes), _train_inputs(bf16, sizes, torch.bfloat16)
     try:
-        _train_step(bf16, inputs16)
+        _train_step(bf16, inputs16)  # doubles as the warm-up: without bf16 instructions a step can take a minute
     except RuntimeError as error:
         return [skipped("bf16", f"bf16 training step unsupported here ({hardware}): {error}")]
-    repeats = max(1, sizes.repeats // 2)
+    _train_step(fp32, inputs32)
+    repeats = max(1, sizes.repeats // 4)
     train = timed_alternating({"fp32": lambda: _train_step(fp32, inputs32), "bf16": lambda: _train_step(bf16, inputs16)},
-                              repeats=repeats)
+                              repeats=repeats, warmup=0)
     fp32.eval(), bf16.eval()
     question32, question16 = _question(fp32, sizes), _question(bf16, sizes)
     generate = timed_alternating({"fp32": lambda: _answer(fp32, question32, sizes),
-                                  "bf16": lambda: _answer(bf16, question16, sizes)}, repeats=repeats)
+                                  "bf16": lambda: _answer(bf16, question16, sizes)}, repeats=max(1, sizes.repeats // 2))
     return [
         result("bf16 (train step)", train["fp32"] / train["bf16"], "fp32 / bf16", dict(fp32_s=train["fp32"], bf16_s=train["bf16"]),
                f"fwd+bwd, {inputs32['input_ids'].shape[1]} tokens; {hardware}"),
