@@ -44,7 +44,9 @@ class DemoSettings:
     text_hidden: int = 128
     text_layers: int = 2
     stage_epochs: tuple[int, int, int] = (2, 6, 4)
-    learning_rate: float = 2e-3
+    # Stage 3 trains on answers only: a smaller step keeps it from moving the hidden states the stage-2
+    # trajectory head reads.
+    stage_learning_rates: tuple[float, float, float] = (2e-3, 2e-3, 5e-4)
     batch_size: int = 8
     lora_r: int = 32
     logging_steps: int = 5
@@ -98,20 +100,26 @@ def build_processor(settings: DemoSettings, corpus: list[str]):
 
 
 def frame_encoder_data(settings: DemoSettings, manifest, processor) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Training-split frames as the processor prepares them, with colour/position/shape targets from the renderer."""
+    """Training-split frames and stage-1 images as the processor prepares them, with colour/position/shape targets
+    from the renderer: (M, 3, H, W) pixels, (M, C * (3 + S)) targets, S."""
     from pite.demo.vision_pretraining import colour_position_targets
-    from pite.demo.world import make_video
+    from pite.demo.world import make_image, make_video
     from pite.demo.world_scene import WorldConfig
 
     config = WorldConfig.from_dict(manifest.config)
     pixels, targets = [], []
-    for index in range(settings.num_train_videos):
-        video = make_video(config, manifest.seed, "train", index)
-        frames, labels = video.frames[::4], video.labels[::4]  # every 4th frame is plenty
+
+    def add(frames: np.ndarray, labels: np.ndarray, objects) -> None:
         pixels.append(processor.image_processor(list(frames), return_tensors="pt")["pixel_values"])
-        objects = video.scene.objects
         targets.append(torch.from_numpy(colour_position_targets(
             labels, [o.colour for o in objects], [o.shape for o in objects], config.colours, config.shapes)))
+
+    for index in range(settings.num_train_videos):
+        video = make_video(config, manifest.seed, "train", index)
+        add(video.frames[::4], video.labels[::4], video.scene.objects)  # every 4th frame is plenty
+    for index in range(settings.num_images):
+        scene, image, labels, _ = make_image(config, manifest.seed, index)
+        add(image[None], labels[None], scene.objects)
     return torch.cat(pixels), torch.cat(targets), len(config.shapes)
 
 
@@ -199,7 +207,7 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     common = dict(
         bf16=False, use_cpu=True, per_device_train_batch_size=settings.batch_size,
         global_batch_size=settings.batch_size, gradient_checkpointing=False, dataloader_num_workers=0,
-        save_strategy="no", logging_steps=settings.logging_steps, report_to=[], learning_rate=settings.learning_rate,
+        save_strategy="no", logging_steps=settings.logging_steps, report_to=[],
         lora_r=settings.lora_r, lora_alpha=2 * settings.lora_r, max_length=2048, seed=settings.seed,
         disable_tqdm=False,
     )
@@ -209,9 +217,11 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
         (3, [manifest.valley_instruct, manifest.videoinstruct], manifest.train_videos_dir, video_cache),
     ]
     previous, training_log = str(untrained_dir), {}
-    for (stage, data_files, media_dir, cache), epochs in zip(stages, settings.stage_epochs):
+    for (stage, data_files, media_dir, cache), epochs, learning_rate in zip(
+            stages, settings.stage_epochs, settings.stage_learning_rates):
         previous = train_stage(stage, previous, out / "checkpoints" / f"stage{stage}", data_files, media_dir,
-                               overrides=dict(common, num_train_epochs=epochs, feature_cache_dir=str(cache)))
+                               overrides=dict(common, num_train_epochs=epochs, learning_rate=learning_rate,
+                                              feature_cache_dir=str(cache)))
         training_log[f"stage{stage}"] = _loss_summary(Path(previous) / "pite_training.json")
     phase_done("training_s")
 
@@ -341,7 +351,8 @@ def render_report(metrics: dict[str, Any]) -> str:
         "",
         f"World: {metrics['world_counts']}",
         f"Model: tiny PiTe, {metrics['parameters']:,} parameters, {settings['num_frames']} frames per video, "
-        f"LoRA r={settings['lora_r']}, epochs per stage {settings['stage_epochs']}.",
+        f"LoRA r={settings['lora_r']}, epochs per stage {settings['stage_epochs']}, learning rates "
+        f"{settings['stage_learning_rates']}.",
         "",
         "## Held-out results",
         "",
