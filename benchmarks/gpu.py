@@ -2,7 +2,8 @@
 
 - decode: batch-1 tokens/s (dynamic cache; static cache; static cache + torch.compile of the compile prototype)
   against the memory-bandwidth bound, bytes read per decode step / HBM bandwidth;
-- prefill: latency of a 100-frame video question (vision tower + prefill + first token);
+- prefill: latency of a 100-frame video question (vision tower + prefill + first token), with SDPA and, where
+  flash-attn is installed, flash-attention 2;
 - training: stage-2 LoRA (r 64, alpha 128, every linear layer of the LLM, trajectory head trained, gradient
   checkpointing, cached features) tokens/s and MFU.
 
@@ -14,6 +15,7 @@ a tiny config.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import time
 from collections.abc import Callable
@@ -199,6 +201,13 @@ def _timed_on(device: torch.device, function: Callable[[], object], repeats: int
     return sorted(times)[len(times) // 2]
 
 
+def _dynamo_counters() -> Any:
+    """torch._dynamo's counters (graphs compiled, graph breaks): shows whether generate() compiled at all."""
+    from torch._dynamo.utils import counters
+
+    return counters
+
+
 def _question_ids(config: Any, text_tokens: int, device: torch.device) -> torch.Tensor:
     """(1, 1 + 10 + N + text_tokens - 10) ids: BOS, text, N frame placeholders, the rest of the text."""
     generator = torch.Generator().manual_seed(0)
@@ -225,6 +234,7 @@ def _decode_records(model: nn.Module, settings: GpuSettings, device: torch.devic
     weight_bytes = decode_weight_bytes(model)
     records, baseline = [], None
     for name, make_variant, options in variants:
+        _dynamo_counters().clear()
         try:
             variant = make_variant()
 
@@ -246,7 +256,8 @@ def _decode_records(model: nn.Module, settings: GpuSettings, device: torch.devic
         tokens_per_s = settings.decode_tokens / max(long - short, 1e-9)
         baseline = baseline or tokens_per_s
         figures = dict(tokens_per_s=tokens_per_s, speedup_over_dynamic=tokens_per_s / baseline,
-                       weight_gb=weight_bytes / 1e9)
+                       weight_gb=weight_bytes / 1e9,
+                       compiled_graphs=int(_dynamo_counters()["stats"].get("unique_graphs", 0)))
         for label, bandwidth in bandwidths.items():
             figures[f"bound_tokens_per_s_{label}"] = bandwidth_bound_tokens_per_s(weight_bytes, bandwidth)
         issue_bound = figures["bound_tokens_per_s_4.8TBps"]
@@ -272,8 +283,19 @@ def _prefill_record(model: nn.Module, settings: GpuSettings, device: torch.devic
 
     latency = _timed_on(device, first_token, settings.repeats)
     vision_s = _timed_on(device, vision, settings.repeats)
-    return result("gpu prefill", None, "absolute (GPU)",
-                  dict(time_to_first_token_s=latency, vision_tower_s=vision_s, prompt_tokens=ids.shape[1]),
+    figures: dict[str, Any] = dict(time_to_first_token_s=latency, vision_tower_s=vision_s, prompt_tokens=ids.shape[1])
+    if importlib.util.find_spec("flash_attn") is None:
+        figures["flash_attention_2"] = "not installed"
+    else:
+        previous = model.config._attn_implementation
+        try:
+            model.set_attn_implementation("flash_attention_2")
+            figures["time_to_first_token_flash_attention_2_s"] = _timed_on(device, first_token, settings.repeats)
+        except Exception as error:  # an unsupported GPU or build: report it beside the SDPA figure
+            figures["flash_attention_2"] = f"failed: {type(error).__name__}: {error}"
+        finally:
+            model.set_attn_implementation(previous)
+    return result("gpu prefill", None, "absolute (GPU)", figures,
                   f"{config.num_frames} frames at {size} px through the vision tower, prefill, first token")
 
 
