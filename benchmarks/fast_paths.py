@@ -69,7 +69,8 @@ def row_sdpa(sizes: BenchSizes) -> list[dict[str, Any]]:
                                   "sdpa": lambda: _answer(sdpa, question, sizes)}, repeats=sizes.repeats)
     length = inputs["input_ids"].shape[1]
     return [
-        result("sdpa (train step)", train["eager"] / train["sdpa"], "eager / SDPA", dict(eager_s=train["eager"], sdpa_s=train["sdpa"]),
+        result("sdpa (train step)", train["eager"] / train["sdpa"], "eager / SDPA",
+               dict(eager_s=train["eager"], sdpa_s=train["sdpa"]),
                f"fwd+bwd, {length} tokens, {sizes.num_heads} heads of {sizes.hidden_size // sizes.num_heads}"),
         result("sdpa (generate)", generate["eager"] / generate["sdpa"], "eager / SDPA",
                dict(eager_s=generate["eager"], sdpa_s=generate["sdpa"]),
@@ -251,7 +252,8 @@ def row_bf16(sizes: BenchSizes) -> list[dict[str, Any]]:
     generate = timed_alternating({"fp32": lambda: _answer(fp32, question32, sizes),
                                   "bf16": lambda: _answer(bf16, question16, sizes)}, repeats=max(1, sizes.repeats // 2))
     return [
-        result("bf16 (train step)", train["fp32"] / train["bf16"], "fp32 / bf16", dict(fp32_s=train["fp32"], bf16_s=train["bf16"]),
+        result("bf16 (train step)", train["fp32"] / train["bf16"], "fp32 / bf16",
+               dict(fp32_s=train["fp32"], bf16_s=train["bf16"]),
                f"fwd+bwd, {inputs32['input_ids'].shape[1]} tokens; {hardware}"),
         result("bf16 (generate)", generate["fp32"] / generate["bf16"], "fp32 / bf16",
                dict(fp32_s=generate["fp32"], bf16_s=generate["bf16"]),

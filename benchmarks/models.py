@@ -71,7 +71,8 @@ class BenchSizes:
                 else:
                     changes[name] = int(text)
             except ValueError:
-                raise ValueError(f"benchmark size {name}={text!r} is not an integer{' list' if name == 'batch_sizes' else ''}") from None
+                kind = "an integer list" if name == "batch_sizes" else "an integer"
+                raise ValueError(f"benchmark size {name}={text!r} is not {kind}") from None
         return dataclasses.replace(self, **changes)
 
 

@@ -27,8 +27,8 @@ def test_bench_runs_rows_prints_the_table_and_writes_json(tiny_set_options, tmp_
     printed = capsys.readouterr().out
     payload = json.loads(out.read_text())
     rows = [record["row"] for record in payload["results"]]
-    assert rows == ["overhead", "generation", "generation (proposed)", "peer (4 frames)", "peer (8 frames)", "features", "sdpa (train step)",
-                    "sdpa (generate)", "static cache", "batch 2", "bf16 (train step)", "bf16 (generate)"]
+    assert rows == ["overhead", "generation", "generation (proposed)", "peer (4 frames)", "peer (8 frames)", "features",
+                    "sdpa (train step)", "sdpa (generate)", "static cache", "batch 2", "bf16 (train step)", "bf16 (generate)"]
     assert not [r for r in payload["results"] if "error" in r or "skipped" in r]
     assert payload["environment"]["sizes"]["hidden_size"] == 32 and payload["environment"]["torch"]
     for row in rows:
