@@ -41,7 +41,7 @@ def greedy_generation_config(model: PiTeForConditionalGeneration, tokenizer: Any
     config.bos_token_id = tokenizer.bos_token_id
     config.eos_token_id = tokenizer.eos_token_id
     config.pad_token_id = tokenizer.pad_token_id
-    config.suppress_tokens = [model.config.video_token_id]
+    config.bad_words_ids = [[model.config.video_token_id]]  # never generate a placeholder (a mask built once)
     config.validate(strict=True)
 
 

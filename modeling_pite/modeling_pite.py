@@ -253,9 +253,9 @@ class PiTeModel(PiTePreTrainedModel):
 
         features = self._video_features_from_inputs(pixel_values_videos, pixel_values, video_features)
         placeholder_mask = self._video_placeholder_mask(input_ids, inputs_embeds)
-        num_placeholders = int(placeholder_mask.sum())
         video_embeds = None
         if features is not None:
+            num_placeholders = int(placeholder_mask.sum())
             num_features = features.shape[0] * features.shape[1]
             if num_placeholders != num_features:
                 raise ValueError(
@@ -268,9 +268,14 @@ class PiTeModel(PiTePreTrainedModel):
                 placeholder_mask.unsqueeze(-1).expand_as(inputs_embeds),
                 video_embeds.to(inputs_embeds.dtype),
             )
-        elif num_placeholders and (cache is None or cache.get_seq_length() == 0):
+        elif (
+            # Decode steps (a filled cache) skip the check, so a compiled decode step has no host sync.
+            not torch.compiler.is_compiling()
+            and (cache is None or cache.get_seq_length() == 0)
+            and bool(placeholder_mask.any())
+        ):
             raise ValueError(
-                f"the text holds {num_placeholders} <video> placeholder tokens but no video was given "
+                f"the text holds {int(placeholder_mask.sum())} <video> placeholder tokens but no video was given "
                 "(pass pixel_values_videos, pixel_values or video_features)"
             )
 
@@ -315,8 +320,9 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
         self._prediction_recorder: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.post_init()
         # A placeholder is never a valid answer token: emitted, it would be read back as a missing frame.
-        if self.generation_config is not None and not self.generation_config.suppress_tokens:
-            self.generation_config.suppress_tokens = [config.video_token_id]
+        # `bad_words_ids` of one token is a mask computed once; `suppress_tokens` rebuilds it on every step.
+        if self.generation_config is not None and not self.generation_config.bad_words_ids:
+            self.generation_config.bad_words_ids = [[config.video_token_id]]
 
     def get_input_embeddings(self) -> nn.Module:
         return self.model.get_input_embeddings()
@@ -413,8 +419,6 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
             kept = hidden_states[:, logits_to_keep, :]
         logits = self.lm_head(kept)
         point_predictions, trajectory_predictions = self._regression_predictions(kept)
-        if self._prediction_recorder is not None:
-            self._prediction_recorder.append((point_predictions[:, -1].detach(), trajectory_predictions[:, -1].detach()))
 
         loss_terms = self._loss_terms(
             logits, point_predictions, trajectory_predictions, labels, point_labels, trajectory_labels,
@@ -484,6 +488,14 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
             terms["loss"] = loss
         return terms
 
+    def _update_model_kwargs_for_generation(self, outputs: ModelOutput, model_kwargs: dict, *args: Any, **kwargs: Any):
+        # Called once after every forward of generate(): recording here keeps forward free of side effects (a
+        # compiled / CUDA-graphed decode step), and cloning keeps buffers a graph replay would overwrite.
+        if self._prediction_recorder is not None:
+            self._prediction_recorder.append((outputs.point_predictions[:, -1].detach().clone(),
+                                              outputs.trajectory_predictions[:, -1].detach().clone()))
+        return super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
+
     def prepare_inputs_for_generation(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         is_first_iteration = kwargs.get("is_first_iteration")
         model_inputs = super().prepare_inputs_for_generation(*args, **kwargs)
@@ -536,6 +548,9 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
             raise RuntimeError(f"{num_new} forward steps recorded for {generated} generated tokens")
         return PiTeGenerateOutput(**output, point_predictions=points, trajectory_predictions=trajectories)
 
+
+# transformers inspects the signature of a remote-code model's forward on every decode step: compute it once.
+PiTeForConditionalGeneration.forward.__signature__ = inspect.signature(PiTeForConditionalGeneration.forward)
 
 # `save_pretrained` copies this file, its siblings and the config's file next to the weights (Hub remote code).
 PiTeConfig.register_for_auto_class()

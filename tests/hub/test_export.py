@@ -50,7 +50,7 @@ def test_exported_folder_has_every_hub_part(exported_dir, built_dir):
     generation = json.loads((exported_dir / "generation_config.json").read_text())
     assert generation["do_sample"] is False and generation.get("num_beams", 1) == 1
     assert not {"temperature", "top_p", "top_k"} & set(generation)
-    assert generation["suppress_tokens"] == [config["video_token_id"]]
+    assert generation["bad_words_ids"] == [[config["video_token_id"]]]
     assert generation["pad_token_id"] == 0 and generation["eos_token_id"] == 2
 
     # The weights are the checkpoint's, bit for bit.

@@ -60,7 +60,7 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, tiny_model, make_video_
         before, after = tiny_model(**inputs), loaded(**inputs)
     for key in ("logits", "point_predictions", "trajectory_predictions"):
         assert torch.equal(before[key], after[key]), key
-    assert loaded.generation_config.suppress_tokens == [tiny_model.config.video_token_id]
+    assert loaded.generation_config.bad_words_ids == [[tiny_model.config.video_token_id]]
     assert not any(p.requires_grad for p in loaded.model.vision_tower.parameters())
 
 
