@@ -72,8 +72,15 @@ def qa_evaluation(model, processor, questions_file: str, answers_file: str, vide
             "examples": [{"question": r.query, "answer": p, "truth": r.answer} for r, p in list(zip(records, predicted))[:5]]}
 
 
-def trajectory_evaluation(trained, untrained, processor, trajectories_file: str, videos_dir: str) -> dict[str, Any]:
+def trajectory_evaluation(trained, untrained, processor, trajectories_file: str, videos_dir: str,
+                          after_stage2=None) -> dict[str, Any]:
+    """Scores of the final model, the untrained one, the constant centre, and (if given) the stage-2 checkpoint:
+    stage 3 trains answers only, so comparing it with stage 2 shows how much it moved what the head reads."""
     result = evaluate_trajectories(trained, processor, trajectories_file, videos_dir, progress=False)
     before = evaluate_trajectories(untrained, processor, trajectories_file, videos_dir, progress=False)
-    return {"trained": result.scores, "untrained": before.scores, "constant_centre": result.baseline,
-            "num_videos": result.num_videos, "skipped": result.skipped}
+    scores = {"trained": result.scores, "untrained": before.scores, "constant_centre": result.baseline,
+              "num_videos": result.num_videos, "skipped": result.skipped}
+    if after_stage2 is not None:
+        scores["after_stage2"] = evaluate_trajectories(after_stage2, processor, trajectories_file, videos_dir,
+                                                       progress=False).scores
+    return scores

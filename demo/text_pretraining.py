@@ -50,7 +50,7 @@ def pretrain_language_model(
         loss.backward()
         optimizer.step()
         schedule.step()
-        last = float(loss)
+        last = loss.item()
         if step == 0:
             first = last
         if progress is not None:

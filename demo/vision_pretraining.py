@@ -107,7 +107,7 @@ def pretrain_frame_encoder(
         optimizer.step()
         schedule.step()
         if progress is not None:
-            progress(step, float(loss))
+            progress(step, loss.item())
     tower.eval()
     with torch.no_grad():
         final = float(loss_of(pixel_values[probe_rows], targets[probe_rows]))
