@@ -3,17 +3,26 @@
 import json
 import subprocess
 import sys
+import textwrap
 
+import pytest
 from PIL import Image
 
 
-def test_pite_demo_quick_writes_report_metrics_pictures_and_model(tmp_path):
-    out = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    """One `pite demo --quick` run through the real command, shared by the tests of this module."""
+    out = tmp_path_factory.mktemp("quick") / "demo"
     result = subprocess.run(
         [sys.executable, "-m", "pite.cli.main", "demo", "--quick", "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
+    out = quick_demo
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_counts"]["train_videos"] == 8
     assert metrics["frame_encoder"]["final_loss"] < metrics["frame_encoder"]["initial_loss"]
@@ -35,3 +44,47 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(tmp_path):
         assert gif.n_frames > 10  # PIL merges identical consecutive frames
     for name in ("config.json", "model.safetensors", "modeling_pite.py", "processing_pite.py", "processor_config.json"):
         assert (out / "model" / name).exists(), name
+
+
+# A user's machine without pite: any `import pite...` fails, so only the folder's own remote code can load it.
+CLEAN_ANSWER = textwrap.dedent(
+    """
+    import json, sys
+    class BlockPite:
+        def find_spec(self, name, path=None, target=None):
+            if name == "pite" or name.startswith("pite."):
+                raise ImportError("pite is not installed here: " + name)
+    sys.meta_path.insert(0, BlockPite())
+    from transformers import AutoModel, AutoProcessor
+    folder, video = sys.argv[1:3]
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    assert not type(model).__module__.startswith("pite") and not type(processor).__module__.startswith("pite")
+    messages = [{"role": "user", "content": [{"type": "video", "path": video},
+                                             {"type": "text", "text": "During which frames can we see the red circle moves up?"}]}]
+    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+    metadata = inputs.pop("video_metadata")
+    output = model.generate(**inputs, max_new_tokens=8, return_dict_in_generate=True)
+    result = processor.post_process_generation(output, metadata, prompt_length=inputs["input_ids"].shape[1])[0]
+    print(json.dumps({"text": result["text"], "new_tokens": int(output.sequences.shape[1] - inputs["input_ids"].shape[1]),
+                      "trajectory_shape": list(output.trajectory_predictions.shape)}))
+    """
+)
+
+
+def test_demo_model_folder_answers_without_pite(quick_demo, tmp_path):
+    """The demo's DIR/model loads with AutoModel + AutoProcessor where pite is not importable and answers about a
+    held-out video with text and per-token trajectories."""
+    out = quick_demo
+    video = sorted((out / "data" / "eval" / "videos").glob("*.mp4"))[0]
+    script = tmp_path / "answer.py"
+    script.write_text(CLEAN_ANSWER)
+    result = subprocess.run([sys.executable, str(script), str(out / "model"), str(video)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300,
+                            env={"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+                                 "HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["new_tokens"] >= 1 and isinstance(answer["text"], str)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert answer["trajectory_shape"] == [1, answer["new_tokens"], 3, metrics["settings"]["num_frames"], 2]
