@@ -7,7 +7,6 @@ path under the name `pite_benchmarks`, so its modules import each other relative
 - `models`: the benchmark sizes, small PiTe / Llama models and prompts
 - `rows_core`: overhead, generation, peer, features (the issue's targets and peer comparison)
 - `fast_paths`: sdpa, static, compile, batch, checkpointing, bf16 (each fast path before and after)
-- `prototypes`: PiTe variants with proposed library changes (cheaper decode steps; a compile-friendly decode step)
 - `video`: key-frame structure, frames decoded by seek and sequential readers, the video row
 - `gpu`: the 7B rows (decode vs the bandwidth bound, prefill, stage-2 LoRA MFU); only with CUDA
 - `suite`: the row registry, the options and `main`

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from .measure import current_rss_bytes, peak_rss_bytes, result, saved_activation_bytes, skipped, timed_alternating
+from .measure import (clear_dynamo_counts, current_rss_bytes, dynamo_counts, peak_rss_bytes, result,
+                      saved_activation_bytes, skipped, timed_alternating)
 from .models import BenchSizes, enable_checkpointing, greedy_kwargs, pite_model, prompt_ids
 
 
@@ -95,62 +96,49 @@ def row_static(sizes: BenchSizes) -> dict[str, Any]:
                   f"prefill {question['input_ids'].shape[1]} + {sizes.new_tokens} tokens, eager")
 
 
-def _compile_config() -> Any:
+def compile_config(backend: str = "inductor") -> Any:
+    """generate()'s compile options for the decode step: `backend="eager"` traces with dynamo only (graphs and
+    graph breaks counted, no code generated), which the tests use."""
     from transformers import CompileConfig
 
-    config = CompileConfig(fullgraph=False, dynamic=False, mode="default")  # reduce-overhead means CUDA graphs
+    # mode "reduce-overhead" would mean CUDA graphs
+    config = CompileConfig(fullgraph=False, dynamic=False, backend=backend, mode="default")
     config._compile_all_devices = True  # generate() compiles on CUDA only unless told (transformers' own flag)
     return config
 
 
-def _dynamo_figures() -> dict[str, int]:
-    from torch._dynamo.utils import counters
-
-    return dict(graphs=int(counters["stats"].get("unique_graphs", 0)),
-                graph_breaks=int(sum(counters["graph_break"].values())))
-
-
-def row_compile(sizes: BenchSizes) -> list[dict[str, Any]]:
-    """Static cache + torch.compile of the decode step, for the library as it is and for the compile prototype
-    (`prototypes.compilable_copy`), each against static-cache eager decoding in the same run."""
+def row_compile(sizes: BenchSizes) -> dict[str, Any]:
+    """Static cache + torch.compile of the library's decode step against static-cache eager decoding, same run."""
     try:
         import torch._dynamo
-
-        from .prototypes import compilable_copy
     except ImportError as error:
-        return [skipped("compile", f"torch.compile unavailable: {error}")]
+        return skipped("compile", f"torch.compile unavailable: {error}")
     model = pite_model(sizes).eval()
-    prototype = compilable_copy(model)
     question = _question(model, sizes)
     static = dict(cache_implementation="static")
     reference = _answer(model, question, sizes, disable_compile=True, **static)
-    records = []
-    from torch._dynamo.utils import counters
-
-    for name, compiled_model in (("library as is", model), ("prototype", prototype)):
-        torch._dynamo.reset()
-        counters.clear()  # graphs and graph breaks of this side only
-        start = time.perf_counter()
-        try:
-            first = _answer(compiled_model, question, sizes, compile_config=_compile_config(), **static)
-        except Exception as error:  # no C++ compiler, an unsupported backend, ...: report, do not fail the suite
-            return [skipped("compile", f"torch.compile failed on this machine ({name}): {type(error).__name__}: {error}")]
-        compile_s = time.perf_counter() - start
-        figures = _dynamo_figures()
-        if not torch.equal(first.sequences, reference.sequences):
-            raise RuntimeError(f"compiled generation ({name}) produced other tokens than eager generation")
-        drift = float((first.trajectory_predictions - reference.trajectory_predictions).abs().max())
-        times = timed_alternating({
-            "eager": lambda: _answer(model, question, sizes, disable_compile=True, **static),
-            "compiled": lambda m=compiled_model: _answer(m, question, sizes, compile_config=_compile_config(), **static),
-        }, repeats=sizes.repeats)
-        figures.update(eager_s=times["eager"], compiled_s=times["compiled"], first_call_s=compile_s,
-                       trajectory_max_abs_diff=drift)
-        records.append(result(f"compile ({name})", times["eager"] / times["compiled"], "static eager / static compiled",
-                              figures, f"inductor, decode steps compiled (prefill eager), {sizes.new_tokens} tokens; "
-                              "first_call_s includes compilation"))
     torch._dynamo.reset()
-    return records
+    clear_dynamo_counts()  # this row's graphs and graph breaks only
+    start = time.perf_counter()
+    try:
+        first = _answer(model, question, sizes, compile_config=compile_config(), **static)
+    except Exception as error:  # no C++ compiler, an unsupported backend, ...: report, do not fail the suite
+        return skipped("compile", f"torch.compile failed on this machine: {type(error).__name__}: {error}")
+    compile_s = time.perf_counter() - start
+    figures: dict[str, Any] = dynamo_counts()
+    if not torch.equal(first.sequences, reference.sequences):
+        raise RuntimeError("compiled generation produced other tokens than eager generation")
+    drift = float((first.trajectory_predictions - reference.trajectory_predictions).abs().max())
+    times = timed_alternating({
+        "eager": lambda: _answer(model, question, sizes, disable_compile=True, **static),
+        "compiled": lambda: _answer(model, question, sizes, compile_config=compile_config(), **static),
+    }, repeats=sizes.repeats)
+    torch._dynamo.reset()
+    figures.update(eager_s=times["eager"], compiled_s=times["compiled"], first_call_s=compile_s,
+                   trajectory_max_abs_diff=drift)
+    return result("compile", times["eager"] / times["compiled"], "static eager / static compiled", figures,
+                  f"inductor, decode steps compiled (prefill eager), {sizes.new_tokens} tokens; first_call_s includes "
+                  "compilation")
 
 
 def row_batch(sizes: BenchSizes) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """The GPU rows: the real 7B config (CLIP ViT-L/14 + Vicuna-7B sizes, `PiTeConfig()`) with random bf16 weights.
 
-- decode: batch-1 tokens/s (dynamic cache; static cache; static cache + torch.compile of the compile prototype)
+- decode: batch-1 tokens/s (dynamic cache; static cache; static cache + torch.compile of the decode step)
   against the memory-bandwidth bound, bytes read per decode step / HBM bandwidth;
 - prefill: latency of a 100-frame video question (vision tower + prefill + first token), with SDPA and, where
   flash-attn is installed, flash-attention 2;
@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .measure import failed, result, skipped
+from .measure import clear_dynamo_counts, dynamo_counts, failed, result, skipped
 from .models import enable_checkpointing
 
 ISSUE_BANDWIDTH = 4.8e12  # B/s, the bound issue 9 asks for (H200 HBM3e)
@@ -201,13 +201,6 @@ def _timed_on(device: torch.device, function: Callable[[], object], repeats: int
     return sorted(times)[len(times) // 2]
 
 
-def _dynamo_counters() -> Any:
-    """torch._dynamo's counters (graphs compiled, graph breaks): shows whether generate() compiled at all."""
-    from torch._dynamo.utils import counters
-
-    return counters
-
-
 def _question_ids(config: Any, text_tokens: int, device: torch.device) -> torch.Tensor:
     """(1, 1 + 10 + N + text_tokens - 10) ids: BOS, text, N frame placeholders, the rest of the text."""
     generator = torch.Generator().manual_seed(0)
@@ -220,44 +213,36 @@ def _decode_records(model: nn.Module, settings: GpuSettings, device: torch.devic
     config = model.config
     ids = _question_ids(config, settings.question_text_tokens, device)
     features = torch.randn(1, config.num_frames, config.vision_feature_dim, device=device, dtype=model.dtype)
-    variants: list[tuple[str, Callable[[], nn.Module], dict]] = [
-        ("dynamic cache", lambda: model, {}),
-        ("static cache", lambda: model, dict(cache_implementation="static", disable_compile=True)),
+    variants: list[tuple[str, dict]] = [
+        ("dynamic cache", {}),
+        ("static cache", dict(cache_implementation="static", disable_compile=True)),
     ]
     if settings.compile_decode:
-        from .prototypes import compilable_copy
-
-        # The library as it is recompiles every decode step (see prototypes.py and the CPU `compile` row), which
-        # on a 7B model costs minutes: only the prototype is compiled here (generate compiles it on CUDA by itself).
-        variants.append(("static cache + compile (prototype)", lambda: compilable_copy(model),
-                         dict(cache_implementation="static")))
+        # The library's decode step compiles into one graph (the CPU `compile` row and its test count them);
+        # generate() compiles it by itself on CUDA with a static cache.
+        variants.append(("static cache + compile", dict(cache_implementation="static")))
     weight_bytes = decode_weight_bytes(model)
     records, baseline = [], None
-    for name, make_variant, options in variants:
-        _dynamo_counters().clear()
+    for name, options in variants:
+        clear_dynamo_counts()
+
+        def answer(tokens: int, options=options) -> None:
+            with torch.no_grad():
+                model.generate(input_ids=ids, video_features=features, max_new_tokens=tokens, min_new_tokens=tokens,
+                               do_sample=False, pad_token_id=0, return_dict_in_generate=True, **options)
+
         try:
-            variant = make_variant()
-
-            def answer(tokens: int, variant=variant, options=options) -> None:
-                with torch.no_grad():
-                    variant.generate(input_ids=ids, video_features=features, max_new_tokens=tokens,
-                                     min_new_tokens=tokens, do_sample=False, pad_token_id=0,
-                                     return_dict_in_generate=True, **options)
-
             long = _timed_on(device, lambda: answer(settings.decode_tokens + 1), settings.repeats)
             short = _timed_on(device, lambda: answer(1), settings.repeats)
         except Exception as error:  # one variant failing (e.g. compile on an old stack) must not lose the others
             records.append(failed(f"gpu decode ({name})", error))
             continue
-        finally:
-            variant = answer = None  # a prototype copy holds a second set of weights: free it
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
         tokens_per_s = settings.decode_tokens / max(long - short, 1e-9)
         baseline = baseline or tokens_per_s
+        compiled = dynamo_counts()
         figures = dict(tokens_per_s=tokens_per_s, speedup_over_dynamic=tokens_per_s / baseline,
-                       weight_gb=weight_bytes / 1e9,
-                       compiled_graphs=int(_dynamo_counters()["stats"].get("unique_graphs", 0)))
+                       weight_gb=weight_bytes / 1e9, compiled_graphs=compiled["graphs"],
+                       graph_breaks=compiled["graph_breaks"])
         for label, bandwidth in bandwidths.items():
             figures[f"bound_tokens_per_s_{label}"] = bandwidth_bound_tokens_per_s(weight_bytes, bandwidth)
         issue_bound = figures["bound_tokens_per_s_4.8TBps"]

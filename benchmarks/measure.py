@@ -144,6 +144,22 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         raise
 
 
+def clear_dynamo_counts() -> None:
+    """Clear torch._dynamo's counters, so that `dynamo_counts` covers only what runs after."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+
+
+def dynamo_counts() -> dict[str, int]:
+    """Graphs dynamo compiled and graph breaks it took since `clear_dynamo_counts` (0 and 0 when nothing compiled):
+    whether generate() compiled its decode step, and whole."""
+    from torch._dynamo.utils import counters
+
+    return dict(graphs=int(counters["stats"].get("unique_graphs", 0)),
+                graph_breaks=int(sum(counters["graph_break"].values())))
+
+
 def peak_rss_bytes() -> int:
     """This process's peak resident set size so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -38,7 +38,7 @@ ROWS: dict[str, tuple[Row, str]] = {
     "features": (rows_core.row_features, "vision frames/s and the train step on pixels / on cached features"),
     "sdpa": (fast_paths.row_sdpa, "eager / SDPA attention (train step, generate)"),
     "static": (fast_paths.row_static, "dynamic / static KV cache (generate)"),
-    "compile": (fast_paths.row_compile, "static eager / static + torch.compile (library, prototype); slow on CPU"),
+    "compile": (fast_paths.row_compile, "static eager / static + torch.compile of the decode step; slow on CPU"),
     "batch": (fast_paths.row_batch, "tokens/s at batch 4, 8 / batch 1 (left-padded generate)"),
     "checkpointing": (fast_paths.row_checkpointing, "checkpointed / plain train step; memory saved"),
     "bf16": (fast_paths.row_bf16, "fp32 / bf16 on CPU (train step, generate)"),

@@ -96,7 +96,8 @@ def test_gpu_records_run_on_cpu_with_a_tiny_config(bench, tiny_config):
     assert not [r for r in records if "error" in r]
     decode = records[0]["figures"]
     assert decode["bound_tokens_per_s_H200_spec"] == decode["bound_tokens_per_s_4.8TBps"]
-    assert decode["compiled_graphs"] == 0 and records[1]["figures"]["compiled_graphs"] == 0  # eager variants
+    for record in records[:2]:  # eager variants: nothing compiled
+        assert (record["figures"]["compiled_graphs"], record["figures"]["graph_breaks"]) == (0, 0)
     prefill = records[2]["figures"]
     assert prefill["time_to_first_token_s"] > prefill["vision_tower_s"] > 0
     assert prefill.get("flash_attention_2") == "not installed" or "time_to_first_token_flash_attention_2_s" in prefill
