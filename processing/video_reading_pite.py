@@ -1,18 +1,24 @@
 """Reading videos and images into the N frames PiTe sees, plus the metadata post-processing needs.
 
 A video is sampled at `np.linspace(0, T - 1, N)` rounded (first and last frame included; shorter videos repeat
-frames). Files are read with decord by *seeking* to the sampled indices (`VideoReader.get_batch`), never by decoding
-the whole stream. decord is imported lazily, inside a try block, so that this file loads as Hub remote code on
-machines without decord (transformers' import check skips imports inside try blocks).
+frames). Encoded videos are read by *seeking* to the sampled indices, never by decoding the whole stream, with one
+of two backends: decord (`VideoReader.get_batch`, the paper's reader and the default where it is installed) or PyAV
+(`decode_by_seeking`: from the key frame before each sampled frame, decoding forward; for machines without decord
+wheels). Both return the same indices, frames and metadata. decord and av are imported lazily, inside try blocks, so
+that this file loads as Hub remote code on machines without them (transformers' import check skips imports inside
+try blocks).
 
 This file is Hub remote code: it imports only numpy and PIL, and nothing from its own package.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, BinaryIO, Union
 
 import numpy as np
@@ -22,6 +28,8 @@ from PIL import Image
 # array (T, H, W, 3), or a sequence of frames (PIL images or uint8 arrays (H, W, 3)).
 VideoInput = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray, "list[Image.Image]"]
 ImageInput = Union[Image.Image, np.ndarray]
+# `read_video(backend=...)`: "auto" is decord where it can be imported, else PyAV.
+VIDEO_BACKENDS = ("auto", "decord", "pyav")
 
 
 class VideoInputError(ValueError):
@@ -117,40 +125,238 @@ def _sample_decoded(frames: np.ndarray, num_frames: int, fps: float | None) -> S
     return SampledVideo(frames=np.ascontiguousarray(frames[indices]), metadata=metadata)
 
 
-def _open_decord_reader(source: Any, name: str) -> Any:
-    """A `decord.VideoReader` over a path, bytes or file object, with specific errors for bad input."""
+def _import_video_library(module: str, backend: str) -> Any:
+    """`decord` or `av`, imported on first use: this file must load without them (Hub remote code)."""
     try:
-        import decord
-    except ImportError as error:  # only needed for encoded videos; decoded frames work without it
-        raise ImportError("reading encoded videos needs decord (`pip install decord`)") from error
+        if module == "decord":
+            import decord as library
+        else:
+            import av as library
+    except ImportError as error:
+        if backend == "auto":
+            raise ImportError(
+                "reading encoded videos needs decord or PyAV (`pip install decord` or `pip install av`)"
+            ) from error
+        library_name = "decord" if module == "decord" else "PyAV"
+        raise ImportError(f"backend={backend!r} needs {library_name} (`pip install {module}`)") from error
+    return library
+
+
+def _resolve_backend(backend: str) -> str:
+    """The backend that reads encoded inputs for a `VIDEO_BACKENDS` value: "auto" is decord where it can be
+    imported, else "pyav"."""
+    if backend != "auto":
+        return backend
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return "pyav"
+    return "decord"
+
+
+def _encoded_input(source: Any, name: str) -> str | io.BytesIO:
+    """The path of an existing file, or the bytes of `source` (bytes or a binary file object) as a BytesIO."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"video file not found: {path!r}")
-        uri: Any = path
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0:
-            raise VideoInputError(f"video {name} is empty (0 bytes)")
-        uri = io.BytesIO(bytes(source))
-    else:
-        data = source.read()
-        if not isinstance(data, (bytes, bytearray)):
-            raise VideoInputError(f"video {name}: file object must be opened in binary mode")
-        if len(data) == 0:
-            raise VideoInputError(f"video {name} is empty (0 bytes)")
-        uri = io.BytesIO(bytes(data))
+        return path
+    data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else source.read()
+    if not isinstance(data, (bytes, bytearray)):
+        raise VideoInputError(f"video {name}: file object must be opened in binary mode")
+    if len(data) == 0:
+        raise VideoInputError(f"video {name} is empty (0 bytes)")
+    return io.BytesIO(bytes(data))
+
+
+def _could_not_open(name: str, error: Any) -> VideoInputError:
+    return VideoInputError(
+        f"could not open video {name}: corrupt, truncated, not a video, or without video frames ({error})"
+    )
+
+
+def _open_decord_reader(source: Any, name: str, backend: str) -> Any:
+    """A `decord.VideoReader` over a path, bytes or file object, with specific errors for bad input."""
+    decord = _import_video_library("decord", backend)
+    uri = _encoded_input(source, name)
     try:
         reader = decord.VideoReader(uri, num_threads=1)
     except (RuntimeError, decord.DECORDError) as error:
-        raise VideoInputError(
-            f"could not open video {name}: corrupt, truncated, not a video, or without video frames ({error})"
-        ) from error
+        raise _could_not_open(name, error) from error
     if len(reader) == 0:
         raise VideoInputError(f"video {name} has no frames")
     return reader
 
 
-def read_video(source: VideoInput, num_frames: int, fps: float | None = None) -> SampledVideo:
+def _read_with_decord(source: Any, num_frames: int, name: str, backend: str) -> SampledVideo:
+    """`read_video` of an encoded input with decord (`backend` is the requested one, for the ImportError)."""
+    reader = _open_decord_reader(source, name, backend)
+    num_source_frames = len(reader)
+    indices = sample_frame_indices(num_source_frames, num_frames)
+    try:
+        # get_batch seeks to each requested index (from its preceding key frame) instead of decoding every frame.
+        frames = reader.get_batch(indices.tolist()).asnumpy()
+        frame_times = reader.get_frame_timestamp(indices.tolist())
+        last_frame_end = float(reader.get_frame_timestamp([num_source_frames - 1])[0, 1])
+    except Exception as error:  # decord raises its own error types for broken streams
+        raise VideoInputError(f"could not decode the sampled frames of video {name}: {error}") from error
+    metadata = {
+        "fps": float(reader.get_avg_fps()),
+        # The end of the last frame: T / fps for constant-frame-rate videos.
+        "duration": last_frame_end,
+        "num_source_frames": int(num_source_frames),
+        "frame_indices": indices.tolist(),
+        "timestamps": [float(t) for t in frame_times[:, 0]],
+        "width": int(frames.shape[2]),
+        "height": int(frames.shape[1]),
+    }
+    return SampledVideo(frames=frames, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class KeyFrameStructure:
+    """Where the frames and key frames of a video stream are, in display order (from demuxing; nothing decoded).
+
+    Attributes:
+        frame_pts: presentation timestamp of each frame (T,), ascending, in the stream's time base.
+        key_frames: display indices of the key frames, ascending; the first is 0 (a decoder starts at a key frame).
+        end_pts: where the last frame ends (its timestamp + its packet's duration); None where packets carry no
+            duration.
+    """
+
+    frame_pts: tuple[int, ...]
+    key_frames: tuple[int, ...]
+    end_pts: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.key_frames or self.key_frames[0] != 0:
+            raise ValueError(f"the first frame must be a key frame, got key frames {self.key_frames[:5]}...")
+        if list(self.key_frames) != sorted(set(self.key_frames)) or self.key_frames[-1] >= self.num_frames:
+            raise ValueError("key_frames must be ascending, unique display indices below the number of frames")
+        if any(later <= earlier for earlier, later in zip(self.frame_pts, self.frame_pts[1:])):
+            raise ValueError("frame_pts must be ascending and unique (one timestamp per displayed frame)")
+
+    @property
+    def num_frames(self) -> int:
+        """T, frames in the stream."""
+        return len(self.frame_pts)
+
+    def gop_start(self, index: int) -> int:
+        """The latest key frame at or before display index `index`: where decoding frame `index` starts."""
+        if not 0 <= index < self.num_frames:
+            raise IndexError(f"frame index {index} outside a video of {self.num_frames} frames")
+        return self.key_frames[bisect.bisect_right(self.key_frames, index) - 1]
+
+
+def probe_key_frames(container: Any, name: str = "<video>") -> KeyFrameStructure:
+    """The `KeyFrameStructure` of the first video stream of an open PyAV input container, from its packets.
+
+    T counts the stream's packets (as decord does when it opens a file), not the container header's frame count,
+    which some containers (e.g. Matroska) do not have. Raises VideoInputError, naming `name`, for a stream without
+    frames, packets without timestamps, or a stream that does not start at a key frame.
+    """
+    stream = container.streams.video[0]
+    packets = []
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the demuxer ends with an empty flush packet
+            continue
+        if packet.pts is None:
+            raise VideoInputError(f"video {name}: a packet has no presentation timestamp; try backend='decord'")
+        packets.append((packet.pts, bool(packet.is_keyframe), packet.duration or 0))
+    if not packets:
+        raise VideoInputError(f"video {name} has no frames")
+    packets.sort()  # decode order -> display order
+    last_pts, _, last_duration = packets[-1]
+    try:
+        return KeyFrameStructure(frame_pts=tuple(pts for pts, _, _ in packets),
+                                 key_frames=tuple(i for i, (_, key, _) in enumerate(packets) if key),
+                                 end_pts=last_pts + last_duration if last_duration > 0 else None)
+    except ValueError as error:
+        raise VideoInputError(
+            f"video {name} cannot be read by seeking with PyAV: {error}; try backend='decord'"
+        ) from error
+
+
+def decode_by_seeking(
+    container: Any, structure: KeyFrameStructure, indices: Sequence[int], name: str = "<video>"
+) -> tuple[np.ndarray, int]:
+    """Decode the frames at display `indices` of an open PyAV container's first video stream.
+
+    For each index in ascending order, decoding goes on from the previous one when both lie in the same GOP (a key
+    frame and the frames up to the next one), else it seeks to the index's key frame first; decoded frames are
+    matched to indices by their timestamps. Returns (frames uint8 (N, H, W, 3) RGB in the order of `indices`,
+    repeats included; the number of frames decoded).
+    """
+    if len(indices) == 0:
+        raise ValueError("decode_by_seeking needs at least one frame index")
+    stream = container.streams.video[0]
+    index_of_pts = {pts: index for index, pts in enumerate(structure.frame_pts)}
+    kept: dict[int, np.ndarray] = {}
+    decoded, position, frames = 0, -1, iter(())
+    for target in sorted(set(int(i) for i in indices)):
+        key_frame = structure.gop_start(target)
+        if position < key_frame:  # nothing decoded in the target's GOP yet: start at its key frame
+            container.seek(structure.frame_pts[key_frame], stream=stream, backward=True, any_frame=False)
+            frames = container.decode(stream)
+        for frame in frames:
+            decoded += 1
+            if frame.pts not in index_of_pts:
+                raise VideoInputError(f"video {name}: decoded a frame with timestamp {frame.pts} that demuxing did "
+                                      "not list")
+            position = index_of_pts[frame.pts]
+            if position >= target:
+                break
+        else:
+            raise VideoInputError(f"video {name}: the stream ended before frame {target}")
+        if position != target:
+            raise VideoInputError(f"video {name}: the decoder skipped frame {target} (went on to frame {position})")
+        kept[target] = frame.to_ndarray(format="rgb24")
+    return np.stack([kept[int(i)] for i in indices]), decoded
+
+
+def _seconds(pts_span: int, time_base: Fraction) -> float:
+    return float(pts_span * time_base)
+
+
+def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str) -> SampledVideo:
+    """`read_video` of an encoded input with PyAV: demux once for T and the key frames, then `decode_by_seeking`."""
+    av = _import_video_library("av", backend)
+    encoded = _encoded_input(source, name)
+    try:
+        container = av.open(encoded)
+    except av.error.FFmpegError as error:
+        raise _could_not_open(name, error) from error
+    with container:
+        if not container.streams.video:
+            raise _could_not_open(name, "no video stream")
+        stream = container.streams.video[0]
+        try:
+            structure = probe_key_frames(container, name)
+            indices = sample_frame_indices(structure.num_frames, num_frames)
+            frames, _ = decode_by_seeking(container, structure, indices, name)
+        except av.error.FFmpegError as error:
+            raise VideoInputError(f"could not decode the sampled frames of video {name}: {error}") from error
+        time_base, rate = Fraction(stream.time_base), stream.average_rate or stream.guessed_rate
+    # Times count from the first frame, as decord's do (a stream may start at a non-zero timestamp).
+    start, last = structure.frame_pts[0], structure.frame_pts[-1]
+    if not rate:
+        raise VideoInputError(f"video {name}: the container gives no frame rate; try backend='decord'")
+    fps = float(rate)
+    end = _seconds(structure.end_pts - start, time_base) if structure.end_pts is not None else None
+    metadata = {
+        "fps": fps,
+        # The end of the last frame (its timestamp + duration): T / fps for constant-frame-rate videos.
+        "duration": end if end is not None else _seconds(last - start, time_base) + 1 / fps,
+        "num_source_frames": structure.num_frames,
+        "frame_indices": indices.tolist(),
+        "timestamps": [_seconds(structure.frame_pts[i] - start, time_base) for i in indices],
+        "width": int(frames.shape[2]),
+        "height": int(frames.shape[1]),
+    }
+    return SampledVideo(frames=frames, metadata=metadata)
+
+
+def read_video(source: VideoInput, num_frames: int, fps: float | None = None, backend: str = "auto") -> SampledVideo:
     """Sample `num_frames` frames from one video.
 
     Args:
@@ -159,14 +365,26 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None) ->
         num_frames: N, the number of frames to sample.
         fps: frame rate of *decoded* inputs (arrays, frame lists), used for timestamps and duration. Encoded
             inputs carry their own timing; passing `fps` for them is an error (it would be silently ignored).
+        backend: reader of encoded inputs, one of `VIDEO_BACKENDS`: "decord", "pyav", or "auto" (decord where it
+            can be imported, else PyAV). Both seek to the same indices and give the same metadata: T counted from
+            the stream's packets (not the header, which some containers lack), times from the first frame's
+            timestamp, `fps` the container's average frame rate. Where they can differ: decord's times are float32;
+            without an average frame rate PyAV takes FFmpeg's guessed rate; without packet durations PyAV's
+            `duration` is the last timestamp + 1 / fps. PyAV's frames are those of a full decode (tested); decord's
+            were the same on most streams, but its seeks returned neighbouring frames on some (x264 open GOPs near
+            the end, HEVC in Matroska).
 
     Returns:
         a `SampledVideo` with frames (N, H, W, 3) uint8 and the metadata dict.
 
     Raises:
+        ValueError: a `backend` not in `VIDEO_BACKENDS`; `fps` given for an encoded input.
+        ImportError: the backend's library (decord, av; for "auto" either) is not installed.
         FileNotFoundError: a path that does not exist.
         VideoInputError: corrupt/empty/zero-frame videos, unsupported types, shapes or dtypes.
     """
+    if backend not in VIDEO_BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, VIDEO_BACKENDS))}, got {backend!r}")
     name = describe_input(source)
     if isinstance(source, np.ndarray):
         if source.ndim != 4 or source.shape[-1] != 3:
@@ -193,27 +411,9 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None) ->
         )
     if fps is not None:
         raise ValueError(f"fps is only for decoded frames; video {name} is encoded and carries its own timing")
-    reader = _open_decord_reader(source, name)
-    num_source_frames = len(reader)
-    indices = sample_frame_indices(num_source_frames, num_frames)
-    try:
-        # get_batch seeks to each requested index (from its preceding key frame) instead of decoding every frame.
-        frames = reader.get_batch(indices.tolist()).asnumpy()
-        frame_times = reader.get_frame_timestamp(indices.tolist())
-        last_frame_end = float(reader.get_frame_timestamp([num_source_frames - 1])[0, 1])
-    except Exception as error:  # decord raises its own error types for broken streams
-        raise VideoInputError(f"could not decode the sampled frames of video {name}: {error}") from error
-    metadata = {
-        "fps": float(reader.get_avg_fps()),
-        # The end of the last frame: T / fps for constant-frame-rate videos.
-        "duration": last_frame_end,
-        "num_source_frames": int(num_source_frames),
-        "frame_indices": indices.tolist(),
-        "timestamps": [float(t) for t in frame_times[:, 0]],
-        "width": int(frames.shape[2]),
-        "height": int(frames.shape[1]),
-    }
-    return SampledVideo(frames=frames, metadata=metadata)
+    if _resolve_backend(backend) == "decord":
+        return _read_with_decord(source, num_frames, name, backend)
+    return _read_with_pyav(source, num_frames, name, backend)
 
 
 def read_image(image: ImageInput) -> SampledVideo:

@@ -1,4 +1,5 @@
-"""Video reading: which frames are sampled, their timestamps, metadata, input kinds, and every bad input."""
+"""Video reading: which frames are sampled, their timestamps, metadata, input kinds, and every bad input; encoded
+videos through both backends (decord and PyAV), which must agree on all of it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ import pytest
 from PIL import Image
 
 from pite.processing import VideoInputError, read_image, read_video, sample_frame_indices
+
+
+@pytest.fixture(params=["decord", "pyav"])
+def backend(request):
+    """The reader of encoded videos under test."""
+    pytest.importorskip("decord" if request.param == "decord" else "av")
+    return request.param
 
 
 def test_sample_frame_indices_linspace_rounded():
@@ -27,9 +35,9 @@ def test_sample_frame_indices_short_video_repeats_frames():
 
 
 @pytest.mark.parametrize("codec", ["libx264", "mpeg4"])
-def test_read_mp4_samples_the_linspace_frames_with_their_timestamps(video_factory, frame_index_reader, codec):
+def test_read_mp4_samples_the_linspace_frames_with_their_timestamps(video_factory, frame_index_reader, codec, backend):
     path = video_factory(50, fps=10, width=144, height=48, codec=codec)
-    sampled = read_video(path, num_frames=8)
+    sampled = read_video(path, num_frames=8, backend=backend)
     expected = np.rint(np.linspace(0, 49, 8)).astype(int).tolist()
     assert sampled.frames.shape == (8, 48, 144, 3) and sampled.frames.dtype == np.uint8
     assert [frame_index_reader(frame) for frame in sampled.frames] == expected
@@ -42,8 +50,8 @@ def test_read_mp4_samples_the_linspace_frames_with_their_timestamps(video_factor
     assert (meta["width"], meta["height"]) == (144, 48)
 
 
-def test_short_video_repeats_frames_with_true_timestamps(video_factory, frame_index_reader):
-    sampled = read_video(video_factory(4, fps=5), num_frames=8)
+def test_short_video_repeats_frames_with_true_timestamps(video_factory, frame_index_reader, backend):
+    sampled = read_video(video_factory(4, fps=5), num_frames=8, backend=backend)
     expected = [0, 0, 1, 1, 2, 2, 3, 3]  # rint(linspace(0, 3, 8)) = 0, .43, .86, 1.29, 1.71, 2.14, 2.57, 3
     assert sampled.metadata["frame_indices"] == expected
     assert [frame_index_reader(frame) for frame in sampled.frames] == expected
@@ -66,17 +74,17 @@ def test_reading_seeks_only_the_sampled_indices(video_factory, monkeypatch):
             raise AssertionError("read_video must not iterate frames one by one")
 
     monkeypatch.setattr(decord, "VideoReader", SpyReader)
-    read_video(video_factory(200, fps=25), num_frames=6)
+    read_video(video_factory(200, fps=25), num_frames=6, backend="decord")
     assert requested == [np.rint(np.linspace(0, 199, 6)).astype(int).tolist()]
 
 
-def test_path_bytes_file_object_and_pathlib_agree(video_factory):
+def test_path_bytes_file_object_and_pathlib_agree(video_factory, backend):
     path = video_factory(30, fps=10)
     data = pathlib.Path(path).read_bytes()
-    reference = read_video(path, 5)
+    reference = read_video(path, 5, backend=backend)
     with open(path, "rb") as handle:
-        variants = [read_video(pathlib.Path(path), 5), read_video(data, 5), read_video(io.BytesIO(data), 5),
-                    read_video(handle, 5)]
+        variants = [read_video(source, 5, backend=backend)
+                    for source in (pathlib.Path(path), data, bytearray(data), io.BytesIO(data), handle)]
     for variant in variants:
         np.testing.assert_array_equal(variant.frames, reference.frames)
         assert variant.metadata == reference.metadata
@@ -105,13 +113,13 @@ def test_image_is_a_one_frame_video(indexed_frames):
 
 
 # ---------------------------------------------------------------- bad input
-def test_missing_file_names_the_path(tmp_path):
+def test_missing_file_names_the_path(tmp_path, backend):
     missing = tmp_path / "nope.mp4"
     with pytest.raises(FileNotFoundError, match="nope.mp4"):
-        read_video(missing, 8)
+        read_video(missing, 8, backend=backend)
 
 
-def test_corrupt_truncated_and_empty_files(tmp_path, video_factory):
+def test_corrupt_truncated_and_empty_files(tmp_path, video_factory, backend):
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
     good = pathlib.Path(video_factory(30)).read_bytes()
@@ -121,14 +129,16 @@ def test_corrupt_truncated_and_empty_files(tmp_path, video_factory):
     empty.write_bytes(b"")
     for path in (garbage, truncated, empty):
         with pytest.raises(VideoInputError, match=path.name):
-            read_video(path, 8)
+            read_video(path, 8, backend=backend)
     with pytest.raises(VideoInputError, match="0 bytes"):
-        read_video(b"", 8)
+        read_video(b"", 8, backend=backend)
     with pytest.raises(VideoInputError, match="could not open"):
-        read_video(garbage.read_bytes(), 8)
+        read_video(garbage.read_bytes(), 8, backend=backend)
+    with open(garbage, encoding="latin-1") as text_handle, pytest.raises(VideoInputError, match="binary mode"):
+        read_video(text_handle, 8, backend=backend)
 
 
-def test_zero_frame_and_audio_only_videos(tmp_path):
+def test_zero_frame_and_audio_only_videos(tmp_path, backend):
     import av
 
     path = tmp_path / "zero.mp4"
@@ -148,7 +158,7 @@ def test_zero_frame_and_audio_only_videos(tmp_path):
     for bad in (path, audio_only):
         assert bad.stat().st_size > 0
         with pytest.raises(VideoInputError, match=bad.name):
-            read_video(bad, 8)
+            read_video(bad, 8, backend=backend)
     with pytest.raises(VideoInputError, match="no frames"):
         read_video(np.zeros((0, 4, 4, 3), np.uint8), 8)
 
@@ -170,10 +180,10 @@ def test_unsupported_video_inputs(bad, message):
         read_video(bad, 4)
 
 
-def test_unsupported_images_and_fps_for_encoded_video(video_factory):
+def test_unsupported_images_and_fps_for_encoded_video(video_factory, backend):
     with pytest.raises(VideoInputError, match=r"\(H, W, 3\).*\(5, 5\)"):
         read_image(np.zeros((5, 5), np.uint8))
     with pytest.raises(VideoInputError, match="unsupported image input"):
         read_image("picture.png")
     with pytest.raises(ValueError, match="carries its own timing"):
-        read_video(video_factory(30), 4, fps=30)
+        read_video(video_factory(30), 4, fps=30, backend=backend)
