@@ -1,22 +1,23 @@
 """Video reading: how many frames each reader decodes, and what it costs.
 
-A decoder can only start at a key frame. To get the N sampled frames, a seek-based reader (decord's `get_batch`,
-which `pite.processing.read_video` uses) seeks to the latest key frame at or before each index and decodes forward
-to it, or keeps decoding from the previous sampled index when both lie in the same GOP (group of pictures, a key
-frame and the frames up to the next). A sequential reader decodes every frame up to the last sampled one and keeps
-the sampled ones. When the sampled indices lie closer together than the key frames, seeking saves nothing and only
-adds seek overhead: that is when `read_sequential_when_dense` decodes forward instead.
+A decoder can only start at a key frame. To get the N sampled frames, a seek-based reader (both backends of
+`pite.processing.read_video`: decord's `get_batch`, and PyAV's `decode_by_seeking`) seeks to the latest key frame at
+or before each index and decodes forward to it, or keeps decoding from the previous sampled index when both lie in
+the same GOP (group of pictures, a key frame and the frames up to the next). A sequential reader decodes every frame
+up to the last sampled one and keeps the sampled ones. When the sampled indices lie closer together than the key
+frames, seeking saves nothing and only adds seek overhead: that is when `read_sequential_when_dense` decodes forward
+instead.
 
-The counts come from demuxing alone (packets and their key-frame flags, no decoding). They assume decode order equals
-display order inside a GOP, which holds for streams without B-frames (what `write_test_video` writes); with
-B-frames a decoder needs up to the reorder depth more. `read_by_seeking` is a real seek reader (PyAV) that counts
-the frames it decodes: the tests check the model against it, and the video row times it beside decord (whose
-`SeekAccurate` follows the same rule, but re-seeks to the start before each key frame and does not report counts).
+The counts come from demuxing alone (packets and their key-frame flags, no decoding; the library's
+`probe_key_frames`). They assume decode order equals display order inside a GOP, which holds for streams without
+B-frames (what `write_test_video` writes); with B-frames a decoder needs up to the reorder depth more. The library's
+PyAV backend counts the frames it decodes (`read_by_seeking` here reports it): the tests check the model against it,
+and the video row times that backend beside decord (whose `SeekAccurate` follows the same rule, but re-seeks to the
+start before each key frame and does not report counts).
 """
 
 from __future__ import annotations
 
-import bisect
 import os
 import statistics
 import tempfile
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pite.processing.video_reading_pite import KeyFrameStructure, decode_by_seeking
+from pite.processing.video_reading_pite import probe_key_frames as probe_container
 
 from .measure import result, skipped, timed, timed_alternating
 from .models import BenchSizes
@@ -72,53 +75,19 @@ def write_test_video(
     return num_frames
 
 
-@dataclass(frozen=True)
-class KeyFrameStructure:
-    """Where a video's key frames are, in display order.
-
-    Attributes:
-        num_frames: T, frames in the video.
-        key_frames: display indices of the key frames, ascending (the first is 0 for a decodable stream).
-        frame_pts: presentation timestamp of each display index (T,), in the stream's time base.
-    """
-
-    num_frames: int
-    key_frames: tuple[int, ...]
-    frame_pts: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        if not self.key_frames or self.key_frames[0] != 0:
-            raise ValueError(f"the first frame must be a key frame, got key frames {self.key_frames[:5]}...")
-        if list(self.key_frames) != sorted(set(self.key_frames)) or self.key_frames[-1] >= self.num_frames:
-            raise ValueError("key_frames must be ascending, unique display indices below num_frames")
-
-    def gop_start(self, index: int) -> int:
-        """The latest key frame at or before display index `index`."""
-        if not 0 <= index < self.num_frames:
-            raise IndexError(f"frame index {index} outside a video of {self.num_frames} frames")
-        return self.key_frames[bisect.bisect_right(self.key_frames, index) - 1]
-
-    @property
-    def mean_gop(self) -> float:
-        """Mean distance between key frames (frames per GOP)."""
-        return self.num_frames / len(self.key_frames)
-
-
 def probe_key_frames(path: str | os.PathLike) -> KeyFrameStructure:
-    """The key-frame structure of the first video stream, from demuxed packets only (nothing is decoded)."""
+    """The key-frame structure of the first video stream of a file, from demuxed packets only (nothing decoded)."""
     import av
 
     with av.open(os.fspath(path)) as container:
         if not container.streams.video:
             raise ValueError(f"{os.fspath(path)!r} has no video stream")
-        packets = [(packet.pts, bool(packet.is_keyframe)) for packet in container.demux(video=0)
-                   if packet.size and packet.pts is not None]  # the demuxer ends with an empty flush packet
-    if not packets:
-        raise ValueError(f"{os.fspath(path)!r} has no video packets")
-    packets.sort()  # display order
-    return KeyFrameStructure(num_frames=len(packets),
-                             key_frames=tuple(i for i, (_, key) in enumerate(packets) if key),
-                             frame_pts=tuple(pts for pts, _ in packets))
+        return probe_container(container, repr(os.fspath(path)))
+
+
+def mean_gop(structure: KeyFrameStructure) -> float:
+    """Mean distance between key frames (frames per GOP)."""
+    return structure.num_frames / len(structure.key_frames)
 
 
 def frames_decoded_by_seeking(structure: KeyFrameStructure, indices: Sequence[int]) -> int:
@@ -146,7 +115,7 @@ def is_dense(structure: KeyFrameStructure, indices: Sequence[int]) -> bool:
     if len(unique) < 2:
         return False
     gaps = [b - a for a, b in zip(unique, unique[1:])]
-    return statistics.median(gaps) < structure.mean_gop
+    return statistics.median(gaps) < mean_gop(structure)
 
 
 @dataclass
@@ -190,42 +159,25 @@ def read_sequential(path: str | os.PathLike, indices: Sequence[int]) -> SampledF
 
 
 def read_by_seeking(path: str | os.PathLike, indices: Sequence[int], structure: KeyFrameStructure) -> SampledFrames:
-    """A PyAV seek reader following the model of `frames_decoded_by_seeking`, counting the frames it decodes."""
+    """The library's PyAV seek reader (`decode_by_seeking`, which `read_video(backend="pyav")` uses) on `indices`,
+    with the number of frames it decoded."""
     import av
 
-    index_of_pts = {pts: index for index, pts in enumerate(structure.frame_pts)}
-    kept: dict[int, np.ndarray] = {}
-    decoded, position, frames = 0, None, None
     with av.open(os.fspath(path)) as container:
-        stream = container.streams.video[0]
-        for target in sorted(set(int(i) for i in indices)):
-            start = structure.gop_start(target)
-            if position is None or structure.gop_start(position) != start:
-                container.seek(structure.frame_pts[start], stream=stream, backward=True, any_frame=False)
-                frames = container.decode(stream)
-            for frame in frames:
-                decoded += 1
-                if frame.pts not in index_of_pts:
-                    raise ValueError(f"{os.fspath(path)!r}: decoded a frame with pts {frame.pts} that demuxing did not list")
-                position = index_of_pts[frame.pts]
-                if position == target:
-                    kept[target] = frame.to_ndarray(format="rgb24")
-                    break
-            else:
-                raise ValueError(f"{os.fspath(path)!r}: the stream ended before frame {target}")
-    return SampledFrames(_in_requested_order(kept, indices), decoded, "seek (PyAV)")
+        frames, decoded = decode_by_seeking(container, structure, indices, repr(os.fspath(path)))
+    return SampledFrames(frames, decoded, "seek (PyAV)")
 
 
 def read_sequential_when_dense(path: str | os.PathLike, num_frames: int) -> SampledFrames:
     """The prototype reader: PiTe's N linspace frames, decoded sequentially when they lie closer together than the
-    key frames, else read by decord's seeks (`pite.processing.read_video`)."""
+    key frames, else read by decord's seeks (`pite.processing.read_video(backend="decord")`)."""
     from pite.processing import read_video, sample_frame_indices
 
     structure = probe_key_frames(path)
     indices = sample_frame_indices(structure.num_frames, num_frames).tolist()
     if is_dense(structure, indices):
         return read_sequential(path, indices)
-    sampled = read_video(os.fspath(path), num_frames=num_frames)
+    sampled = read_video(os.fspath(path), num_frames=num_frames, backend="decord")
     return SampledFrames(sampled.frames, frames_decoded_by_seeking(structure, indices), "seek (decord)")
 
 
@@ -247,8 +199,9 @@ GOPS = (30, 60, 250)  # short; this suite's earlier 2 s at 30 fps; long, typical
 
 
 def row_video(sizes: BenchSizes) -> list[dict[str, Any]]:
-    """For each GOP length: frames decoded and time of decord's seeks (PiTe's reader), PyAV seeks, a sequential PyAV
-    decode and a full decode+convert, sampling `num_frames` frames of a `video_seconds` video."""
+    """For each GOP length: frames decoded and time of PiTe's reader with each backend (decord seeks, the default
+    where installed; PyAV seeks), a sequential PyAV decode and a full decode+convert, sampling `num_frames` frames of
+    a `video_seconds` video."""
     try:
         import av  # noqa: F401
         import decord  # noqa: F401
@@ -268,12 +221,15 @@ def row_video(sizes: BenchSizes) -> list[dict[str, Any]]:
             counted = read_by_seeking(path, indices, structure).frames_decoded
             if counted != modelled:
                 raise RuntimeError(f"the PyAV seek reader decoded {counted} frames, the model says {modelled}")
+            by_backend = {backend: read_video(str(path), sizes.num_frames, backend=backend).frames
+                          for backend in ("decord", "pyav")}
+            pyav_diff = int(np.abs(by_backend["pyav"].astype(np.int16) - by_backend["decord"]).max())
             probe_s = timed(lambda: probe_key_frames(path), repeats=3)
-            # Each reader is timed from the file: the PyAV seek reader demuxes the key frames itself (decord indexes
-            # every packet when it opens a file, too).
+            # Each reader is timed from the file, as a user calls it: the PyAV backend demuxes the key frames itself
+            # (decord indexes every packet when it opens a file, too).
             times = timed_alternating({
-                "decord": lambda: read_video(str(path), num_frames=sizes.num_frames),
-                "pyav_seek": lambda: read_by_seeking(path, indices, probe_key_frames(path)),
+                "decord": lambda: read_video(str(path), num_frames=sizes.num_frames, backend="decord"),
+                "pyav_seek": lambda: read_video(str(path), num_frames=sizes.num_frames, backend="pyav"),
                 "sequential": lambda: read_sequential(path, indices),
                 "full": lambda: decode_everything(path, indices),
             }, repeats=max(1, sizes.repeats // 2), warmup=0)
@@ -281,7 +237,8 @@ def row_video(sizes: BenchSizes) -> list[dict[str, Any]]:
             records.append(result(
                 f"video (g={gop})", times["full"] / times["decord"], "full decode / PiTe reader (decord seek)",
                 dict(decord_seek_s=times["decord"], pyav_seek_s=times["pyav_seek"], sequential_s=times["sequential"],
-                     full_decode_s=times["full"], key_frame_probe_s=probe_s, frames_in_video=structure.num_frames,
+                     full_decode_s=times["full"], key_frame_probe_s=probe_s, pyav_max_abs_diff_vs_decord=pyav_diff,
+                     frames_in_video=structure.num_frames,
                      key_frames=len(structure.key_frames), decoded_by_seek=counted,
                      decoded_sequential=frames_decoded_sequentially(indices), decoded_full=structure.num_frames,
                      decord_over_sequential=times["decord"] / times["sequential"],
@@ -289,6 +246,6 @@ def row_video(sizes: BenchSizes) -> list[dict[str, Any]]:
                      rule_picks="sequential" if is_dense(structure, indices) else "seek"),
                 f"{sizes.num_frames} of {structure.num_frames} frames ({sizes.video_seconds} s, {sizes.video_fps} fps, "
                 f"{sizes.video_width}x{sizes.video_height} H.264, key frame every {gop}); decoded_by_seek counted by "
-                "the PyAV seek reader (decord decodes the same frames but does not report it)",
+                "the PyAV backend (decord decodes the same frames but does not report it)",
             ))
     return records
