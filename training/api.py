@@ -141,7 +141,7 @@ def run_stage(
     featurizer = ExampleFeaturizer(processor, num_points, max_length, _feature_cache(config.feature_cache_dir, fingerprint))
     train_dataset, train_report = build_stage_dataset(
         stage, config.data_files, config.media_dir, featurizer, config.skip_bad_records, config.verify_media,
-        config.max_events_per_video,
+        config.max_events_per_video, config.rehearsal_data_files, config.rehearsal_media_dir,
     )
     eval_dataset, eval_report = None, None
     if config.eval_data_files:

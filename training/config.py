@@ -93,6 +93,17 @@ class PiTeTrainingConfig(SFTConfig):
         metadata={"help": "Open every image/video once while loading the annotations, so an unreadable file is "
                           "reported by record before training starts (skipped for records served from the feature cache)."},
     )
+    rehearsal_data_files: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Stage 3 only: PiTe-143k-style files (stage 2's data) mixed into the instructions and trained "
+                          "with their trajectory loss, the trajectory head trained too. The paper's stage 3 trains "
+                          "answers only (leave empty); a small model forgets what its trajectory head reads without it."},
+    )
+    rehearsal_media_dir: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Video folder(s) of rehearsal_data_files (defaults to media_dir); with a feature cache, "
+                          "their videos must be in feature_cache_dir."},
+    )
     max_events_per_video: int | None = field(
         default=None,
         metadata={"help": "Stage 2: at most this many events per video enter the conversation (null = all)."},
@@ -120,9 +131,15 @@ class PiTeTrainingConfig(SFTConfig):
             raise ValueError(f"localization_loss_weight must be >= 0, got {self.localization_loss_weight}")
         if self.lora_r < 1:
             raise ValueError(f"lora_r must be >= 1, got {self.lora_r}")
-        for name in ("data_files", "media_dir", "eval_data_files", "eval_media_dir"):
+        for name in ("data_files", "media_dir", "eval_data_files", "eval_media_dir", "rehearsal_data_files",
+                     "rehearsal_media_dir"):
             value = getattr(self, name)
             setattr(self, name, [value] if isinstance(value, (str, os.PathLike)) else [os.fspath(v) for v in value])
+        if self.rehearsal_data_files and self.stage != 3:
+            raise ValueError(
+                f"rehearsal_data_files is for stage 3 (replaying stage 2's trajectories), but stage={self.stage}: "
+                "add those files to data_files instead"
+            )
         kwargs = json.loads(self.dataset_kwargs) if isinstance(self.dataset_kwargs, str) else dict(self.dataset_kwargs or {})
         kwargs["skip_prepare_dataset"] = True  # the collator tokenizes; TRL must not re-prepare the dataset
         self.dataset_kwargs = kwargs

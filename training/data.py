@@ -8,6 +8,7 @@ nothing large is stored).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -103,6 +104,22 @@ def examples_to_dataset(examples: Sequence[TrainingExample], featurizer: Example
     return dataset.with_transform(featurizer.transform)
 
 
+def with_rehearsal(
+    examples: Sequence[TrainingExample], rehearsal: Sequence[TrainingExample]
+) -> list[TrainingExample]:
+    """Stage-3 instructions plus replayed stage-2 conversations, as one list whose samples batch together.
+
+    Every instruction gets an empty list of trajectory targets (all of its tokens absent: it adds nothing to the
+    trajectory term), so each sample carries `trajectory_labels` and instructions and rehearsal share batches.
+    """
+    for example in rehearsal:
+        if example.trajectory_targets is None:
+            raise ValueError(f"{example.where}: a rehearsal record must carry trajectory targets (a PiTe-143k record)")
+    padded = [example if example.trajectory_targets is not None else dataclasses.replace(example, trajectory_targets=[])
+              for example in examples]
+    return [*padded, *rehearsal]
+
+
 def build_stage_dataset(
     stage: int,
     data_files: Sequence[str],
@@ -111,9 +128,23 @@ def build_stage_dataset(
     skip_bad_records: bool = False,
     verify_media: bool = True,
     max_events_per_video: int | None = None,
+    rehearsal_data_files: Sequence[str] = (),
+    rehearsal_media_dirs: Sequence[str] = (),
 ) -> tuple[datasets.Dataset, DataReport]:
-    """`load_stage_examples` + `examples_to_dataset`."""
+    """`load_stage_examples` + `examples_to_dataset`; stage 3 mixes in `rehearsal_data_files` (stage-2 format,
+    media in `rehearsal_media_dirs`, default `media_dirs`) with `with_rehearsal`."""
     examples, report = load_stage_examples(
         stage, data_files, media_dirs, featurizer, skip_bad_records, verify_media, max_events_per_video
     )
+    if rehearsal_data_files:
+        if stage != 3:
+            raise ValueError(f"rehearsal data is for stage 3, not stage {stage}")
+        rehearsal, rehearsal_report = load_stage_examples(
+            2, rehearsal_data_files, rehearsal_media_dirs or media_dirs, featurizer, skip_bad_records, verify_media,
+            max_events_per_video,
+        )
+        examples = with_rehearsal(examples, rehearsal)
+        report.kept += rehearsal_report.kept
+        report.skipped += rehearsal_report.skipped
+        report.per_file.update(rehearsal_report.per_file)
     return examples_to_dataset(examples, featurizer), report

@@ -4,7 +4,7 @@
 |---|---|---|---|
 | 1 | new | video adapter, localization head | - |
 | 2 | new (stage-1 LoRA already merged into the input checkpoint) | trajectory head | trajectory head <- tiled localization head (eq. 9) |
-| 3 | new (stage-2 LoRA already merged) | - | - |
+| 3 | new (stage-2 LoRA already merged) | - (trajectory head with `rehearsal_data_files`) | - |
 
 Everything else (vision tower, the language model's base weights, embeddings, vocabulary head, other heads) is
 frozen. A stage ends with `save_stage_output`: its LoRA adapter (with the trained modules) is kept in `lora/`, then
@@ -30,6 +30,14 @@ STAGE_TRAINED_MODULES: dict[int, tuple[str, ...]] = {
 }
 ADAPTER_SUBFOLDER = "lora"
 LANGUAGE_MODEL_PREFIX = "model.language_model."
+
+
+def trained_modules(stage: int, config: Any) -> tuple[str, ...]:
+    """Modules fully trained in `stage`: the table above; stage 3 replaying stage-2 data also trains the trajectory
+    head, whose loss it then has."""
+    if stage == 3 and getattr(config, "rehearsal_data_files", None):
+        return ("trajectory_head",)
+    return STAGE_TRAINED_MODULES[stage]
 
 
 def lora_target_pattern(model: nn.Module, names: list[str] | None = None) -> str:
@@ -69,7 +77,7 @@ def prepare_model_for_stage(model: nn.Module, stage: int, config: Any) -> PeftMo
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=lora_target_pattern(model, config.lora_target_modules),
-        modules_to_save=list(STAGE_TRAINED_MODULES[stage]) or None,
+        modules_to_save=list(trained_modules(stage, config)) or None,
         bias="none",
     )
     set_seed(config.seed)  # the new LoRA's random initialisation must not depend on what ran before (data loading, ...)

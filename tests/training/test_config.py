@@ -81,3 +81,9 @@ def test_accelerate_configs_are_shipped():
             config = yaml.safe_load(handle)
         assert config["distributed_type"] == kind
     assert config["deepspeed_config"]["zero_stage"] == 3
+
+
+def test_rehearsal_is_refused_outside_stage_3():
+    with pytest.raises(ValueError, match="rehearsal_data_files is for stage 3"):
+        load_training_config(2, overrides=[*CPU, "rehearsal_data_files=[pite.jsonl]"])
+    assert load_training_config(3, overrides=[*CPU, "rehearsal_data_files=pite.jsonl"]).rehearsal_data_files == ["pite.jsonl"]

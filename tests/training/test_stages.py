@@ -148,3 +148,61 @@ def test_final_checkpoint_is_standalone_and_carries_every_stage(chain):
     weights = [dict(m.named_parameters())[q_proj] for m in (stage1, stage2, final)]
     assert not torch.equal(weights[0], weights[1]) and not torch.equal(weights[1], weights[2])  # each LoRA merged
     assert all(not p.requires_grad for p in final.model.vision_tower.parameters())
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory, chain, processor, stage_data, cpu_overrides):
+    """Stage 3 from stage 2's output again, replaying stage 2's data (`rehearsal_data_files`)."""
+    (files, media), (stage2_files, _) = stage_data[3], stage_data[2]
+    featurizer = ExampleFeaturizer(processor, 3, 256)
+    instructions, _ = build_stage_dataset(3, files, [media], featurizer)
+    mixed, report = build_stage_dataset(3, files, [media], featurizer, rehearsal_data_files=stage2_files)
+    collator = PiTeDataCollator(pad_token_id=processor.tokenizer.pad_token_id)
+    probe = Probe(collator([mixed[i] for i in range(len(mixed))]))
+    output = str(tmp_path_factory.mktemp("rehearsal") / "stage3")
+    run = run_stage(3, chain[2]["output"], output, files, media, callbacks=[probe],
+                    overrides={**cpu_overrides, "max_steps": STEPS, "rehearsal_data_files": stage2_files})
+    return {"run": run, "probe": probe, "output": output, "instructions": instructions, "mixed": mixed,
+            "report": report, "collator": collator}
+
+
+def test_stage3_rehearsal_mixes_stage2_conversations_whose_trajectories_alone_count(rehearsal, stage_data):
+    from pite.training.loss_normalization import count_regression_items
+
+    instructions, mixed, collator = rehearsal["instructions"], rehearsal["mixed"], rehearsal["collator"]
+    replayed = [mixed[i] for i in range(len(instructions), len(mixed))]
+    assert len(replayed) > 0 and rehearsal["report"].kept == len(mixed)
+    only_instructions = collator([mixed[i] for i in range(len(instructions))])
+    assert count_regression_items(only_instructions)["num_trajectory_items_in_batch"] == 0
+    both = collator([mixed[0], *replayed])  # instructions and replayed conversations share a batch
+    assert count_regression_items(both)["num_trajectory_items_in_batch"] == \
+        count_regression_items(collator(replayed))["num_trajectory_items_in_batch"] > 0
+
+
+def test_stage3_rehearsal_trains_the_trajectory_head_on_its_loss(rehearsal, chain):
+    begin, end = (rehearsal["probe"].seen[k] for k in ("begin", "end"))
+    assert set(end["losses"]) == {"loss", "lm_loss", "trajectory_loss"}
+    # what rehearsal is for: after the same steps, the stage-2 trajectories are fitted better than by plain stage 3
+    replayed = rehearsal["collator"]([rehearsal["mixed"][i] for i in range(len(rehearsal["instructions"]), len(rehearsal["mixed"]))])
+    with torch.no_grad():
+        plain = chain[3]["run"].model.eval()(**replayed).trajectory_loss
+        rehearsed = rehearsal["run"].model.eval()(**replayed).trajectory_loss
+    assert rehearsed < 0.9 * plain
+    head = "base_model.model.trajectory_head.modules_to_save.default.weight"
+    assert head in begin["trainable"]
+    assert not torch.equal(begin["params"][head], end["params"][head])
+    assert any("trajectory_loss" in entry for entry in read_run_summary(rehearsal["output"])["log_history"])
+    final = PiTeForConditionalGeneration.from_pretrained(rehearsal["output"])
+    assert torch.equal(final.trajectory_head.weight, end["params"][head])
+
+
+def test_rehearsal_records_must_be_stage2_records(stage_data, processor):
+    from pite.training.data import load_stage_examples, with_rehearsal
+
+    files, media = stage_data[3]
+    featurizer = ExampleFeaturizer(processor, 3, 256)
+    with pytest.raises(ValueError, match=r"valley\.json item 0: missing field\(s\) \['video_id'"):
+        build_stage_dataset(3, files, [media], featurizer, rehearsal_data_files=[files[0]])
+    instructions, _ = load_stage_examples(3, files, [media], featurizer)
+    with pytest.raises(ValueError, match="rehearsal record must carry trajectory targets"):
+        with_rehearsal(instructions, instructions[:1])
