@@ -23,6 +23,7 @@ from .chat_template_pite import (
 from .grounding_pite import SpanTarget, build_point_labels, build_trajectory_labels
 from .postprocessing_pite import post_process_generation
 from .video_reading_pite import (
+    VIDEO_BACKENDS,
     SampledVideo,
     VideoInputError,
     flatten_visual_inputs,
@@ -51,11 +52,16 @@ class PiTeProcessor(ProcessorMixin):
         num_frames: int = 100,
         video_token: str = VIDEO_TOKEN,
         chat_template: str | None = None,
+        video_backend: str = "auto",
         **kwargs: Any,
     ) -> None:
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        if video_backend not in VIDEO_BACKENDS:
+            raise ValueError(f"video_backend must be one of {VIDEO_BACKENDS}, got {video_backend!r}")
         self.num_frames = int(num_frames)
+        # "auto": decord (the paper's reader) where installed, else PyAV; both seek to the sampled frames.
+        self.video_backend = video_backend
         self.video_token = video_token
         super().__init__(image_processor, tokenizer, chat_template=chat_template or V1_CHAT_TEMPLATE, **kwargs)
         token_id = tokenizer.convert_tokens_to_ids(video_token)
@@ -64,13 +70,17 @@ class PiTeProcessor(ProcessorMixin):
         self.video_token_id = int(token_id)
 
     # ------------------------------------------------------------------ inputs
-    def read_videos(self, videos: Any, num_frames: int | None = None, video_fps: Any = None) -> list[SampledVideo]:
-        """Sample N frames from each video (flattened in order); see `read_video` for accepted inputs."""
+    def read_videos(self, videos: Any, num_frames: int | None = None, video_fps: Any = None,
+                    video_backend: str | None = None) -> list[SampledVideo]:
+        """Sample N frames from each video (flattened in order); see `read_video` for accepted inputs.
+
+        `video_backend` overrides the processor's ("auto", "decord" or "pyav") for this call."""
         flat = flatten_visual_inputs(videos, is_single_video, "video")
         fps_list = video_fps if isinstance(video_fps, (list, tuple)) else [video_fps] * len(flat)
         if len(fps_list) != len(flat):
             raise ValueError(f"got {len(fps_list)} video_fps values for {len(flat)} videos")
-        return [read_video(video, num_frames or self.num_frames, fps) for video, fps in zip(flat, fps_list)]
+        backend = video_backend or self.video_backend
+        return [read_video(video, num_frames or self.num_frames, fps, backend=backend) for video, fps in zip(flat, fps_list)]
 
     def _pixel_values(self, sampled: list[SampledVideo]) -> torch.Tensor:
         """CLIP-normalised frames of every sampled video, (V, N_v, 3, H, W) (all N_v equal)."""
@@ -85,6 +95,7 @@ class PiTeProcessor(ProcessorMixin):
         videos: Any = None,
         num_frames: int | None = None,
         video_fps: float | Sequence[float] | None = None,
+        video_backend: str | None = None,
         padding: bool | str = True,
         return_tensors: str | None = "pt",
         add_special_tokens: bool = True,
@@ -100,6 +111,7 @@ class PiTeProcessor(ProcessorMixin):
                 uint8 arrays (T, H, W, 3) or lists of frames.
             num_frames: override the processor's N for this call.
             video_fps: frame rate(s) of decoded-frame inputs, for their timestamps (encoded videos know theirs).
+            video_backend: reader of encoded videos for this call ("auto", "decord", "pyav"; default: the processor's).
             padding: True/"longest" pads to the longest prompt on the tokenizer's padding side; False requires
                 equal lengths when tensors are returned.
             return_tensors: "pt", "np" or None (lists).
@@ -123,7 +135,7 @@ class PiTeProcessor(ProcessorMixin):
         frames_per_item = int(num_frames or self.num_frames)
         sampled: list[SampledVideo] = []
         if videos is not None:
-            sampled = self.read_videos(videos, frames_per_item, video_fps)
+            sampled = self.read_videos(videos, frames_per_item, video_fps, video_backend)
         elif images is not None:
             if video_fps is not None:
                 raise ValueError("video_fps applies to videos, not images")

@@ -146,3 +146,26 @@ def test_tokenizer_without_video_token_is_rejected(image_processor):
     plain = train_llama_tokenizer(["just some text"] * 5, vocab_size=300)
     with pytest.raises(ValueError, match="no special token '<frame>'"):
         PiTeProcessor(image_processor=image_processor, tokenizer=plain, video_token="<frame>")
+
+
+def test_video_backend_is_saved_overridable_per_call_and_checked(image_processor, tokenizer, video_factory,
+                                                                 frame_index_reader, tmp_path, monkeypatch):
+    from pite.processing import video_reading_pite
+
+    processor = PiTeProcessor(image_processor=image_processor, tokenizer=tokenizer, num_frames=N, video_backend="pyav")
+    processor.save_pretrained(tmp_path)
+    reloaded = PiTeProcessor.from_pretrained(tmp_path)
+    assert reloaded.video_backend == "pyav" and PiTeProcessor.from_pretrained(tmp_path, video_backend="decord").video_backend == "decord"
+    used = []
+    real = video_reading_pite.read_video
+    monkeypatch.setattr("pite.processing.processing_pite.read_video",
+                        lambda *args, backend, **kwargs: used.append(backend) or real(*args, backend=backend, **kwargs))
+    video = video_factory(30, fps=10)
+    by_pyav = reloaded(text="<video> a", videos=video)
+    by_decord = reloaded(text="<video> a", videos=video, video_backend="decord")
+    assert used == ["pyav", "decord"]
+    assert [m["frame_indices"] for m in (by_pyav["video_metadata"][0], by_decord["video_metadata"][0])] == [
+        [frame_index_reader(f) for f in read_video(video, N, backend="pyav").frames]] * 2
+    torch.testing.assert_close(by_pyav["pixel_values_videos"], by_decord["pixel_values_videos"])
+    with pytest.raises(ValueError, match=r"video_backend must be one of \('auto', 'decord', 'pyav'\), got 'opencv'"):
+        PiTeProcessor(image_processor=image_processor, tokenizer=tokenizer, video_backend="opencv")
