@@ -20,6 +20,7 @@ QA_TYPE_CODES = {"direction": 0, "disappears": 3, "colour": 4, "shape": 5, "coun
 
 # Prompt texts, as corpus material only: the chat template (and its system line) lives in `pite.processing`, and the
 # stage-2 question templates the trainer uses belong to `pite.training`: pass those through `extra_texts`.
+ANSWER_REPEATS = 20
 SCAFFOLDING_REPEATS = 50
 GROUNDING_QUESTIONS = (
     "During which frames can we see {event}?",
@@ -116,8 +117,10 @@ def world_corpus(config: WorldConfig | None = None, extra_texts: tuple[str, ...]
             ]
     texts += captions
     texts += ["How many objects are there in the video?", "with", "and"]
+    # Each closed-set answer must be one "▁word" token, as it would be in Vicuna's vocabulary: appearing once, rare
+    # words ("no", "two") stay split into characters, and a one-word answer becomes a character-by-character decision.
     for answers in answer_vocabulary().values():
-        texts += list(answers)
+        texts += list(answers) * ANSWER_REPEATS
     # Time answers in the processor's own format; an index i is i seconds of a 100 s video sampled at N = 100.
     count = max(100, config.num_frames)
     texts += [format_frame_index(i, count) for i in range(count)]

@@ -207,6 +207,10 @@ def test_corpus_covers_every_written_text_and_trains_the_tokenizer(tiny_world):
     tokens = tokenizer.tokenize(f"{caption}, from 07 to 42.")
     assert not [t for t in tokens if t.startswith("<0x")]  # no byte fallback: the corpus covers the alphabet
     assert len(tokenizer.tokenize(corpus[0])) < 40  # the system prompt is merged into few tokens
+    # A one-word answer is one token, as in a real LLM vocabulary (rare words would otherwise split into letters).
+    for answers in answer_vocabulary().values():
+        for answer in answers:
+            assert tokenizer.tokenize(f"ASSISTANT: {answer}")[1:] == [f"\u2581{answer}"], answer
 
 
 def test_generate_world_rejects_bad_arguments(tmp_path):
