@@ -38,6 +38,9 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
         "trajectory_vs_constant_centre", "trajectory_vs_untrained", "grounding_vs_random_interval", "qa_vs_majority"}
     report = (out / "report.md").read_text()
     assert "| temporal grounding | mIoU (%)" in report and "Held-out example" in report
+    assert metrics["settings"]["stage3_rehearsal"] and "stage 3 also replays the stage-2 conversations" in report
+    example = metrics["example"]
+    assert example["phrase"] in example["caption"] and 0 <= example["teacher_forced_L1"] < 4
     with Image.open(out / "trajectories.png") as sheet:
         assert sheet.size[0] > 0
     with Image.open(out / "trajectories.gif") as gif:
