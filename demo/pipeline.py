@@ -405,6 +405,9 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"synthetic videos and the stage-1 images to predict each colour's presence, position and shape from its "
         f"pooled feature, then frozen (loss {metrics['frame_encoder']['initial_loss']:.3f} -> "
         f"{metrics['frame_encoder']['final_loss']:.3f});",
+        f"- tokenizer: byte-fallback BPE ({settings['vocab_size']} tokens) trained offline on the world's texts, "
+        "each one-word answer repeated so that it is one token, as in a real LLM vocabulary (split into letters, "
+        "\"no\" lost to \"yes\" on every yes/no question);",
         f"- language model: the tiny Llama is trained as a plain causal LM on the world's text for "
         f"{settings['text_steps']} steps (loss {metrics['language_model']['initial_loss']:.3f} -> "
         f"{metrics['language_model']['final_loss']:.3f}); no video, time or trajectory supervision;",
