@@ -2,11 +2,11 @@
 
 A video is sampled at `np.linspace(0, T - 1, N)` rounded (first and last frame included; shorter videos repeat
 frames). Encoded videos are read by *seeking* to the sampled indices, never by decoding the whole stream, with one
-of two backends: decord (`VideoReader.get_batch`, the paper's reader and the default where it is installed) or PyAV
-(`decode_by_seeking`: from the key frame before each sampled frame, decoding forward; for machines without decord
-wheels). Both return the same indices, frames and metadata. decord and av are imported lazily, inside try blocks, so
-that this file loads as Hub remote code on machines without them (transformers' import check skips imports inside
-try blocks).
+of two backends: PyAV (`decode_by_seeking`: from the key frame before each sampled frame, decoding forward; the
+default) or decord (`VideoReader.get_batch`, the reader of the paper's release). Both return the same indices and
+metadata, and the same frames where decord seeks exactly; PyAV was 1.9-2.4x faster for the same pixels in
+`benchmarks/` (`video` row). decord and av are imported lazily, inside try blocks, so that this file loads as Hub
+remote code on machines without them (transformers' import check skips imports inside try blocks).
 
 This file is Hub remote code: it imports only numpy and PIL, and nothing from its own package.
 """
@@ -28,7 +28,7 @@ from PIL import Image
 # array (T, H, W, 3), or a sequence of frames (PIL images or uint8 arrays (H, W, 3)).
 VideoInput = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray, "list[Image.Image]"]
 ImageInput = Union[Image.Image, np.ndarray]
-# `read_video(backend=...)`: "auto" is decord where it can be imported, else PyAV.
+# `read_video(backend=...)`: "auto" is PyAV where it can be imported, else decord.
 VIDEO_BACKENDS = ("auto", "decord", "pyav")
 
 
@@ -135,7 +135,7 @@ def _import_video_library(module: str, backend: str) -> Any:
     except ImportError as error:
         if backend == "auto":
             raise ImportError(
-                "reading encoded videos needs decord or PyAV (`pip install decord` or `pip install av`)"
+                "reading encoded videos needs PyAV or decord (`pip install av` or `pip install decord`)"
             ) from error
         library_name = "decord" if module == "decord" else "PyAV"
         raise ImportError(f"backend={backend!r} needs {library_name} (`pip install {module}`)") from error
@@ -143,15 +143,15 @@ def _import_video_library(module: str, backend: str) -> Any:
 
 
 def _resolve_backend(backend: str) -> str:
-    """The backend that reads encoded inputs for a `VIDEO_BACKENDS` value: "auto" is decord where it can be
-    imported, else "pyav"."""
+    """The backend that reads encoded inputs for a `VIDEO_BACKENDS` value: "auto" is PyAV where it can be
+    imported (faster than decord for the same frames), else "decord"."""
     if backend != "auto":
         return backend
     try:
-        import decord  # noqa: F401
+        import av  # noqa: F401
     except ImportError:
-        return "pyav"
-    return "decord"
+        return "decord"
+    return "pyav"
 
 
 def _encoded_input(source: Any, name: str) -> str | io.BytesIO:
@@ -365,8 +365,8 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None, ba
         num_frames: N, the number of frames to sample.
         fps: frame rate of *decoded* inputs (arrays, frame lists), used for timestamps and duration. Encoded
             inputs carry their own timing; passing `fps` for them is an error (it would be silently ignored).
-        backend: reader of encoded inputs, one of `VIDEO_BACKENDS`: "decord", "pyav", or "auto" (decord where it
-            can be imported, else PyAV). Both seek to the same indices and give the same metadata: T counted from
+        backend: reader of encoded inputs, one of `VIDEO_BACKENDS`: "decord", "pyav", or "auto" (PyAV where it
+            can be imported, else decord; choose "decord" to read exactly as the paper's release does). Both seek to the same indices and give the same metadata: T counted from
             the stream's packets (not the header, which some containers lack), times from the first frame's
             timestamp, `fps` the container's average frame rate. Where they can differ: decord's times are float32;
             without an average frame rate PyAV takes FFmpeg's guessed rate; without packet durations PyAV's

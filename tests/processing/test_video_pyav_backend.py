@@ -1,7 +1,7 @@
 """The PyAV backend of `read_video` beyond what test_video_reading checks for both backends: the pixels of a full
 decode and decord's metadata on streams with B-frames, open GOPs, short GOPs, no frame count in the header
 (Matroska) and a non-zero start time; the frames it decodes (seeks, not a full decode); and which backend "auto"
-picks where decord or PyAV is missing."""
+picks (PyAV, decord where av is missing)."""
 
 from __future__ import annotations
 
@@ -126,21 +126,23 @@ def test_key_frame_structure_rejects_impossible_layouts():
         structure(frame_pts=(0, 1, 2, 3), key_frames=(0, 2)).gop_start(4)
 
 
-def test_auto_reads_with_pyav_where_decord_is_missing(video_factory, monkeypatch):
+def test_auto_reads_with_pyav_and_with_decord_where_av_is_missing(video_factory, monkeypatch):
+    pytest.importorskip("decord")
     path = video_factory(30)
-    by_pyav = read_video(path, 5, backend="pyav")
-    monkeypatch.setitem(sys.modules, "decord", None)  # `import decord` now raises ImportError
+    by_pyav, by_decord = (read_video(path, 5, backend=backend) for backend in ("pyav", "decord"))
+    calls = []
+    real = reading.decode_by_seeking
+    monkeypatch.setattr(reading, "decode_by_seeking", lambda *args: calls.append(args) or real(*args))
     by_auto = read_video(path, 5)
+    assert len(calls) == 1  # auto read with PyAV
     np.testing.assert_array_equal(by_auto.frames, by_pyav.frames)
     assert by_auto.metadata == by_pyav.metadata
-    with pytest.raises(ImportError, match=r"backend='decord' needs decord \(`pip install decord`\)"):
-        read_video(path, 5, backend="decord")
-
-
-def test_auto_prefers_decord_where_installed(video_factory, monkeypatch):
-    pytest.importorskip("decord")
-    monkeypatch.setattr(reading, "decode_by_seeking", lambda *args: pytest.fail("auto used PyAV beside decord"))
-    assert read_video(video_factory(30), 5).metadata["num_source_frames"] == 30
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` now raises ImportError
+    without_av = read_video(path, 5)
+    assert len(calls) == 1  # decord read this one
+    np.testing.assert_array_equal(without_av.frames, by_decord.frames)
+    with pytest.raises(ImportError, match=r"backend='pyav' needs PyAV \(`pip install av`\)"):
+        read_video(path, 5, backend="pyav")
 
 
 def test_missing_libraries_and_bad_backend(video_factory, indexed_frames, monkeypatch):
@@ -151,7 +153,7 @@ def test_missing_libraries_and_bad_backend(video_factory, indexed_frames, monkey
         read_video(indexed_frames(3), 2, backend="PyAV")
     monkeypatch.setitem(sys.modules, "decord", None)
     monkeypatch.setitem(sys.modules, "av", None)
-    with pytest.raises(ImportError, match=r"needs decord or PyAV \(`pip install decord` or `pip install av`\)"):
+    with pytest.raises(ImportError, match=r"needs PyAV or decord \(`pip install av` or `pip install decord`\)"):
         read_video(path, 5)
     with pytest.raises(ImportError, match=r"backend='pyav' needs PyAV \(`pip install av`\)"):
         read_video(path, 5, backend="pyav")
