@@ -5,7 +5,7 @@ and its centre is (c + 0.5, r + 0.5). Normalised output coordinates are `(x / W,
 
 **Selection.** The paper tracks every point of the first frame, keeps the tracks inside the mask and reduces them
 with k-means++ to P = 3. Here the reduction happens on the first frame: k-means++ (seeded D^2 sampling, then Lloyd
-iterations; the same `kmeans_pp` that builds the synthetic world's ground truth) over the centres of the mask's
+iterations; `kmeans_pp`, which also builds the synthetic world's ground truth) over the centres of the mask's
 pixels gives P key points, ordered top-to-bottom then left-to-right.
 
 **Following.** The default propagator (SAM2 video) gives a mask per frame, not point correspondences, so each key
@@ -42,10 +42,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pite.demo.world_track import kmeans_pp
-
 # Registration uses at most this many reference pixels (an even subsample): the centroid needs no more.
 MAX_REGISTRATION_PIXELS = 50_000
+
+
+def kmeans_pp(points: np.ndarray, k: int, rng: np.random.Generator, max_iterations: int = 100) -> np.ndarray:
+    """(k, 2) cluster centres of `points` (M, 2): k-means++ seeding (D^2 sampling) then Lloyd iterations.
+
+    Centres are returned sorted top-to-bottom then left-to-right (by y, then x), so that key point p of different
+    objects sits at a comparable place. Raises ValueError if there are fewer distinct points than `k`.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"kmeans_pp: points must have shape (M, 2), got {points.shape}")
+    if len(np.unique(points, axis=0)) < k:
+        raise ValueError(f"kmeans_pp: need at least k={k} distinct points, got {len(np.unique(points, axis=0))}")
+    centres = [points[int(rng.integers(len(points)))]]
+    nearest = ((points - centres[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        choice = int(rng.choice(len(points), p=nearest / nearest.sum()))
+        centres.append(points[choice])
+        nearest = np.minimum(nearest, ((points - points[choice]) ** 2).sum(axis=1))
+    centres_array = np.stack(centres)
+    assignment = None
+    for _ in range(max_iterations):
+        distances = ((points[:, None, :] - centres_array[None]) ** 2).sum(axis=2)
+        new_assignment = distances.argmin(axis=1)
+        if assignment is not None and np.array_equal(new_assignment, assignment):
+            break
+        assignment = new_assignment
+        for j in range(k):
+            members = points[assignment == j]
+            if len(members):  # an empty cluster keeps its centre
+                centres_array[j] = members.mean(axis=0)
+    order = np.lexsort((centres_array[:, 0], centres_array[:, 1]))
+    return centres_array[order]
 
 
 def mask_pixel_centres(mask: np.ndarray) -> np.ndarray:

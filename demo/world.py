@@ -39,7 +39,7 @@ from .world_text import (
     video_questions,
     world_corpus,
 )
-from .world_track import event_trajectory, kmeans_pp, object_key_points
+from .world_track import event_trajectory, object_key_points
 
 SPLIT_CODES = {"train": 0, "eval": 1, "image": 2}
 MANIFEST_NAME = "world.json"
@@ -313,5 +313,5 @@ def _progress(items: range, enabled: bool, description: str):
 
 __all__ = [
     "COLOURS", "SHAPES", "SyntheticVideo", "WorldConfig", "WorldManifest", "answer_vocabulary", "generate_world",
-    "kmeans_pp", "make_image", "make_video", "pite_record", "video_id_for", "world_corpus",
+    "make_image", "make_video", "pite_record", "video_id_for", "world_corpus",
 ]

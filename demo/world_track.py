@@ -1,16 +1,17 @@
 """Ground-truth key-point trajectories, as PiTe's annotation pipeline would produce them.
 
 The pipeline grounds an object, tracks its points and reduces them with k-means++ to P key trajectories. Here the
-object's visible pixels in its first visible frame are clustered (seeded k-means++ with Lloyd refinement), and the
-P centroids move rigidly with the object (shapes only translate). A key point counts as visible in a frame when the
-pixel containing it and its 8 neighbours show the object: absent, outside or at the edge of the frame, covered by
-(or bordering) another shape gives -1.
+object's visible pixels in its first visible frame are clustered (seeded k-means++ with Lloyd refinement, the
+annotation pipeline's own `kmeans_pp`), and the P centroids move rigidly with the object (shapes only translate).
+A key point counts as visible in a frame when the pixel containing it and its 8 neighbours show the object: absent,
+outside or at the edge of the frame, covered by (or bordering) another shape gives -1.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from pite.annotation.keypoints import kmeans_pp
 from pite.processing.video_reading_pite import sample_frame_indices
 
 from .world_scene import Event, VideoScene
@@ -18,39 +19,6 @@ from .world_scene import Event, VideoScene
 # A first frame with fewer visible pixels than this is too small to cluster (a sliver at the edge or under another
 # shape); the key points come from the first frame that shows more of the object.
 MIN_CLUSTER_PIXELS = 8
-
-
-def kmeans_pp(points: np.ndarray, k: int, rng: np.random.Generator, max_iterations: int = 100) -> np.ndarray:
-    """(k, 2) cluster centres of `points` (M, 2): k-means++ seeding (D^2 sampling) then Lloyd iterations.
-
-    Centres are returned sorted top-to-bottom then left-to-right (by y, then x), so that key point p of different
-    objects sits at a comparable place. Raises ValueError if there are fewer distinct points than `k`.
-    """
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"kmeans_pp: points must have shape (M, 2), got {points.shape}")
-    if len(np.unique(points, axis=0)) < k:
-        raise ValueError(f"kmeans_pp: need at least k={k} distinct points, got {len(np.unique(points, axis=0))}")
-    centres = [points[int(rng.integers(len(points)))]]
-    nearest = ((points - centres[0]) ** 2).sum(axis=1)
-    for _ in range(1, k):
-        choice = int(rng.choice(len(points), p=nearest / nearest.sum()))
-        centres.append(points[choice])
-        nearest = np.minimum(nearest, ((points - points[choice]) ** 2).sum(axis=1))
-    centres_array = np.stack(centres)
-    assignment = None
-    for _ in range(max_iterations):
-        distances = ((points[:, None, :] - centres_array[None]) ** 2).sum(axis=2)
-        new_assignment = distances.argmin(axis=1)
-        if assignment is not None and np.array_equal(new_assignment, assignment):
-            break
-        assignment = new_assignment
-        for j in range(k):
-            members = points[assignment == j]
-            if len(members):  # an empty cluster keeps its centre
-                centres_array[j] = members.mean(axis=0)
-    order = np.lexsort((centres_array[:, 0], centres_array[:, 1]))
-    return centres_array[order]
 
 
 def object_key_points(scene: VideoScene, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from pite.demo.world_scene import (
     render_video,
     sample_video_scene,
 )
-from pite.demo.world_track import kmeans_pp
+from pite.annotation.keypoints import kmeans_pp
 
 CONFIG = WorldConfig()
 SCENES = [sample_video_scene(np.random.default_rng([3, 0, i]), CONFIG, f"s{i}") for i in range(120)]
