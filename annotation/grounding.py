@@ -18,7 +18,8 @@ import os
 
 import numpy as np
 
-from .components import Detection, load_checkpoint, resolve_device, resolve_dtype
+from .components import Detection, load_checkpoint
+from .pretrained import PretrainedComponent
 
 
 def _gaussian_kernel(sigma: float) -> "torch.Tensor":  # noqa: F821
@@ -56,7 +57,7 @@ def owlv2_pixel_values(image: np.ndarray, size: tuple[int, int], mean: list[floa
     return (pixels - mean_t) / std_t
 
 
-class Owlv2Grounder:
+class Owlv2Grounder(PretrainedComponent):
     """OWLv2 open-vocabulary detection as a `Grounder`.
 
     Args:
@@ -71,10 +72,8 @@ class Owlv2Grounder:
         if not 0 <= threshold <= 1:
             raise ValueError(f"detection threshold must be in [0, 1], got {threshold}")
         self.threshold = threshold
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype)
-        self.model = load_checkpoint(Owlv2ForObjectDetection.from_pretrained, checkpoint, "OWLv2 detector", dtype=self.dtype)
-        self.model.to(self.device).eval()
+        super().__init__(device, dtype)
+        self.model = self.load_model(Owlv2ForObjectDetection, checkpoint, "OWLv2 detector")
         self.tokenizer = load_checkpoint(AutoTokenizer.from_pretrained, checkpoint, "OWLv2 tokenizer")
         image_processor = load_checkpoint(AutoImageProcessor.from_pretrained, checkpoint, "OWLv2 image-processor config")
         size = image_processor.size

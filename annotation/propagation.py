@@ -20,7 +20,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from .components import load_checkpoint, resolve_device, resolve_dtype
+from .components import load_checkpoint
+from .pretrained import PretrainedComponent
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -41,7 +42,7 @@ def _model_classes(model_type: str) -> tuple[type, type]:
     raise ValueError(f"the propagator needs a 'sam2_video' or 'edgetam_video' checkpoint, got model_type {model_type!r}")
 
 
-class Sam2VideoPropagator:
+class Sam2VideoPropagator(PretrainedComponent):
     """SAM2 video (or EdgeTAM video) as a `Propagator`.
 
     Args:
@@ -54,12 +55,10 @@ class Sam2VideoPropagator:
         from transformers import AutoConfig
 
         self.mask_threshold = mask_threshold
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype)
+        super().__init__(device, dtype)
         config = load_checkpoint(AutoConfig.from_pretrained, checkpoint, "SAM2 video propagator config")
         model_class, self.session_class = _model_classes(config.model_type)
-        self.model = load_checkpoint(model_class.from_pretrained, checkpoint, "SAM2 video propagator", dtype=self.dtype)
-        self.model.to(self.device).eval()
+        self.model = self.load_model(model_class, checkpoint, "SAM2 video propagator")
         size = config.image_size
         self.size = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
 

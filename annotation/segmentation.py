@@ -11,10 +11,11 @@ import os
 
 import numpy as np
 
-from .components import load_checkpoint, resolve_device, resolve_dtype
+from .components import load_checkpoint
+from .pretrained import PretrainedComponent
 
 
-class SamSegmenter:
+class SamSegmenter(PretrainedComponent):
     """SAM as a `Segmenter`.
 
     Args:
@@ -27,10 +28,8 @@ class SamSegmenter:
         from transformers import SamModel, SamProcessor
 
         self.mask_threshold = mask_threshold
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype)
-        self.model = load_checkpoint(SamModel.from_pretrained, checkpoint, "SAM segmenter", dtype=self.dtype)
-        self.model.to(self.device).eval()
+        super().__init__(device, dtype)
+        self.model = self.load_model(SamModel, checkpoint, "SAM segmenter")
         self.processor = load_checkpoint(SamProcessor.from_pretrained, checkpoint, "SAM processor")
 
     def segment(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -124,3 +124,24 @@ def test_sam2_propagator_yields_one_mask_stack_per_frame(tiny_checkpoints):
     assert (outputs[0] == first).mean() > 0.95
     with pytest.raises(ValueError, match="bool"):
         list(propagator.propagate(iter(frames), first.astype(np.uint8)))
+
+
+def test_components_load_their_model_in_eval_mode_on_the_requested_device_and_dtype(tiny_checkpoints):
+    import torch
+
+    from pite.annotation.grounding import Owlv2Grounder
+    from pite.annotation.propagation import Sam2VideoPropagator
+    from pite.annotation.segmentation import SamSegmenter
+
+    components = [
+        Owlv2Grounder(tiny_checkpoints["owlv2"], device="cpu", dtype="bfloat16"),
+        SamSegmenter(tiny_checkpoints["sam"], device="cpu", dtype="bfloat16"),
+        Sam2VideoPropagator(tiny_checkpoints["sam2_video"], device="cpu", dtype="bfloat16"),
+    ]
+    for component in components:
+        assert component.device == torch.device("cpu") and component.dtype == torch.bfloat16
+        assert not component.model.training, type(component).__name__
+        assert {p.dtype for p in component.model.parameters()} == {torch.bfloat16}, type(component).__name__
+        assert {p.device for p in component.model.parameters()} == {torch.device("cpu")}, type(component).__name__
+    with pytest.raises(ValueError, match="dtype must be one of.*'float64'"):
+        SamSegmenter(tiny_checkpoints["sam"], device="cpu", dtype="float64")
