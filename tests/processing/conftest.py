@@ -2,12 +2,16 @@
 
 Every frame carries its index as 16 black/white 16x16 blocks (2 rows x 8 columns, bit b = block b) in the
 top-left 128x32 pixels, which survives H.264/MPEG-4 compression, so a test can read back WHICH frames a reader
-returned.
+returned. `run_without_pite` runs a script in a child interpreter that cannot import `pite`.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +25,41 @@ CORPUS = [
     "What is moving in the video? During which frames can we see the circle? from 10 to 45.",
     "In this image we can see a person holding a cup on a table.",
 ]
+
+
+# Prepended to every child script: a meta-path hook makes any `import pite...` fail (and checks that it does), as on
+# a machine with only transformers, so only the flat files saved beside a checkpoint can provide processor and model.
+BLOCK_PITE = textwrap.dedent(
+    """
+    import sys
+
+    class BlockPite:
+        def find_spec(self, name, path=None, target=None):
+            if name == "pite" or name.startswith("pite."):
+                raise ImportError("pite is not installed here: " + name)
+            return None
+
+    sys.meta_path.insert(0, BlockPite())
+    try:
+        import pite.processing  # noqa: F401
+        raise SystemExit("the pite blocker does not work")
+    except ImportError:
+        pass
+    """
+)
+
+
+def run_without_pite(script: str, args: list[str], workdir: Path) -> str:
+    """Run `script` with `args` (its `sys.argv[1:]`) in a fresh interpreter where `pite` cannot be imported.
+
+    The child runs in `workdir`, offline, on one thread, with its own remote-code module cache there. Returns its
+    stdout; a non-zero exit fails the calling test with the end of the child's stderr.
+    """
+    env = {**os.environ, "HF_MODULES_CACHE": str(workdir / "modules"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    child = subprocess.run([sys.executable, "-c", BLOCK_PITE + script, *args], cwd=workdir, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-3000:]
+    return child.stdout
 
 
 def indexed_frame(index: int, width: int, height: int) -> np.ndarray:

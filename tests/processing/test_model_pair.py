@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
 
-# The child sees only the saved folder: any `import pite...` raises.
+from .conftest import run_without_pite
+
+# Run by `run_without_pite`: the child sees only the saved folder.
 CHILD = textwrap.dedent(
     """
     import json, sys
 
-    class BlockPite:
-        def find_spec(self, name, path=None, target=None):
-            if name == "pite" or name.startswith("pite."):
-                raise ImportError("pite is not installed here: " + name)
-            return None
-
-    sys.meta_path.insert(0, BlockPite())
     import torch
     from transformers import AutoModel, AutoProcessor
 
@@ -86,11 +78,8 @@ def test_processor_and_model_answer_about_an_mp4_without_pite(model_and_processo
     processor.save_pretrained(folder)
     video = video_factory(24, fps=8, width=160, height=48)
     sheet = tmp_path / "sheet.png"
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    child = subprocess.run([sys.executable, "-c", CHILD, str(folder), video, str(sheet)], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)
-    assert child.returncode == 0, child.stderr[-3000:]
-    answer = json.loads(child.stdout.strip().splitlines()[-1])
+    stdout = run_without_pite(CHILD, [str(folder), video, str(sheet)], tmp_path)
+    answer = json.loads(stdout.strip().splitlines()[-1])
 
     config = model.config
     messages = [{"role": "user", "content": [{"type": "video", "path": video},

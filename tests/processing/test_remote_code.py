@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import torch
 
-# Run in a child interpreter: a meta-path hook makes any `import pite...` fail, so only the copied flat files
-# can provide the processor.
+from .conftest import run_without_pite
+
+# Run by `run_without_pite`: only the copied flat files can provide the processor.
 CHILD = textwrap.dedent(
     """
     import sys
-
-    class BlockPite:
-        def find_spec(self, name, path=None, target=None):
-            if name == "pite" or name.startswith("pite."):
-                raise ImportError("pite is not installed here: " + name)
-            return None
-
-    sys.meta_path.insert(0, BlockPite())
-    try:
-        import pite.processing  # noqa: F401
-        raise SystemExit("the pite blocker does not work")
-    except ImportError:
-        pass
 
     import torch
     from transformers import AutoProcessor
@@ -69,11 +56,7 @@ def test_saved_processor_loads_without_pite(processor, video_factory, tmp_path):
 
     video = video_factory(40, fps=10)
     out = tmp_path / "child.pt"
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1"}
-    child = subprocess.run([sys.executable, "-c", CHILD, str(folder), video, str(out)], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)
-    assert child.returncode == 0, child.stderr[-3000:]
+    run_without_pite(CHILD, [str(folder), video, str(out)], tmp_path)
     result = torch.load(out, weights_only=False)
 
     messages = [{"role": "user", "content": [{"type": "video", "path": video}, {"type": "text", "text": "What moves?"}]}]
