@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from transformers import CLIPVisionModelWithProjection, LlamaForCausalLM
 
 from .assemble import (
     assemble_pite,
@@ -49,10 +52,33 @@ def build_from_base(
     tokenizer = load_tokenizer(llm_dir)
     image_processor = load_image_processor(vision_dir)
     language_model = load_language_model(llm_dir, dtype)
-    video_token_id = resize_for_tokenizer(language_model, tokenizer)
     vision_tower = load_vision_tower(vision_dir, dtype or language_model.dtype)
-    model = assemble_pite(language_model, vision_tower, video_token_id, num_frames=num_frames,
+    return build_checkpoint(language_model, vision_tower, tokenizer, image_processor, out_dir, num_frames=num_frames,
+                            num_trajectory_points=num_trajectory_points, dtype=dtype, overwrite=overwrite)
+
+
+def build_checkpoint(
+    language_model: LlamaForCausalLM,
+    vision_tower: CLIPVisionModelWithProjection,
+    tokenizer: Any,
+    image_processor: Any,
+    out_dir: str | os.PathLike,
+    *,
+    new_weights: Mapping[str, torch.Tensor] | None = None,
+    num_frames: int = 100,
+    num_trajectory_points: int = 3,
+    dtype: torch.dtype | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Save a PiTe checkpoint folder (model, tokenizer with `<video>`, processor) made of these loaded parts.
+
+    The last steps of both `pite build` and `pite convert-original`: give the language model one embedding and
+    lm_head row for `<video>` (already added to `tokenizer` by `load_tokenizer`), assemble PiTe with
+    `vision_tower` and `new_weights` (see `assemble_pite`), and write it with its processor to `out_dir` atomically.
+    The language model is resized in place.
+    """
+    video_token_id = resize_for_tokenizer(language_model, tokenizer)
+    model = assemble_pite(language_model, vision_tower, video_token_id, new_weights=new_weights, num_frames=num_frames,
                           num_trajectory_points=num_trajectory_points, dtype=dtype)
-    del language_model, vision_tower  # the model holds its own copies; free the sources before writing
     processor = make_processor(image_processor, tokenizer, num_frames)
     return save_checkpoint(model, processor, out_dir, overwrite=overwrite)

@@ -26,16 +26,8 @@ import torch
 from torch import nn
 from transformers import LlamaForCausalLM
 
-from .assemble import (
-    assemble_pite,
-    load_image_processor,
-    load_language_model,
-    load_tokenizer,
-    load_vision_tower,
-    make_processor,
-    resize_for_tokenizer,
-    save_checkpoint,
-)
+from .assemble import load_image_processor, load_language_model, load_tokenizer, load_vision_tower
+from .build import build_checkpoint
 from .files import load_weights_file, require_directory
 
 NON_LORA_FILE = "non_lora_trainables.bin"
@@ -203,9 +195,6 @@ def convert_original(
     merged = merge_original_stages(base, stages, vision_tower.config.projection_dim, trajectory_dim, dtype,
                                    skip_unmatched_keys)
     head_weights = split_original_modules(merged)
-    video_token_id = resize_for_tokenizer(merged, tokenizer)
-    model = assemble_pite(merged, vision_tower, video_token_id, new_weights=head_weights, num_frames=num_frames,
-                          num_trajectory_points=num_trajectory_points, dtype=dtype)
-    del merged, vision_tower
-    processor = make_processor(image_processor, tokenizer, num_frames)
-    return save_checkpoint(model, processor, out_dir, overwrite=overwrite)
+    return build_checkpoint(merged, vision_tower, tokenizer, image_processor, out_dir, new_weights=head_weights,
+                            num_frames=num_frames, num_trajectory_points=num_trajectory_points, dtype=dtype,
+                            overwrite=overwrite)
