@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pite.demo.world_io import atomic_write, write_json, write_jsonl, write_text
+from pite.processing.file_writing_pite import atomic_write, write_json, write_jsonl, write_text
 
 from .captions import CaptionedVideo
 from .pipeline import AnnotationPipeline

@@ -6,19 +6,21 @@ sides were measured alternately (`timed_alternating`): load that hits one side h
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from pite.processing.file_writing_pite import write_json
+
+# The name suite.py imports; the writer itself lives in pite.processing.file_writing_pite.
+write_json_atomic = write_json
 
 
 def timed(function: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
@@ -126,22 +128,6 @@ def format_table(records: Iterable[Mapping[str, Any]]) -> str:
             f"| {record['detail']} |"
         )
     return "\n".join(lines)
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write `payload` as JSON to `path` through a temporary file in the same folder, then `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(payload, file, indent=2)
-            file.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def clear_dynamo_counts() -> None:

@@ -147,8 +147,8 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     from pite.demo.text_pretraining import pack_corpus, pretrain_language_model
     from pite.demo.vision_pretraining import pretrain_frame_encoder
     from pite.demo.world import generate_world
-    from pite.demo.world_io import write_text
     from pite.modeling_pite import PiTeForConditionalGeneration
+    from pite.processing.file_writing_pite import write_text
     from pite.training import train_stage
     from pite.training.feature_cache import extract_features
 

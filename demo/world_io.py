@@ -1,63 +1,23 @@
-"""Atomic file writers for the synthetic world: JSON, JSONL, JPEG and mp4 (PyAV).
+"""Media writers for the synthetic world: JPEG and mp4 (PyAV), written atomically.
 
-Every file is written to a temporary name in its destination folder and moved into place with `os.replace`, so a
-reader never sees a half-written file and an interrupted run leaves the previous version intact.
+Atomic writing itself (temporary file in the destination folder, then `os.replace`) and the JSON/JSONL writers live
+in `pite.processing.file_writing_pite`; `write_json` and `write_jsonl` are re-exported here for `demo/world.py`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-# mkstemp creates files readable by the owner only; finished files get the usual permissions instead.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+from pite.processing.file_writing_pite import atomic_write, write_json, write_jsonl
+
+__all__ = ["VIDEO_CODECS", "available_video_codec", "write_jpeg", "write_json", "write_jsonl", "write_mp4"]
+
 # Preferred first; mpeg4 is the fallback for FFmpeg builds without libx264. Both decode with decord.
 VIDEO_CODECS = ("libx264", "mpeg4")
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call `write(temporary_path)` for a temporary file next to `path`, then move it onto `path`.
-
-    The temporary file keeps `path`'s suffix, so writers that pick a format from the extension still work.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.chmod(temporary, 0o666 & ~_UMASK)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return path
-
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    def write(temporary: str) -> None:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-
-    return atomic_write(path, write)
-
-
-def write_json(path: str | os.PathLike, data: object) -> Path:
-    """JSON with sorted keys: the same data always gives the same bytes."""
-    return write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-
-def write_jsonl(path: str | os.PathLike, records: Iterable[object]) -> Path:
-    """One compact JSON object a line."""
-    return write_text(path, "".join(json.dumps(record, sort_keys=True) + "\n" for record in records))
 
 
 def write_jpeg(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> Path:

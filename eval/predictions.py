@@ -5,7 +5,7 @@ Layout:
      "predictions": {sample_id: {"output": "model text", ...anything else}},
      "skipped": {sample_id: "why no output was made (video not found, unreadable video)"}}
 
-The file is written to a temporary file in the same folder and moved over the old one (`os.replace`), so it is
+The file is written atomically (`pite.processing.file_writing_pite`: temporary file, then `os.replace`), so it is
 always either the previous or the new complete version, never half-written. Reopening an existing file resumes it:
 `has(sample_id)` tells the runner what to skip. Skipped samples are recorded with their reason but do not count as
 done: a rerun tries them again (e.g. after the missing videos were added). Reopening with different `meta` is refused
@@ -20,28 +20,14 @@ Usage:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from pite.processing.file_writing_pite import write_json
 
-def write_json_atomic(path: str | Path, data: object) -> None:
-    """Write `data` as JSON to `path` through a temporary file in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+# The name eval/cli.py imports; the writer itself lives in pite.processing.file_writing_pite.
+write_json_atomic = write_json
 
 
 class PredictionStore:
@@ -133,8 +119,6 @@ class PredictionStore:
     def flush(self) -> None:
         """Write the file atomically if anything changed since the last write."""
         if self._dirty or not self.path.exists():
-            write_json_atomic(
-                self.path, {"meta": self.meta, "predictions": self._predictions, "skipped": self._skipped}
-            )
+            write_json(self.path, {"meta": self.meta, "predictions": self._predictions, "skipped": self._skipped})
             self._dirty = False
         self._last_flush = time.monotonic()

@@ -2,20 +2,21 @@
 
 Predictions are drawn as filled circles with solid trails; ground truth as hollow squares with thin trails, each
 point of each object in its own colour. Absent points (-1 normalised, or NaN) are not drawn and break the trail.
-Files are written atomically (temporary file in the target folder, then `os.replace`).
+Files are written atomically (`file_writing_pite.atomic_write`).
 
-This file is Hub remote code: it imports only numpy and PIL.
+This file is Hub remote code: it imports only numpy, PIL and its sibling `file_writing_pite`.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .file_writing_pite import atomic_write
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
 
@@ -111,22 +112,6 @@ def render_frames(
     return images
 
 
-def _atomic_save(path: str | os.PathLike, save: Any) -> str:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, suffix=os.path.splitext(path)[1] or ".tmp")
-    os.close(handle)
-    try:
-        save(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
-
-
 def save_contact_sheet(
     frames: Any,
     path: str | os.PathLike,
@@ -149,7 +134,7 @@ def save_contact_sheet(
         label = f"{i}" + (f" {timestamps[i]:.1f}s" if timestamps is not None else "")
         ImageDraw.Draw(image).text((3, 2), label, fill=(255, 255, 255), stroke_width=1, stroke_fill=(0, 0, 0))
         sheet.paste(image, ((i % columns) * tile_width, (i // columns) * tile_height))
-    return _atomic_save(path, lambda target: sheet.save(target, format="PNG"))
+    return os.fspath(atomic_write(path, lambda target: sheet.save(target, format="PNG")))
 
 
 def save_trajectory_gif(
@@ -163,9 +148,8 @@ def save_trajectory_gif(
 ) -> str:
     """Write an animated, looping GIF of the N frames with trajectories and trails. Returns the path written."""
     images = render_frames(frames, predicted, ground_truth, width=frame_width, coordinates=coordinates)
-    return _atomic_save(
-        path,
-        lambda target: images[0].save(
-            target, format="GIF", save_all=True, append_images=images[1:], duration=frame_duration_ms, loop=0
-        ),
-    )
+
+    def write(target: str) -> None:
+        images[0].save(target, format="GIF", save_all=True, append_images=images[1:], duration=frame_duration_ms, loop=0)
+
+    return os.fspath(atomic_write(path, write))

@@ -21,10 +21,12 @@ from typing import Any
 
 from transformers.trainer_utils import get_last_checkpoint
 
+from pite.processing.file_writing_pite import write_json
+
 from .collator import PiTeDataCollator
 from .config import PiTeTrainingConfig, load_training_config
 from .data import DataReport, build_stage_dataset
-from .feature_cache import FeatureCache, atomic_write_json, feature_fingerprint
+from .feature_cache import FeatureCache, feature_fingerprint
 from .featurize import ExampleFeaturizer
 from .stages import prepare_model_for_stage, save_stage_output, merge_stage
 from .trainer import PiTeSFTTrainer
@@ -178,7 +180,7 @@ def run_stage(
             "global_step": trainer.state.global_step,
             "log_history": trainer.state.log_history,
         }
-        atomic_write_json(os.path.join(config.output_dir, RUN_SUMMARY_NAME), summary)
+        write_json(os.path.join(config.output_dir, RUN_SUMMARY_NAME), summary)
     else:
         merged = merge_stage(peft_model)
     trainer.accelerator.wait_for_everyone()

@@ -5,7 +5,7 @@ Layout of a cache folder:
     features-00000.safetensors  up to `shard_size` tensors, one per media file: (F, D) float32, F = N frames
     ...                         (F = 1 for an image), keyed by the file's path relative to the media folder
 
-Every file is written atomically (temporary file in the same folder, then `os.replace`), the index after its
+Every file is written atomically (`pite.processing.file_writing_pite`), the index after its
 shard, so an interrupted run leaves a consistent cache and `extract_features` resumes with the files not yet indexed.
 `fingerprint` identifies the pixels -> features function (tower weights, vision_feature, image processor, N):
 training refuses a cache whose fingerprint differs from the model's and processor's.
@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,33 +25,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from pite.processing.file_writing_pite import TEMPORARY_PREFIX, atomic_write, write_json
+
 from .records import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.json"
 FORMAT_VERSION = 1
-
-
-def _atomic_write_bytes(path: str, write: Any) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def atomic_write_json(path: str, value: Any) -> None:
-    def write(temporary: str) -> None:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, indent=1, sort_keys=True)
-
-    _atomic_write_bytes(path, write)
 
 
 def feature_fingerprint(model: Any, processor: Any) -> str:
@@ -76,7 +56,7 @@ def list_media(media_dir: str, extensions: Iterable[str] = VIDEO_EXTENSIONS + IM
     found = []
     for root, _, files in os.walk(media_dir):
         for name in files:
-            if name.lower().endswith(wanted) and not name.startswith(".tmp-"):
+            if name.lower().endswith(wanted) and not name.startswith(TEMPORARY_PREFIX):
                 found.append(os.path.relpath(os.path.join(root, name), media_dir).replace(os.sep, "/"))
     return sorted(found)
 
@@ -143,10 +123,10 @@ class ExtractionReport:
 
 def _write_shard(directory: str, index: dict, shard_number: int, features: dict[str, torch.Tensor]) -> None:
     name = f"features-{shard_number:05d}.safetensors"
-    _atomic_write_bytes(os.path.join(directory, name), lambda temporary: save_file(features, temporary))
+    atomic_write(os.path.join(directory, name), lambda temporary: save_file(features, temporary))
     for key in features:
         index["entries"][key] = name
-    atomic_write_json(os.path.join(directory, INDEX_NAME), index)
+    write_json(os.path.join(directory, INDEX_NAME), index)
 
 
 @torch.no_grad()
@@ -223,7 +203,7 @@ def extract_features(
         if pending:
             _write_shard(output_dir, index, shard_number, pending)
         else:
-            atomic_write_json(index_path, index)
+            write_json(index_path, index)
     finally:
         model.train(was_training)
     return report

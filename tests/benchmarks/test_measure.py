@@ -1,8 +1,7 @@
-"""Timing helpers, result records, the table and the JSON file, and the saved-activation count."""
+"""Timing helpers, result records, the table, and the saved-activation count."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -67,19 +66,6 @@ def test_format_table_marks_targets_skips_and_failures(bench):
     assert table[4].startswith("| gpu prefill | - | absolute (GPU) | - | latency_s=0.5, faster=sequential |")
     assert table[5] == "| gpu | - | skipped | - | no CUDA device | |"
     assert table[6] == "| video | - | FAILED | - | ValueError: broken file | |"
-
-
-def test_write_json_atomic_replaces_the_file_and_leaves_no_temporary(bench, tmp_path):
-    measure = bench("measure")
-    path = tmp_path / "sub" / "results.json"
-    measure.write_json_atomic(path, {"a": 1})
-    measure.write_json_atomic(path, {"a": 2, "rows": [1.5]})
-    assert json.loads(path.read_text()) == {"a": 2, "rows": [1.5]}
-    assert [p.name for p in path.parent.iterdir()] == ["results.json"]
-    with pytest.raises(TypeError):
-        measure.write_json_atomic(path, {"bad": object()})
-    assert json.loads(path.read_text()) == {"a": 2, "rows": [1.5]}
-    assert [p.name for p in path.parent.iterdir()] == ["results.json"]
 
 
 def test_saved_activation_bytes_shows_what_checkpointing_frees(bench, tiny_model, make_video_prompt):

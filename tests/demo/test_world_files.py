@@ -2,7 +2,6 @@
 
 import json
 import re
-import os
 from pathlib import Path
 
 import decord
@@ -219,24 +218,6 @@ def test_generate_world_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="seed"):
         generate_world(tmp_path, 1, 1, 1, seed=-3)
     assert not any(tmp_path.iterdir())  # nothing written
-
-
-def test_atomic_writes_leave_the_old_file_on_failure_and_no_temporaries(tmp_path):
-    from pite.demo.world_io import atomic_write, write_json
-
-    target = write_json(tmp_path / "data.json", {"a": 1})
-    umask = os.umask(0)
-    os.umask(umask)
-    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # usual permissions, not mkstemp's 0600
-
-    def broken(temporary):
-        Path(temporary).write_text("half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write(target, broken)
-    assert json.loads(target.read_text()) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["data.json"]
 
 
 def test_the_project_readers_accept_the_files(tiny_world):
