@@ -17,11 +17,6 @@ from typing import Any
 
 import torch
 
-from pite.processing.file_writing_pite import write_json
-
-# The name suite.py imports; the writer itself lives in pite.processing.file_writing_pite.
-write_json_atomic = write_json
-
 
 def timed(function: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
     """Median wall time of `function` in seconds, after `warmup` unmeasured calls."""

@@ -24,8 +24,10 @@ from typing import Any
 
 import torch
 
+from pite.processing.file_writing_pite import write_json
+
 from . import fast_paths, gpu, rows_core, video
-from .measure import failed, format_table, meets_target, write_json_atomic
+from .measure import failed, format_table, meets_target
 from .models import BenchSizes
 
 Row = Callable[[BenchSizes], "dict[str, Any] | list[dict[str, Any]]"]
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"environment: {env}")
     print(format_table(records))
     if args.json:
-        write_json_atomic(args.json, dict(environment=env, results=records))
+        write_json(args.json, dict(environment=env, results=records))
     bad = [r["row"] for r in records if "error" in r or meets_target(r) is False]
     if bad:
         print(f"pite bench: failed or missed target: {', '.join(bad)}", file=sys.stderr)

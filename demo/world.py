@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pite.processing.file_writing_pite import write_json, write_jsonl
+
 from .world_image import ImageScene, localized_narrative, render_image, sample_image_scene
-from .world_io import available_video_codec, write_jpeg, write_json, write_jsonl, write_mp4
+from .world_io import available_video_codec, write_jpeg, write_mp4
 from .world_scene import COLOURS, SHAPES, VideoScene, WorldConfig, render_video, sample_video_scene
 from .world_text import (
     QA_TYPE_CODES,

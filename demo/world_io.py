@@ -1,7 +1,7 @@
 """Media writers for the synthetic world: JPEG and mp4 (PyAV), written atomically.
 
 Atomic writing itself (temporary file in the destination folder, then `os.replace`) and the JSON/JSONL writers live
-in `pite.processing.file_writing_pite`; `write_json` and `write_jsonl` are re-exported here for `demo/world.py`.
+in `pite.processing.file_writing_pite`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pite.processing.file_writing_pite import atomic_write, write_json, write_jsonl
+from pite.processing.file_writing_pite import atomic_write
 
-__all__ = ["VIDEO_CODECS", "available_video_codec", "write_jpeg", "write_json", "write_jsonl", "write_mp4"]
+__all__ = ["VIDEO_CODECS", "available_video_codec", "write_jpeg", "write_mp4"]
 
 # Preferred first; mpeg4 is the fallback for FFmpeg builds without libx264. Both decode with decord.
 VIDEO_CODECS = ("libx264", "mpeg4")

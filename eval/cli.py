@@ -305,7 +305,7 @@ def _run_trajectory(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(command: str, args: argparse.Namespace) -> int:
     """Run one evaluation task; prints the table, writes `--output`; returns the exit status (see module doc)."""
-    from pite.eval.predictions import write_json_atomic
+    from pite.processing.file_writing_pite import write_json
 
     if command != "eval":
         raise ValueError(f"pite.eval.cli has no command {command!r}; it provides 'eval'")
@@ -317,7 +317,7 @@ def run(command: str, args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as error:  # DatasetFormatError, BadRecordError, UsageError are ValueErrors
         print(f"pite eval {args.task}: {error}", file=sys.stderr)
         return 2
-    write_json_atomic(args.output, result)
+    write_json(args.output, result)
     print(result["table"])
     skipped = result.get("skipped") or {}
     if skipped:

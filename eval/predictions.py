@@ -26,9 +26,6 @@ from pathlib import Path
 
 from pite.processing.file_writing_pite import write_json
 
-# The name eval/cli.py imports; the writer itself lives in pite.processing.file_writing_pite.
-write_json_atomic = write_json
-
 
 class PredictionStore:
     """Model outputs keyed by sample id, persisted to one JSON file.
