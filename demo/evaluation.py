@@ -67,8 +67,14 @@ def qa_evaluation(model, processor, questions_file: str, answers_file: str, vide
     overall = Counter(normalise_answer(answer) for _, answer in training_qa)
     majority = [by_kind.get(question_kind(r.query), overall).most_common(1)[0][0] == normalise_answer(r.answer)
                 for r in records]
+    per_kind: dict[str, dict[str, int]] = {}
+    for record, model_right, majority_right in zip(records, correct, majority):
+        counts = per_kind.setdefault(question_kind(record.query), {"questions": 0, "model_correct": 0, "majority_correct": 0})
+        counts["questions"] += 1
+        counts["model_correct"] += int(model_right)
+        counts["majority_correct"] += int(majority_right)
     return {"model_accuracy": 100.0 * float(np.mean(correct)), "majority_accuracy": 100.0 * float(np.mean(majority)),
-            "num_questions": len(records),
+            "num_questions": len(records), "by_kind": per_kind,
             "examples": [{"question": r.query, "answer": p, "truth": r.answer} for r, p in list(zip(records, predicted))[:5]]}
 
 

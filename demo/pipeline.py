@@ -397,6 +397,10 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"{grounding['model']['num_queries']} grounding queries "
         f"({grounding['model']['num_invalid']} answers without a parsable span), {qa['num_questions']} questions.",
         "",
+        "QA by question kind, correct answers (model / majority answer): " + "; ".join(
+            f"{kind}: {counts['model_correct']} / {counts['majority_correct']} of {counts['questions']}"
+            for kind, counts in qa["by_kind"].items()) + ".",
+        "",
         "## How the model was made",
         "PiTe starts from pretrained CLIP and Vicuna. Their tiny stand-ins here are briefly pretrained on training data "
         "only, then handed to the real recipe:",

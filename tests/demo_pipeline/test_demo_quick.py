@@ -34,6 +34,10 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
         assert evaluation["trajectory"][name]["num_points"] > 0
     assert evaluation["grounding"]["model"]["num_queries"] == metrics["world_counts"]["eval_events"]
     assert evaluation["qa"]["num_questions"] == metrics["world_counts"]["eval_questions"]
+    by_kind = evaluation["qa"]["by_kind"]
+    assert sum(counts["questions"] for counts in by_kind.values()) == evaluation["qa"]["num_questions"]
+    assert sum(counts["model_correct"] for counts in by_kind.values()) == pytest.approx(
+        evaluation["qa"]["model_accuracy"] * evaluation["qa"]["num_questions"] / 100)
     assert set(metrics["beats_baselines"]) == {
         "trajectory_vs_constant_centre", "trajectory_vs_untrained", "grounding_vs_random_interval", "qa_vs_majority"}
     report = (out / "report.md").read_text()
