@@ -10,16 +10,11 @@ import argparse
 import logging
 import sys
 
+from pite.cli.arguments import positive_int
+
 DEFAULT_DETECTOR = "google/owlv2-base-patch16-ensemble"
 DEFAULT_SEGMENTER = "facebook/sam-vit-base"
 DEFAULT_PROPAGATOR = "facebook/sam2.1-hiera-tiny"
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -58,8 +53,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     models.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     models.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None, help="model dtype (default float32)")
     geometry = parser.add_argument_group("trajectories")
-    geometry.add_argument("--num-frames", type=_positive_int, default=100, help="N, frames sampled per video (default 100)")
-    geometry.add_argument("--num-trajectory-points", type=_positive_int, default=3, help="P, key points per object (default 3)")
+    geometry.add_argument("--num-frames", type=positive_int, default=100, help="N, frames sampled per video (default 100)")
+    geometry.add_argument("--num-trajectory-points", type=positive_int, default=3, help="P, key points per object (default 3)")
     geometry.add_argument("--min-object-area", type=float, default=0.0005,
                           help="drop masks smaller than this fraction of the frame (default 0.0005)")
     geometry.add_argument("--track-fps", type=float, default=6.0,
@@ -72,7 +67,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     geometry.add_argument("--seed", type=int, default=0, help="k-means++ seed (default 0)")
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--shard", type=_shard, default=(0, 1), help="INDEX/COUNT: annotate every COUNT-th video from INDEX")
-    run_group.add_argument("--limit", type=_positive_int, default=None, help="annotate at most this many new videos")
+    run_group.add_argument("--limit", type=positive_int, default=None, help="annotate at most this many new videos")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 

@@ -25,18 +25,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pite.cli.arguments import positive_int
+
 TASKS = ("grounding", "dense-captioning", "qa", "trajectory")
 GROUNDING_FORMATS = ("activitynet-captions", "charades-sta")
 QA_FORMATS = {"msvd-qa": "MSVD-QA", "msrvtt-qa": "MSRVTT-QA", "activitynet-qa": "ActivityNet-QA"}
 DEFAULT_JUDGE_URL = "https://api.openai.com/v1"
 CENTRE_ROW = "constant centre (0.5, 0.5)"
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _add_model_options(parser: argparse.ArgumentParser, default_batch_size: int) -> None:
@@ -45,7 +40,7 @@ def _add_model_options(parser: argparse.ArgumentParser, default_batch_size: int)
     parser.add_argument("--data", required=True, help="the benchmark annotation file")
     parser.add_argument("--videos", required=True, help="folder of the videos")
     parser.add_argument("--output", required=True, help="results JSON to write (the table is printed too)")
-    parser.add_argument("--batch-size", type=_positive_int, default=default_batch_size,
+    parser.add_argument("--batch-size", type=positive_int, default=default_batch_size,
                         help=f"videos per forward pass (default {default_batch_size})")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
@@ -58,8 +53,8 @@ def _add_model_options(parser: argparse.ArgumentParser, default_batch_size: int)
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", default=None,
                         help="resumable predictions JSON (default: OUTPUT with the suffix .predictions.json)")
-    parser.add_argument("--max-new-tokens", type=_positive_int, default=256, help="answer length limit (default 256)")
-    parser.add_argument("--num-frames", type=_positive_int, default=None,
+    parser.add_argument("--max-new-tokens", type=positive_int, default=256, help="answer length limit (default 256)")
+    parser.add_argument("--num-frames", type=positive_int, default=None,
                         help="frames sampled per video (default: the processor's N); times in answers are read "
                         "as indices of these frames")
     parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding (default greedy)")
@@ -82,11 +77,11 @@ def _add_judge_options(parser: argparse.ArgumentParser) -> None:
                        help="judge sampling temperature (default 0.0; a local judge is always greedy)")
     judge.add_argument("--judge-cache", default=None,
                        help="SQLite cache of judge replies (default: OUTPUT with the suffix .judgments.sqlite)")
-    judge.add_argument("--judge-workers", type=_positive_int, default=1, help="concurrent judge requests (default 1)")
+    judge.add_argument("--judge-workers", type=positive_int, default=1, help="concurrent judge requests (default 1)")
     judge.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per judge request (default 60)")
     judge.add_argument("--judge-max-retries", type=int, default=5, help="retries of a failed request (default 5)")
     judge.add_argument("--judge-seed", type=int, default=None, help="'seed' sent to endpoints that support it")
-    judge.add_argument("--judge-max-new-tokens", type=_positive_int, default=64,
+    judge.add_argument("--judge-max-new-tokens", type=positive_int, default=64,
                        help="reply length limit of a local judge (default 64)")
 
 
@@ -127,7 +122,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     trajectory = tasks.add_parser("trajectory", help="teacher-forced trajectory accuracy on PiTe-143k-style data: "
                                   "masked L1, PCK@5%%/10%%, beside the constant-centre baseline")
     _add_model_options(trajectory, default_batch_size=1)
-    trajectory.add_argument("--max-events", type=_positive_int, default=None,
+    trajectory.add_argument("--max-events", type=positive_int, default=None,
                             help="keep only the first events of each video (as training's max_events_per_video)")
     trajectory.add_argument("--skip-bad-records", action="store_true",
                             help="count malformed records as skipped instead of stopping at the first")

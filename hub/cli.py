@@ -5,16 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pite.cli.arguments import positive_int
+
 from .files import DTYPES
 
 COMMANDS = ("build", "convert-original", "export", "push")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _shard_size(text: str) -> str | int:
@@ -22,8 +17,8 @@ def _shard_size(text: str) -> str | int:
 
 
 def _add_shape_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--num-frames", type=_positive_int, default=100, help="N, frames per video (default 100)")
-    parser.add_argument("--num-trajectory-points", type=_positive_int, default=3,
+    parser.add_argument("--num-frames", type=positive_int, default=100, help="N, frames per video (default 100)")
+    parser.add_argument("--num-trajectory-points", type=positive_int, default=3,
                         help="P, key points per object (default 3)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
