@@ -60,7 +60,7 @@ class PiTeProcessor(ProcessorMixin):
         if video_backend not in VIDEO_BACKENDS:
             raise ValueError(f"video_backend must be one of {VIDEO_BACKENDS}, got {video_backend!r}")
         self.num_frames = int(num_frames)
-        # "auto": PyAV where installed (faster for the same frames), else decord (the paper's release's reader).
+        # "auto": PyAV where installed (faster for the same frames), else decord.
         self.video_backend = video_backend
         self.video_token = video_token
         super().__init__(image_processor, tokenizer, chat_template=chat_template or V1_CHAT_TEMPLATE, **kwargs)

@@ -1,12 +1,18 @@
 """Reading videos and images into the N frames PiTe sees, plus the metadata post-processing needs.
 
-A video is sampled at `np.linspace(0, T - 1, N)` rounded (first and last frame included; shorter videos repeat
-frames). Encoded videos are read by *seeking* to the sampled indices, never by decoding the whole stream, with one
-of two backends: PyAV (`decode_by_seeking`: from the key frame before each sampled frame, decoding forward; the
-default) or decord (`VideoReader.get_batch`, the reader of the paper's release). Both return the same indices and
-metadata, and the same frames where decord seeks exactly; PyAV was 1.9-2.4x faster for the same pixels in
-`benchmarks/` (`video` row). decord and av are imported lazily, inside try blocks, so that this file loads as Hub
-remote code on machines without them (transformers' import check skips imports inside try blocks).
+Frames are sampled as the authors' release samples them (`utils/misc.py: extract_video` of yliu-cs/PiTe):
+T is the number of frames a full decode yields, and the N indices are `np.linspace(0, T - 1, N)` truncated to
+integers (first and last frame included; shorter videos repeat frames). The release decodes every frame with
+`torchvision.io.read_video` (PyAV underneath); here encoded videos are read by *seeking* to the sampled indices,
+never by decoding the whole stream, with the same pixels as a full decode. Two backends: PyAV
+(`decode_by_seeking`: from the key frame before each sampled frame, decoding forward; the default) or decord
+(`VideoReader.get_batch`; VTimeLLM's reader, an option). Both return the same indices and metadata, and the same
+frames where decord seeks exactly (`benchmarks/RESULTS.md` has their speeds). decord and av are imported lazily,
+inside try blocks, so that this file loads as Hub remote code on machines without them (transformers' import check
+skips imports inside try blocks).
+
+Containers that declare their frame count (mp4, mov) are checked against what demuxing finds: a file with fewer
+readable frames than it declares (truncated) is refused rather than read as a shorter video.
 
 This file is Hub remote code: it imports only numpy and PIL, and nothing from its own package.
 """
@@ -53,7 +59,8 @@ class SampledVideo:
 
 
 def sample_frame_indices(num_source_frames: int, num_frames: int) -> np.ndarray:
-    """Indices of the N frames sampled from a video of T frames: `np.linspace(0, T - 1, N)` rounded.
+    """Indices of the N frames sampled from a video of T frames: `np.linspace(0, T - 1, N)` truncated to integers,
+    as the authors' release samples (`extract_video` in its `utils/misc.py`; VTimeLLM's `VideoExtractor` too).
 
     The first and last frames are always included; when T < N, frames repeat. Returns int64 array (N,).
     """
@@ -61,7 +68,8 @@ def sample_frame_indices(num_source_frames: int, num_frames: int) -> np.ndarray:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if num_source_frames < 1:
         raise VideoInputError(f"cannot sample frames from a video with {num_source_frames} frames")
-    return np.rint(np.linspace(0, num_source_frames - 1, num_frames)).astype(np.int64)
+    # Cast as the release does (float indices -> int32, i.e. truncation), then widen.
+    return np.linspace(0, num_source_frames - 1, num_frames, dtype=np.int32).astype(np.int64)
 
 
 def describe_input(source: Any) -> str:
@@ -199,7 +207,10 @@ def _read_with_decord(source: Any, num_frames: int, name: str, backend: str) -> 
         frame_times = reader.get_frame_timestamp(indices.tolist())
         last_frame_end = float(reader.get_frame_timestamp([num_source_frames - 1])[0, 1])
     except Exception as error:  # decord raises its own error types for broken streams
-        raise VideoInputError(f"could not decode the sampled frames of video {name}: {error}") from error
+        raise VideoInputError(
+            f"decord could not decode the sampled frames of video {name} ({error}); if the file plays elsewhere, "
+            "read it with backend='pyav'"
+        ) from error
     metadata = {
         "fps": float(reader.get_avg_fps()),
         # The end of the last frame: T / fps for constant-frame-rate videos.
@@ -252,8 +263,9 @@ def probe_key_frames(container: Any, name: str = "<video>") -> KeyFrameStructure
     """The `KeyFrameStructure` of the first video stream of an open PyAV input container, from its packets.
 
     T counts the stream's packets (as decord does when it opens a file), not the container header's frame count,
-    which some containers (e.g. Matroska) do not have. Raises VideoInputError, naming `name`, for a stream without
-    frames, packets without timestamps, or a stream that does not start at a key frame.
+    which some containers (e.g. Matroska) do not have; where the header has one, fewer packets than it declares
+    means a truncated file. Raises VideoInputError, naming `name`, for a stream without frames, a truncated
+    stream, packets without timestamps, or a stream that does not start at a key frame.
     """
     stream = container.streams.video[0]
     packets = []
@@ -265,6 +277,7 @@ def probe_key_frames(container: Any, name: str = "<video>") -> KeyFrameStructure
         packets.append((packet.pts, bool(packet.is_keyframe), packet.duration or 0))
     if not packets:
         raise VideoInputError(f"video {name} has no frames")
+    _check_declared_frames(stream, len(packets), name)
     packets.sort()  # decode order -> display order
     last_pts, _, last_duration = packets[-1]
     try:
@@ -318,6 +331,19 @@ def _seconds(pts_span: int, time_base: Fraction) -> float:
     return float(pts_span * time_base)
 
 
+def _check_declared_frames(stream: Any, found: int, name: str) -> None:
+    """Refuse a stream whose container declares more frames than demuxing finds (a truncated file).
+
+    Only containers that store a frame count (mp4/mov sample tables) declare one; Matroska/WebM declare none.
+    """
+    declared = int(stream.frames or 0)
+    if declared and found < declared:
+        raise VideoInputError(
+            f"video {name} is truncated or damaged: its container declares {declared} frames but only {found} can "
+            "be read"
+        )
+
+
 def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str) -> SampledVideo:
     """`read_video` of an encoded input with PyAV: demux once for T and the key frames, then `decode_by_seeking`."""
     av = _import_video_library("av", backend)
@@ -366,7 +392,7 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None, ba
         fps: frame rate of *decoded* inputs (arrays, frame lists), used for timestamps and duration. Encoded
             inputs carry their own timing; passing `fps` for them is an error (it would be silently ignored).
         backend: reader of encoded inputs, one of `VIDEO_BACKENDS`: "decord", "pyav", or "auto" (PyAV where it
-            can be imported, else decord; choose "decord" to read exactly as the paper's release does). Both seek to the same indices and give the same metadata: T counted from
+            can be imported, else decord). Both seek to the same indices and give the same metadata: T counted from
             the stream's packets (not the header, which some containers lack), times from the first frame's
             timestamp, `fps` the container's average frame rate. Where they can differ: decord's times are float32;
             without an average frame rate PyAV takes FFmpeg's guessed rate; without packet durations PyAV's

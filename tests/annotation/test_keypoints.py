@@ -119,7 +119,7 @@ def test_event_window_and_tracking_frames():
     assert event_frame_window(timestamps, 1.0, 2.5, 5.0) == (10, 25)
     assert event_frame_window(timestamps, 1.04, 9.0, 5.0) == (10, 49), "an end past the video stops at its last frame"
     assert event_frame_window(timestamps, 5.5, 6.0, 5.0) is None
-    sampled = np.round(np.linspace(0, 49, 7)).astype(int)  # 0 8 16 24 33 41 49
+    sampled = np.round(np.linspace(0, 49, 7)).astype(int)  # 0 8 16 24 33 41 49 (any increasing frame list)
     frames = tracking_frames(10, 25, sampled, fps=10.0, track_fps=2.5)
     assert frames.tolist() == [10, 14, 16, 18, 22, 24]
     assert tracking_frames(10, 13, sampled, fps=10.0, track_fps=None).tolist() == [10, 11, 12, 13]

@@ -69,7 +69,7 @@ def test_stage2_jsonl_is_pite_143k_style(tiny_world):
                 assert np.array_equal(absent[..., 0], absent[..., 1])  # -1 marks whole points
                 assert np.all((trajectory[~absent] >= 0) & (trajectory[~absent] < 1))
                 source_frames = round(record["duration"] * fps)
-                times = np.round(np.linspace(0, source_frames - 1, N)) / fps  # times of the sampled frames
+                times = np.linspace(0, source_frames - 1, N, dtype=np.int32) / fps  # times of the sampled frames
                 assert absent[:, times < event["start"] - 1e-9].all()
 
 

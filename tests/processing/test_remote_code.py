@@ -66,4 +66,4 @@ def test_saved_processor_loads_without_pite(processor, video_factory, tmp_path):
     torch.testing.assert_close(result["pixel_values_videos"], expected["pixel_values_videos"])
     assert result["metadata"] == expected["video_metadata"]
     assert result["decoded"].endswith("What moves? ASSISTANT:")
-    assert np.rint(np.linspace(0, 39, processor.num_frames)).astype(int).tolist() == result["metadata"][0]["frame_indices"]
+    assert np.linspace(0, 39, processor.num_frames, dtype=np.int32).tolist() == result["metadata"][0]["frame_indices"]
