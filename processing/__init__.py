@@ -12,6 +12,7 @@ from .chat_template_pite import (
     TokenizedConversation,
     expand_video_tokens,
     render_conversation,
+    tokenize_around_video,
     tokenize_conversation,
 )
 from .grounding_pite import (
@@ -66,5 +67,6 @@ __all__ = [
     "save_trajectory_gif",
     "seconds_to_frame_index",
     "token_character_spans",
+    "tokenize_around_video",
     "tokenize_conversation",
 ]

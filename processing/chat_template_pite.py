@@ -122,6 +122,59 @@ def expand_video_tokens(
     return np.repeat(np.arange(len(ids)), repeats)
 
 
+def tokenize_around_video(
+    tokenizer: Any,
+    text: str,
+    video_token: str = VIDEO_TOKEN,
+    add_special_tokens: bool = True,
+    return_offsets: bool = False,
+) -> tuple[list[int], np.ndarray | None]:
+    """Token ids of `text` with one `<video>` id per placeholder, tokenized as the authors' release tokenizes.
+
+    The release (`tokenizer_video_token` in yliu-cs/PiTe `utils/mm_utils.py`, LLaVA's `tokenizer_image_token`)
+    splits the prompt at each "<video>", tokenizes every chunk on its own with the tokenizer's special tokens,
+    keeps the first chunk whole and drops the first token of every later chunk when the first chunk began with
+    BOS. A SentencePiece (Llama) tokenizer therefore starts every later chunk with its dummy-prefix "▁": the text
+    "USER: <video>\nWhat" becomes `... ▁USER : ▁ <video> ▁ <0x0A> What`, not what tokenizing the whole string
+    gives. Training and inference both use this function, so a model sees the same ids in both.
+
+    Args:
+        tokenizer: any transformers tokenizer; `return_offsets=True` needs a fast one.
+        text: the prompt or rendered conversation, each video written as one `video_token`.
+        add_special_tokens: let the tokenizer add its special tokens (BOS) to the chunks, as the release does.
+        return_offsets: also return each token's [start, end) characters in `text` (the placeholder's span for
+            a `<video>` id, (0, 0) for BOS).
+
+    Returns:
+        (ids, offsets (L, 2) int64 or None).
+    """
+    video_token_id = tokenizer.convert_tokens_to_ids(video_token)
+    chunks = text.split(video_token)
+    encodings = [
+        tokenizer(chunk, add_special_tokens=add_special_tokens, return_offsets_mapping=return_offsets)
+        for chunk in chunks
+    ]
+    first = list(encodings[0]["input_ids"])
+    drop = 1 if first and tokenizer.bos_token_id is not None and first[0] == tokenizer.bos_token_id else 0
+    ids: list[int] = []
+    offsets: list[tuple[int, int]] = []
+    chunk_start = 0
+    for index, (chunk, encoding) in enumerate(zip(chunks, encodings)):
+        skip = drop if index else 0
+        if index:
+            ids.append(video_token_id)
+            offsets.append((chunk_start - len(video_token), chunk_start))
+        ids.extend(encoding["input_ids"][skip:])
+        if return_offsets:
+            for start, end in encoding["offset_mapping"][skip:]:
+                # Special tokens (BOS) cover no characters: an empty span where their chunk starts.
+                offsets.append((start + chunk_start, end + chunk_start) if end > start else (chunk_start, chunk_start))
+        chunk_start += len(chunk) + len(video_token)
+    if return_offsets:
+        return ids, np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    return ids, None
+
+
 def render_conversation(
     messages: Sequence[dict[str, Any]], chat_template: str = V1_CHAT_TEMPLATE, add_generation_prompt: bool = False
 ) -> tuple[str, list[tuple[int, int]]]:
@@ -144,10 +197,10 @@ def tokenize_conversation(
 ) -> TokenizedConversation:
     """Tokenize a full conversation for training, masking everything but the assistant turns.
 
-    The whole rendered text is tokenized at once (exactly as at inference, so no merge differs at segment
-    boundaries), and a token is supervised iff its character span overlaps an assistant turn's content+"</s>".
-    A token straddling the boundary (e.g. "▁The" whose "▁" is the separator space) is supervised: it is the
-    token the model must produce to start the answer.
+    The rendered text is tokenized with `tokenize_around_video`, exactly as the processor tokenizes a prompt at
+    inference (and as the release does), and a token is supervised iff its character span overlaps an assistant
+    turn's content+"</s>". A token straddling the boundary (e.g. "▁The" whose "▁" is the separator space) is
+    supervised: it is the token the model must produce to start the answer.
 
     Args:
         tokenizer: a fast (tokenizers-backed) Llama tokenizer with `video_token` as a special token.
@@ -155,9 +208,8 @@ def tokenize_conversation(
         num_frames: N, the `<video>` tokens per video (an image gets one).
     """
     text, assistant_spans = render_conversation(messages, chat_template)
-    encoding = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
-    ids = np.asarray(encoding["input_ids"], dtype=np.int64)
-    offsets = np.asarray(encoding["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+    token_ids, offsets = tokenize_around_video(tokenizer, text, video_token, return_offsets=True)
+    ids = np.asarray(token_ids, dtype=np.int64)
     supervised = np.zeros(len(ids), dtype=bool)
     for start, end in assistant_spans:
         supervised |= (offsets[:, 0] < end) & (offsets[:, 1] > start) & (offsets[:, 1] > offsets[:, 0])

@@ -18,6 +18,7 @@ from .chat_template_pite import (
     V1_CHAT_TEMPLATE,
     VIDEO_TOKEN,
     expand_video_tokens,
+    tokenize_around_video,
     tokenize_conversation,
 )
 from .grounding_pite import SpanTarget, build_point_labels, build_trajectory_labels
@@ -161,7 +162,9 @@ class PiTeProcessor(ProcessorMixin):
         texts = [text] if isinstance(text, str) else list(text)
         if not all(isinstance(sample, str) for sample in texts):
             raise ValueError("text must be a string or a list of strings")
-        encoded = self.tokenizer(texts, add_special_tokens=add_special_tokens, padding=False)["input_ids"]
+        encoded = [
+            tokenize_around_video(self.tokenizer, sample, self.video_token, add_special_tokens)[0] for sample in texts
+        ]
         placeholders = [sum(1 for token in ids if token == self.video_token_id) for ids in encoded]
         if sum(placeholders) != num_visual:
             raise ValueError(

@@ -62,6 +62,21 @@ def run_without_pite(script: str, args: list[str], workdir: Path) -> str:
     return child.stdout
 
 
+def release_style_ids(tokenizer, prompt: str, video_id: int, frames: int) -> list[int]:
+    """The ids the authors' release builds for `prompt`, written out here independently of the package.
+
+    yliu-cs/PiTe `utils/mm_utils.py: tokenizer_video_token`: split at "<video>", tokenize each chunk with the
+    tokenizer's special tokens, keep BOS once, drop the first token of every later chunk; the model then puts
+    the video's `frames` features where the one placeholder sits (here: `frames` `<video>` ids).
+    """
+    chunks = [tokenizer(chunk).input_ids for chunk in prompt.split("<video>")]
+    has_bos = bool(chunks[0]) and chunks[0][0] == tokenizer.bos_token_id
+    ids = list(chunks[0])
+    for chunk in chunks[1:]:
+        ids += [video_id] * frames + list(chunk[1:] if has_bos else chunk)
+    return ids
+
+
 def indexed_frame(index: int, width: int, height: int) -> np.ndarray:
     """uint8 (height, width, 3): grey background, frame index in binary blocks at the top-left."""
     if width < 8 * BLOCK or height < 2 * BLOCK:

@@ -9,6 +9,8 @@ from PIL import Image
 
 from pite.processing import V1_SYSTEM, PiTeProcessor, read_video
 
+from .conftest import release_style_ids
+
 N = 8  # the fixture processor's num_frames
 
 
@@ -32,19 +34,17 @@ def test_batch_of_videos_of_different_lengths_and_sizes(processor, tokenizer, vi
     for row in range(2):
         positions = (ids[row] == video_id).nonzero().flatten()
         assert len(positions) == N and (positions.diff() == 1).all()  # N consecutive <video> tokens
-    # left padding: the shorter prompt is padded at the start, and unpadded ids equal the plain tokenization
+    # left padding: the shorter prompt is padded at the start, and unpadded ids are the release's chunked ids
     lengths = mask.sum(dim=1)
     assert lengths[0] < lengths[1] and mask[0, : ids.shape[1] - lengths[0]].eq(0).all()
-    plain = tokenizer(texts[0])["input_ids"]
     expanded = ids[0, mask[0].bool()].tolist()
-    video_at = plain.index(video_id)
-    assert expanded == plain[:video_at] + [video_id] * N + plain[video_at + 1 :]
+    assert expanded == release_style_ids(tokenizer, texts[0], video_id, N)
 
     metadata = batch["video_metadata"]
     assert [m["num_source_frames"] for m in metadata] == [40, 5]
     assert [(m["width"], m["height"]) for m in metadata] == [(160, 48), (128, 32)]
-    assert metadata[1]["frame_indices"] == [0, 1, 1, 2, 2, 3, 3, 4]
-    assert metadata[1]["timestamps"] == pytest.approx([0, 0.2, 0.2, 0.4, 0.4, 0.6, 0.6, 0.8])
+    assert metadata[1]["frame_indices"] == [0, 0, 1, 1, 2, 2, 3, 4]  # int(linspace(0, 4, 8))
+    assert metadata[1]["timestamps"] == pytest.approx([0, 0, 0.2, 0.2, 0.4, 0.4, 0.6, 0.8])
     # the pixels are exactly the CLIP-processed sampled frames
     frames = read_video(long_video, N).frames
     assert [frame_index_reader(f) for f in frames] == metadata[0]["frame_indices"]
