@@ -85,7 +85,7 @@ def parse_grounding_answer(text: str, duration: float, num_frames: int = DEFAULT
         return None
     if not _usable_span(*span, num_frames):
         return None
-    return frame_index_span_to_seconds(*span, duration, num_frames)
+    return frame_index_span_to_seconds(*span, duration, num_frames, end="after_frame")
 
 
 @dataclass(frozen=True)
@@ -157,5 +157,5 @@ def _parse_vtimellm_json(text: str, duration: float, num_frames: int) -> list[Ca
 def _make_event(caption: str, start_frame: int, end_frame: int, duration: float, num_frames: int) -> CaptionEvent | None:
     if not caption or not _usable_span(start_frame, end_frame, num_frames):
         return None
-    start, end = frame_index_span_to_seconds(start_frame, end_frame, duration, num_frames)
+    start, end = frame_index_span_to_seconds(start_frame, end_frame, duration, num_frames, end="after_frame")
     return CaptionEvent(caption, start, end)

@@ -1,11 +1,18 @@
-"""Time in text, VTimeLLM's convention: two-digit indices of the N sampled frames.
+"""Time in text, VTimeLLM's convention (which PiTe's training and evaluation follow): two-digit indices of the N
+sampled frames. This is the one place for the conversion; the training data builders, `post_process_generation`
+and the evaluation metrics import it. Each rule below is taken from VTimeLLM's code (github huangb23/VTimeLLM):
 
-This is the one place for the conversion; the training data builders and the evaluation metrics import it.
-
-- seconds -> index: `min(round(t / duration * N), N - 1)`, written `str(index).zfill(2)`;
-- index span -> seconds: start `s * duration / N`, end `(e + 1) * duration / N` (the end index names the last
-  frame *inside* the span, so the span runs to the end of that frame's slot);
-- answers are parsed with the regex `(\\d{2}) (to|and) (\\d{2})`.
+- seconds -> index (training targets; `vtimellm/train/dataset.py`, `convert` in `LazySupervisedDataset`):
+  `min(round(t / duration * N), N - 1)` with Python's `round` (halves to even), written `str(index).zfill(2)`;
+- answers are read with the regex `(\\d{2}) (to|and) (\\d{2})` (`vtimellm/eval/eval.py`, `iou`);
+- index span (s, e) -> seconds, two conventions, both VTimeLLM's:
+  - `"frame"` (the default): start `s * duration / N`, end `e * duration / N`. This is how VTimeLLM's grounding
+    evaluation reads an answer (`eval.py: iou`, which compares `s / 100` and `e / 100` with the ground truth as
+    fractions of the duration), and it is the inverse of the training rule above: a span written from (t0, t1)
+    reads back within half a frame slot of (t0, t1). `post_process_generation` uses it.
+  - `"after_frame"`: start `s * duration / N`, end `(e + 1) * duration / N`, the end index naming the last frame
+    *inside* the span. VTimeLLM's dense-captioning evaluation reads answers this way (`vtimellm/eval/metric.py`,
+    `captioning_metrics`).
 
 Two digits hold indices up to 99, so the text form needs N <= 100 (PiTe uses N = 100).
 
@@ -19,6 +26,8 @@ import re
 # VTimeLLM's answer pattern: "from 12 to 45", "between 12 and 45".
 TIME_SPAN_PATTERN = re.compile(r"(\d{2}) (to|and) (\d{2})")
 MAX_TEXT_FRAMES = 100
+# How the end index of a written span turns into seconds (module docstring).
+SPAN_END_CONVENTIONS = ("frame", "after_frame")
 
 
 def _check(duration: float, num_frames: int) -> None:
@@ -58,14 +67,21 @@ def format_time_span(start: float, end: float, duration: float, num_frames: int 
     return f"from {format_frame_index(first, num_frames)} to {format_frame_index(last, num_frames)}"
 
 
-def frame_index_span_to_seconds(start_index: int, end_index: int, duration: float, num_frames: int = 100) -> tuple[float, float]:
-    """Index span (s, e) -> seconds (s * duration / N, (e + 1) * duration / N), as VTimeLLM's evaluation does.
+def frame_index_span_to_seconds(
+    start_index: int, end_index: int, duration: float, num_frames: int = 100, end: str = "frame"
+) -> tuple[float, float]:
+    """Index span (s, e) -> seconds: `(s * duration / N, e * duration / N)` for `end="frame"` (VTimeLLM's grounding
+    evaluation; the inverse of `seconds_to_frame_index`), `(s * duration / N, (e + 1) * duration / N)` for
+    `end="after_frame"` (VTimeLLM's dense-captioning evaluation). See the module docstring.
 
     Indices are not range-checked here: this also converts what a model wrote, and a metric must be able to
     score an out-of-range answer rather than crash.
     """
     _check(duration, num_frames)
-    return start_index * duration / num_frames, (end_index + 1) * duration / num_frames
+    if end not in SPAN_END_CONVENTIONS:
+        raise ValueError(f"end must be one of {SPAN_END_CONVENTIONS}, got {end!r}")
+    last = end_index + 1 if end == "after_frame" else end_index
+    return start_index * duration / num_frames, last * duration / num_frames
 
 
 def parse_frame_index_spans(text: str) -> list[tuple[int, int]]:
@@ -73,9 +89,9 @@ def parse_frame_index_spans(text: str) -> list[tuple[int, int]]:
     return [(int(match.group(1)), int(match.group(3))) for match in TIME_SPAN_PATTERN.finditer(text)]
 
 
-def parse_time_spans(text: str, duration: float, num_frames: int = 100) -> list[tuple[float, float]]:
-    """All time spans written in `text`, converted to seconds with `frame_index_span_to_seconds`.
+def parse_time_spans(text: str, duration: float, num_frames: int = 100, end: str = "frame") -> list[tuple[float, float]]:
+    """All time spans written in `text`, converted to seconds with `frame_index_span_to_seconds(..., end=end)`.
 
     Returns an empty list when the text holds no span (the grounding metric then scores IoU 0).
     """
-    return [frame_index_span_to_seconds(s, e, duration, num_frames) for s, e in parse_frame_index_spans(text)]
+    return [frame_index_span_to_seconds(s, e, duration, num_frames, end) for s, e in parse_frame_index_spans(text)]

@@ -68,7 +68,7 @@ def test_words_and_phrases_in_pixels_with_time_spans(processor, tokenizer):
     np.testing.assert_allclose(first["phrases"][1]["trajectory"], circle_value * scale, rtol=1e-5)
     assert first["phrases"][0]["token_indices"] == red and first["phrases"][0]["point"] is None
     assert first["frame_index_spans"] == [(10, 50)]
-    assert first["time_spans"] == [pytest.approx((2.0, 10.2))]
+    assert first["time_spans"] == [pytest.approx((2.0, 10.0))]  # "from 10 to 50" of 20 s: end e * D / N
     assert results[1]["phrases"] == [] and results[1]["time_spans"] == []
 
     # phrases given: the phrase aggregates (mean) over all of its tokens
