@@ -39,6 +39,8 @@ VICUNA_7B_V1_5 = dict(
 )
 
 VISION_FEATURES = ("image_embeds", "cls")
+# `absent_targets`: regress the absent coordinate at supervised text positions (the release), or mask it out.
+ABSENT_TARGET_MODES = ("regress", "mask")
 AUTO_MODEL_CLASSES = ("AutoModel", "AutoModelForCausalLM", "AutoModelForImageTextToText")
 
 
@@ -66,6 +68,12 @@ class PiTeConfig(PretrainedConfig):
             on the scale of the token cross-entropy.
         label_smoothing (`float`, defaults to 0.0): label smoothing of the token cross-entropy (stage 3 uses 0.1).
         absent_coordinate (`float`, defaults to -1.0): the sentinel that marks an absent point or a token without target.
+        absent_targets (`str`, defaults to `"regress"`): what the L1 terms do where there is no target.
+            `"regress"` (the authors' release, with which the released weights were trained): every supervised text
+            position regresses its target, and `absent_coordinate` where its token names no object or the object is
+            absent from a frame, so the model says "nothing here" by predicting (-1, -1); prompt, video and padding
+            positions never count. `"mask"`: only present targets count (the model never learns absence; pass
+            `phrases=` to `post_process_generation`).
     """
 
     model_type = "pite"
@@ -84,6 +92,7 @@ class PiTeConfig(PretrainedConfig):
         localization_loss_weight: float = 1.0,
         label_smoothing: float = 0.0,
         absent_coordinate: float = -1.0,
+        absent_targets: str = "regress",
         tie_word_embeddings: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -111,6 +120,9 @@ class PiTeConfig(PretrainedConfig):
         self.localization_loss_weight = localization_loss_weight
         self.label_smoothing = label_smoothing
         self.absent_coordinate = absent_coordinate
+        if absent_targets not in ABSENT_TARGET_MODES:
+            raise ValueError(f"absent_targets must be one of {ABSENT_TARGET_MODES}, got {absent_targets!r}")
+        self.absent_targets = absent_targets
         # One model class serves every Auto class users reach for; `register_for_auto_class` keeps only one name.
         kwargs.setdefault("auto_map", {name: "modeling_pite.PiTeForConditionalGeneration" for name in AUTO_MODEL_CLASSES})
         kwargs["auto_map"].setdefault("AutoConfig", "configuration_pite.PiTeConfig")

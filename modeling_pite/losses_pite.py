@@ -4,13 +4,15 @@ Returning (sum, count) instead of a mean is what makes gradient accumulation exa
 of supervised items in the whole accumulated batch divides every micro-batch's sum by that one number, so two
 micro-batches of one sample give the same gradients as one batch of two.
 
-Hub remote code: imports only torch.
+Hub remote code: imports only torch and its sibling `configuration_pite`.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from .configuration_pite import ABSENT_TARGET_MODES
 
 IGNORE_INDEX = -100
 
@@ -41,16 +43,19 @@ def shifted_cross_entropy_sum(
 
 
 def valid_point_mask(
-    targets: torch.Tensor, mask: torch.Tensor | None = None, absent_coordinate: float = -1.0
+    targets: torch.Tensor, mask: torch.Tensor | None = None, absent_coordinate: float | None = -1.0
 ) -> torch.Tensor:
     """Which points of `targets` (..., C) carry supervision.
 
     A point is valid unless any of its coordinates equals `absent_coordinate` (the release's `(-1, -1)` for vanished
-    objects and tokens without a target) or the optional `mask` excludes it. `mask` has the leading shape of
-    `targets` without the coordinate axis, or a prefix of it (e.g. (B, L) for trajectory targets (B, L, P, N, C)),
-    and broadcasts over the remaining axes.
+    objects and tokens without a target; None: no point is absent) or the optional `mask` excludes it. `mask` has
+    the leading shape of `targets` without the coordinate axis, or a prefix of it (e.g. (B, L) for trajectory
+    targets (B, L, P, N, C)), and broadcasts over the remaining axes.
     """
-    valid = (targets != absent_coordinate).all(dim=-1)
+    if absent_coordinate is None:
+        valid = torch.ones(targets.shape[:-1], dtype=torch.bool, device=targets.device)
+    else:
+        valid = (targets != absent_coordinate).all(dim=-1)
     if mask is not None:
         mask = mask.to(device=valid.device, dtype=torch.bool)
         if mask.shape != valid.shape[: mask.dim()]:
@@ -62,30 +67,86 @@ def valid_point_mask(
     return valid
 
 
+def regression_mask(
+    targets: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    absent_coordinate: float = -1.0,
+    absent_targets: str = "regress",
+) -> torch.Tensor:
+    """Which target points (B, L, *E) an L1 term counts; all arguments already aligned position by position.
+
+    - `absent_targets="regress"` (the authors' release): every point of every supervised text position counts,
+      those equal to `absent_coordinate` too, so the model learns to answer "(-1, -1): nothing here" for words that
+      name no object and for frames where an object is absent. The release's L1 ran over every position of the
+      sequence; prompt, video and padding positions (`labels == -100`) are left out here. Needs `labels`.
+    - `absent_targets="mask"`: only points that are not `absent_coordinate` count; the model never learns absence.
+    In both modes the optional `mask` ((B, L) or the points' full shape) further restricts what counts, e.g. to
+    leave out samples that carry no targets of this kind.
+    """
+    if absent_targets not in ABSENT_TARGET_MODES:
+        raise ValueError(f"absent_targets must be one of {ABSENT_TARGET_MODES}, got {absent_targets!r}")
+    if absent_targets == "mask":
+        return valid_point_mask(targets, mask, absent_coordinate)
+    if labels is None and mask is None:
+        raise ValueError(
+            "absent_targets='regress' regresses the absent coordinate at supervised text positions: pass `labels` "
+            "(-100 where a position is not supervised) or a mask of the positions to regress"
+        )
+    if labels is not None:
+        labels = labels.to(targets.device)
+        if labels.shape != targets.shape[:2]:
+            raise ValueError(f"labels of shape {tuple(labels.shape)} do not match targets of shape "
+                             f"{tuple(targets.shape)}")
+        text = labels != IGNORE_INDEX
+        if mask is not None:
+            text = text & _leading(mask.to(targets.device), labels.shape)
+    else:
+        text = _leading(mask.to(targets.device), targets.shape[:2])
+    entries = valid_point_mask(targets, None, None) & text.reshape(text.shape + (1,) * (targets.dim() - 3))
+    if mask is not None and mask.dim() > 2:
+        entries = entries & valid_point_mask(targets, mask, None)
+    return entries
+
+
+def _leading(mask: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The (B, L) part of a (B, L) or (B, L, ...) mask: a position counts if any of its entries does."""
+    mask = mask.to(dtype=torch.bool)
+    return mask if mask.dim() == 2 else mask.reshape(*shape, -1).any(dim=-1)
+
+
 def shifted_masked_l1_sum(
     predictions: torch.Tensor,
     targets: torch.Tensor,
     mask: torch.Tensor | None = None,
     absent_coordinate: float = -1.0,
+    labels: torch.Tensor | None = None,
+    absent_targets: str = "mask",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """L1 distance between predicted and target points, summed over valid points, with the next-token shift.
+    """L1 distance between predicted and target points, summed over the points that count, with the next-token shift.
 
     The hidden state at position t regresses the target of token t + 1, exactly like the vocabulary head.
-    The L1 distance of one point is `|dx| + |dy|`; absent points and unsupervised tokens never contribute.
+    The L1 distance of one point is `|dx| + |dy|`; which points count is `regression_mask`'s rule.
 
     Args:
         predictions: (B, L, *E, C), e.g. (B, L, 2) points or (B, L, P, N, 2) trajectories.
         targets: same shape as `predictions`; the target of token t sits at t.
         mask: optional (B, L) or (B, L, *E) boolean mask of targets to use.
         absent_coordinate: sentinel of absent points.
+        labels: (B, L) token labels (`-100` where not supervised), unshifted; needed for `absent_targets="regress"`.
+        absent_targets: "regress" or "mask" (see `regression_mask`).
 
     Returns:
-        (sum of L1 distances, number of valid points), both 0-d tensors.
+        (sum of L1 distances, number of points that count), both 0-d tensors.
     """
     targets = targets.to(predictions.device)
-    if mask is not None:
-        mask = mask[:, 1:]
-    valid = valid_point_mask(targets[:, 1:], mask, absent_coordinate)
+    valid = regression_mask(
+        targets[:, 1:],
+        None if labels is None else labels[:, 1:],
+        None if mask is None else mask[:, 1:],
+        absent_coordinate,
+        absent_targets,
+    )
     distance = (predictions[:, :-1].float() - targets[:, 1:].float()).abs().sum(dim=-1)
     # Multiply instead of indexing so the graph always reaches the head, even for a batch with no target
     # (keeps DDP's "every parameter used" invariant).

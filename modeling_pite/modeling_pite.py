@@ -474,7 +474,9 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
             if targets is None:
                 continue
             self._check_target_shape(name, targets, predictions, entry_shape)
-            l1_sum, l1_count = shifted_masked_l1_sum(predictions, targets, mask, config.absent_coordinate)
+            l1_sum, l1_count = shifted_masked_l1_sum(
+                predictions, targets, mask, config.absent_coordinate, labels, config.absent_targets
+            )
             if count is not None:
                 value = l1_sum / count if count else l1_sum * 0.0
             else:

@@ -109,14 +109,18 @@ def with_rehearsal(
 ) -> list[TrainingExample]:
     """Stage-3 instructions plus replayed stage-2 conversations, as one list whose samples batch together.
 
-    Every instruction gets an empty list of trajectory targets (all of its tokens absent: it adds nothing to the
-    trajectory term), so each sample carries `trajectory_labels` and instructions and rehearsal share batches.
+    Every instruction gets an empty list of trajectory targets and `supervises_regression=False` (it adds nothing to
+    the trajectory term, also where absent targets are regressed), so each sample carries `trajectory_labels` and
+    instructions and rehearsal share batches.
     """
     for example in rehearsal:
         if example.trajectory_targets is None:
             raise ValueError(f"{example.where}: a rehearsal record must carry trajectory targets (a PiTe-143k record)")
-    padded = [example if example.trajectory_targets is not None else dataclasses.replace(example, trajectory_targets=[])
-              for example in examples]
+    padded = [
+        example if example.trajectory_targets is not None
+        else dataclasses.replace(example, trajectory_targets=[], supervises_regression=False)
+        for example in examples
+    ]
     return [*padded, *rehearsal]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from pite.modeling_pite.losses_pite import valid_point_mask
+from pite.modeling_pite.losses_pite import regression_mask
 
 REGRESSION_TARGETS = (
     ("point_labels", "point_mask", "num_point_items_in_batch"),
@@ -22,19 +22,27 @@ REGRESSION_TARGETS = (
 )
 
 
-def count_regression_items(batch: dict[str, Any], absent_coordinate: float = -1.0) -> dict[str, torch.Tensor]:
-    """Valid (shifted) regression items of one micro-batch, per target kind present in `batch`.
+def count_regression_items(
+    batch: dict[str, Any], absent_coordinate: float = -1.0, absent_targets: str = "mask"
+) -> dict[str, torch.Tensor]:
+    """Regression items that count (shifted) in one micro-batch, per target kind present in `batch`.
 
-    Mirrors `shifted_masked_l1_sum`: targets of token t are regressed from position t - 1, so position 0 never counts.
+    Mirrors `shifted_masked_l1_sum`: targets of token t are regressed from position t - 1, so position 0 never
+    counts, and `absent_targets` decides whether absent points at supervised text positions count.
     """
     counts = {}
+    labels = batch.get("labels")
     for target_key, mask_key, count_key in REGRESSION_TARGETS:
         targets = batch.get(target_key)
         if targets is None:
             continue
         mask = batch.get(mask_key)
-        counts[count_key] = valid_point_mask(
-            targets[:, 1:], None if mask is None else mask[:, 1:], absent_coordinate
+        counts[count_key] = regression_mask(
+            targets[:, 1:],
+            None if labels is None else labels[:, 1:],
+            None if mask is None else mask[:, 1:],
+            absent_coordinate,
+            absent_targets,
         ).sum()
     return counts
 
@@ -46,10 +54,12 @@ class RegressionCountsMixin:
         batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
         if not batch_samples or not self.model_accepts_loss_kwargs:
             return batch_samples, num_items_in_batch
-        absent = getattr(getattr(self.accelerator.unwrap_model(self.model), "config", None), "absent_coordinate", -1.0)
+        config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
+        absent = getattr(config, "absent_coordinate", -1.0)
+        absent_targets = getattr(config, "absent_targets", "mask")
         totals: dict[str, torch.Tensor] = {}
         for batch in batch_samples:
-            for key, count in count_regression_items(batch, absent).items():
+            for key, count in count_regression_items(batch, absent, absent_targets).items():
                 totals[key] = totals.get(key, 0) + count.to(device)
         for key, total in totals.items():
             total = torch.as_tensor(total, device=device)

@@ -43,6 +43,9 @@ class TrainingExample:
         messages: `[{"role": "user"|"assistant", "content": str | [{"type": "video"|"image"|"text", ...}]}]`.
         point_targets: stage 1, or None: `[{"turn", "span", "value" (2,), "name"}]`, spans into the answer of `turn`.
         trajectory_targets: stage 2, or None: the same with `value` of shape (P, N, 2).
+        supervises_regression: False for an example whose targets exist only so that it batches with others
+            (stage-3 instructions beside replayed stage-2 conversations): none of its positions counts in the L1
+            terms, whatever the model's `absent_targets`.
     """
 
     example_id: str
@@ -53,6 +56,7 @@ class TrainingExample:
     messages: list[dict[str, Any]]
     point_targets: list[dict[str, Any]] | None = None
     trajectory_targets: list[dict[str, Any]] | None = None
+    supervises_regression: bool = True
 
     def to_row(self) -> dict[str, Any]:
         """A flat row for a `datasets.Dataset` (nested structures as JSON text, so Arrow never guesses a schema)."""

@@ -53,9 +53,11 @@ class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
     @torch.no_grad()
     def _record_loss_terms(self, inputs: dict[str, Any], outputs: Any, num_items_in_batch: Any) -> None:
         mode = "train" if self.model.training else "eval"
-        absent = getattr(self.accelerator.unwrap_model(self.model).config, "absent_coordinate", -1.0)
+        config = self.accelerator.unwrap_model(self.model).config
         local_counts = {"lm_loss": (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()} if "labels" in inputs else {}
-        regression = count_regression_items(inputs, absent)
+        regression = count_regression_items(
+            inputs, getattr(config, "absent_coordinate", -1.0), getattr(config, "absent_targets", "mask")
+        )
         for term, _, count_key in LOSS_TERMS:
             value = outputs.get(term) if hasattr(outputs, "get") else None
             if value is None:

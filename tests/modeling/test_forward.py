@@ -89,8 +89,10 @@ def test_targets_of_wrong_shape_are_rejected(tiny_model, make_video_prompt, name
 
 
 def test_losses_match_a_hand_computation(make_tiny_config, make_video_prompt):
+    """absent_targets="mask": only present targets count."""
     torch.manual_seed(0)
-    model = PiTeForConditionalGeneration(make_tiny_config(localization_loss_weight=0.5, label_smoothing=0.0)).eval()
+    model = PiTeForConditionalGeneration(make_tiny_config(localization_loss_weight=0.5, label_smoothing=0.0,
+                                                          absent_targets="mask")).eval()
     ids = make_video_prompt(4)[None]  # 3 text, 4 video (positions 3-6), 3 text tokens
     L = ids.shape[1]
     labels = ids.clone()
@@ -128,6 +130,45 @@ def test_losses_match_a_hand_computation(make_tiny_config, make_video_prompt):
     assert math.isclose(out.localization_loss.item(), expected_point, rel_tol=1e-5)
     assert math.isclose(out.trajectory_loss.item(), expected_traj, rel_tol=1e-5)
     assert math.isclose(out.loss.item(), expected_lm + 0.5 * (expected_point + expected_traj), rel_tol=1e-5)
+
+
+def test_regressed_absent_targets_match_a_hand_computation(make_tiny_config, make_video_prompt):
+    """absent_targets="regress" (the release, the default): every supervised text position regresses its target,
+    (-1, -1) where it has none or the object is absent; prompt, video and padding positions never count."""
+    torch.manual_seed(0)
+    config = make_tiny_config(localization_loss_weight=0.5)
+    assert config.absent_targets == "regress"
+    model = PiTeForConditionalGeneration(config).eval()
+    ids = make_video_prompt(4)[None]  # 3 text, 4 video (positions 3-6), 3 text tokens
+    L = ids.shape[1]
+    labels = ids.clone()
+    labels[0, :7] = -100  # supervised: positions 7, 8, 9
+    point_labels = torch.full((1, L, 2), -1.0)
+    point_labels[0, 7] = torch.tensor([0.25, 0.75])
+    point_labels[0, 2] = torch.tensor([0.3, 0.3])  # a prompt position: never counts
+    trajectory_labels = torch.full((1, L, 3, 4, 2), -1.0)
+    trajectory_labels[0, 9] = torch.rand(3, 4, 2)
+    trajectory_labels[0, 9, 1, 2] = -1.0  # absent in one frame: regressed to (-1, -1)
+    with torch.no_grad():
+        out = model(input_ids=ids, video_features=torch.randn(1, 4, 24), labels=labels, point_labels=point_labels,
+                    trajectory_labels=trajectory_labels)
+    p = out.point_predictions[0].double()
+    expected_point = sum(abs(p[t - 1, c] - point_labels[0, t, c]).item() for t in (7, 8, 9) for c in range(2)) / 3
+    traj = out.trajectory_predictions[0].double()
+    expected_traj = sum(abs(traj[t - 1] - trajectory_labels[0, t].double()).sum().item() for t in (7, 8, 9)) / 36
+    assert math.isclose(out.localization_loss.item(), expected_point, rel_tol=1e-5)
+    assert math.isclose(out.trajectory_loss.item(), expected_traj, rel_tol=1e-5)
+    # the same targets under "mask" count only the one present point and the 11 present trajectory entries
+    model.config.absent_targets = "mask"
+    with torch.no_grad():
+        masked = model(input_ids=ids, video_features=torch.randn(1, 4, 24), labels=labels,
+                       point_labels=point_labels, trajectory_labels=trajectory_labels)
+    assert not math.isclose(masked.localization_loss.item(), out.localization_loss.item(), rel_tol=1e-3)
+    model.config.absent_targets = "regress"
+    with pytest.raises(ValueError, match="absent_targets='regress'.*pass `labels`"):
+        model(input_ids=ids, video_features=torch.randn(1, 4, 24), point_labels=point_labels)
+    with pytest.raises(ValueError, match="absent_targets must be one of"):
+        make_tiny_config(absent_targets="ignore")
 
 
 def test_explicit_mask_removes_targets(tiny_model, make_video_prompt):
@@ -179,8 +220,9 @@ def test_l1_gradient_reaches_heads_and_adapter(tiny_model, make_video_prompt):
     ids = make_video_prompt(4)[None]
     L = ids.shape[1]
     tiny_model.train()
-    out = tiny_model(input_ids=ids, video_features=torch.randn(1, 4, 24),
-                     point_labels=torch.rand(1, L, 2), trajectory_labels=torch.rand(1, L, 3, 4, 2))
+    every = torch.ones(1, L, dtype=torch.bool)  # without labels, the positions to regress are named by masks
+    out = tiny_model(input_ids=ids, video_features=torch.randn(1, 4, 24), point_labels=torch.rand(1, L, 2),
+                     trajectory_labels=torch.rand(1, L, 3, 4, 2), point_mask=every, trajectory_mask=every)
     out.loss.backward()
     for module in (tiny_model.localization_head, tiny_model.trajectory_head, tiny_model.model.video_adapter):
         assert module.weight.grad is not None and module.weight.grad.abs().sum() > 0

@@ -173,10 +173,11 @@ def test_stage3_rehearsal_mixes_stage2_conversations_whose_trajectories_alone_co
     replayed = [mixed[i] for i in range(len(instructions), len(mixed))]
     assert len(replayed) > 0 and rehearsal["report"].kept == len(mixed)
     only_instructions = collator([mixed[i] for i in range(len(instructions))])
-    assert count_regression_items(only_instructions)["num_trajectory_items_in_batch"] == 0
     both = collator([mixed[0], *replayed])  # instructions and replayed conversations share a batch
-    assert count_regression_items(both)["num_trajectory_items_in_batch"] == \
-        count_regression_items(collator(replayed))["num_trajectory_items_in_batch"] > 0
+    for mode in ("mask", "regress"):  # instructions count in neither, also where absent targets are regressed
+        assert count_regression_items(only_instructions, -1.0, mode)["num_trajectory_items_in_batch"] == 0
+        assert count_regression_items(both, -1.0, mode)["num_trajectory_items_in_batch"] == \
+            count_regression_items(collator(replayed), -1.0, mode)["num_trajectory_items_in_batch"] > 0
 
 
 def test_stage3_rehearsal_trains_the_trajectory_head_on_its_loss(rehearsal, chain):

@@ -63,7 +63,10 @@ def _direct_means(model, samples, collator):
             batch = collator([sample])
             outputs = model(**batch)
             tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-            points = int((batch["point_labels"][:, 1:] != -1).all(-1).sum())
+            if model.config.absent_targets == "regress":  # every supervised position regresses a point
+                points = int(((batch["labels"][:, 1:] != IGNORE_INDEX) & batch["point_mask"][:, 1:]).sum())
+            else:
+                points = int((batch["point_labels"][:, 1:] != -1).all(-1).sum())
             sums["lm_loss"] += float(outputs.lm_loss) * tokens
             sums["localization_loss"] += float(outputs.localization_loss) * points
             counts["lm_loss"] += tokens
