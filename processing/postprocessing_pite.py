@@ -5,16 +5,17 @@ How phrases are found in generated text (the model itself marks no phrase bounda
 - with `phrases=[...]` (e.g. noun phrases of the question, or from a parser): every case-insensitive, whole-word
   occurrence of each phrase in the generated text is reported;
 - without: the text is split into words (`\\w+` runs, apostrophes kept inside) and a word is reported when its
-  aggregated prediction has at least one visible point and all its visible points lie inside the image [0, 1].
-  A model trained with PiTe's released recipe regresses (-1, -1) on ungrounded tokens, so those words drop out;
-  a model trained with masked targets (this package's default) never learned "no object", so most words pass:
-  then pass `phrases`.
+  aggregated prediction places at least one point inside the image. A model trained as the authors' release trains
+  (`absent_targets="regress"`, the default) predicts (-1, -1) for words that name no object, so those words drop
+  out; a model trained with `absent_targets="mask"` never learned "no object", so most words pass: then pass
+  `phrases`.
 
 A unit's prediction is the mean over the generated tokens whose characters overlap it. Predictions of generated
 token i are `point_predictions[:, i]` / `trajectory_predictions[:, i]`, aligned with `sequences[:, prompt_length + i]`.
-A predicted point is *absent* when both coordinates are below -0.5 (closer to the (-1, -1) sentinel than to any
-image point); absent points come back as NaN in pixel coordinates. Other points are scaled to pixels of the
-original video (x * width, y * height) without clipping.
+A predicted point is *visible* when it lies inside the image, both coordinates in [0, 1], and *absent* otherwise
+(the release trains absence as (-1, -1)): this decides both which words are grounded and in which frames an object
+is shown. Absent points come back as NaN in pixel coordinates; visible ones are scaled to pixels of the original
+video (x * width, y * height).
 
 This file is Hub remote code: it imports only numpy, torch and its sibling `time_pite`.
 """
@@ -30,7 +31,6 @@ import torch
 
 from .time_pite import MAX_TEXT_FRAMES, parse_frame_index_spans, parse_time_spans
 
-ABSENT_BELOW = -0.5
 WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*")
 
 
@@ -78,16 +78,13 @@ def _find_units(text: str, phrases: Sequence[str] | None) -> list[tuple[int, int
 
 
 def _to_pixels(points: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised points (..., 2) -> (pixel points (..., 2) with NaN where absent, visible mask (...))."""
-    visible = ~((points[..., 0] < ABSENT_BELOW) & (points[..., 1] < ABSENT_BELOW))
+    """Normalised points (..., 2) -> (pixel points (..., 2) with NaN where absent, visible mask (...)).
+
+    Visible means inside the image: both coordinates in [0, 1]."""
+    visible = ((points >= 0) & (points <= 1)).all(axis=-1)
     pixels = points * np.asarray([width, height], dtype=np.float64)
     pixels[~visible] = np.nan
     return pixels, visible
-
-
-def _inside_image(points: np.ndarray, visible: np.ndarray) -> bool:
-    shown = points[visible]
-    return bool(visible.any() and ((shown >= 0) & (shown <= 1)).all())
 
 
 def _eos_cut(generated: np.ndarray, eos_token_ids: set[int]) -> int:
@@ -166,7 +163,7 @@ def post_process_generation(
                 mean = array[b, tokens].astype(np.float64).mean(axis=0)
                 unit[key], visible = _to_pixels(mean, metadata["width"], metadata["height"])
                 if phrases is None and (key == "trajectory" or trajectories is None):
-                    keep = _inside_image(mean, visible)
+                    keep = bool(visible.any())
             if keep:
                 found.append(unit)
         duration, num_frames = metadata.get("duration"), len(metadata["frame_indices"])

@@ -368,13 +368,15 @@ def trajectory_data(world, tmp_path: Path) -> Path:
 
 
 def trajectory_loss(model_dir: Path, data: Path, videos: str) -> tuple[float, int]:
-    """The model's own stage-2 trajectory loss (and its point count) over the world's videos, one batch."""
+    """The model's own stage-2 trajectory loss over present targets (and their count) on the world's videos."""
     from pite.eval.model_runner import load_pite
     from pite.training import ExampleFeaturizer, PiTeDataCollator
     from pite.training.data_pite143k import pite143k_example
     from pite.training.records import read_json_records
 
     model, processor = load_pite(model_dir, device="cpu")
+    # The metric scores the points that are present: the training loss that counts only those is the "mask" one.
+    model.config.absent_targets = "mask"
     featurizer = ExampleFeaturizer(processor, num_points=model.config.num_trajectory_points, max_length=None)
     samples = [featurizer(pite143k_example(record, where, videos, NUM_FRAMES, 3))
                for where, record in list(read_json_records(str(data)))[:2]]

@@ -53,7 +53,7 @@ def test_words_and_phrases_in_pixels_with_time_spans(processor, tokenizer):
     trajectories[0, red], trajectories[0, circle] = red_value, circle_value
     square = tokens_of(tokenizer, sequences[1], prompt_length, "square", answers[1])
     trajectories[1, square] = 0.5
-    trajectories[1, square, 2, 7] = [1.3, 0.5]  # outside the image: the word rule drops "square"
+    trajectories[1, square, 2, 7] = [1.3, 0.5]  # outside the image: absent in that frame, still grounded
     output = SimpleNamespace(sequences=sequences, trajectory_predictions=torch.from_numpy(trajectories),
                              point_predictions=None)
 
@@ -69,7 +69,9 @@ def test_words_and_phrases_in_pixels_with_time_spans(processor, tokenizer):
     assert first["phrases"][0]["token_indices"] == red and first["phrases"][0]["point"] is None
     assert first["frame_index_spans"] == [(10, 50)]
     assert first["time_spans"] == [pytest.approx((2.0, 10.0))]  # "from 10 to 50" of 20 s: end e * D / N
-    assert results[1]["phrases"] == [] and results[1]["time_spans"] == []
+    assert [p["text"] for p in results[1]["phrases"]] == ["square"] and results[1]["time_spans"] == []
+    square_px = results[1]["phrases"][0]["trajectory"]
+    assert np.isnan(square_px[2, 7]).all() and np.isnan(square_px).sum() == 2
 
     # phrases given: the phrase aggregates (mean) over all of its tokens
     by_phrase = processor.post_process_generation(output, [METADATA, METADATA], prompt_length,
@@ -77,10 +79,11 @@ def test_words_and_phrases_in_pixels_with_time_spans(processor, tokenizer):
     (red_circle,) = by_phrase[0]["phrases"]
     assert red_circle["text"] == "red circle" and red_circle["token_indices"] == red + circle
     expected = np.mean([*[trajectories[0, i] for i in red], *[trajectories[0, i] for i in circle]], axis=0)
-    visible = ~((expected < -0.5).all(axis=-1))
+    visible = ((expected >= 0) & (expected <= 1)).all(axis=-1)
+    assert not visible.all() and np.isnan(red_circle["trajectory"][~visible]).all()
     np.testing.assert_allclose(red_circle["trajectory"][visible], (expected * scale)[visible], rtol=1e-5)
-    assert by_phrase[1]["phrases"][0]["text"] == "square"  # reported even though it leaves the image
-    np.testing.assert_allclose(by_phrase[1]["phrases"][0]["trajectory"][2, 7], [1.3 * 640, 0.5 * 360], rtol=1e-5)
+    assert by_phrase[1]["phrases"][0]["text"] == "square"
+    assert np.isnan(by_phrase[1]["phrases"][0]["trajectory"][2, 7]).all()  # outside the image = absent there
 
 
 def test_point_predictions_and_plain_sequences(processor, tokenizer):
