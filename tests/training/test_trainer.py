@@ -22,7 +22,7 @@ def make_trainer(stage, model, processor, stage_data, tmp_path, **overrides):
     dataset, _ = build_stage_dataset(stage, stage_data[stage][0], [stage_data[stage][1]], featurizer)
     peft_model = prepare_model_for_stage(model, stage, config)
     collator = PiTeDataCollator(pad_token_id=processor.tokenizer.pad_token_id)
-    trainer = PiTeSFTTrainer(model=peft_model, args=config, train_dataset=dataset, eval_dataset=dataset,
+    trainer = PiTeSFTTrainer(model=peft_model, args=config.training_args, train_dataset=dataset, eval_dataset=dataset,
                              data_collator=collator, processing_class=processor)
     return trainer, dataset, collator
 
@@ -109,3 +109,38 @@ def test_recipe_gradient_checkpointing_trains_like_plain_backprop(make_model, pr
     assert weights[True].keys() == weights[False].keys()
     for name, value in weights[False].items():
         torch.testing.assert_close(weights[True][name], value, rtol=0, atol=1e-6, msg=name)
+
+
+def test_training_runs_on_sfttrainers_own_loss_and_logs_its_metrics(make_model, processor, stage_data, tmp_path,
+                                                                    cpu_overrides):
+    """The loss is SFTTrainer's (fused LM head, TRL's metrics) plus the L1 term computed in the same forward."""
+    trainer, dataset, collator = make_trainer(1, make_model(), processor, stage_data, tmp_path,
+                                              **{**cpu_overrides, "max_steps": 1})
+    assert trainer.args.loss_type == "nll"
+    batch = collator([dataset[0], dataset[1]])
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    assert len(trainer._metrics["train"]["mean_token_accuracy"]) == 1  # recorded by SFTTrainer.compute_loss
+    fused = trainer.model(**batch, fused_lm_head=True)  # TRL's patched forward, extended with the L1 terms
+    assert fused.log_probs is not None and fused.localization_loss is not None
+    expected = -fused.log_probs.sum() / fused.label_mask.sum() + fused.localization_loss
+    torch.testing.assert_close(loss, expected)
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    assert {"mean_token_accuracy", "entropy", "lm_loss", "localization_loss"} <= set(logged)
+
+
+def test_label_smoothing_uses_the_models_smoothed_loss(make_model, processor, stage_data, tmp_path, cpu_overrides):
+    trainer, dataset, collator = make_trainer(3, make_model(), processor, stage_data, tmp_path,
+                                              **{**cpu_overrides, "label_smoothing": 0.1})
+    batch = collator([dataset[0], dataset[1]])
+    trainer.model.train()
+    torch.manual_seed(0)
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    trainer.model.eval()
+    with torch.no_grad():
+        smoothed = trainer.model(**batch).lm_loss
+        plain = trainer.model(**batch, fused_lm_head=True)
+    trainer.model.train()
+    assert float(smoothed) != pytest.approx(float(-plain.log_probs.sum() / plain.label_mask.sum()), rel=1e-3)
+    torch.testing.assert_close(loss.detach(), smoothed, rtol=1e-2, atol=0)  # lora dropout 0.05 in training
