@@ -197,7 +197,7 @@ def _argv(values: Mapping[str, Any], parser: TrlParser) -> list[str]:
         action = actions[key]
         takes_list = action.nargs in ("+", "*")
         if isinstance(value, str) and value in NULL_SPELLINGS or value == []:
-            if action.default not in (None, []):
+            if action.default not in (None, []) and not (value == [] and action.default == "none"):  # report_to=[]
                 raise ValueError(f"training config field {key}={value!r}: {key} needs a value "
                                  f"(default {action.default!r})")
             continue
