@@ -63,7 +63,9 @@ def load_model_and_processor(model_name_or_path: str, dtype: Any = None) -> tupl
         processor = PiTeProcessor.from_pretrained(path, trust_remote_code=False)
     except OSError as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise FileNotFoundError(f"model_name_or_path={path!r}: cannot load a PiTe checkpoint ({first_line})") from error
+        raise FileNotFoundError(
+            f"model_name_or_path={path!r}: cannot load a PiTe checkpoint ({first_line})"
+        ) from error
     return model, processor
 
 
@@ -185,6 +187,7 @@ def run_stage(
         overrides = parse_overrides(list(overrides))
     config = load_training_config(stage, config_file, {**values, **dict(overrides or {})})
     refuse_existing_run(config.output_dir, resume_from_checkpoint, config.overwrite_output_dir)
+    checkpoint = _resume_checkpoint(resume_from_checkpoint, config.output_dir)  # checked before any heavy work
     if model is None or isinstance(model, (str, os.PathLike)):
         if not config.model_name_or_path:
             raise ValueError("no model given: pass a model or set model_name_or_path")
@@ -224,7 +227,7 @@ def run_stage(
     )
     if train_report.skipped:
         logger.warning("stage %d: %s", stage, "; ".join(train_report.per_file.values()))
-    trainer.train(resume_from_checkpoint=_resume_checkpoint(resume_from_checkpoint, config.output_dir))
+    trainer.train(resume_from_checkpoint=checkpoint)
 
     if trainer.args.should_save:
         merged = save_stage_output(peft_model, config.output_dir, processor)

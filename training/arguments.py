@@ -23,13 +23,13 @@ class PiTeStageArguments:
     stage: int = field(
         default=1,
         metadata={"help": "Recipe stage: 1 referring-expression localization (Localized Narratives, points), "
-                          "2 pixel-temporal alignment (PiTe-143k, trajectories), 3 video QA instruction tuning.",
-                  "choices": list(STAGES)},
+                          "2 pixel-temporal alignment (PiTe-143k, trajectories), 3 video QA instruction tuning."},
     )
     data_files: list[str] = field(
         default_factory=list,
         metadata={"help": "Training annotation files. Stage 1: Localized Narratives JSONL; stage 2: PiTe-143k-style "
-                          "JSONL; stage 3: Valley-Instruct and/or VideoInstruct-100K JSON (format detected per file)."},
+                          "JSONL; stage 3: Valley-Instruct and/or VideoInstruct-100K JSON (format detected per "
+                          "file)."},
     )
     media_dir: list[str] = field(
         default_factory=list,

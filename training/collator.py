@@ -94,7 +94,7 @@ class PiTeDataCollator:
 
     @staticmethod
     def _unbatched(sample: dict[str, Any], name: str) -> dict[str, Any]:
-        """One conversation as the processor returns it ((1, L) ids, (1, ...) visual input, [metadata]) -> per-sample."""
+        """One conversation as the processor returns it ((1, L) ids, (1, ...) visual input, [metadata]) -> a sample."""
         ids = torch.as_tensor(sample["input_ids"])
         metadata = sample.get("video_metadata")
         if isinstance(metadata, (list, tuple)):

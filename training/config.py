@@ -190,7 +190,7 @@ def _read_yaml(path: str) -> dict[str, Any]:
 
 
 def _argv(values: Mapping[str, Any], parser: TrlParser) -> list[str]:
-    """Command-line arguments for `parser` from {field: text | list of texts}; a null keeps a None (or empty) default."""
+    """Arguments for `parser` from {field: text | list of texts}; a null keeps a None (or empty) default."""
     actions = {action.dest: action for action in parser._actions}
     argv: list[str] = []
     for key, value in values.items():

@@ -107,8 +107,8 @@ class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
     What it adds to `trl.SFTTrainer`, exactly:
     1. The L1 terms: TRL's fused-LM-head forward also runs the model's localization / trajectory heads on the same
        last hidden states (`add_regression_to_fused_forward`), and `compute_loss` returns SFTTrainer's own loss
-       (`super().compute_loss`, `loss_type="nll"`) + `localization_loss_weight` x the L1 terms, scaled for multi-process
-       averaging as TRL scales its NLL.
+       (`super().compute_loss`, `loss_type="nll"`) + `localization_loss_weight` x the L1 terms, scaled for
+       multi-process averaging as TRL scales its NLL.
     2. Whole-step counts of the L1 items (`RegressionCountsMixin`), so accumulation and processes leave the update
        unchanged, as `num_items_in_batch` does for the tokens.
     3. Per-term logs (`lm_loss`, `localization_loss`, `trajectory_loss`; `eval_`-prefixed in evaluation): the mean per
@@ -141,7 +141,8 @@ class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
         if pite_model.config.label_smoothing > 0:
             return self._smoothed_loss(model, inputs, return_outputs, num_items_in_batch)
         self._fused_outputs.clear()
-        lm_loss = super().compute_loss(model, dict(inputs), return_outputs=False, num_items_in_batch=num_items_in_batch)
+        lm_loss = super().compute_loss(model, dict(inputs), return_outputs=False,
+                                       num_items_in_batch=num_items_in_batch)
         captured = self._fused_outputs[-1:]
         self._fused_outputs.clear()
         # TRL's NLL of the tokens; TRL multiplies it by the process count when it averages token counts across

@@ -73,3 +73,13 @@ def test_a_finished_run_is_refused_before_any_work(tmp_path, capsys):
         assert pite_main(argv + extra) == 2
         assert "model_name_or_path='/no/such/model'" in capsys.readouterr().err
     assert _hashes(output) == before
+
+
+def test_resume_from_an_incomplete_checkpoint_is_one_line(tmp_path, capsys):
+    checkpoint = tmp_path / "out" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    argv = ["train", "--stage", "1", *CPU, "model_name_or_path=/no/such/model", f"output_dir={tmp_path / 'out'}",
+            "--resume-from", str(checkpoint)]
+    assert pite_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a complete checkpoint" in err and str(checkpoint) in err and err.count("\n") == 0

@@ -76,7 +76,8 @@ def test_plain_trainer_finetunes_and_the_mixin_makes_accumulation_exact(processo
         one_batch = _finetune(trainer_class, make_model(seed=3), samples, collator, tmp_path, 2, 1)
         accumulated = _finetune(trainer_class, make_model(seed=3), samples, collator, tmp_path, 1, 2)
         assert not torch.equal(one_batch["trajectory_head.weight"], initial["trajectory_head.weight"])
-        differences[trainer_class.__name__] = max(float((one_batch[n] - accumulated[n]).abs().max()) for n in one_batch)
+        differences[trainer_class.__name__] = max(float((one_batch[n] - accumulated[n]).abs().max())
+                                                  for n in one_batch)
     print(f"\nmax |weights(batch 2) - weights(2 x batch 1)| after one SGD step (lr 1): {differences}")
     assert differences["PiTeTrainer"] <= 1e-6
     assert differences["Trainer"] > 100 * max(differences["PiTeTrainer"], 1e-7)
