@@ -26,11 +26,11 @@ def _train_parser() -> argparse.ArgumentParser:
         wrapped = textwrap.fill(help_text, width=96, initial_indent="      ", subsequent_indent="      ")
         rows.append(f"  {name} (default: {default!r})\n{wrapped}")
     parser = _IntermixedParser(
-        description="Train one stage of the PiTe recipe. Recipe values come from the stage's YAML file (default: the "
+        description=textwrap.fill(width=96, text="Train one stage of the PiTe recipe. Recipe values come from the stage's YAML file (default: the "
                     "one shipped with the package); any field of it, of PiTe's fields below, of TRL's SFTConfig / "
                     "transformers' TrainingArguments or of trl.ModelConfig (model_name_or_path, lora_r, lora_alpha, "
                     "lora_dropout, lora_target_modules, ...) can be overridden as key=value, typed by its field "
-                    "(key=[a, b] for lists, key=null for none). Options and overrides may come in any order.",
+                    "(key=[a, b] for lists, key=null for none). Options and overrides may come in any order."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="PiTe fields (besides every SFTConfig / TrainingArguments / ModelConfig field):\n" + "\n".join(rows)
         + "\n\nexample:\n  pite train --stage 2 model_name_or_path=out/stage1 data_files=[pite143k.jsonl] "
