@@ -1,44 +1,48 @@
-"""PiTe training: the three-stage recipe on TRL + PEFT.
+"""PiTe training: the three-stage recipe on TRL + PEFT, and plain-`transformers.Trainer` finetuning.
 
 Python API (see `api.py`): `train_stage(stage, model_or_path, output_dir, data_files, media_dir, ...) -> output_dir`.
+Plain Trainer (see `finetuning.py`): `conversation_inputs`, `PiTeFinetuningCollator`, `PiTeTrainer`.
 Command line: `pite train --stage {1,2,3} [--config FILE] [key=value ...]` and `pite extract-features`.
+
+Names are imported on first use, so `pite train --help` (which imports `pite.training.cli`) does not load torch.
 """
 
-from .api import StageRun, load_model_and_processor, read_run_summary, run_stage, train_stage
-from .collator import PiTeDataCollator
-from .config import PiTeTrainingConfig, load_training_config, parse_overrides, recipe_path
-from .data import DataReport, build_stage_dataset, examples_to_dataset, load_stage_examples
-from .feature_cache import ExtractionReport, FeatureCache, extract_features, feature_fingerprint
-from .featurize import ExampleFeaturizer
-from .records import BadRecordError, TrainingExample
-from .stages import STAGE_TRAINED_MODULES, merge_stage, prepare_model_for_stage, save_stage_output
-from .trainer import PiTeSFTTrainer
+from __future__ import annotations
 
-__all__ = [
-    "BadRecordError",
-    "DataReport",
-    "ExampleFeaturizer",
-    "ExtractionReport",
-    "FeatureCache",
-    "PiTeDataCollator",
-    "PiTeSFTTrainer",
-    "PiTeTrainingConfig",
-    "STAGE_TRAINED_MODULES",
-    "StageRun",
-    "TrainingExample",
-    "build_stage_dataset",
-    "examples_to_dataset",
-    "extract_features",
-    "feature_fingerprint",
-    "load_model_and_processor",
-    "load_stage_examples",
-    "load_training_config",
-    "merge_stage",
-    "parse_overrides",
-    "prepare_model_for_stage",
-    "read_run_summary",
-    "recipe_path",
-    "run_stage",
-    "save_stage_output",
-    "train_stage",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "StageRun": "api", "load_model_and_processor": "api", "read_run_summary": "api", "run_stage": "api",
+    "train_stage": "api",
+    "PiTeStageArguments": "arguments",
+    "PiTeDataCollator": "collator",
+    "PiTeModelConfig": "config", "PiTeSFTConfig": "config", "StageConfig": "config", "load_training_config": "config",
+    "parse_overrides": "config", "recipe_path": "config",
+    "DataReport": "data", "build_stage_dataset": "data", "examples_to_dataset": "data",
+    "load_stage_examples": "data",
+    "ExtractionReport": "feature_cache", "FeatureCache": "feature_cache", "extract_features": "feature_cache",
+    "feature_fingerprint": "feature_cache",
+    "ExampleFeaturizer": "featurize",
+    "PiTeFinetuningCollator": "finetuning", "PiTeTrainer": "finetuning", "conversation_inputs": "finetuning",
+    "RegressionCountsMixin": "loss_normalization",
+    "BadRecordError": "records", "TrainingExample": "records",
+    "STAGE_TRAINED_MODULES": "stages", "merge_stage": "stages", "prepare_model_for_stage": "stages",
+    "save_stage_output": "stages",
+    "PiTeSFTTrainer": "trainer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pite.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -19,12 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from pite.processing.file_writing_pite import write_json
 
 from .collator import PiTeDataCollator
-from .config import PiTeTrainingConfig, load_training_config
+from .config import StageConfig, load_training_config
 from .data import DataReport, build_stage_dataset
 from .feature_cache import FeatureCache, feature_fingerprint
 from .featurize import ExampleFeaturizer
@@ -39,7 +40,7 @@ RUN_SUMMARY_NAME = "pite_training.json"
 class StageRun:
     """What `run_stage` built and trained, for callers that inspect more than the output folder (tests, demo)."""
 
-    config: PiTeTrainingConfig
+    config: StageConfig
     trainer: PiTeSFTTrainer
     model: Any  # the merged PiTeForConditionalGeneration
     processor: Any
@@ -52,9 +53,19 @@ def load_model_and_processor(model_name_or_path: str, dtype: Any = None) -> tupl
     from pite.modeling_pite import PiTeForConditionalGeneration
     from pite.processing import PiTeProcessor
 
-    model = PiTeForConditionalGeneration.from_pretrained(model_name_or_path, **({"dtype": dtype} if dtype else {}))
-    # The installed class reads the folder; never prompt about (or run) the folder's own remote code.
-    processor = PiTeProcessor.from_pretrained(model_name_or_path, trust_remote_code=False)
+    path = os.fspath(model_name_or_path)
+    looks_local = os.path.isabs(path) or path.startswith(".") or path.strip("/").count("/") != 1
+    if looks_local and not os.path.isdir(path):  # a Hub id is "owner/name"; anything else must be a folder
+        raise FileNotFoundError(f"model_name_or_path={path!r}: no such folder (a PiTe checkpoint folder or Hub id)")
+    try:
+        model = PiTeForConditionalGeneration.from_pretrained(path, **({"dtype": dtype} if dtype else {}))
+        # The installed class reads the folder; never prompt about (or run) the folder's own remote code.
+        processor = PiTeProcessor.from_pretrained(path, trust_remote_code=False)
+    except OSError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FileNotFoundError(
+            f"model_name_or_path={path!r}: cannot load a PiTe checkpoint ({first_line})"
+        ) from error
     return model, processor
 
 
@@ -78,21 +89,67 @@ def _feature_cache(directory: str | None, fingerprint: str | None) -> FeatureCac
     return cache
 
 
+def newest_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-*` of `output_dir` that holds `trainer_state.json` (Trainer writes it last).
+
+    Newer checkpoints without it (a run killed while saving) are skipped with a warning naming them.
+    """
+    if not os.path.isdir(output_dir):
+        return None
+    steps = []
+    for name in os.listdir(output_dir):
+        prefix, _, step = name.partition("-")
+        if prefix == PREFIX_CHECKPOINT_DIR and step.isdigit() and os.path.isdir(os.path.join(output_dir, name)):
+            steps.append((int(step), os.path.join(output_dir, name)))
+    incomplete = []
+    for _, path in sorted(steps, reverse=True):
+        if os.path.isfile(os.path.join(path, TRAINER_STATE_NAME)):
+            if incomplete:
+                logger.warning("skipping incomplete checkpoint(s) without %s: %s; resuming from %s",
+                               TRAINER_STATE_NAME, ", ".join(incomplete), path)
+            return path
+        incomplete.append(path)
+    if incomplete:
+        logger.warning("skipping incomplete checkpoint(s) without %s: %s", TRAINER_STATE_NAME, ", ".join(incomplete))
+    return None
+
+
 def _resume_checkpoint(resume: bool | str | None, output_dir: str) -> str | None:
     if resume in (None, False):
         return None
     if resume is True or resume == "last":
-        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        last = newest_complete_checkpoint(output_dir)
         if last is None:
-            logger.warning("no checkpoint in %s to resume from: starting from the beginning", output_dir)
+            logger.warning("no complete checkpoint in %s to resume from: starting from the beginning", output_dir)
         return last
-    return os.fspath(resume)
+    path = os.fspath(resume)
+    if not os.path.isfile(os.path.join(path, TRAINER_STATE_NAME)):
+        raise FileNotFoundError(f"--resume-from {path!r}: not a complete checkpoint (no {TRAINER_STATE_NAME})")
+    return path
+
+
+# What a stage's output folder holds once a run has written into it.
+RUN_OUTPUTS = (RUN_SUMMARY_NAME, "config.json", "model.safetensors", "lora")
+
+
+def refuse_existing_run(output_dir: str, resume: bool | str | None, overwrite: bool) -> None:
+    """Raise before any work if `output_dir` holds a finished stage or checkpoints that training would replace."""
+    if resume not in (None, False) or overwrite or not os.path.isdir(output_dir):
+        return
+    entries = os.listdir(output_dir)
+    found = [name for name in RUN_OUTPUTS if name in entries]
+    found += sorted(name for name in entries if name.startswith(f"{PREFIX_CHECKPOINT_DIR}-"))
+    if found:
+        raise FileExistsError(
+            f"output_dir={output_dir!r} already holds a training run ({', '.join(found[:4])}); pass --resume to "
+            "continue it, overwrite_output_dir=true to replace it, or choose another output_dir"
+        )
 
 
 def run_stage(
     stage: int,
     model: Any | str,
-    output_dir: str | os.PathLike,
+    output_dir: str | os.PathLike | None,
     data_files: Sequence[str] | str | None = None,
     media_dir: Sequence[str] | str | None = None,
     processor: Any = None,
@@ -107,15 +164,17 @@ def run_stage(
         stage: 1, 2 or 3.
         model: a `PiTeForConditionalGeneration` or a checkpoint path (an untrained build for stage 1, the previous
             stage's output for stages 2-3). Falls back to `model_name_or_path` of the config when None.
-        output_dir: where checkpoints and the stage's merged model go.
+        output_dir: where checkpoints and the stage's merged model go (None: the config's `output_dir`). A folder
+            holding a finished run or checkpoints is refused unless resuming or `overwrite_output_dir=true`.
         data_files, media_dir: annotation files and their media folder(s); override the config's values.
         processor: the `PiTeProcessor`; loaded from the model's folder when omitted.
         config_file: a YAML of config fields (default: the shipped recipe of `stage`).
         overrides: config fields, as a mapping or `key=value` strings, applied last.
-        resume_from_checkpoint: True/"last" resumes from the newest `checkpoint-*` in output_dir, a path from that one.
+        resume_from_checkpoint: True/"last" resumes from the newest complete `checkpoint-*` in output_dir (incomplete
+            ones, without trainer_state.json, are skipped with a warning), a path from that one.
         callbacks: extra `TrainerCallback`s.
     """
-    values: dict[str, Any] = {"output_dir": os.fspath(output_dir)}
+    values: dict[str, Any] = {} if output_dir is None else {"output_dir": os.fspath(output_dir)}
     if data_files is not None:
         values["data_files"] = [data_files] if isinstance(data_files, (str, os.PathLike)) else list(data_files)
     if media_dir is not None:
@@ -127,6 +186,8 @@ def run_stage(
 
         overrides = parse_overrides(list(overrides))
     config = load_training_config(stage, config_file, {**values, **dict(overrides or {})})
+    refuse_existing_run(config.output_dir, resume_from_checkpoint, config.overwrite_output_dir)
+    checkpoint = _resume_checkpoint(resume_from_checkpoint, config.output_dir)  # checked before any heavy work
     if model is None or isinstance(model, (str, os.PathLike)):
         if not config.model_name_or_path:
             raise ValueError("no model given: pass a model or set model_name_or_path")
@@ -157,7 +218,7 @@ def run_stage(
     peft_model = prepare_model_for_stage(model, stage, config)
     trainer = PiTeSFTTrainer(
         model=peft_model,
-        args=config,
+        args=config.training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         data_collator=PiTeDataCollator(pad_token_id=processor.tokenizer.pad_token_id, padding_side="right"),
@@ -166,7 +227,7 @@ def run_stage(
     )
     if train_report.skipped:
         logger.warning("stage %d: %s", stage, "; ".join(train_report.per_file.values()))
-    trainer.train(resume_from_checkpoint=_resume_checkpoint(resume_from_checkpoint, config.output_dir))
+    trainer.train(resume_from_checkpoint=checkpoint)
 
     if trainer.args.should_save:
         merged = save_stage_output(peft_model, config.output_dir, processor)
@@ -190,7 +251,7 @@ def run_stage(
 def train_stage(
     stage: int,
     model: Any | str,
-    output_dir: str | os.PathLike,
+    output_dir: str | os.PathLike | None,
     data_files: Sequence[str] | str | None = None,
     media_dir: Sequence[str] | str | None = None,
     processor: Any = None,

@@ -10,19 +10,29 @@ import textwrap
 COMMANDS = ("train", "extract-features")
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """Options and `key=value` overrides in any order (`--resume` or `--config` between overrides)."""
+
+    def parse_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
+        return self.parse_intermixed_args(args, namespace)
+
+
 def _train_parser() -> argparse.ArgumentParser:
-    from .config import pite_field_help
+    # Built from the standard-library dataclass of PiTe's fields only: `--help` must not import torch/transformers.
+    from .arguments import stage_field_help
 
     rows = []
-    for name, default, help_text in pite_field_help():
+    for name, default, help_text in stage_field_help():
         wrapped = textwrap.fill(help_text, width=96, initial_indent="      ", subsequent_indent="      ")
         rows.append(f"  {name} (default: {default!r})\n{wrapped}")
-    parser = argparse.ArgumentParser(
-        description="Train one stage of the PiTe recipe. Recipe values come from the stage's YAML file (default: the "
-                    "one shipped with the package); any field of it, of PiTe's config or of TRL's SFTConfig / "
-                    "transformers' TrainingArguments can be overridden as key=value (values parsed as YAML).",
+    parser = _IntermixedParser(
+        description=textwrap.fill(width=96, text="Train one stage of the PiTe recipe. Recipe values come from the stage's YAML file (default: the "
+                    "one shipped with the package); any field of it, of PiTe's fields below, of TRL's SFTConfig / "
+                    "transformers' TrainingArguments or of trl.ModelConfig (model_name_or_path, lora_r, lora_alpha, "
+                    "lora_dropout, lora_target_modules, ...) can be overridden as key=value, typed by its field "
+                    "(key=[a, b] for lists, key=null for none). Options and overrides may come in any order."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="PiTe fields (besides every SFTConfig / TrainingArguments field):\n" + "\n".join(rows)
+        epilog="PiTe fields (besides every SFTConfig / TrainingArguments / ModelConfig field):\n" + "\n".join(rows)
         + "\n\nexample:\n  pite train --stage 2 model_name_or_path=out/stage1 data_files=[pite143k.jsonl] "
           "media_dir=videos output_dir=out/stage2\n"
           "multi-process: torchrun --nproc_per_node 8 -m pite.cli.main train --stage 2 ...\n"
@@ -30,7 +40,9 @@ def _train_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--stage", type=int, required=True, choices=(1, 2, 3), help="recipe stage")
     parser.add_argument("--config", default=None, help="YAML file of config fields (default: the shipped stage recipe)")
-    parser.add_argument("--resume", action="store_true", help="resume from the newest checkpoint-* in output_dir")
+    parser.add_argument("--resume", action="store_true",
+                        help="resume from the newest complete checkpoint-* in output_dir (incomplete ones, without "
+                             "trainer_state.json, are skipped with a warning)")
     parser.add_argument("--resume-from", default=None, metavar="CHECKPOINT", help="resume from this checkpoint folder")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lora_r=16 bf16=false")
     return parser
@@ -68,13 +80,7 @@ def run(command: str, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if command == "train":
-            from .api import train_stage
-
-            output = train_stage(args.stage, None, _output_dir(args.overrides), config_file=args.config,
-                                 overrides=args.overrides,
-                                 resume_from_checkpoint=args.resume_from or args.resume)
-            print(f"stage {args.stage} written to {output}")
-            return 0
+            return _train(args)
         if command == "extract-features":
             return _extract(args)
     except (ValueError, FileNotFoundError) as error:
@@ -83,13 +89,18 @@ def run(command: str, args: argparse.Namespace) -> int:
     raise ValueError(f"pite.training.cli provides {COMMANDS}, not {command!r}")
 
 
-def _output_dir(overrides: list[str]) -> str:
-    from .config import parse_overrides
+def _train(args: argparse.Namespace) -> int:
+    from .api import train_stage
 
-    output = parse_overrides(overrides).get("output_dir")
-    if not output:
-        raise ValueError("set output_dir=FOLDER (where checkpoints and the stage's merged model go)")
-    return str(output)
+    try:
+        output = train_stage(args.stage, None, None, config_file=args.config, overrides=args.overrides,
+                             resume_from_checkpoint=args.resume_from or args.resume)
+    except (ValueError, OSError) as error:  # bad config, data or paths: one line, no traceback
+        message = " ".join(str(error).split())
+        print(f"pite train: error: {message}", file=sys.stderr)
+        return 2
+    print(f"stage {args.stage} written to {output}")
+    return 0
 
 
 def _extract(args: argparse.Namespace) -> int:

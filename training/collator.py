@@ -1,4 +1,9 @@
-"""Batching PiTe training samples: pad text, labels, point/trajectory targets and their masks; stack visual inputs."""
+"""Batching PiTe training samples: pad text, labels, point/trajectory targets and their masks; stack visual inputs.
+
+Samples come from `ExampleFeaturizer` (the recipe) or from `conversation_inputs` / the processor itself (plain
+`transformers.Trainer` finetuning): the processor's outputs for one conversation, with their leading batch axis of 1,
+`attention_mask` and `video_metadata`, are accepted as they are.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ PADDED_KEYS = {
     "trajectory_labels": ABSENT,
     "point_mask": False,
     "trajectory_mask": False,
+    "attention_mask": 0,  # built from the lengths when samples carry none
 }
 VISUAL_KEYS = ("video_features", "pixel_values_videos", "pixel_values")
 
@@ -27,12 +33,15 @@ VISUAL_KEYS = ("video_features", "pixel_values_videos", "pixel_values")
 class PiTeDataCollator:
     """Pads a list of per-sample features (from `ExampleFeaturizer`) into a batch.
 
-    Per sample: `input_ids`, `labels` (L,), optionally `point_labels` (L, 2), `trajectory_labels` (L, P, N, 2),
-    `point_mask` / `trajectory_mask` (L, ...), and exactly one visual input: `video_features` (F, D),
-    `pixel_values_videos` (N, 3, H, W) or `pixel_values` (3, H, W). `example_id` only names samples in errors.
+    Per sample: `input_ids`, `labels` (L,), optionally `attention_mask` (L,) (all ones: one unpadded conversation),
+    `point_labels` (L, 2), `trajectory_labels` (L, P, N, 2), `point_mask` / `trajectory_mask` (L, ...),
+    `video_metadata` (the processor's dict, or its list of one), and exactly one visual input: `video_features`
+    (F, D), `pixel_values_videos` (N, 3, H, W) or `pixel_values` (3, H, W). A leading axis of 1 on every tensor (the
+    processor's output for one conversation) is accepted. `example_id` only names samples in errors.
 
-    Returns `input_ids`, `attention_mask`, `labels` (B, L), the padded targets (B, L, ...) and the stacked visual input
-    (B, ...). Padding: `pad_token_id` / 0 / -100 / -1 / False on the `padding_side` ("right" for training).
+    Returns `input_ids`, `attention_mask`, `labels` (B, L), the padded targets (B, L, ...), the stacked visual input
+    (B, ...) and `video_metadata` (list of B dicts) when the samples carry it. Padding: `pad_token_id` / 0 / -100 / -1
+    / False on the `padding_side` ("right" for training).
     """
 
     pad_token_id: int
@@ -47,6 +56,7 @@ class PiTeDataCollator:
         if not samples:
             raise ValueError("cannot collate an empty list of samples")
         names = [str(sample.get("example_id", f"sample {i}")) for i, sample in enumerate(samples)]
+        samples = [self._unbatched(sample, name) for sample, name in zip(samples, names)]
         keys = set(samples[0]) - {"example_id"}
         for name, sample in zip(names, samples):
             if set(sample) - {"example_id"} != keys:
@@ -65,19 +75,47 @@ class PiTeDataCollator:
         for key in [k for k in PADDED_KEYS if k in keys]:
             fill = self.pad_token_id if key == "input_ids" else PADDED_KEYS[key]
             batch[key] = self._pad([torch.as_tensor(sample[key]) for sample in samples], width, fill, key, names, lengths)
-        batch["attention_mask"] = self._pad(
-            [torch.ones(length, dtype=torch.long) for length in lengths], width, 0, "attention_mask", names, lengths
-        )
+        if "attention_mask" not in batch:
+            batch["attention_mask"] = self._pad(
+                [torch.ones(length, dtype=torch.long) for length in lengths], width, 0, "attention_mask", names, lengths
+            )
         tensors = [torch.as_tensor(sample[visual[0]]) for sample in samples]
         shapes = {tuple(t.shape) for t in tensors}
         if len(shapes) > 1:
             detail = ", ".join(f"{n}: {tuple(t.shape)}" for n, t in zip(names, tensors))
             raise ValueError(f"{visual[0]} differ in shape within a batch ({detail}); all must share frames and size")
         batch[visual[0]] = torch.stack(tensors)
-        extra = keys - set(PADDED_KEYS) - set(VISUAL_KEYS)
+        if "video_metadata" in keys:
+            batch["video_metadata"] = [sample["video_metadata"] for sample in samples]
+        extra = keys - set(PADDED_KEYS) - set(VISUAL_KEYS) - {"video_metadata"}
         if extra:
             raise ValueError(f"unexpected sample inputs {sorted(extra)} ({names[0]})")
         return batch
+
+    @staticmethod
+    def _unbatched(sample: dict[str, Any], name: str) -> dict[str, Any]:
+        """One conversation as the processor returns it ((1, L) ids, (1, ...) visual input, [metadata]) -> a sample."""
+        ids = torch.as_tensor(sample["input_ids"])
+        metadata = sample.get("video_metadata")
+        if isinstance(metadata, (list, tuple)):
+            if len(metadata) != 1:
+                raise ValueError(f"{name}: video_metadata holds {len(metadata)} entries; a sample is one conversation "
+                                 "with one video or image")
+            sample = {**sample, "video_metadata": metadata[0]}
+        if ids.dim() == 1:
+            out = dict(sample)
+        elif ids.dim() == 2 and ids.shape[0] == 1:
+            out = {key: (torch.as_tensor(value)[0] if key not in ("example_id", "video_metadata") else value)
+                   for key, value in sample.items()}
+        else:
+            raise ValueError(f"{name}: input_ids has shape {tuple(ids.shape)}; a sample is one conversation, (L,) or "
+                             "(1, L)")
+        if "attention_mask" in out:
+            mask = torch.as_tensor(out["attention_mask"])
+            if mask.shape != out["input_ids"].shape or not bool(mask.all()):
+                raise ValueError(f"{name}: attention_mask must be all ones over input_ids (one unpadded conversation)")
+            out["attention_mask"] = mask.long()
+        return out
 
     def _pad(self, rows: list[torch.Tensor], width: int, fill: Any, key: str, names: list[str], lengths: list[int]) -> torch.Tensor:
         trailing = {tuple(row.shape[1:]) for row in rows}

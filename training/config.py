@@ -1,80 +1,72 @@
-"""Training configuration: one dataclass for every stage, recipe values in per-stage YAML files.
+"""Training configuration: three dataclasses parsed by TRL's `TrlParser`, recipe values in per-stage YAML files.
 
-`PiTeTrainingConfig` is TRL's `SFTConfig` plus PiTe's own fields (stage, lambda, label smoothing, LoRA, data, feature
-cache, bad-record policy). The recipe of each stage lives in `training/configs/stage{1,2,3}.yaml`, shipped with the
-package; `load_training_config` reads one of them (or a user's YAML), applies `key=value` overrides and builds the
-dataclass, rejecting unknown keys by name.
+- `PiTeStageArguments` (`arguments.py`): the stage, its data, lambda, label smoothing, the bad-record policy;
+- `PiTeSFTConfig`: TRL's `SFTConfig` (optimizer, schedule, batches, saving) with PiTe's defaults (`loss_type="nll"`,
+  no column pruning, the collator builds the batches);
+- `PiTeModelConfig`: `trl.ModelConfig` (checkpoint, LoRA fields; `get_peft_config` builds the `LoraConfig`) with the
+  paper's LoRA (r=64, alpha=128, dropout 0.05) as defaults.
+
+`load_training_config` reads the stage's recipe (`training/configs/stage{1,2,3}.yaml`) or a user's YAML, applies
+`key=value` overrides and parses the result once with `TrlParser`, so every value, from the file or an override, is
+typed by its field (`learning_rate: 1e-3` is a float, `save_strategy: no` the string "no", `bf16=false` a bool,
+`data_files=[a, b]` a list). An unknown key, a value of the wrong type or a stage mismatch is one `ValueError` naming
+the field and the value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import enum
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from typing import Any
 
 import yaml
-from trl import SFTConfig
+from trl import ModelConfig, SFTConfig, TrlParser
 
-STAGES = (1, 2, 3)
+from .arguments import STAGES, PiTeStageArguments
+
+# YAML's spellings of null (read as text by the typed parsing below; "none" stays text: report_to=none is a value).
+NULL_SPELLINGS = ("null", "Null", "NULL", "~", "")
 
 
 @dataclass
-class PiTeTrainingConfig(SFTConfig):
-    """`SFTConfig` with PiTe's fields. Every field can be set in the YAML file or as `key=value` on the command line."""
+class PiTeSFTConfig(SFTConfig):
+    """`SFTConfig` with PiTe's defaults: TRL's own NLL loss, no column pruning, batches built by PiTe's collator."""
 
-    stage: int = field(
-        default=1,
-        metadata={"help": "Recipe stage: 1 referring-expression localization (Localized Narratives, points), "
-                          "2 pixel-temporal alignment (PiTe-143k, trajectories), 3 video QA instruction tuning."},
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Must stay False: the collator reads non-model columns."}
     )
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata={"help": "Checkpoint to start from: an untrained PiTe (`pite build`) for stage 1, the previous "
-                          "stage's output folder for stages 2 and 3."},
-    )
-    data_files: list[str] = field(
-        default_factory=list,
-        metadata={"help": "Training annotation files. Stage 1: Localized Narratives JSONL; stage 2: PiTe-143k-style "
-                          "JSONL; stage 3: Valley-Instruct and/or VideoInstruct-100K JSON (format detected per file)."},
-    )
-    media_dir: list[str] = field(
-        default_factory=list,
-        metadata={"help": "Folder of the images (stage 1) or videos (stages 2-3) the annotation files point into: "
-                          "one folder for all files, or one per entry of data_files."},
-    )
-    eval_data_files: list[str] = field(
-        default_factory=list, metadata={"help": "Optional held-out annotation files, same formats as data_files."}
-    )
-    eval_media_dir: list[str] = field(
-        default_factory=list, metadata={"help": "Media folder(s) of eval_data_files (defaults to media_dir)."}
-    )
-    feature_cache_dir: str | None = field(
-        default=None,
-        metadata={"help": "Folder written by `pite extract-features` over media_dir. When set, training reads the "
-                          "cached frozen-tower features instead of decoding pixels (every record must be cached)."},
-    )
-    eval_feature_cache_dir: str | None = field(
-        default=None, metadata={"help": "Feature cache of eval_media_dir (defaults to feature_cache_dir)."}
-    )
-    global_batch_size: int | None = field(
-        default=None,
-        metadata={"help": "Samples per optimizer step over all processes (the paper: 256). When set, "
-                          "gradient_accumulation_steps is derived as global / (per_device_train_batch_size * world size)."},
-    )
-    localization_loss_weight: float = field(
-        default=1.0,
-        metadata={"help": "lambda, weight of the point (stage 1) and trajectory (stage 2) L1 terms; not reported in "
-                          "the paper. 1.0 keeps the L1 of normalised coordinates on the scale of the token CE."},
-    )
-    label_smoothing: float = field(
-        default=0.0,
-        metadata={"help": "Label smoothing of the token cross-entropy, applied by the model (the paper smooths stage 3, "
-                          "value not reported; the stage-3 recipe uses 0.1). Use this, not label_smoothing_factor."},
-    )
+
+    def __post_init__(self) -> None:
+        if self.remove_unused_columns:
+            raise ValueError("remove_unused_columns=True would drop PiTe's target columns; leave it False")
+        if self.label_smoothing_factor:
+            raise ValueError(
+                "label_smoothing_factor makes Trainer smooth logits outside the model and drop the L1 terms; "
+                "set label_smoothing instead (the model applies it to its token cross-entropy)"
+            )
+        if self.loss_type != "nll":
+            raise ValueError(f"loss_type={self.loss_type!r}: PiTe trains TRL's 'nll' loss (plus its L1 terms) only")
+        kwargs = (json.loads(self.dataset_kwargs) if isinstance(self.dataset_kwargs, str)
+                  else dict(self.dataset_kwargs or {}))
+        # PiTe's records are conversations with media and span targets that `ExampleFeaturizer` turns into
+        # tokens and labels; TRL's text/message preparation does not know them.
+        kwargs["skip_prepare_dataset"] = True
+        self.dataset_kwargs = kwargs
+        super().__post_init__()
+
+
+@dataclass
+class PiTeModelConfig(ModelConfig):
+    """`trl.ModelConfig` with the paper's LoRA as defaults (r=64, alpha=128, dropout 0.05, every LLM linear layer)."""
+
+    use_peft: bool = field(default=True, metadata={"help": "PiTe trains a new LoRA in every stage; must stay true."})
     lora_r: int = field(default=64, metadata={"help": "LoRA rank of the stage's new adapter."})
     lora_alpha: int = field(default=128, metadata={"help": "LoRA alpha (scale alpha / r)."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch input."})
@@ -83,85 +75,39 @@ class PiTeTrainingConfig(SFTConfig):
         metadata={"help": "Names of the language model's linear layers that get LoRA (e.g. [q_proj, v_proj]); "
                           "null = every linear layer of the LLM (never the vision tower, the adapter or the heads)."},
     )
-    skip_bad_records: bool = field(
-        default=False,
-        metadata={"help": "Skip (and count in the log) records with missing/unreadable media, wrongly shaped "
-                          "trajectories, empty conversations or other defects, instead of stopping with an error."},
-    )
-    verify_media: bool = field(
-        default=True,
-        metadata={"help": "Open every image/video once while loading the annotations, so an unreadable file is "
-                          "reported by record before training starts (skipped for records served from the feature cache)."},
-    )
-    rehearsal_data_files: list[str] = field(
-        default_factory=list,
-        metadata={"help": "Stage 3 only: PiTe-143k-style files (stage 2's data) mixed into the instructions and trained "
-                          "with their trajectory loss, the trajectory head trained too. The paper's stage 3 trains "
-                          "answers only (leave empty); a small model forgets what its trajectory head reads without it."},
-    )
-    rehearsal_media_dir: list[str] = field(
-        default_factory=list,
-        metadata={"help": "Video folder(s) of rehearsal_data_files (defaults to media_dir); with a feature cache, "
-                          "their videos must be in feature_cache_dir."},
-    )
-    max_events_per_video: int | None = field(
-        default=None,
-        metadata={"help": "Stage 2: at most this many events per video enter the conversation (null = all)."},
-    )
-
-    # Defaults that differ from SFTConfig: PiTe batches carry targets and videos the model reads (no column pruning),
-    # and the collator builds the batches (no TRL dataset preparation).
-    remove_unused_columns: bool = field(
-        default=False, metadata={"help": "Must stay False: the collator reads non-model columns."}
-    )
 
     def __post_init__(self) -> None:
-        if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        if self.remove_unused_columns:
-            raise ValueError("remove_unused_columns=True would drop PiTe's target columns; leave it False")
-        if self.label_smoothing_factor:
-            raise ValueError(
-                "label_smoothing_factor makes Trainer smooth logits outside the model and drop the L1 terms; "
-                "set label_smoothing instead (the model applies it to its token cross-entropy)"
-            )
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.localization_loss_weight < 0:
-            raise ValueError(f"localization_loss_weight must be >= 0, got {self.localization_loss_weight}")
+        super().__post_init__()
+        if not self.use_peft:
+            raise ValueError("use_peft=false: every PiTe stage trains a LoRA (the recipe has no full finetuning)")
         if self.lora_r < 1:
             raise ValueError(f"lora_r must be >= 1, got {self.lora_r}")
-        for name in ("data_files", "media_dir", "eval_data_files", "eval_media_dir", "rehearsal_data_files",
-                     "rehearsal_media_dir"):
-            value = getattr(self, name)
-            setattr(self, name, [value] if isinstance(value, (str, os.PathLike)) else [os.fspath(v) for v in value])
-        if self.rehearsal_data_files and self.stage != 3:
-            raise ValueError(
-                f"rehearsal_data_files is for stage 3 (replaying stage 2's trajectories), but stage={self.stage}: "
-                "add those files to data_files instead"
-            )
-        kwargs = json.loads(self.dataset_kwargs) if isinstance(self.dataset_kwargs, str) else dict(self.dataset_kwargs or {})
-        kwargs["skip_prepare_dataset"] = True  # the collator tokenizes; TRL must not re-prepare the dataset
-        self.dataset_kwargs = kwargs
-        super().__post_init__()
-        if self.global_batch_size is not None:
-            self.gradient_accumulation_steps = self._accumulation_for_global_batch()
+        if isinstance(self.lora_target_modules, str):  # ModelConfig turns a one-name list into the bare name
+            self.lora_target_modules = [self.lora_target_modules]
 
-    def _accumulation_for_global_batch(self) -> int:
-        per_step = self.per_device_train_batch_size * self.world_size
-        steps, remainder = divmod(self.global_batch_size, per_step)
-        if steps < 1 or remainder:
-            raise ValueError(
-                f"global_batch_size={self.global_batch_size} is not a multiple of per_device_train_batch_size="
-                f"{self.per_device_train_batch_size} x {self.world_size} process(es); change one of them, or set "
-                "global_batch_size=null and gradient_accumulation_steps directly"
-            )
-        if self.gradient_accumulation_steps not in (1, steps):
-            raise ValueError(
-                f"gradient_accumulation_steps={self.gradient_accumulation_steps} contradicts global_batch_size="
-                f"{self.global_batch_size} (which needs {steps}); set global_batch_size=null to choose it directly"
-            )
-        return steps
+
+@dataclass
+class StageConfig:
+    """The parsed configuration of one stage: PiTe's fields, the trainer's arguments and the model/LoRA fields.
+
+    Reading `config.NAME` finds the field in whichever of the three defines it (`config.lora_r`, `config.stage`,
+    `config.output_dir`); `training_args` is what the trainer gets.
+    """
+
+    stage_args: PiTeStageArguments
+    training_args: PiTeSFTConfig
+    model_args: PiTeModelConfig
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("stage_args", "training_args", "model_args"):
+            raise AttributeError(name)
+        for part in (self.stage_args, self.model_args, self.training_args):
+            if name in {f.name for f in fields(part)} or hasattr(type(part), name):
+                return getattr(part, name)
+        raise AttributeError(f"no training config field {name!r}")
+
+
+DATACLASSES = (PiTeStageArguments, PiTeSFTConfig, PiTeModelConfig)
 
 
 def recipe_path(stage: int) -> str:
@@ -171,64 +117,155 @@ def recipe_path(stage: int) -> str:
     return os.fspath(resources.files("pite.training") / "configs" / f"stage{stage}.yaml")
 
 
+class _Parser(TrlParser):
+    """`TrlParser` whose errors are exceptions naming the field, not a usage message and `SystemExit`."""
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature
+        # "argument --lora_r/--lora-r: invalid int value: 'abc'" -> "training config field lora_r: invalid int ..."
+        message = re.sub(r"^argument --([\w]+)(/--[\w-]+)?: ", r"field \1: ", message)
+        raise ValueError(f"training config {message}")
+
+
+def config_fields() -> dict[str, dataclasses.Field]:
+    """Every init field of the three dataclasses by name."""
+    return {f.name: f for cls in DATACLASSES for f in fields(cls) if f.init}
+
+
+def config_field_names() -> list[str]:
+    return sorted(config_fields())
+
+
+def _as_text(value: Any) -> Any:
+    """A Python value (from a mapping override) -> the text form the typed parser reads; lists stay lists."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_as_text(item) for item in value]
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value))
+    return str(value)
+
+
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """`["lora_r=8", "data_files=[a.jsonl, b.jsonl]", "bf16=false"]` -> dict; values are parsed as YAML scalars/lists."""
+    """`["lora_r=8", "data_files=[a.jsonl, b.jsonl]", "bf16=false"]` -> {key: text or list of texts}.
+
+    Values stay text here (YAML flow lists become lists of texts); `load_training_config` types them by their field.
+    """
     parsed: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip().lstrip("-").replace("-", "_")
         if not sep or not key:
             raise ValueError(f"override {item!r} is not of the form key=value")
-        try:
-            parsed[key] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError as error:
-            raise ValueError(f"override {item!r}: value is not valid YAML ({error})") from error
+        value = value.strip()
+        if value.startswith(("[", "{")):
+            try:
+                loaded = yaml.load(value, Loader=yaml.BaseLoader)
+            except yaml.YAMLError as error:
+                raise ValueError(f"override {item!r}: value is not a valid YAML list ({error})") from error
+            parsed[key] = json.dumps(loaded) if isinstance(loaded, dict) else loaded
+        else:
+            parsed[key] = value
     return parsed
 
 
-def config_field_names() -> list[str]:
-    return [f.name for f in fields(PiTeTrainingConfig) if f.init]
+def _read_yaml(path: str) -> dict[str, Any]:
+    """A YAML file of config fields, every scalar kept as text (so the dataclass field, not YAML, decides its type)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.load(handle, Loader=yaml.BaseLoader) or {}
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"training config file not found: {path!r}") from error
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of config fields at the top level, got {type(values).__name__}")
+    return {key: json.dumps(value) if isinstance(value, dict) else value for key, value in values.items()}
+
+
+def _argv(values: Mapping[str, Any], parser: TrlParser) -> list[str]:
+    """Arguments for `parser` from {field: text | list of texts}; a null keeps a None (or empty) default."""
+    actions = {action.dest: action for action in parser._actions}
+    argv: list[str] = []
+    for key, value in values.items():
+        action = actions[key]
+        takes_list = action.nargs in ("+", "*")
+        if isinstance(value, str) and value in NULL_SPELLINGS or value == []:
+            if action.default not in (None, []) and not (value == [] and action.default == "none"):  # report_to=[]
+                raise ValueError(f"training config field {key}={value!r}: {key} needs a value "
+                                 f"(default {action.default!r})")
+            continue
+        if isinstance(value, list):
+            if not takes_list:
+                raise ValueError(f"training config field {key}={value!r}: {key} takes one value, not a list")
+            argv += [f"--{key}", *value]
+        else:
+            argv += [f"--{key}", value]
+    return argv
 
 
 def load_training_config(
-    stage: int, config_file: str | os.PathLike | None = None, overrides: Mapping[str, Any] | Sequence[str] | None = None
-) -> PiTeTrainingConfig:
-    """Build the configuration of `stage` from a YAML file (default: the shipped recipe) plus overrides.
+    stage: int,
+    config_file: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    require_output_dir: bool = True,
+) -> StageConfig:
+    """Parse the configuration of `stage` from a YAML file (default: the shipped recipe) plus overrides.
 
-    Raises ValueError naming the key when the file sets an unknown field or a stage other than `stage`.
+    Args:
+        overrides: fields as a mapping (Python values) or `key=value` strings (`key=[a, b]` for lists), applied last.
+        require_output_dir: refuse a configuration that sets no output_dir.
+
+    Raises ValueError naming the key (and value) for an unknown field, a value its field's type rejects, or a file /
+    override that sets a stage other than `stage`.
     """
     path = os.fspath(config_file) if config_file is not None else recipe_path(stage)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"training config file not found: {path!r}") from error
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of config fields at the top level, got {type(values).__name__}")
-    if "stage" in values and values["stage"] != stage:
+    values = _read_yaml(path)
+    if "stage" in values and values["stage"] != str(stage):
         raise ValueError(f"{path} is the recipe of stage {values['stage']}, but stage {stage} was requested")
-    if overrides is not None and not isinstance(overrides, Mapping):
-        overrides = parse_overrides(list(overrides))
-    values.update(dict(overrides or {}))
-    if values.get("stage", stage) != stage:
+    if overrides is not None:
+        updates = (parse_overrides(list(overrides)) if not isinstance(overrides, Mapping)
+                   else {key: _as_text(value) for key, value in overrides.items()})
+        values.update(updates)
+    if values.get("stage", str(stage)) != str(stage):
         raise ValueError(f"an override sets stage={values['stage']}, but stage {stage} was requested")
-    values["stage"] = stage
-    known = set(config_field_names())
+    values["stage"] = str(stage)
+    known = config_fields()
     for key in values:
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ValueError(f"unknown training config field {key!r} (from {path} or the overrides){hint}")
-    return PiTeTrainingConfig(**values)
+    if require_output_dir and values.get("output_dir") in (None, *NULL_SPELLINGS):
+        raise ValueError("set output_dir=FOLDER (where checkpoints and the stage's merged model go)")
+    parser = _Parser(DATACLASSES)
+    stage_args, training_args, model_args = parser.parse_args_and_config(args=_argv(values, parser))
+    config = StageConfig(stage_args, training_args, model_args)
+    if stage_args.global_batch_size is not None:
+        training_args.gradient_accumulation_steps = _accumulation_for_global_batch(config)
+    return config
 
 
-def pite_field_help() -> list[tuple[str, Any, str]]:
-    """(name, default, help) of the fields PiTe adds to SFTConfig, for `pite train --help`."""
-    base = {f.name for f in fields(SFTConfig)}
-    rows = []
-    for item in fields(PiTeTrainingConfig):
-        if item.name in base:
-            continue
-        default = item.default_factory() if callable(item.default_factory) else item.default  # type: ignore[misc]
-        rows.append((item.name, default, item.metadata.get("help", "")))
-    return rows
+def _accumulation_for_global_batch(config: StageConfig) -> int:
+    args = config.training_args
+    per_step = args.per_device_train_batch_size * args.world_size
+    global_batch = config.stage_args.global_batch_size
+    steps, remainder = divmod(global_batch, per_step)
+    if steps < 1 or remainder:
+        raise ValueError(
+            f"global_batch_size={global_batch} is not a multiple of per_device_train_batch_size="
+            f"{args.per_device_train_batch_size} x {args.world_size} process(es); change one of them, or set "
+            "global_batch_size=null and gradient_accumulation_steps directly"
+        )
+    if args.gradient_accumulation_steps not in (1, steps):
+        raise ValueError(
+            f"gradient_accumulation_steps={args.gradient_accumulation_steps} contradicts global_batch_size="
+            f"{global_batch} (which needs {steps}); set global_batch_size=null to choose it directly"
+        )
+    return steps

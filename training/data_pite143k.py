@@ -31,6 +31,9 @@ from .templates import (
 )
 
 
+ABSENT = -1.0  # a point (-1, -1): the object is not visible in that frame (the release's convention)
+
+
 def _checked_objects(event: dict, caption: str, where: str, trajectory_shape: tuple[int, int, int]) -> list[dict]:
     """The event's objects as targets relative to `caption`: {"span", "value", "name"}."""
     objects = []
@@ -58,6 +61,15 @@ def _checked_objects(event: dict, caption: str, where: str, trajectory_shape: tu
             )
         if not np.isfinite(trajectory).all():
             raise BadRecordError(where, f"{name}: trajectory holds NaN or infinite values (use -1 for absent)")
+        absent = (trajectory == ABSENT).all(axis=-1)
+        outside = ~absent & ((trajectory < 0.0) | (trajectory > 1.0)).any(axis=-1)
+        if outside.any():
+            point, frame = (int(i) for i in np.argwhere(outside)[0])
+            raise BadRecordError(
+                where, f"{name}: trajectory point {point} of frame {frame} is {trajectory[point, frame].tolist()}: "
+                f"coordinates must be normalised to [0, 1], or ({ABSENT:g}, {ABSENT:g}) where the object is absent "
+                f"({int(outside.sum())} such point(s))"
+            )
         objects.append({"span": [start, end], "value": trajectory.tolist(), "name": phrase or name})
     return objects
 

@@ -72,8 +72,8 @@ class ExampleFeaturizer:
             features = {key: value[: self.max_length] for key, value in features.items()}
         for targets, mask in (("trajectory_labels", "trajectory_mask"), ("point_labels", "point_mask")):
             if targets in features:
-                # Which positions may count in the L1 term; the model's `absent_targets` decides the rest.
-                features[mask] = np.full(len(features["input_ids"]), example.supervises_regression)
+                # The answer positions that may count in the L1 term; the model's `absent_targets` decides the rest.
+                features[mask] = (features["labels"] != IGNORE_INDEX) & example.supervises_regression
         if not (features["labels"][1:] != IGNORE_INDEX).any():
             raise BadRecordError(
                 example.where, f"no answer token to learn from (empty answers, or all cut by max_length={self.max_length})"

@@ -19,9 +19,12 @@ import shutil
 import tempfile
 from typing import Any
 
-from peft import LoraConfig, PeftModel, get_peft_model
+import dataclasses
+
+from peft import PeftModel, get_peft_model
 from torch import nn
 from transformers import set_seed
+from trl import get_peft_config
 
 STAGE_TRAINED_MODULES: dict[int, tuple[str, ...]] = {
     1: ("video_adapter", "localization_head"),
@@ -60,7 +63,8 @@ def prepare_model_for_stage(model: nn.Module, stage: int, config: Any) -> PeftMo
 
     Args:
         model: a `PiTeForConditionalGeneration` without adapters (stage 2/3: the previous stage's merged output).
-        config: a `PiTeTrainingConfig` (stage, lora_*, localization_loss_weight, label_smoothing, seed).
+        config: a `StageConfig` (its `model_args` give the LoRA through `trl.get_peft_config`; also read:
+            localization_loss_weight, label_smoothing, rehearsal_data_files, seed).
 
     Seeds the global RNG with `config.seed` right before creating the LoRA, so its initialisation is reproducible.
     """
@@ -72,13 +76,13 @@ def prepare_model_for_stage(model: nn.Module, stage: int, config: Any) -> PeftMo
     model.config.label_smoothing = config.label_smoothing
     if stage == 2:
         model.initialize_trajectory_head_from_localization_head()
-    lora_config = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=lora_target_pattern(model, config.lora_target_modules),
+    # TRL builds the LoRA from the ModelConfig fields; PiTe restricts it to the language model's linear layers, adds
+    # the stage's fully trained modules, and uses the generic PeftModel (its forward takes visual inputs and targets).
+    lora_config = dataclasses.replace(
+        get_peft_config(config.model_args),
+        task_type=None,
+        target_modules=lora_target_pattern(model, config.model_args.lora_target_modules),
         modules_to_save=list(trained_modules(stage, config)) or None,
-        bias="none",
     )
     set_seed(config.seed)  # the new LoRA's random initialisation must not depend on what ran before (data loading, ...)
     peft_model = get_peft_model(model, lora_config)

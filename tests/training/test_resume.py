@@ -1,6 +1,8 @@
 """A run interrupted after k steps and resumed from its last checkpoint ends with the weights of an uninterrupted run."""
 
+import logging
 import os
+import shutil
 
 import torch
 from transformers import TrainerCallback
@@ -20,7 +22,7 @@ class StopAfter(TrainerCallback):
         return control
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(base_checkpoint, stage_data, tmp_path, cpu_overrides):
+def test_interrupted_and_resumed_equals_uninterrupted(base_checkpoint, stage_data, tmp_path, cpu_overrides, caplog):
     files, media = stage_data[1]
     overrides = {**cpu_overrides, "max_steps": 4, "save_strategy": "steps", "save_steps": 2}
     straight = run_stage(1, base_checkpoint, str(tmp_path / "straight"), files, media, overrides=overrides).model
@@ -28,7 +30,14 @@ def test_interrupted_and_resumed_equals_uninterrupted(base_checkpoint, stage_dat
     interrupted_dir = str(tmp_path / "interrupted")
     first = run_stage(1, base_checkpoint, interrupted_dir, files, media, overrides=overrides, callbacks=[StopAfter(2)])
     assert first.trainer.state.global_step == 2 and os.path.isdir(os.path.join(interrupted_dir, "checkpoint-2"))
-    resumed = run_stage(1, base_checkpoint, interrupted_dir, files, media, overrides=overrides, resume_from_checkpoint=True)
+    # A newer checkpoint left incomplete by a kill while saving (no trainer_state.json) is skipped, with a warning.
+    incomplete = os.path.join(interrupted_dir, "checkpoint-3")
+    shutil.copytree(os.path.join(interrupted_dir, "checkpoint-2"), incomplete)
+    os.remove(os.path.join(incomplete, "trainer_state.json"))
+    with caplog.at_level(logging.WARNING, logger="pite.training.api"):
+        resumed = run_stage(1, base_checkpoint, interrupted_dir, files, media, overrides=overrides,
+                            resume_from_checkpoint=True)
+    assert "checkpoint-3" in caplog.text and "incomplete" in caplog.text
     assert resumed.trainer.state.global_step == 4
 
     expected = straight.state_dict()
@@ -49,10 +58,35 @@ def test_cli_train_writes_the_stage_and_resumes(base_checkpoint, stage_data, tmp
     assert f"stage 3 written to {output}" in capsys.readouterr().out
     reloaded = PiTeForConditionalGeneration.from_pretrained(output)
     assert reloaded.config.label_smoothing == 0.1  # the stage-3 recipe's value reached the model
-    # resuming a finished run trains no further step and rewrites the same model
-    assert pite_main(args[:3] + ["--resume"] + args[3:]) == 0
+    # training again into the finished run is refused (nothing changes); --resume (anywhere among the overrides)
+    # trains no further step and rewrites the same model
+    weights = (output / "model.safetensors").read_bytes()
+    assert pite_main(args) == 2
+    assert "already holds a training run" in capsys.readouterr().err
+    assert (output / "model.safetensors").read_bytes() == weights
+    assert pite_main(args[:5] + ["--resume"] + args[5:]) == 0
     again = PiTeForConditionalGeneration.from_pretrained(output)
     for key, value in reloaded.state_dict().items():
         torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=1e-6, msg=key)
     assert pite_main(["train", "--stage", "3", "lora_rank=3", f"output_dir={output}"]) == 2
     assert "unknown training config field 'lora_rank'" in capsys.readouterr().err
+
+
+def test_newest_complete_checkpoint_skips_incomplete_ones(tmp_path, caplog):
+    from pite.training.api import newest_complete_checkpoint
+
+    for step, complete in ((2, True), (4, True), (6, False), (10, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-x").mkdir()
+    with caplog.at_level(logging.WARNING, logger="pite.training.api"):
+        assert newest_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-4")
+    assert "checkpoint-10" in caplog.text and "checkpoint-6" in caplog.text
+    caplog.clear()
+    (tmp_path / "checkpoint-2" / "trainer_state.json").unlink()
+    (tmp_path / "checkpoint-4" / "trainer_state.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="pite.training.api"):
+        assert newest_complete_checkpoint(str(tmp_path)) is None
+    assert "checkpoint-2" in caplog.text
