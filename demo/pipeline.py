@@ -215,6 +215,8 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
         lora_r=settings.lora_r, lora_alpha=2 * settings.lora_r, max_length=2048, seed=settings.seed,
         localization_loss_weight=settings.localization_loss_weight,
         disable_tqdm=False,
+        # The checkpoints folder is the demo's own (inside --out): a rerun retrains it.
+        overwrite_output_dir=True,
     )
     stages = [
         (1, [manifest.stage1_annotations], manifest.stage1_images_dir, image_cache),
