@@ -181,3 +181,65 @@ def test_release_problems_are_named(tmp_path, release, llm_dir, clip_dir):
                         "--stage1", str(stages[0]), "--stage2", str(stages[1]), "--stage3", str(copied[2]),
                         "--out", str(tmp_path / "out"), "--num-frames", str(NUM_FRAMES)])
     assert status == 2 and not (tmp_path / "out").exists()
+
+
+def _release_ids(tokenizer, prompt: str) -> list[int]:
+    """The release's `tokenizer_video_token`: chunks around "<video>" tokenized alone, BOS once, one placeholder."""
+    chunks = [tokenizer(chunk).input_ids for chunk in prompt.split("<video>")]
+    has_bos = bool(chunks[0]) and chunks[0][0] == tokenizer.bos_token_id
+    ids = list(chunks[0])
+    for chunk in chunks[1:]:
+        ids += [PLACEHOLDER] + list(chunk[1:] if has_bos else chunk)
+    return ids
+
+
+def test_converted_release_answers_as_the_release_on_its_own_inputs(tmp_path, release, llm_dir, clip_dir):
+    """Greedy answer of the converted checkpoint through PiTeProcessor + generate == the release replica's greedy
+    answer on inputs built the release's way: full decode + int32 linspace frames, CLIP image_embeds, chunked ids."""
+    import av
+    import numpy as np
+    from transformers import CLIPImageProcessorPil, CLIPVisionModelWithProjection
+
+    from pite.processing import V1_SYSTEM
+
+    from .conftest import write_test_video
+
+    stages, reference = release
+    out = tmp_path / "converted"
+    assert pite_main(["convert-original", "--base", str(llm_dir), "--clip", str(clip_dir),
+                      *[arg for i, stage in enumerate(stages) for arg in (f"--stage{i + 1}", str(stage))],
+                      "--out", str(out), "--num-frames", str(NUM_FRAMES), "--dtype", "float32"]) == 0
+    model = PiTeForConditionalGeneration.from_pretrained(out).eval()
+    processor = PiTeProcessor.from_pretrained(out)
+    video = write_test_video(tmp_path / "clip.mp4", num_frames=23)
+    question = "What is moving in the video?"
+
+    # The release's side, written from its code (inference.py, utils/misc.py, utils/mm_utils.py, conversation v1).
+    with av.open(video) as container:
+        frames = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+    picked = frames[np.linspace(0, len(frames) - 1, NUM_FRAMES, dtype=np.int32)]
+    pixels = CLIPImageProcessorPil.from_pretrained(clip_dir)(list(picked), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        features = CLIPVisionModelWithProjection.from_pretrained(clip_dir)(pixel_values=pixels).image_embeds
+    tokenizer = AutoTokenizer.from_pretrained(llm_dir)
+    ids = _release_ids(tokenizer, f"{V1_SYSTEM} USER: <video>\n{question} ASSISTANT:")
+    release_answer = []
+    for _ in range(8):
+        logits, _, _ = reference.predict(ids + release_answer, features)
+        release_answer.append(int(logits[-1].argmax()))
+        if release_answer[-1] == tokenizer.eos_token_id:
+            break
+
+    # Ours: the chat template, the processor and generate.
+    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    inputs = processor(text=prompt, videos=video)
+    expected_ids = [i if i != PLACEHOLDER else processor.video_token_id for i in ids]
+    position = expected_ids.index(processor.video_token_id)
+    expected_ids[position:position + 1] = [processor.video_token_id] * NUM_FRAMES
+    assert inputs["input_ids"][0].tolist() == expected_ids
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    ours = output[0, inputs["input_ids"].shape[1]:].tolist()
+    assert ours[:len(release_answer)] == release_answer
+    assert len(release_answer) >= 4, "too short an answer to show much"
