@@ -64,7 +64,7 @@ def prepare_model_for_stage(model: nn.Module, stage: int, config: Any) -> PeftMo
     Args:
         model: a `PiTeForConditionalGeneration` without adapters (stage 2/3: the previous stage's merged output).
         config: a `StageConfig` (its `model_args` give the LoRA through `trl.get_peft_config`; also read:
-            localization_loss_weight, label_smoothing, rehearsal_data_files, seed).
+            localization_loss_weight, label_smoothing, absent_targets, rehearsal_data_files, seed).
 
     Seeds the global RNG with `config.seed` right before creating the LoRA, so its initialisation is reproducible.
     """
@@ -74,6 +74,7 @@ def prepare_model_for_stage(model: nn.Module, stage: int, config: Any) -> PeftMo
         raise ValueError("the model already carries a peft adapter: merge it (merge_and_unload) before the next stage")
     model.config.localization_loss_weight = config.localization_loss_weight
     model.config.label_smoothing = config.label_smoothing
+    model.config.absent_targets = config.absent_targets
     if stage == 2:
         model.initialize_trajectory_head_from_localization_head()
     # TRL builds the LoRA from the ModelConfig fields; PiTe restricts it to the language model's linear layers, adds
