@@ -90,10 +90,14 @@ def grounding_scores(
         raise ValueError("no queries to score")
     ious = [prediction_iou(p, r, i, protocol, query_ids) for i, (p, r) in enumerate(zip(predictions, references))]
     invalid = sum(1 for p in predictions if p is None or _is_reversed(p))
-    return _aggregate(ious, invalid, thresholds, protocol)
+    return aggregate_ious(ious, invalid, thresholds, protocol)
 
 
-def _aggregate(ious: Sequence[float], invalid: int, thresholds: Sequence[float], protocol: str) -> dict[str, object]:
+def aggregate_ious(
+    ious: Sequence[float], invalid: int, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, protocol: str = DEFAULT_PROTOCOL
+) -> dict[str, object]:
+    """R@1 per threshold and mIoU (percent) of per-query IoUs (`"reference"`: `iou >= t`, as VTimeLLM's
+    `metric.py: grounding_metrics`; `"corrected"`: `iou >= t - 1e-9`)."""
     tolerance = THRESHOLD_TOLERANCE if protocol == "corrected" else 0.0
     count = len(ious)
     scores: dict[str, object] = {}
@@ -132,6 +136,18 @@ def grounding_text_scores(
         return grounding_scores(intervals, references, thresholds, protocol, query_ids)
     if not references:
         raise ValueError("no queries to score")
+    ious, invalid = reference_text_ious(answers, references, durations, num_frames, query_ids)
+    return aggregate_ious(ious, invalid, thresholds, protocol)
+
+
+def reference_text_ious(
+    answers: Sequence[str],
+    references: Sequence[Sequence[float]],
+    durations: Sequence[float],
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    query_ids: Sequence[str] | None = None,
+) -> tuple[list[float], int]:
+    """(per answer the IoU VTimeLLM's `eval.py: iou` computes, the number of answers with no or a reversed span)."""
     ious, invalid = [], 0
     for index, (answer, reference, duration) in enumerate(zip(answers, references, durations)):
         start, end = validate_reference(reference, _where("ground truth", index, query_ids))
@@ -139,7 +155,7 @@ def grounding_text_scores(
         if span is None or span[0] > span[1]:
             invalid += 1
         ious.append(0.0 if span is None else vtimellm_iou(span, (start / duration, end / duration)))
-    return _aggregate(ious, invalid, thresholds, protocol)
+    return ious, invalid
 
 
 def _is_reversed(prediction: Sequence[float]) -> bool:

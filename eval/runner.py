@@ -197,8 +197,9 @@ def score_qa(
     judge: JudgeBackend,
     cache: JudgmentCache | None = None,
     num_workers: int = 1,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> QAJudgeResult:
     """Judge the stored answers (Video-ChatGPT protocol) and aggregate accuracy and score."""
     records = _predicted(dataset, store, "qa")
     samples = [QASample(r.sample_id, r.query or "", r.answer or "", store.output(r.sample_id)) for r in records]
-    return judge_qa(samples, judge, cache, num_workers=num_workers)
+    return judge_qa(samples, judge, cache, num_workers=num_workers, protocol=protocol)
