@@ -286,6 +286,10 @@ def dense_captioning_scores(
         values = [per_tiou[t][metric] for t in tious]
         result[metric] = None if any(v is None for v in values) else sum(values) / len(values)
     result.update(
-        per_tiou=per_tiou, num_videos=len(predicted), tokenizer=tokenizer_name, unavailable=unavailable, protocol=protocol
+        per_tiou=per_tiou,
+        num_videos=len(predicted),
+        tokenizer=tokenizer_name,
+        unavailable=unavailable,
+        protocol=protocol,
     )
     return result

@@ -94,7 +94,10 @@ def grounding_scores(
 
 
 def aggregate_ious(
-    ious: Sequence[float], invalid: int, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, protocol: str = DEFAULT_PROTOCOL
+    ious: Sequence[float],
+    invalid: int,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> dict[str, object]:
     """R@1 per threshold and mIoU (percent) of per-query IoUs (`"reference"`: `iou >= t`, as VTimeLLM's
     `metric.py: grounding_metrics`; `"corrected"`: `iou >= t - 1e-9`)."""

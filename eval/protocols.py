@@ -131,10 +131,9 @@ def vtimellm_dense_captions(answer: str, duration: float, num_frames: int = REFE
     empty sentences: the reference scores those as they are).
     """
     merged = merge_similar_sentences(vtimellm_caption_items(answer))
-    return [
-        {
-            "sentence": event["sentence"],
-            "timestamp": [event["timestamp"][0] * duration / num_frames, (event["timestamp"][1] + 1) * duration / num_frames],
-        }
-        for event in merged
-    ]
+    events = []
+    for event in merged:
+        start, end = event["timestamp"]
+        events.append({"sentence": event["sentence"],
+                       "timestamp": [start * duration / num_frames, (end + 1) * duration / num_frames]})
+    return events

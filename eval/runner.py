@@ -123,7 +123,8 @@ def _predicted(dataset: EvalDataset, store: PredictionStore, task: str) -> list[
     if wrong:
         raise ValueError(f"{dataset.name} holds {wrong} records; this scorer needs {task!r} records")
     if not dataset.records:
-        raise ValueError(f"the references file {dataset.name} holds no {task.replace('_', '-')} queries: nothing to score")
+        kind = task.replace("_", "-")
+        raise ValueError(f"the references file {dataset.name} holds no {kind} queries: nothing to score")
     records = [r for r in dataset.records if store.has(r.sample_id)]
     if not records:
         raise ValueError(f"no predictions in {store.path} for the records of {dataset.name}")
@@ -131,7 +132,10 @@ def _predicted(dataset: EvalDataset, store: PredictionStore, task: str) -> list[
 
 
 def score_grounding(
-    dataset: EvalDataset, store: PredictionStore, num_frames: int = DEFAULT_NUM_FRAMES, protocol: str = DEFAULT_PROTOCOL
+    dataset: EvalDataset,
+    store: PredictionStore,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> dict[str, object]:
     """R@1 at IoU 0.3 / 0.5 / 0.7 and mIoU (percent) of the stored answers; records without output are counted out.
 
@@ -168,7 +172,9 @@ def dense_caption_predictions(
     protocol: str = DEFAULT_PROTOCOL,
 ) -> dict[str, list[dict]]:
     """Stored answers parsed into ActivityNet prediction form `{video_id: [{"sentence", "timestamp"}]}`."""
-    return {r.video_id: read_dense_captions(store.output(r.sample_id), r.duration, num_frames, protocol) for r in records}
+    return {
+        r.video_id: read_dense_captions(store.output(r.sample_id), r.duration, num_frames, protocol) for r in records
+    }
 
 
 def score_dense_captioning(

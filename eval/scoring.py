@@ -87,7 +87,7 @@ class VTimeLLMLog:
 
 
 def read_vtimellm_log(path: str | Path) -> VTimeLLMLog:
-    """Every JSON-object line of a VTimeLLM log with its line number; other non-empty lines are listed as unreadable."""
+    """Every JSON-object line of a VTimeLLM log with its line number; other non-empty lines are unreadable."""
     log = VTimeLLMLog()
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -208,7 +208,8 @@ def score_dense_captioning_file(
     references = _references(references_path, "dense-captioning")
     extra: dict[str, object] = {}
     if fmt == "vtimellm":
-        predictions, extra["unreadable_lines"] = vtimellm_log_captions(predictions_path, references, protocol, num_frames)
+        predictions, unreadable = vtimellm_log_captions(predictions_path, references, protocol, num_frames)
+        extra["unreadable_lines"] = unreadable
     elif fmt == "activitynet":
         with open(predictions_path, encoding="utf-8") as handle:
             predictions = json.load(handle)["results"]
@@ -308,7 +309,11 @@ def exact_match_scores(
     strings exactly, as there; `"corrected"` ignores case, surrounding spaces and a final period.
     """
     check_protocol(protocol)
-    same = (lambda a, b: a == b) if protocol == "reference" else (lambda a, b: _normalise_answer(a) == _normalise_answer(b))
+    def same(prediction: str, answer: str) -> bool:
+        if protocol == "reference":
+            return prediction == answer
+        return _normalise_answer(prediction) == _normalise_answer(answer)
+
     if answers_path is None:
         correct = sum(1 for s in samples if same(s.prediction, s.answer))
         return {"accuracy": 100.0 * correct / len(samples), "num_correct": correct, "num_questions": len(samples),
@@ -326,8 +331,10 @@ def exact_match_scores(
     predicted = {s.sample_id: s.prediction for s in samples}
     unknown = [i for i in predicted if i not in by_id]
     if unknown:
-        raise PredictionsFormatError(f"{len(unknown)} predictions have an id that is no question_id of {answers_path}: "
-                                     f"{unknown[:5]} (exact match needs the {{id, question, answer, pred}} layout)")
+        raise PredictionsFormatError(
+            f"{len(unknown)} predictions have an id that is no question_id in {answers_path}: {unknown[:5]} "
+            "(exact match needs the {id, question, answer, pred} layout)"
+        )
     per_type: dict[str, list[int]] = {}
     for question_id, item in by_id.items():
         hit = question_id in predicted and same(predicted[question_id], str(item["answer"]))

@@ -201,7 +201,8 @@ def test_dense_captioning_without_java_still_scores_cider(world, model_dir, tmp_
     scores = results["scores"]
     assert scores["METEOR"] is None and scores["SODA_c"] is None and scores["tokenizer"] == "python"
     assert isinstance(scores["CIDEr"], float) and scores["num_videos"] == 2 and results["counts"]["answered"] == 2
-    assert results["table"].endswith(" | - | - | - | - | - | " + f"{scores['CIDEr']:.1f}" + " | - |")
+    row = " | - | - | - | - | - | " + f"{scores['CIDEr']:.1f}" + " | - |\n\nProtocol: reference"
+    assert row in results["table"] and results["protocol"] == scores["protocol"] == "reference"
     assert set(read_json(tmp_path / "dvc.predictions.json")["predictions"]) == set(read_json(world.eval_captions))
 
 
@@ -222,7 +223,8 @@ def test_qa_judged_over_http_cached_and_unusable_replies_counted(world, model_di
     assert (summary["num_yes"], summary["num_no"], summary["num_skipped"]) == (0, num_questions, 0)
     assert (summary["accuracy"], summary["score"]) == (0.0, 1.0)
     assert [j["verdict"] for j in results["judgments"]] == ["no"] * num_questions
-    assert results["table"].endswith("| 0.0 | 1.0 |\n\nJudge: judge-a (temperature 0.0)") and results["table"] in out
+    assert "| 0.0 | 1.0 |\n\nJudge: judge-a (temperature 0.0)\nProtocol: reference" in results["table"]
+    assert results["table"] in out
     assert "Authorization" not in chat_server.requests[0]["headers"]
     sent = chat_server.requests[0]["body"]
     assert sent["model"] == "judge-a" and sent["temperature"] == 0.0

@@ -113,7 +113,8 @@ def test_grounding_stored_iou_mismatch_is_reported(tmp_path, files, capsys):
     log = write_log(tmp_path / "other.txt", stored_ious=[0.95, 0.85, 0.0, 0.6, 0.7])
     output = tmp_path / "g.json"
     assert score(capsys, "grounding", "--predictions", log, "--references", references, "--output", output)[0] == 0
-    assert json.loads(output.read_text())["scores"]["stored_iou_mismatches"] == ["v_b#1 (line 11)"]  # 5 captioning lines, 1 not JSON, then grounding
+    # lines: 5 captioning, 1 not JSON, then the 5 grounding ones
+    assert json.loads(output.read_text())["scores"]["stored_iou_mismatches"] == ["v_b#1 (line 11)"]
 
 
 def test_dense_captioning_from_vtimellm_log_reference(files, tmp_path, capsys, requires_java):
