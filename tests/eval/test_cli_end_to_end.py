@@ -259,7 +259,8 @@ def test_charades_msvd_and_msrvtt_formats_end_to_end(world, model_dir, judge_dir
     common = ["--model", model_dir, "--max-new-tokens", 4]
     judge = ["--judge", "openai", "--judge-base-url", chat_server.base_url, "--judge-model", "judge"]
 
-    # Charades-STA, with a model that always answers "frames 00 to 07": with N = 8 that is the whole video, [0, 7.7] s.
+    # Charades-STA, with a model that always answers "frames 00 to 07": with N = 8 that is the whole video, [0, 7.7] s
+    # (the corrected protocol's reading; VTimeLLM's would be [0, 7/8] of the video).
     charades = link_videos(world, tmp_path / "charades", ["AO8RW"])
     (tmp_path / "sta.txt").write_text("AO8RW 0.0 3.5##a person opens a door.\nAO8RW 2 7.1##a person sits down.\n"
                                       "ZZZZZ 1 2##gone.\n", encoding="utf-8")
@@ -268,7 +269,8 @@ def test_charades_msvd_and_msrvtt_formats_end_to_end(world, model_dir, judge_dir
         patch.setattr(PiTeGenerator, "generate", lambda self, inputs: ["From 00 to 07."] * len(inputs["input_ids"]))
         status, out, _ = pite_eval(capsys, "grounding", "--format", "charades-sta", "--charades-csv",
                                    tmp_path / "Charades_v1_test.csv", "--data", tmp_path / "sta.txt",
-                                   "--videos", charades, "--output", tmp_path / "charades.json", *common)
+                                   "--videos", charades, "--output", tmp_path / "charades.json", "--protocol",
+                                   "corrected", *common)
     results = read_json(tmp_path / "charades.json")
     assert status == 0 and results["counts"]["answered"] == 2 and list(results["skipped"]) == ["ZZZZZ#0"]
     ious = [3.5 / 7.7, 5.1 / 7.7]

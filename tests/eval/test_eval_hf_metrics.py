@@ -68,6 +68,14 @@ def test_dense_video_captioning_module(meteor):
     assert scores["METEOR"] == pytest.approx(100 * 0.75 / 2)
     # SODA: a: IoU 0.8 x METEOR 1 -> P = R = 0.8 -> F = 0.8; b: 0
     assert scores["SODA_c"] == pytest.approx(40.0)
+    assert scores["protocol"] == "reference"
+    corrected = evaluate.load(metric_script_path("dense_video_captioning"), "corrected")
+    scores = corrected.compute(predictions=predictions, references=references, video_ids=["a", "b"], meteor=meteor)
+    assert scores["protocol"] == "corrected" and scores["SODA_c"] == pytest.approx(40.0)  # exact IoU 0.8: the same
+    with pytest.raises(ValueError, match="unknown config 'paper'"):
+        evaluate.load(metric_script_path("dense_video_captioning"), "paper").compute(
+            predictions=predictions, references=references
+        )
 
 
 def test_trajectory_accuracy_module():

@@ -117,7 +117,22 @@ def test_grounding_stored_iou_mismatch_is_reported(tmp_path, files, capsys):
     assert json.loads(output.read_text())["scores"]["stored_iou_mismatches"] == ["v_b#1 (line 11)"]
 
 
-def test_dense_captioning_from_vtimellm_log_reference(files, tmp_path, capsys, requires_java):
+class SharedMeteor:
+    """The session's METEOR process handed to the CLI (its JVM start-up takes seconds); closing it is left to the
+    session fixture."""
+
+    def __init__(self, meteor):
+        self._meteor = meteor
+
+    def __getattr__(self, name):
+        return getattr(self._meteor, name)
+
+    def close(self):
+        pass
+
+
+def test_dense_captioning_from_vtimellm_log_reference(files, tmp_path, capsys, meteor, monkeypatch):
+    monkeypatch.setattr("pite.eval.dense_captioning.MeteorScorer", lambda: SharedMeteor(meteor))
     log, references = files
     output = tmp_path / "dvc.json"
     code, out, err = score(capsys, "dense-captioning", "--predictions", log, "--references", references,
