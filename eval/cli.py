@@ -154,12 +154,16 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                        help="ground truth: ActivityNet Captions JSON (grounding, dense-captioning; a VTimeLLM log's "
                        "grounding lines can go without: their stored IoUs are used); for qa optionally "
                        "ActivityNet-QA's *_a.json (official exact-match accuracy over all its questions)")
+    score.add_argument("--charades-csv", nargs="+", default=None,
+                       help="grounding with Charades-STA references (--references charades_sta_test.txt): the "
+                       "Charades CSV(s) with the video lengths")
     score.add_argument("--format", choices=SCORE_FORMATS, default="auto",
                        help="predictions layout (default auto: recognised from the content)")
     _add_protocol_option(score)
     score.add_argument("--num-frames", type=positive_int, default=100,
                        help="frames the answers' indices count (default 100, VTimeLLM's and PiTe's)")
-    score.add_argument("--model-name", default=None, help="row name in the table (default: the predictions file's name)")
+    score.add_argument("--model-name", default=None,
+                       help="row name in the table (default: the predictions file's name)")
     score.add_argument("--output", default=None, help="results JSON to write (the table is printed in any case)")
     score.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     _add_judge_options(score, required=False)

@@ -33,8 +33,14 @@ def _score(args: argparse.Namespace) -> dict[str, Any]:
     if fmt not in scoring._TASK_FORMATS[task]:
         raise ValueError(f"{predictions}: format {fmt!r} holds no {task} predictions "
                          f"(for {task}: {', '.join(scoring._TASK_FORMATS[task])})")
+    if args.charades_csv and task != "grounding":
+        raise ValueError("--charades-csv belongs to grounding")
     if args.judge is not None and task != "qa":
         raise ValueError("--judge belongs to qa")
+    if args.judge is not None and not args.judge_model:
+        raise ValueError("--judge needs --judge-model (the endpoint's model name, or the local judge's folder)")
+    if args.judge == "local" and args.judge_temperature != 0.0:
+        raise ValueError("a local judge decodes greedily: --judge-temperature must be 0")
     result: dict[str, Any] = {
         "task": task, "model": _table_row(args), "format": fmt, "protocol": args.protocol,
         "predictions_file": str(predictions.resolve()),
@@ -43,7 +49,8 @@ def _score(args: argparse.Namespace) -> dict[str, Any]:
     }
     row = result["model"]
     if task == "grounding":
-        scores = scoring.score_grounding_file(predictions, args.references, fmt, args.protocol, args.num_frames)
+        scores = scoring.score_grounding_file(predictions, args.references, fmt, args.protocol, args.num_frames,
+                                              args.charades_csv)
         table = tables.activitynet_table({row: {"grounding": scores}})
     elif task == "dense-captioning":
         scores = scoring.score_dense_captioning_file(predictions, args.references, fmt, args.protocol, args.num_frames)

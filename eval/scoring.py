@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pite.eval.datasets import DatasetFormatError, read_activitynet_captions
+from pite.eval.datasets import DatasetFormatError, read_activitynet_captions, read_charades_sta
 from pite.eval.dense_captioning import dense_captioning_scores
 from pite.eval.grounding import aggregate_ious, grounding_text_scores, reference_text_ious
 from pite.eval.intervals import DEFAULT_NUM_FRAMES
@@ -236,15 +236,26 @@ def _pite_store(path: str | Path) -> PredictionStore:
 
 def score_grounding_file(
     predictions_path: str | Path, references_path: str | Path | None, fmt: str, protocol: str = DEFAULT_PROTOCOL,
-    num_frames: int = DEFAULT_NUM_FRAMES,
+    num_frames: int = DEFAULT_NUM_FRAMES, charades_csv: list[str | Path] | None = None,
 ) -> dict[str, object]:
-    """R@1 at IoU 0.3 / 0.5 / 0.7 and mIoU of a predictions file in format `fmt`."""
+    """R@1 at IoU 0.3 / 0.5 / 0.7 and mIoU of a predictions file in format `fmt`.
+
+    With `charades_csv` the references are Charades-STA (`charades_sta_test.txt`, durations from the CSVs; `pite`
+    format only: sample ids `{video_id}#{line}` as `pite eval grounding` writes them).
+    """
     if fmt == "vtimellm":
+        if charades_csv:
+            raise ValueError("a VTimeLLM log names ActivityNet-style sentence ids: score it against ActivityNet "
+                             "Captions references, without --charades-csv")
         return score_vtimellm_grounding(predictions_path, references_path, protocol, num_frames)
     if fmt == "pite":
         if references_path is None:
-            raise ValueError("scoring grounding needs --references (an ActivityNet Captions file such as val_2.json)")
-        dataset = read_activitynet_captions(references_path, None, task="grounding")
+            raise ValueError("scoring grounding needs --references (an ActivityNet Captions file such as val_2.json, "
+                             "or charades_sta_test.txt with --charades-csv)")
+        if charades_csv:
+            dataset = read_charades_sta(references_path, charades_csv, None)
+        else:
+            dataset = read_activitynet_captions(references_path, None, task="grounding")
         return score_grounding(dataset, _pite_store(predictions_path), num_frames, protocol)
     raise ValueError(f"format {fmt!r} holds no grounding predictions")
 

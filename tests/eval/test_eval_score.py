@@ -200,7 +200,8 @@ def test_qa_reads_both_video_chatgpt_formats(tmp_path, capsys, chat_server):
     assert "Judge: m (temperature 0.0)" in out and "Protocol: reference" in out
     requests = len(chat_server.requests)
     code, _, _ = score(capsys, "qa", "--predictions", written, "--references", answers, "--output", output,
-                       "--overwrite", "--judge", "openai", "--judge-model", "m", "--judge-base-url", chat_server.base_url)
+                       "--overwrite", "--judge", "openai", "--judge-model", "m",
+                       "--judge-base-url", chat_server.base_url)
     assert code == 0 and len(chat_server.requests) == requests  # cached: nothing asked twice
 
     code, out, err = score(capsys, "qa", "--predictions", read, "--protocol", "corrected")
@@ -221,6 +222,18 @@ def test_pite_predictions_without_meta(tmp_path, files, capsys):
     assert code == 0, err
     assert "| ours | 100.0 | 100.0 | 100.0 | 100.0 |" in out  # both exact in seconds
 
+    # Charades-STA references: "AAAAA 10 20##..." over 100 s; "from 10 to 19" = [10, 20] s (corrected), [0.10, 0.19]
+    # of the video (reference: IoU 0.09 / 0.1 = 0.9)
+    (tmp_path / "sta.txt").write_text("AAAAA 10 20##a person opens the door.\n", encoding="utf-8")
+    (tmp_path / "charades.csv").write_text("id,length\nAAAAA,100\n", encoding="utf-8")
+    predictions.write_text(json.dumps({"predictions": {"AAAAA#0": {"output": "from 10 to 19"}}}))
+    common = ["--predictions", predictions, "--references", tmp_path / "sta.txt",
+              "--charades-csv", tmp_path / "charades.csv"]
+    code, out, err = score(capsys, "grounding", *common, "--protocol", "corrected")
+    assert code == 0 and "| ours | 100.0 | 100.0 | 100.0 | 100.0 |" in out, err
+    code, out, err = score(capsys, "grounding", *common)
+    assert code == 0 and "| ours | 100.0 | 100.0 | 100.0 | 90.0 |" in out, err
+
 
 @pytest.mark.parametrize(
     "args, message",
@@ -229,12 +242,15 @@ def test_pite_predictions_without_meta(tmp_path, files, capsys):
         (["qa", "--predictions", "LOG"], "format 'vtimellm' holds no qa predictions"),
         (["dense-captioning", "--predictions", "LOG"], "needs --references"),
         (["grounding", "--predictions", "LOG", "--protocol", "corrected"], "give --references"),
+        (["qa", "--predictions", "QA", "--judge", "openai"], "--judge needs --judge-model"),
+        (["grounding", "--predictions", "LOG", "--judge", "openai", "--judge-model", "m"], "--judge belongs to qa"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(files, capsys, monkeypatch, args, message):
     log, _ = files
     monkeypatch.chdir(log.parent)
-    code, _, err = score(capsys, *[str(log) if a == "LOG" else a for a in args])
+    (log.parent / "qa.json").write_text(json.dumps(VCGPT_WRITTEN))
+    code, _, err = score(capsys, *[{"LOG": str(log), "QA": "qa.json"}.get(a, a) for a in args])
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
