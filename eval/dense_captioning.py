@@ -91,9 +91,10 @@ def _finite_pair(value: object, what: str) -> tuple[float, float]:
 
 
 def read_predicted_events(
-    predictions: Mapping[str, Sequence[Mapping]], max_proposals: int = DEFAULT_MAX_PROPOSALS
+    predictions: Mapping[str, Sequence[Mapping]], max_proposals: int | None = DEFAULT_MAX_PROPOSALS
 ) -> dict[str, list[CaptionEvent]]:
-    """Validate submission `results` and return them as events (first `max_proposals` per video, ASCII only).
+    """Validate submission `results` and return them as events (first `max_proposals` per video, all if `None`;
+    ASCII only).
 
     A reversed predicted timestamp is kept (it overlaps nothing and so scores nothing); a missing or non-string
     sentence, or a timestamp that is not two finite numbers, raises a `ValueError` naming the video and index.
@@ -209,6 +210,8 @@ def dense_captioning_scores(
     if not tious:
         raise ValueError("no tIoU thresholds given")
     predicted = read_predicted_events(predictions, max_proposals)
+    # VTimeLLM's SODA code (dvc_eval/SODA/dataset.py) reads every prediction; only densevid_eval keeps max_proposals
+    soda_predicted = predicted if protocol == "corrected" else read_predicted_events(predictions, None)
     if not predicted:
         raise ValueError("no predicted videos to score")
     reference_sets = [read_reference_events(r, f"references[{i}]") for i, r in enumerate(reference_list)]
@@ -230,7 +233,7 @@ def dense_captioning_scores(
     sentences = sorted(
         {s for pairs in pairs_per_tiou.values() for video_pairs in pairs.values() for pair in video_pairs for s in pair}
         | {e.sentence for refs in reference_sets for events in refs.values() for e in events}
-        | {e.sentence for events in predicted.values() for e in events}
+        | {e.sentence for events in soda_predicted.values() for e in events}
     )
     unavailable: dict[str, str] = {}
     try:
@@ -265,7 +268,8 @@ def dense_captioning_scores(
         soda = None
         if not unavailable:
             tokenized_predictions = {
-                v: [CaptionEvent(tokenized[e.sentence], e.start, e.end) for e in events] for v, events in predicted.items()
+                v: [CaptionEvent(tokenized[e.sentence], e.start, e.end) for e in events]
+                for v, events in soda_predicted.items()
             }
             tokenized_references = [
                 {v: [CaptionEvent(tokenized[e.sentence], e.start, e.end) for e in events] for v, events in refs.items()}

@@ -177,3 +177,15 @@ def test_soda_story_order_by_start_only():
     predicted = [CaptionEvent("b", 0, 5), CaptionEvent("a", 0, 10)]
     assert soda_c_video(predicted, ground_truth, exact, "reference")[2] == pytest.approx(0.5)
     assert soda_c_video(predicted, ground_truth, exact, "corrected")[2] == pytest.approx(1.0)
+
+
+def test_reference_soda_reads_every_prediction_beyond_max_proposals(meteor):
+    # densevid_eval keeps the first max_proposals predictions; VTimeLLM's SODA code reads them all
+    references = {"v": {"duration": 20.0, "timestamps": [[0, 10], [10, 20]], "sentences": ["a man walks", "he sits"]}}
+    predictions = {"v": [{"sentence": "a man walks", "timestamp": [0, 10]},
+                         {"sentence": "he sits", "timestamp": [10, 20]}]}
+    reference = dense_captioning_scores(predictions, references, meteor=meteor, max_proposals=1, protocol="reference")
+    corrected = dense_captioning_scores(predictions, references, meteor=meteor, max_proposals=1, protocol="corrected")
+    assert reference["Recall"] == corrected["Recall"] == pytest.approx(50.0)  # densevid: one prediction kept
+    assert reference["SODA_c"] == pytest.approx(100.0)  # both events matched (IoU 1 - 1e-9, METEOR 1)
+    assert corrected["SODA_c"] == pytest.approx(100 * 2 / 3)  # P = 1, R = 1/2
