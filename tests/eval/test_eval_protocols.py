@@ -60,9 +60,19 @@ def test_grounding_text_end_convention():
 
 def test_grounding_text_reversed_and_unparsable_answers_score_zero_under_both():
     for protocol in ("reference", "corrected"):
-        scores = grounding_text_scores(["from 40 to 20", "no idea", "from 5 to 37"], [(20.0, 40.0)] * 3,
+        scores = grounding_text_scores(["from 40 to 20", "no idea", "at 12"], [(20.0, 40.0)] * 3,
                                        [100.0] * 3, protocol=protocol)
         assert scores["mIoU"] == 0.0 and scores["num_invalid"] == 3
+
+
+def test_one_digit_grounding_span():
+    # VTimeLLM's regex needs two digits: "from 5 to 37" names nothing (IoU 0). Corrected reads it after "from":
+    # [5, 38] s against [20, 40]: 18 / 35
+    reference = grounding_text_scores(["from 5 to 37"], [(20.0, 40.0)], [100.0])
+    corrected = grounding_text_scores(["from 5 to 37"], [(20.0, 40.0)], [100.0], protocol="corrected")
+    assert reference["mIoU"] == 0.0 and corrected["mIoU"] == pytest.approx(100 * 18 / 35)
+    # without a preposition a one-digit pair is not taken for a span
+    assert grounding_text_scores(["2 to 3 people"], [(20.0, 40.0)], [100.0], protocol="corrected")["num_invalid"] == 1
 
 
 # --- dense captioning answers (metric.py: captioning_metrics, merge_similar_sentences) ---
@@ -107,7 +117,7 @@ def test_reference_and_corrected_reading_of_one_answer():
     answer = json.dumps([
         {"event": "a man walks", "timestamps": "from 00 to 09"},
         {"event": "a man walks", "timestamps": "from 10 to 19"},  # merged with the first under reference
-        {"event": "he sits", "timestamps": "from 5 to 37"},  # read by position under reference, dropped corrected
+        {"event": "he sits", "timestamps": "from 5 to 37"},  # read by position under reference, by "from" corrected
         {"event": "", "timestamps": "from 40 to 49"},  # empty caption: kept under reference
         {"event": "he leaves", "timestamps": "from 60 to 50"},  # reversed: kept under reference
     ])
@@ -122,6 +132,7 @@ def test_reference_and_corrected_reading_of_one_answer():
     assert read_dense_captions(answer, 50.0, protocol="corrected") == [
         {"sentence": "a man walks", "timestamp": [0.0, 5.0]},
         {"sentence": "a man walks", "timestamp": [5.0, 10.0]},
+        {"sentence": "he sits", "timestamp": [2.5, 19.0]},
     ]
 
 

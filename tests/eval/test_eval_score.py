@@ -39,7 +39,7 @@ CAPTIONS = {
            ' {"event": "The dog sleeps.", "timestamps": "from 40 to 99"}]',
     # the same sentence twice, touching (50 - 49 = 1): VTimeLLM merges into 00-99 = [0, 40] s, exact
     "v_c": events((SIT, "from 00 to 49"), (SIT, "from 50 to 99")),
-    # "from 5 to 37": by position [5:7] = "5 ", [-2:] = "37" -> [2.0, 15.2] s, exact; the two-digit regex drops it
+    # "from 5 to 37": by position [5:7] = "5 ", [-2:] = "37" -> [2.0, 15.2] s, exact; corrected reads it after "from"
     "v_d": events(("A woman dances.", "from 5 to 37")),
     # an item without "timestamps" stops VTimeLLM's reading: only the first event survives
     "v_e": json.dumps([{"event": "A girl sings.", "timestamps": "from 00 to 49"}, {"event": "A cat meows."},
@@ -155,14 +155,14 @@ def test_dense_captioning_from_vtimellm_log_corrected(files, meteor):
     log, references = files
     scores = score_dense_captioning_file(log, references, "vtimellm", "corrected", meteor=meteor)
     # v_a, v_b, v_e: two or three exact events (M 1, P = R = 1, SODA 1; C 10 for v_a, 7.5 for the three-token
-    # sentences of v_b and v_e); v_d: nothing read (0);
+    # sentences of v_b and v_e); v_d: one exact event (M 1, C 0: a single pair, P = R = 1, SODA 1);
     # v_c: [0, 20] and [20, 40] against [0, 40] (IoU 0.5): at tIoU 0.3 two identical pairs of one sentence
     # (M 1, C 0, P = R = 1), above it unmatched (0); SODA: one of them matched, 0.5 / 2 and 0.5 / 1 -> F = 1/3
-    assert scores["per_tiou"][0.3]["METEOR"] == pytest.approx(80.0)
-    assert scores["per_tiou"][0.5]["METEOR"] == pytest.approx(60.0)
-    assert scores["METEOR"] == pytest.approx(65.0) and scores["CIDEr"] == pytest.approx(100 * (10 + 7.5 + 7.5) / 5)
-    assert scores["Precision"] == pytest.approx(65.0) and scores["Recall"] == pytest.approx(65.0)
-    assert scores["SODA_c"] == pytest.approx(100 * (3 + 1 / 3) / 5) and scores["protocol"] == "corrected"
+    assert scores["per_tiou"][0.3]["METEOR"] == pytest.approx(100.0)
+    assert scores["per_tiou"][0.5]["METEOR"] == pytest.approx(80.0)
+    assert scores["METEOR"] == pytest.approx(85.0) and scores["CIDEr"] == pytest.approx(100 * (10 + 7.5 + 7.5) / 5)
+    assert scores["Precision"] == pytest.approx(85.0) and scores["Recall"] == pytest.approx(85.0)
+    assert scores["SODA_c"] == pytest.approx(100 * (4 + 1 / 3) / 5) and scores["protocol"] == "corrected"
 
 
 VCGPT_WRITTEN = [  # as run_inference_activitynet_qa.py writes them
