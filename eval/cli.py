@@ -306,6 +306,10 @@ def _run_generation_task(args: argparse.Namespace) -> dict[str, Any]:
             for j in judged.judgments
         ]
         table = tables.qa_table({name: {QA_FORMATS[args.format]: judged}}, datasets=(QA_FORMATS[args.format],))
+        result["exact_match"] = _exact_match(args, dataset, store)
+        exact = result["exact_match"]
+        table += (f"\nExact-match accuracy: {exact['accuracy']:.1f} "
+                  f"({exact['num_correct']} of {exact['num_questions']})")
     answered = sum(1 for r in dataset.records if store.has(r.sample_id))
     result.update(
         scores=scores,
@@ -316,6 +320,17 @@ def _run_generation_task(args: argparse.Namespace) -> dict[str, Any]:
         table=table,
     )
     return result
+
+
+def _exact_match(args: argparse.Namespace, dataset, store) -> dict[str, Any]:
+    """Exact-match accuracy of the stored answers (ActivityNet-QA's official metric, over its answers file)."""
+    from pite.eval.judge import QASample
+    from pite.eval.scoring import exact_match_scores
+
+    samples = [QASample(r.sample_id, r.query or "", r.answer or "", store.output(r.sample_id))
+               for r in dataset.records if store.has(r.sample_id)]
+    answers = args.answers if args.format == "activitynet-qa" else None
+    return exact_match_scores(samples, answers, args.protocol)
 
 
 class JudgeStopped(RuntimeError):

@@ -320,6 +320,9 @@ def exact_match_scores(
     strings exactly, as there; `"corrected"` ignores case, surrounding spaces and a final period.
     """
     check_protocol(protocol)
+    if not samples:
+        raise ValueError("no QA predictions to score")
+
     def same(prediction: str, answer: str) -> bool:
         if protocol == "reference":
             return prediction == answer

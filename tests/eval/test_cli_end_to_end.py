@@ -224,6 +224,9 @@ def test_qa_judged_over_http_cached_and_unusable_replies_counted(world, model_di
     assert (summary["accuracy"], summary["score"]) == (0.0, 1.0)
     assert [j["verdict"] for j in results["judgments"]] == ["no"] * num_questions
     assert "| 0.0 | 1.0 |\n\nJudge: judge-a (temperature 0.0)\nProtocol: reference" in results["table"]
+    # ActivityNet-QA's official exact match beside the judge, over every question of the answers file
+    assert results["exact_match"]["num_questions"] == len(read_json(world.eval_qa_answers))
+    assert results["exact_match"]["accuracy"] == 0.0 and "Exact-match accuracy: 0.0" in results["table"]
     assert results["table"] in out
     assert "Authorization" not in chat_server.requests[0]["headers"]
     sent = chat_server.requests[0]["body"]
