@@ -30,9 +30,9 @@ def _score(args: argparse.Namespace) -> dict[str, Any]:
         raise FileNotFoundError(f"references file {args.references} does not exist")
     fmt = scoring.detect_format(predictions) if args.format == "auto" else args.format
     task = args.score_task
-    if fmt not in scoring._TASK_FORMATS[task]:
+    if fmt not in scoring.TASK_FORMATS[task]:
         raise ValueError(f"{predictions}: format {fmt!r} holds no {task} predictions "
-                         f"(for {task}: {', '.join(scoring._TASK_FORMATS[task])})")
+                         f"(for {task}: {', '.join(scoring.TASK_FORMATS[task])})")
     if args.charades_csv and task != "grounding":
         raise ValueError("--charades-csv belongs to grounding")
     if args.judge is not None and task != "qa":

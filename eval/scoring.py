@@ -38,7 +38,7 @@ from pite.eval.runner import read_dense_captions, score_dense_captioning, score_
 
 SCORE_TASKS = ("grounding", "dense-captioning", "qa")
 SCORE_FORMATS = ("auto", "vtimellm", "video-chatgpt", "pite", "activitynet")
-_TASK_FORMATS = {
+TASK_FORMATS = {
     "grounding": ("vtimellm", "pite"),
     "dense-captioning": ("vtimellm", "pite", "activitynet"),
     "qa": ("video-chatgpt",),
