@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("pite.demo.cli", "generate a synthetic world, train the 3 stages of a tiny PiTe, evaluate, report"),
     "train": ("pite.training.cli", "train one stage of the recipe (--stage 1|2|3 --config FILE [key=value ...])"),
     "extract-features": ("pite.training.cli", "run the frozen CLIP tower once over videos and cache frame features"),
-    "eval": ("pite.eval.cli", "evaluate: grounding | dense-captioning | qa | trajectory"),
+    "eval": ("pite.eval.cli", "evaluate: grounding | dense-captioning | qa | trajectory | score (predictions files, no model)"),
     "annotate": ("pite.annotation.cli", "build PiTe-143k-style trajectory annotations from captioned videos"),
     "build": ("pite.hub.cli", "assemble an untrained PiTe from local Llama/Vicuna and CLIP checkpoints"),
     "convert-original": ("pite.hub.cli", "convert the authors' released checkpoints (LoRA stages) into this format"),

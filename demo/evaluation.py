@@ -4,8 +4,8 @@ Everything runs through `pite.eval` (readers, `PiTeGenerator`, `evaluate_traject
 `pite eval` does on real benchmarks:
 - trajectories: teacher-forced on the held-out videos' stage-2 conversations (masked L1 in normalised coordinates
   and PCK), against the constant-centre prediction and against the untrained model;
-- temporal grounding on the held-out ActivityNet-Captions-format file (mIoU, R@1), against uniformly random
-  intervals (seeded, mean over 100 draws);
+- temporal grounding on the held-out ActivityNet-Captions-format file (mIoU, R@1, VTimeLLM's "reference" protocol as
+  in the paper's table), against uniformly random intervals (seeded, mean over 100 draws, same protocol);
 - video QA on the held-out ActivityNet-QA-format files: exact match of the normalised answer (the world's answers are
   a closed set, so no LLM judge is needed), against answering each question with the most frequent training answer
   of its question kind;
@@ -27,8 +27,7 @@ import numpy as np
 import torch
 
 from pite.eval.datasets import read_activitynet_captions, read_activitynet_qa
-from pite.eval.grounding import grounding_scores
-from pite.eval.intervals import parse_grounding_answer
+from pite.eval.grounding import grounding_scores, grounding_text_scores
 from pite.eval.model_runner import PiTeGenerator
 from pite.eval.trajectory_runner import evaluate_trajectories
 from pite.processing import format_time_span
@@ -52,14 +51,15 @@ def _answers(generator: PiTeGenerator, records: list) -> list[str]:
 def grounding_evaluation(model, processor, captions_file: str, videos_dir: str, seed: int = 0) -> dict[str, Any]:
     records = read_activitynet_captions(captions_file, videos_dir, task="grounding").records
     answers = _answers(PiTeGenerator(model, processor), records)
-    predictions = [parse_grounding_answer(a, r.duration, model.config.num_frames) for a, r in zip(answers, records)]
     references = [r.intervals[0] for r in records]
+    # Scored as the paper's table was (VTimeLLM's evaluation code: the "reference" protocol), and so is the baseline.
+    scores = grounding_text_scores(answers, references, [r.duration for r in records], model.config.num_frames)
     rng = np.random.default_rng(seed)
     random_mious = [
         grounding_scores([tuple(sorted(rng.uniform(0, r.duration, size=2))) for r in records], references)["mIoU"]
         for _ in range(100)
     ]
-    return {"model": grounding_scores(predictions, references), "random_interval_mIoU": float(np.mean(random_mious)),
+    return {"model": scores, "random_interval_mIoU": float(np.mean(random_mious)),
             "examples": [{"question": r.query, "answer": a, "truth": list(r.intervals[0])}
                          for r, a in list(zip(records, answers))[:5]]}
 

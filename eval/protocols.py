@@ -10,7 +10,8 @@ Every metric takes `protocol`:
 This module holds what the reference protocol reads out of answer *text*; the metric formulas are in `grounding.py`,
 `dense_captioning.py` and `soda.py`.
 
-Time conversion of the reference (write these down: `pite.processing.time_pite` should agree with them):
+Time conversion of the reference (the conversions themselves are `pite.processing.time_pite`'s, the one place for
+time in text: `end="frame"` for grounding, `end="after_frame"` for dense captioning):
 - grounding (`eval.py: iou`): the first match of `(\\d{2}) (to|and) (\\d{2})` gives frame indices `s, e`; the predicted
   span is `[s / 100, e / 100]` as a fraction of the video (the end is *not* `e + 1`), compared with the ground truth
   `[start / duration, end / duration]`; the IoU is rounded to 2 decimals (`round(iou, 2)`) before the thresholds and
@@ -28,11 +29,12 @@ import json
 import re
 from collections.abc import Sequence
 
+from pite.processing.time_pite import TIME_SPAN_PATTERN, frame_index_span_to_seconds
+
 PROTOCOLS = ("reference", "corrected")
 DEFAULT_PROTOCOL = "reference"
 REFERENCE_NUM_FRAMES = 100
 
-_VTIMELLM_SPAN = re.compile(r"(\d{2}) (to|and) (\d{2})")
 _VTIMELLM_JSON_LIST = re.compile(r"\[.*\]")  # no DOTALL: a list spread over several lines is not found, as there
 
 
@@ -64,10 +66,11 @@ def vtimellm_grounding_span(answer: str, num_frames: int = REFERENCE_NUM_FRAMES)
     The first `SS to EE` / `SS and EE` anywhere in the text (unanchored: "100 to 200" reads as 00 to 20); `None`
     when there is none. The end index is *not* advanced by one frame, and a reversed span is kept as written.
     """
-    match = _VTIMELLM_SPAN.search(answer)
+    match = TIME_SPAN_PATTERN.search(answer)
     if match is None:
         return None
-    return float(match.group(1)) / num_frames, float(match.group(3)) / num_frames
+    # fractions of the video: seconds of a video lasting 1
+    return frame_index_span_to_seconds(int(match.group(1)), int(match.group(3)), 1.0, num_frames, end="frame")
 
 
 def vtimellm_caption_items(answer: str) -> list[dict]:
@@ -135,5 +138,6 @@ def vtimellm_dense_captions(answer: str, duration: float, num_frames: int = REFE
     for event in merged:
         start, end = event["timestamp"]
         events.append({"sentence": event["sentence"],
-                       "timestamp": [start * duration / num_frames, (end + 1) * duration / num_frames]})
+                       "timestamp": list(frame_index_span_to_seconds(start, end, duration, num_frames,
+                                                                     end="after_frame"))})
     return events
