@@ -20,6 +20,8 @@ from .assemble import (
     resize_for_tokenizer,
     save_checkpoint,
 )
+from pite.cli.inputs import check_output_folder
+
 from .files import require_directory
 
 
@@ -49,6 +51,7 @@ def build_from_base(
     """
     require_directory(llm_dir, "--llm")
     require_directory(vision_dir, "--vision")
+    check_output_folder(out_dir, overwrite, {"--llm": llm_dir, "--vision": vision_dir})
     tokenizer = load_tokenizer(llm_dir)
     image_processor = load_image_processor(vision_dir)
     language_model = load_language_model(llm_dir, dtype)

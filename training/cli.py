@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import textwrap
+
+import yaml
 
 COMMANDS = ("train", "extract-features")
 
@@ -70,7 +73,9 @@ def run(command: str, args: argparse.Namespace) -> int:
         if command == "train":
             from .api import train_stage
 
-            output = train_stage(args.stage, None, _output_dir(args.overrides), config_file=args.config,
+            output_dir = _output_dir(args.overrides)
+            _refuse_finished_run(output_dir, args)
+            output = train_stage(args.stage, None, output_dir, config_file=args.config,
                                  overrides=args.overrides,
                                  resume_from_checkpoint=args.resume_from or args.resume)
             print(f"stage {args.stage} written to {output}")
@@ -79,6 +84,10 @@ def run(command: str, args: argparse.Namespace) -> int:
             return _extract(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"pite {command}: error: {error}", file=sys.stderr)
+        return 2
+    except yaml.YAMLError as error:  # the --config file (overrides are parsed with their own message)
+        problem = " ".join(str(error).split())
+        print(f"pite {command}: error: {args.config}: not valid YAML ({problem})", file=sys.stderr)
         return 2
     raise ValueError(f"pite.training.cli provides {COMMANDS}, not {command!r}")
 
@@ -90,6 +99,24 @@ def _output_dir(overrides: list[str]) -> str:
     if not output:
         raise ValueError("set output_dir=FOLDER (where checkpoints and the stage's merged model go)")
     return str(output)
+
+
+def _refuse_finished_run(output_dir: str, args: argparse.Namespace) -> None:
+    """Checked before any model loads: a finished run in output_dir is never retrained over, and the model a stage
+    starts from is never its own output folder."""
+    from pite.cli.errors import OutputExistsError
+
+    from .api import RUN_SUMMARY_NAME
+    from .config import parse_overrides
+
+    if not args.resume and not args.resume_from and os.path.isfile(os.path.join(output_dir, RUN_SUMMARY_NAME)):
+        raise OutputExistsError(f"output_dir {output_dir} holds a finished run ({RUN_SUMMARY_NAME}); choose another "
+                                "output_dir (its weights, lora/ and config would be overwritten)", path=output_dir,
+                                field="output_dir")
+    model = parse_overrides(args.overrides).get("model_name_or_path")
+    if isinstance(model, str) and os.path.realpath(model) == os.path.realpath(output_dir):
+        raise OutputExistsError(f"output_dir {output_dir} is model_name_or_path: the stage would overwrite the model "
+                                "it starts from; choose another output_dir", path=output_dir, field="output_dir")
 
 
 def _extract(args: argparse.Namespace) -> int:
