@@ -74,7 +74,7 @@ def run(command: str, args: argparse.Namespace) -> int:
             from .api import train_stage
 
             output_dir = _output_dir(args.overrides)
-            _refuse_finished_run(output_dir, args)
+            _check_paths(output_dir, args)
             output = train_stage(args.stage, None, output_dir, config_file=args.config,
                                  overrides=args.overrides,
                                  resume_from_checkpoint=args.resume_from or args.resume)
@@ -101,9 +101,9 @@ def _output_dir(overrides: list[str]) -> str:
     return str(output)
 
 
-def _refuse_finished_run(output_dir: str, args: argparse.Namespace) -> None:
-    """Checked before any model loads: a finished run in output_dir is never retrained over, and the model a stage
-    starts from is never its own output folder."""
+def _check_paths(output_dir: str, args: argparse.Namespace) -> None:
+    """Checked before any model loads: a finished run in output_dir is never retrained over, the model a stage
+    starts from is never its own output folder, and its weight files are complete."""
     from pite.cli.errors import OutputExistsError
 
     from .api import RUN_SUMMARY_NAME
@@ -113,7 +113,11 @@ def _refuse_finished_run(output_dir: str, args: argparse.Namespace) -> None:
         raise OutputExistsError(f"output_dir {output_dir} holds a finished run ({RUN_SUMMARY_NAME}); choose another "
                                 "output_dir (its weights, lora/ and config would be overwritten)", path=output_dir,
                                 field="output_dir")
+    from pite.cli.inputs import check_checkpoint_weights
+
     model = parse_overrides(args.overrides).get("model_name_or_path")
+    if isinstance(model, str) and os.path.isdir(model):  # name a truncated weights file before any loading
+        check_checkpoint_weights(model)
     if isinstance(model, str) and os.path.realpath(model) == os.path.realpath(output_dir):
         raise OutputExistsError(f"output_dir {output_dir} is model_name_or_path: the stage would overwrite the model "
                                 "it starts from; choose another output_dir", path=output_dir, field="output_dir")
@@ -122,11 +126,20 @@ def _refuse_finished_run(output_dir: str, args: argparse.Namespace) -> None:
 def _extract(args: argparse.Namespace) -> int:
     import torch
 
+    from pite.cli.inputs import check_checkpoint_weights, reading
+
     from .api import load_model_and_processor
-    from .feature_cache import extract_features
+    from .feature_cache import INDEX_NAME, FeatureCache, extract_features
 
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    model, processor = load_model_and_processor(args.model, dtype=dtype)
+    if os.path.isdir(args.model):  # name a truncated weights file before transformers' anonymous error
+        check_checkpoint_weights(args.model)
+    index = os.path.join(args.output_dir, INDEX_NAME)
+    if os.path.isfile(index):  # an existing cache is resumed: it must be readable before the model loads
+        with reading(index, "the feature cache index"):
+            FeatureCache(args.output_dir)
+    with reading(args.model, "the PiTe checkpoint (--model)"):
+        model, processor = load_model_and_processor(args.model, dtype=dtype)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.model.vision_tower.to(device)  # the language model is not needed to extract frame features
     report = extract_features(
