@@ -102,20 +102,21 @@ def _output_dir(overrides: list[str]) -> str:
 
 
 def _check_paths(output_dir: str, args: argparse.Namespace) -> None:
-    """Checked before any model loads: a finished run in output_dir is never retrained over, the model a stage
-    starts from is never its own output folder, and its weight files are complete."""
+    """Checked before any model loads, after the config's fields: a finished run in output_dir is never retrained
+    over, the model a stage starts from is never its own output folder, and its weight files are complete."""
     from pite.cli.errors import OutputExistsError
+    from pite.cli.inputs import check_checkpoint_weights
 
     from .api import RUN_SUMMARY_NAME
-    from .config import parse_overrides
+    from .config import load_training_config, parse_overrides
 
+    overrides = {**parse_overrides(args.overrides), "output_dir": output_dir}
+    config = load_training_config(args.stage, args.config, overrides)
     if not args.resume and not args.resume_from and os.path.isfile(os.path.join(output_dir, RUN_SUMMARY_NAME)):
         raise OutputExistsError(f"output_dir {output_dir} holds a finished run ({RUN_SUMMARY_NAME}); choose another "
                                 "output_dir (its weights, lora/ and config would be overwritten)", path=output_dir,
                                 field="output_dir")
-    from pite.cli.inputs import check_checkpoint_weights
-
-    model = parse_overrides(args.overrides).get("model_name_or_path")
+    model = config.model_name_or_path
     if isinstance(model, str) and os.path.isdir(model):  # name a truncated weights file before any loading
         check_checkpoint_weights(model)
     if isinstance(model, str) and os.path.realpath(model) == os.path.realpath(output_dir):
