@@ -141,6 +141,20 @@ def train_corrupted_model(w):
                 [w.tmp])
 
 
+def train_missing_data(w):
+    data = w.tmp / "missing.jsonl"
+    return Case(_train(w, f"model_name_or_path={w.fixture('pite_dir')}", f"data_files=[{data}]",
+                       f"media_dir={w.fixture('videos_dir')}", f"output_dir={w.tmp / 'out'}"), data,
+                [w.tmp, w.fixture("pite_dir")])
+
+
+def train_corrupted_data(w):
+    data = w.write("pite143k.jsonl", '{"video_id": "v1", "video": "v1.mp4", "duration": 2.0, "events": [\n')
+    return Case(_train(w, f"model_name_or_path={w.fixture('pite_dir')}", f"data_files=[{data}]",
+                       f"media_dir={w.fixture('videos_dir')}", f"output_dir={w.tmp / 'out'}"), data,
+                [w.tmp, w.fixture("pite_dir")], by_name=True)
+
+
 def train_finished_run(w):
     out = w.folder("out", "pite_training.json", "model.safetensors", "config.json")
     w.forbid("pite.training.api", "train_stage")
@@ -167,6 +181,16 @@ def extract_missing(w):
 def extract_corrupted_model(w):
     model = w.truncated_pite()
     return Case(_extract(model, w.fixture("videos_dir"), w.tmp / "cache"), model / "model.safetensors", [w.tmp])
+
+
+def extract_corrupted_video(w):
+    media = w.tmp / "media"
+    media.mkdir()
+    video = media / "v1.mp4"
+    data = (w.fixture("videos_dir") / "v1.mp4").read_bytes()
+    video.write_bytes(data[: len(data) // 2])  # cut short before the index (moov) at the end
+    return Case(_extract(w.fixture("pite_dir"), media, w.tmp / "cache"), video, [w.tmp, w.fixture("pite_dir")],
+                by_name=True)
 
 
 def extract_corrupted_index(w):
@@ -341,11 +365,14 @@ ROWS: list[tuple[str, str, Callable[[Workspace], Case]]] = [
     ("train", "missing", train_missing),
     ("train", "corrupted:config", train_corrupted_config),
     ("train", "corrupted:model-weights", train_corrupted_model),
+    ("train", "missing:data-file", train_missing_data),
+    ("train", "corrupted:data-file", train_corrupted_data),
     ("train", "existing-output:finished-run", train_finished_run),
     ("train", "existing-output:is-model", train_output_is_model),
     ("extract-features", "missing", extract_missing),
     ("extract-features", "corrupted:model-weights", extract_corrupted_model),
     ("extract-features", "corrupted:cache-index", extract_corrupted_index),
+    ("extract-features", "corrupted:video", extract_corrupted_video),
     ("extract-features", "existing-output:other-model-cache", extract_cache_of_other_model),
     *_eval_rows("grounding"),
     *_eval_rows("dense-captioning"),
