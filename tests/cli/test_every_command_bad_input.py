@@ -33,6 +33,7 @@ class Case:
     watched: list = field(default_factory=list)  # files and folders that must not change
     # Record errors of training-format files say "NAME line N" (the key the results' skip lists use too).
     by_name: bool = False
+    reason: str = ""  # a part of the message showing the row failed for the reason it is about
 
 
 @dataclass
@@ -73,10 +74,19 @@ def _eval(task: str, model: Path, data: Path, videos: Path, output: Path) -> lis
     return ["eval", task, "--model", model, "--data", data, "--videos", videos, "--output", output, *extra]
 
 
+GOOD_EVAL_DATA = {
+    "grounding": ("data.json", json.dumps(GOOD_CAPTIONS)),
+    "dense-captioning": ("data.json", json.dumps(GOOD_CAPTIONS)),
+    "qa": ("data.json", json.dumps([{"answer": "red", "id": 0, "question": "what colour is it?", "video_id": 1}])),
+    "trajectory": ("data.jsonl", json.dumps({"video_id": "v1", "video": "v1.mp4", "duration": 2.0, "events": [
+        {"caption": "the red square moves", "start": 0.0, "end": 1.0, "objects": [
+            {"phrase": "the red square", "span": [0, 14], "trajectory": [[[0.5, 0.5]] * 4] * 3}]}]}) + "\n"),
+}
+
+
 def _eval_rows(task: str) -> list:
-    good = (lambda w: w.write("data.jsonl", json.dumps(
-        {"video_id": "v1", "video": "v1.mp4", "duration": 2.0, "events": []}) + "\n")) if task == "trajectory" else (
-        lambda w: w.write("data.json", json.dumps(GOOD_CAPTIONS)))
+    def good(w):
+        return w.write(*GOOD_EVAL_DATA[task])
 
     def missing(w):
         data = w.tmp / "missing.json"
@@ -91,12 +101,12 @@ def _eval_rows(task: str) -> list:
     def output_is_input(w):
         data = good(w)
         return Case(_eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), data), data,
-                    [w.fixture("pite_dir"), w.tmp])
+                    [w.fixture("pite_dir"), w.tmp], reason="is the input --data")
 
     def output_is_folder(w):
         data, output = good(w), w.folder("results", "keep.txt")
         return Case(_eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), output), output,
-                    [w.fixture("pite_dir"), w.tmp])
+                    [w.fixture("pite_dir"), w.tmp], reason="is a folder")
 
     rows = [(f"eval-{task}", "missing", missing), (f"eval-{task}", "corrupted", corrupted),
             (f"eval-{task}", "existing-output:is-data", output_is_input),
@@ -106,7 +116,7 @@ def _eval_rows(task: str) -> list:
             model = w.truncated_pite()
             data = good(w)
             return Case(_eval(task, model, data, w.fixture("videos_dir"), w.tmp / "r.json"),
-                        model / "model.safetensors", [w.tmp])
+                        model / "model.safetensors", [w.tmp], reason="truncated or corrupted safetensors")
 
         def other_predictions(w):
             data = good(w)
@@ -138,7 +148,7 @@ def train_corrupted_config(w):
 def train_corrupted_model(w):
     model = w.truncated_pite()
     return Case(_train(w, f"model_name_or_path={model}", f"output_dir={w.tmp / 'out'}"), model / "model.safetensors",
-                [w.tmp])
+                [w.tmp], reason="truncated or corrupted safetensors")
 
 
 def train_missing_data(w):
@@ -158,14 +168,16 @@ def train_corrupted_data(w):
 def train_finished_run(w):
     out = w.folder("out", "pite_training.json", "model.safetensors", "config.json")
     w.forbid("pite.training.api", "train_stage")
-    return Case(_train(w, f"model_name_or_path={w.fixture('pite_dir')}", f"output_dir={out}"), out, [w.tmp])
+    return Case(_train(w, f"model_name_or_path={w.fixture('pite_dir')}", f"output_dir={out}"), out, [w.tmp],
+                reason="holds a finished run")
 
 
 def train_output_is_model(w):
     model = w.tmp / "model"
     shutil.copytree(w.fixture("pite_dir"), model)
     w.forbid("pite.training.api", "train_stage")
-    return Case(_train(w, f"model_name_or_path={model}", f"output_dir={model}"), model, [w.tmp])
+    return Case(_train(w, f"model_name_or_path={model}", f"output_dir={model}"), model, [w.tmp],
+                reason="is model_name_or_path")
 
 
 # ------------------------------------------------------------------------------------------- extract-features
@@ -180,7 +192,8 @@ def extract_missing(w):
 
 def extract_corrupted_model(w):
     model = w.truncated_pite()
-    return Case(_extract(model, w.fixture("videos_dir"), w.tmp / "cache"), model / "model.safetensors", [w.tmp])
+    return Case(_extract(model, w.fixture("videos_dir"), w.tmp / "cache"), model / "model.safetensors", [w.tmp],
+                reason="truncated or corrupted safetensors")
 
 
 def extract_corrupted_video(w):
@@ -205,7 +218,7 @@ def extract_cache_of_other_model(w):
     index = w.write("cache/index.json", json.dumps({"format_version": FORMAT_VERSION, "fingerprint": "another-model",
                                                     "num_frames": 4, "entries": {}, "failed": {}}))
     return Case(_extract(w.fixture("pite_dir"), w.fixture("videos_dir"), index.parent), index.parent,
-                [w.tmp, w.fixture("pite_dir")])
+                [w.tmp, w.fixture("pite_dir")], reason="different vision tower")
 
 
 # ------------------------------------------------------------------------------------------------- annotate
@@ -225,21 +238,21 @@ def annotate_corrupted(w):
 
 def annotate_empty(w):
     captions = w.write("captions.jsonl", "")
-    return Case(_annotate(w, captions, w.tmp / "out.jsonl"), captions, [w.tmp])
+    return Case(_annotate(w, captions, w.tmp / "out.jsonl"), captions, [w.tmp], reason="holds no videos")
 
 
 def annotate_output_is_captions(w):
     captions = w.write("captions.jsonl", json.dumps({"video_id": "v1", "video": "v1.mp4", "events": [
         {"caption": "the red square moves", "start": 0.0, "end": 1.0}]}) + "\n")
     w.forbid("pite.annotation.cli", "build_pipeline")
-    return Case(_annotate(w, captions, captions), captions, [w.tmp])
+    return Case(_annotate(w, captions, captions), captions, [w.tmp], reason="is the input --captions")
 
 
 def annotate_output_not_stage2(w):
     captions = w.write("captions.json", json.dumps(GOOD_CAPTIONS))
     out = w.write("notes.jsonl", '{"note": "my own file"}\n')
     w.forbid("pite.annotation.cli", "build_pipeline")
-    return Case(_annotate(w, captions, out), out, [w.tmp])
+    return Case(_annotate(w, captions, out), out, [w.tmp], reason="has no string video_id")
 
 
 # ---------------------------------------------------------------------------------------------------- hub
@@ -251,21 +264,22 @@ def build_missing(w):
 def build_corrupted(w):
     llm = truncated_copy(w.fixture("llm_dir"), w.tmp / "llm")
     return Case(["build", "--llm", llm, "--vision", w.fixture("clip_dir"), "--out", w.tmp / "out"],
-                llm / "model.safetensors", [w.tmp])
+                llm / "model.safetensors", [w.tmp], reason="truncated or corrupted safetensors")
 
 
 def build_existing(w):
     out = w.folder("out", "config.json")
     w.forbid("pite.hub.build", "load_tokenizer")
     return Case(["build", "--llm", w.fixture("llm_dir"), "--vision", w.fixture("clip_dir"), "--out", out], out,
-                [w.tmp, w.fixture("llm_dir")])
+                [w.tmp, w.fixture("llm_dir")], reason="already exists")
 
 
 def build_out_is_input(w):
     llm = w.tmp / "llm"
     shutil.copytree(w.fixture("llm_dir"), llm)
     w.forbid("pite.hub.build", "load_tokenizer")
-    return Case(["build", "--llm", llm, "--vision", w.fixture("clip_dir"), "--out", llm, "--overwrite"], llm, [w.tmp])
+    return Case(["build", "--llm", llm, "--vision", w.fixture("clip_dir"), "--out", llm, "--overwrite"], llm, [w.tmp],
+                reason="is the input --llm")
 
 
 def _convert(w, base, out, *extra) -> list:
@@ -283,13 +297,14 @@ def convert_missing(w):
 
 def convert_corrupted(w):
     base = truncated_copy(w.fixture("llm_dir"), w.tmp / "vicuna")
-    return Case(_convert(w, base, w.tmp / "out", "--dtype", "float32"), base / "model.safetensors", [w.tmp])
+    return Case(_convert(w, base, w.tmp / "out", "--dtype", "float32"), base / "model.safetensors", [w.tmp],
+                reason="truncated or corrupted safetensors")
 
 
 def convert_existing(w):
     out = w.folder("out", "model.safetensors")
     w.forbid("pite.hub.convert_original", "load_tokenizer")
-    return Case(_convert(w, w.fixture("llm_dir"), out), out, [w.tmp, w.fixture("llm_dir")])
+    return Case(_convert(w, w.fixture("llm_dir"), out), out, [w.tmp, w.fixture("llm_dir")], reason="already exists")
 
 
 def export_missing(w):
@@ -299,13 +314,14 @@ def export_missing(w):
 
 def export_corrupted(w):
     model = w.truncated_pite()
-    return Case(["export", model, w.tmp / "out"], model / "model.safetensors", [w.tmp])
+    return Case(["export", model, w.tmp / "out"], model / "model.safetensors", [w.tmp],
+                reason="truncated or corrupted safetensors")
 
 
 def export_existing(w):
     out = w.folder("out", "README.md")
     w.forbid("pite.hub.export", "load_checkpoint")
-    return Case(["export", w.fixture("pite_dir"), out], out, [w.tmp, w.fixture("pite_dir")])
+    return Case(["export", w.fixture("pite_dir"), out], out, [w.tmp, w.fixture("pite_dir")], reason="already exists")
 
 
 def export_onto_itself(w):
@@ -315,7 +331,7 @@ def export_onto_itself(w):
     (model / "lora" / "adapter_config.json").write_text("{}\n")
     (model / "pite_training.json").write_text("{}\n")
     w.forbid("pite.hub.export", "load_checkpoint")
-    return Case(["export", model, model, "--overwrite"], model, [w.tmp])
+    return Case(["export", model, model, "--overwrite"], model, [w.tmp], reason="is the input MODEL_DIR")
 
 
 def push_missing(w):
@@ -332,13 +348,13 @@ def push_corrupted(w):
 def demo_existing(w):
     out = w.folder("demo", "metrics.json", "report.md")
     w.forbid("pite.demo.pipeline", "run_demo")
-    return Case(["demo", "--quick", "--out", out], out, [w.tmp])
+    return Case(["demo", "--quick", "--out", out], out, [w.tmp], reason="is not an empty folder")
 
 
 def demo_out_is_file(w):
     out = w.write("demo", "my notes\n")
     w.forbid("pite.demo.pipeline", "run_demo")
-    return Case(["demo", "--quick", "--out", out, "--overwrite"], out, [w.tmp])
+    return Case(["demo", "--quick", "--out", out, "--overwrite"], out, [w.tmp], reason="is not an empty folder")
 
 
 def bench_missing(w):
@@ -356,7 +372,7 @@ def bench_corrupted(w):
 
 def bench_existing(w):
     results = w.write("results.json", '{"mine": true}\n')
-    return Case(["bench", "--rows", "overhead", "--json", results], results, [w.tmp])
+    return Case(["bench", "--rows", "overhead", "--json", results], results, [w.tmp], reason="already exists")
 
 
 ROWS: list[tuple[str, str, Callable[[Workspace], Case]]] = [
@@ -431,4 +447,5 @@ def test_bad_input_exits_2_with_one_line_naming_the_path(command, kind, build, t
     assert "Traceback" not in stderr, stderr
     assert len(messages) == 1, stderr
     assert (case.names.name if case.by_name else str(case.names)) in messages[0], messages[0]
+    assert case.reason in messages[0], messages[0]
     assert file_hashes(*case.watched) == before
