@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from pite.cli.arguments import positive_int
@@ -94,12 +95,16 @@ def build_pipeline(args: argparse.Namespace) -> "AnnotationPipeline":  # noqa: F
     return AnnotationPipeline(build_phrase_extractor(args.phrases), masker, propagator, config)
 
 
-def _check_output(args: argparse.Namespace) -> None:
-    """Before any model loads: --out is not an input, and an existing --out is a stage-2 file to resume."""
+def _check_paths(args: argparse.Namespace) -> None:
+    """Before any model loads: --videos is a folder, --out is not an input, and an existing --out is a stage-2 file
+    to resume."""
+    from pite.cli.errors import MissingInputError
     from pite.cli.inputs import refuse_own_input
 
     from .stage2_format import Stage2FormatError, read_stage2_jsonl
 
+    if not os.path.isdir(args.videos):
+        raise MissingInputError(f"--videos {args.videos} is not a folder", path=args.videos, field="--videos")
     out = refuse_own_input(args.out, {"--captions": args.captions, "--videos": args.videos})
     if out.exists():
         for number, record in enumerate(read_stage2_jsonl(out, tolerate_truncated_tail=False), start=1):
@@ -120,7 +125,7 @@ def run(command: str, args: argparse.Namespace) -> int:
         if args.track_fps < 0:
             raise ValueError(f"--track-fps must be >= 0, got {args.track_fps}")
         videos = load_captions(args.captions)
-        _check_output(args)
+        _check_paths(args)
         pipeline = build_pipeline(args)
     except (OSError, ValueError, ImportError) as error:
         print(f"pite annotate: {error}", file=sys.stderr)

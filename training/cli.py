@@ -127,12 +127,19 @@ def _check_paths(output_dir: str, args: argparse.Namespace) -> None:
 def _extract(args: argparse.Namespace) -> int:
     import torch
 
+    from pite.cli.errors import InvalidInputError, MissingInputError
     from pite.cli.inputs import check_checkpoint_weights, reading
 
     from .api import load_model_and_processor
-    from .feature_cache import INDEX_NAME, FeatureCache, extract_features
+    from .feature_cache import INDEX_NAME, FeatureCache, extract_features, list_media
 
     dtype = getattr(torch, args.dtype) if args.dtype else None
+    if not os.path.isdir(args.media_dir):
+        raise MissingInputError(f"--media-dir {args.media_dir} is not a folder", path=args.media_dir,
+                                field="--media-dir")
+    if args.files is None and not list_media(args.media_dir):  # else it would "succeed" having extracted nothing
+        raise InvalidInputError(f"--media-dir {args.media_dir} holds no video or image file", path=args.media_dir,
+                                field="--media-dir")
     if os.path.isdir(args.model):  # name a truncated weights file before transformers' anonymous error
         check_checkpoint_weights(args.model)
     index = os.path.join(args.output_dir, INDEX_NAME)

@@ -190,6 +190,18 @@ def extract_missing(w):
     return Case(_extract(model, w.fixture("videos_dir"), w.tmp / "cache"), model, [w.tmp, w.fixture("videos_dir")])
 
 
+def extract_missing_media(w):
+    media = w.tmp / "no-media"
+    return Case(_extract(w.fixture("pite_dir"), media, w.tmp / "cache"), media, [w.tmp, w.fixture("pite_dir")],
+                reason="is not a folder")
+
+
+def extract_empty_media(w):
+    media = w.folder("media", "notes.txt")
+    return Case(_extract(w.fixture("pite_dir"), media, w.tmp / "cache"), media, [w.tmp, w.fixture("pite_dir")],
+                reason="holds no video or image file")
+
+
 def extract_corrupted_model(w):
     model = w.truncated_pite()
     return Case(_extract(model, w.fixture("videos_dir"), w.tmp / "cache"), model / "model.safetensors", [w.tmp],
@@ -229,6 +241,13 @@ def _annotate(w, captions, out) -> list:
 def annotate_missing(w):
     captions = w.tmp / "missing.json"
     return Case(_annotate(w, captions, w.tmp / "out.jsonl"), captions, [w.tmp])
+
+
+def annotate_missing_videos(w):
+    captions, videos = w.write("captions.json", json.dumps(GOOD_CAPTIONS)), w.tmp / "no-videos"
+    w.forbid("pite.annotation.cli", "build_pipeline")
+    return Case(["annotate", "--videos", videos, "--captions", captions, "--out", w.tmp / "out.jsonl"], videos,
+                [w.tmp], reason="is not a folder")
 
 
 def annotate_corrupted(w):
@@ -386,6 +405,8 @@ ROWS: list[tuple[str, str, Callable[[Workspace], Case]]] = [
     ("train", "existing-output:finished-run", train_finished_run),
     ("train", "existing-output:is-model", train_output_is_model),
     ("extract-features", "missing", extract_missing),
+    ("extract-features", "missing:media-dir", extract_missing_media),
+    ("extract-features", "corrupted:media-dir-without-media", extract_empty_media),
     ("extract-features", "corrupted:model-weights", extract_corrupted_model),
     ("extract-features", "corrupted:cache-index", extract_corrupted_index),
     ("extract-features", "corrupted:video", extract_corrupted_video),
@@ -395,6 +416,7 @@ ROWS: list[tuple[str, str, Callable[[Workspace], Case]]] = [
     *_eval_rows("qa"),
     *_eval_rows("trajectory"),
     ("annotate", "missing", annotate_missing),
+    ("annotate", "missing:videos", annotate_missing_videos),
     ("annotate", "corrupted", annotate_corrupted),
     ("annotate", "corrupted:empty", annotate_empty),
     ("annotate", "existing-output:is-captions", annotate_output_is_captions),
