@@ -181,3 +181,26 @@ def test_release_problems_are_named(tmp_path, release, llm_dir, clip_dir):
                         "--stage1", str(stages[0]), "--stage2", str(stages[1]), "--stage3", str(copied[2]),
                         "--out", str(tmp_path / "out"), "--num-frames", str(NUM_FRAMES)])
     assert status == 2 and not (tmp_path / "out").exists()
+
+
+def test_damaged_release_files_are_named(tmp_path, release, llm_dir):
+    """A truncated LoRA safetensors, an adapter config that is not JSON, an unreadable vision_adapter.bin: each
+    error names the file (not safetensors' / peft's / torch's anonymous error)."""
+    from pite.cli.errors import InvalidInputError
+
+    stages, _ = release
+    dims = (FEATURE_DIM, POINTS * NUM_FRAMES * 2, torch.float32)
+    damages = [
+        ("stage1", "adapter_model.safetensors", lambda p: p.write_bytes(p.read_bytes()[:-16]), "truncated"),
+        ("stage3", "adapter_config.json", lambda p: p.write_text('{"peft_type": '), "cannot read the LoRA adapter"),
+        ("stage1", "vision_adapter.bin", lambda p: p.write_bytes(b"not a pickle"), "not a readable PyTorch weights"),
+    ]
+    for number, (stage, name, damage, message) in enumerate(damages):
+        copied = [Path(shutil.copytree(stage_dir, tmp_path / str(number) / stage_dir.name)) for stage_dir in stages]
+        if name == "vision_adapter.bin":
+            (copied[1] / name).unlink(missing_ok=True)  # stage 2's copy would win over stage 1's
+        target = copied[int(stage[-1]) - 1] / name
+        damage(target)
+        with pytest.raises(InvalidInputError, match=message) as caught:
+            merge_original_stages(llm_dir, copied, *dims)
+        assert str(target) in str(caught.value)
