@@ -21,6 +21,7 @@ record).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -314,6 +315,15 @@ def _check_paths(args: argparse.Namespace) -> None:
             target = refuse_own_input(getattr(args, option), inputs)
             if target.is_dir():
                 raise OutputExistsError(f"--{option.replace('_', '-')} {target} is a folder, not a file", path=target)
+    output = Path(args.output)
+    if output.is_file():  # a rerun rewrites its own results; any other file there is the user's
+        try:
+            previous = json.loads(output.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            previous = None
+        if not isinstance(previous, dict) or previous.get("task") != args.task:
+            raise OutputExistsError(f"--output {output} exists and is not the results file of a `pite eval "
+                                    f"{args.task}` run; choose another --output or remove it", path=output)
 
 
 def run(command: str, args: argparse.Namespace) -> int:

@@ -108,9 +108,15 @@ def _eval_rows(task: str) -> list:
         return Case(_eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), output), output,
                     [w.fixture("pite_dir"), w.tmp], reason="is a folder")
 
+    def output_is_user_file(w):
+        data, output = good(w), w.write("notes.json", '{"mine": true}\n')
+        return Case(_eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), output), output,
+                    [w.fixture("pite_dir"), w.tmp], reason="is not the results file")
+
     rows = [(f"eval-{task}", "missing", missing), (f"eval-{task}", "corrupted", corrupted),
             (f"eval-{task}", "existing-output:is-data", output_is_input),
-            (f"eval-{task}", "existing-output:folder", output_is_folder)]
+            (f"eval-{task}", "existing-output:folder", output_is_folder),
+            (f"eval-{task}", "existing-output:user-file", output_is_user_file)]
     if task == "grounding":
         def truncated_model(w):
             model = w.truncated_pite()
