@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from transformers import CLIPVisionModelWithProjection, LlamaForCausalLM
 
+from pite.cli.inputs import check_output_folder
+
 from .assemble import (
     assemble_pite,
     load_image_processor,
@@ -20,8 +22,6 @@ from .assemble import (
     resize_for_tokenizer,
     save_checkpoint,
 )
-from pite.cli.inputs import check_output_folder
-
 from .files import require_directory
 
 

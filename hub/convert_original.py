@@ -26,11 +26,11 @@ import torch
 from torch import nn
 from transformers import LlamaForCausalLM
 
-from .assemble import load_image_processor, load_language_model, load_tokenizer, load_vision_tower
-from .build import build_checkpoint
 from pite.cli.errors import MissingInputError
 from pite.cli.inputs import check_output_folder, check_safetensors_file, reading
 
+from .assemble import load_image_processor, load_language_model, load_tokenizer, load_vision_tower
+from .build import build_checkpoint
 from .files import load_weights_file, require_directory
 
 NON_LORA_FILE = "non_lora_trainables.bin"

@@ -14,11 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pite.modeling_pite import PiTeForConditionalGeneration
-from pite.processing import PiTeProcessor
-
 from pite.cli.errors import InvalidInputError, MissingInputError
 from pite.cli.inputs import check_checkpoint_weights, check_output_folder, reading
+from pite.modeling_pite import PiTeForConditionalGeneration
+from pite.processing import PiTeProcessor
 
 from .files import atomic_directory, forget_config_sources, forget_tokenizer_loading_state, require_directory
 from .model_card import read_model_card_template, render_model_card

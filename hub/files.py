@@ -28,7 +28,8 @@ def parse_dtype(name: str) -> torch.dtype:
 
 
 def require_directory(path: str | os.PathLike, role: str) -> Path:
-    """`path` as a Path; raises FileNotFoundError naming the role ('--llm', 'stage 2', ...) if it is not a folder."""
+    """`path` as a Path; raises MissingInputError (a FileNotFoundError) naming the role ('--llm', ...) and the path
+    if it is not a folder."""
     folder = Path(path)
     if not folder.is_dir():
         reason = "is a file, not a folder" if folder.exists() else "does not exist"
