@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from pite.cli.arguments import positive_int
@@ -94,6 +95,24 @@ def build_pipeline(args: argparse.Namespace) -> "AnnotationPipeline":  # noqa: F
     return AnnotationPipeline(build_phrase_extractor(args.phrases), masker, propagator, config)
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Before any model loads: --videos is a folder, --out is not an input, and an existing --out is a stage-2 file
+    to resume."""
+    from pite.cli.errors import MissingInputError
+    from pite.cli.inputs import refuse_own_input
+
+    from .stage2_format import Stage2FormatError, read_stage2_jsonl
+
+    if not os.path.isdir(args.videos):
+        raise MissingInputError(f"--videos {args.videos} is not a folder", path=args.videos, field="--videos")
+    out = refuse_own_input(args.out, {"--captions": args.captions, "--videos": args.videos})
+    if out.exists():
+        for number, record in enumerate(read_stage2_jsonl(out, tolerate_truncated_tail=False), start=1):
+            if not isinstance(record, dict) or not isinstance(record.get("video_id"), str):
+                raise Stage2FormatError(f"{out}: record {number} has no string video_id: --out exists and is not a "
+                                        "stage-2 file this command can resume")
+
+
 def run(command: str, args: argparse.Namespace) -> int:
     """Run `pite annotate`; see the module docstring for the exit status."""
     from .captions import load_captions
@@ -106,6 +125,7 @@ def run(command: str, args: argparse.Namespace) -> int:
         if args.track_fps < 0:
             raise ValueError(f"--track-fps must be >= 0, got {args.track_fps}")
         videos = load_captions(args.captions)
+        _check_paths(args)
         pipeline = build_pipeline(args)
     except (OSError, ValueError, ImportError) as error:
         print(f"pite annotate: {error}", file=sys.stderr)

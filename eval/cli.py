@@ -27,6 +27,7 @@ record).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -355,6 +356,33 @@ def _run_trajectory(args: argparse.Namespace) -> dict[str, Any]:
             **evaluation.to_json(), "table": table}
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Before any model loads: the model's weight files are complete, and no file eval writes is one of its inputs
+    or a folder."""
+    from pite.cli.errors import OutputExistsError
+    from pite.cli.inputs import check_checkpoint_weights, refuse_own_input
+
+    if Path(args.model).is_dir():
+        check_checkpoint_weights(args.model)
+    inputs = {"--data": args.data, "--model": args.model, "--videos": args.videos,
+              "--youtube-mapping": getattr(args, "youtube_mapping", None), "--answers": getattr(args, "answers", None),
+              **{f"--charades-csv {csv}": csv for csv in getattr(args, "charades_csv", None) or ()}}
+    for option in ("output", "predictions", "judge_cache"):
+        if getattr(args, option, None):
+            target = refuse_own_input(getattr(args, option), inputs)
+            if target.is_dir():
+                raise OutputExistsError(f"--{option.replace('_', '-')} {target} is a folder, not a file", path=target)
+    output = Path(args.output)
+    if output.is_file():  # a rerun rewrites its own results; any other file there is the user's
+        try:
+            previous = json.loads(output.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            previous = None
+        if not isinstance(previous, dict) or previous.get("task") != args.task:
+            raise OutputExistsError(f"--output {output} exists and is not the results file of a `pite eval "
+                                    f"{args.task}` run; choose another --output or remove it", path=output)
+
+
 def run(command: str, args: argparse.Namespace) -> int:
     """Run one evaluation task; prints the table, writes `--output`; returns the exit status (see module doc)."""
     from pite.processing.file_writing_pite import write_json
@@ -366,6 +394,7 @@ def run(command: str, args: argparse.Namespace) -> int:
 
         return run_score(args)
     try:
+        _check_paths(args)
         result = _run_trajectory(args) if args.task == "trajectory" else _run_generation_task(args)
     except JudgeStopped as error:
         print(f"pite eval {args.task}: judge failed: {error}", file=sys.stderr)

@@ -22,6 +22,8 @@ from typing import Any
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from pite.cli.errors import OutputExistsError
+from pite.cli.inputs import check_checkpoint_weights
 from pite.processing.file_writing_pite import write_json
 
 from .collator import PiTeDataCollator
@@ -146,6 +148,17 @@ def refuse_existing_run(output_dir: str, resume: bool | str | None, overwrite: b
         )
 
 
+def _check_starting_model(model_path: str | None, output_dir: str) -> None:
+    """Before anything loads: the stage never writes over the model it starts from, and that model's weight files
+    are complete (a truncated file is named)."""
+    if not isinstance(model_path, str) or not os.path.isdir(model_path):
+        return
+    if os.path.realpath(model_path) == os.path.realpath(output_dir):
+        raise OutputExistsError(f"output_dir {output_dir} is model_name_or_path: the stage would overwrite the model "
+                                "it starts from; choose another output_dir", path=output_dir, field="output_dir")
+    check_checkpoint_weights(model_path)
+
+
 def run_stage(
     stage: int,
     model: Any | str,
@@ -186,6 +199,8 @@ def run_stage(
 
         overrides = parse_overrides(list(overrides))
     config = load_training_config(stage, config_file, {**values, **dict(overrides or {})})
+    if model is None or isinstance(model, (str, os.PathLike)):
+        _check_starting_model(config.model_name_or_path, config.output_dir)
     refuse_existing_run(config.output_dir, resume_from_checkpoint, config.overwrite_output_dir)
     checkpoint = _resume_checkpoint(resume_from_checkpoint, config.output_dir)  # checked before any heavy work
     if model is None or isinstance(model, (str, os.PathLike)):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import textwrap
+
+import yaml
 
 COMMANDS = ("train", "extract-features")
 
@@ -86,6 +89,10 @@ def run(command: str, args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"pite {command}: error: {error}", file=sys.stderr)
         return 2
+    except yaml.YAMLError as error:  # the --config file (overrides are parsed with their own message)
+        problem = " ".join(str(error).split())
+        print(f"pite {command}: error: {args.config}: not valid YAML ({problem})", file=sys.stderr)
+        return 2
     raise ValueError(f"pite.training.cli provides {COMMANDS}, not {command!r}")
 
 
@@ -106,11 +113,27 @@ def _train(args: argparse.Namespace) -> int:
 def _extract(args: argparse.Namespace) -> int:
     import torch
 
+    from pite.cli.errors import InvalidInputError, MissingInputError
+    from pite.cli.inputs import check_checkpoint_weights, reading
+
     from .api import load_model_and_processor
-    from .feature_cache import extract_features
+    from .feature_cache import INDEX_NAME, FeatureCache, extract_features, list_media
 
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    model, processor = load_model_and_processor(args.model, dtype=dtype)
+    if not os.path.isdir(args.media_dir):
+        raise MissingInputError(f"--media-dir {args.media_dir} is not a folder", path=args.media_dir,
+                                field="--media-dir")
+    if args.files is None and not list_media(args.media_dir):  # else it would "succeed" having extracted nothing
+        raise InvalidInputError(f"--media-dir {args.media_dir} holds no video or image file", path=args.media_dir,
+                                field="--media-dir")
+    if os.path.isdir(args.model):  # name a truncated weights file before transformers' anonymous error
+        check_checkpoint_weights(args.model)
+    index = os.path.join(args.output_dir, INDEX_NAME)
+    if os.path.isfile(index):  # an existing cache is resumed: it must be readable before the model loads
+        with reading(index, "the feature cache index"):
+            FeatureCache(args.output_dir)
+    with reading(args.model, "the PiTe checkpoint (--model)"):
+        model, processor = load_model_and_processor(args.model, dtype=dtype)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.model.vision_tower.to(device)  # the language model is not needed to extract frame features
     report = extract_features(
