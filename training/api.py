@@ -28,6 +28,7 @@ from .config import PiTeTrainingConfig, load_training_config
 from .data import DataReport, build_stage_dataset
 from .feature_cache import FeatureCache, feature_fingerprint
 from .featurize import ExampleFeaturizer
+from .sharded_saving import unsharded_peft_model
 from .stages import prepare_model_for_stage, save_stage_output, merge_stage
 from .trainer import PiTeSFTTrainer
 
@@ -168,6 +169,7 @@ def run_stage(
         logger.warning("stage %d: %s", stage, "; ".join(train_report.per_file.values()))
     trainer.train(resume_from_checkpoint=_resume_checkpoint(resume_from_checkpoint, config.output_dir))
 
+    peft_model = unsharded_peft_model(trainer, peft_model)  # FSDP: gathered on the main process, None elsewhere
     if trainer.args.should_save:
         merged = save_stage_output(peft_model, config.output_dir, processor)
         summary = {
@@ -182,7 +184,7 @@ def run_stage(
         }
         write_json(os.path.join(config.output_dir, RUN_SUMMARY_NAME), summary)
     else:
-        merged = merge_stage(peft_model)
+        merged = merge_stage(peft_model) if peft_model is not None else None
     trainer.accelerator.wait_for_everyone()
     return StageRun(config, trainer, merged, processor, train_report, eval_report)
 
