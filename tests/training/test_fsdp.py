@@ -56,4 +56,4 @@ def test_two_process_fsdp_stage2_equals_one_process(base_checkpoint, world, tmp_
     checkpoint = two / "checkpoint-2"  # sharded: one file per process for the model and for the optimizer
     assert json.loads((checkpoint / "trainer_state.json").read_text())["global_step"] == 2
     for folder in ("pytorch_model_fsdp_0", "optimizer_0"):
-        assert sorted(os.listdir(checkpoint / folder)) == ["__0_0.distcp", "__1_0.distcp"]
+        assert sorted(os.listdir(checkpoint / folder)) == [".metadata", "__0_0.distcp", "__1_0.distcp"]
