@@ -1,4 +1,5 @@
-"""Stage 2 under FSDP2 (2 CPU processes, gloo, launched with the shipped accelerate config) equals one process."""
+"""Stage 2 under FSDP2 (2 CPU processes, gloo, launched with the shipped accelerate config) equals one process, and
+resuming its sharded step-2 checkpoint ends where the uninterrupted run ends."""
 
 import json
 import os
@@ -32,13 +33,13 @@ def test_two_process_fsdp_stage2_equals_one_process(base_checkpoint, world, tmp_
     one = tmp_path / "one_process"
     run_stage(2, base_checkpoint, one, [world["pite"]], world["videos"], overrides={**OVERRIDES, "ddp_backend": None})
 
-    two = tmp_path / "fsdp"
+    two, resumed = tmp_path / "fsdp", tmp_path / "fsdp_resumed"
     worker = os.path.join(os.path.dirname(__file__), "fsdp_worker.py")
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", FSDP_CONFIG, *CPU_FLAGS,
-               worker, base_checkpoint, str(two), world["pite"], world["videos"]]
+               worker, base_checkpoint, str(two), str(resumed), world["pite"], world["videos"]]
     result = subprocess.run(command, env=launch_env(), capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    assert "distributed: DistributedType.FSDP fsdp: True" in result.stdout
+    assert result.stdout.count("distributed: DistributedType.FSDP fsdp: True") == 4  # 2 runs x 2 processes
 
     trained = load_file(str(two / "gathered.safetensors"))
     untrained = load_file(os.path.join(base_checkpoint, "model.safetensors"))
@@ -57,3 +58,6 @@ def test_two_process_fsdp_stage2_equals_one_process(base_checkpoint, world, tmp_
     assert json.loads((checkpoint / "trainer_state.json").read_text())["global_step"] == 2
     for folder in ("pytorch_model_fsdp_0", "optimizer_0"):
         assert sorted(os.listdir(checkpoint / folder)) == [".metadata", "__0_0.distcp", "__1_0.distcp"]
+    # Step 3 after resuming needs the step-2 weights, AdamW moments and scheduler from the shards.
+    assert json.loads((resumed / "pite_training.json").read_text())["global_step"] == 3
+    _close(merged_two, AutoModel.from_pretrained(resumed, trust_remote_code=True).state_dict(), "resumed output")
