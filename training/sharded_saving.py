@@ -9,10 +9,24 @@ from the full LoRA and trained modules, the standalone checkpoint from their mer
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from peft import PeftModel, get_peft_model
+
+
+def gathered_for_modification(parameters: Iterable[torch.nn.Parameter]) -> contextlib.AbstractContextManager:
+    """Context in which `parameters` are whole and writable: DeepSpeed ZeRO-3 partitions them as the model loads
+    (`zero3_init_flag`), so an in-place initialisation must gather them first and re-partition after."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not is_deepspeed_zero3_enabled():
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(list(parameters), modifier_rank=0)
 
 
 def parameters_are_sharded(trainer: Any) -> bool:

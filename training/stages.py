@@ -23,6 +23,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import set_seed
 
+from .sharded_saving import gathered_for_modification
+
 STAGE_TRAINED_MODULES: dict[int, tuple[str, ...]] = {
     1: ("video_adapter", "localization_head"),
     2: ("trajectory_head",),
@@ -71,7 +73,9 @@ def prepare_model_for_stage(model: nn.Module, stage: int, config: Any) -> PeftMo
     model.config.localization_loss_weight = config.localization_loss_weight
     model.config.label_smoothing = config.label_smoothing
     if stage == 2:
-        model.initialize_trajectory_head_from_localization_head()
+        heads = [*model.trajectory_head.parameters(), *model.localization_head.parameters()]
+        with gathered_for_modification(heads):
+            model.initialize_trajectory_head_from_localization_head()
     lora_config = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
