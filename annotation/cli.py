@@ -98,7 +98,7 @@ def build_pipeline(args: argparse.Namespace) -> "AnnotationPipeline":  # noqa: F
 
 def run(command: str, args: argparse.Namespace) -> int:
     """Run `pite annotate`; see the module docstring for the exit status."""
-    from pite.cli.processes import launched_state
+    from pite.cli.processes import launched_state, launched_world_size
 
     from .captions import load_captions
     from .runner import annotate_videos, annotate_videos_in_processes, failures_path, summary_path
@@ -109,10 +109,11 @@ def run(command: str, args: argparse.Namespace) -> int:
     try:
         if args.track_fps < 0:
             raise ValueError(f"--track-fps must be >= 0, got {args.track_fps}")
-        state = launched_state()
-        if state is not None and args.shard != (0, 1):
+        processes = launched_world_size()
+        if processes > 1 and args.shard != (0, 1):
             raise ValueError(f"--shard {args.shard[0]}/{args.shard[1]} cannot be combined with a launch of "
-                             f"{state.num_processes} processes, which split the videos themselves")
+                             f"{processes} processes, which split the videos themselves")
+        state = launched_state()
         if state is not None and args.device is None:
             args.device = str(state.device)  # one accelerator per process
         videos = load_captions(args.captions)

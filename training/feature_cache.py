@@ -190,15 +190,17 @@ def merge_feature_parts(output_dir: str | os.PathLike) -> int:
     parts = _part_indexes(output_dir)
     if not parts:
         return 0
-    index = _open_index(output_dir, parts[0][1]["fingerprint"])
-    if index is None:
+    if os.path.isfile(os.path.join(output_dir, INDEX_NAME)):
+        index = FeatureCache(output_dir).index
+    else:
         index = {key: value for key, value in parts[0][1].items() if key not in ("entries", "failed")}
         index.update(entries={}, failed={})
     taken = 0
     for folder, part in parts:
         if part["fingerprint"] != index["fingerprint"]:
             raise ValueError(f"{os.path.join(output_dir, folder)} was extracted with another vision tower, image "
-                             f"processor or num_frames than {output_dir!r} (fingerprints differ); remove one of them")
+                             f"processor or num_frames than the rest of {output_dir!r} (fingerprints differ); "
+                             "remove one of them")
         for key, shard in part["entries"].items():
             location = f"{folder}/{shard}"
             taken += index["entries"].get(key) != location

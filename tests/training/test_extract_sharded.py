@@ -92,3 +92,29 @@ def test_two_processes_extract_the_one_process_cache_and_a_killed_part_resumes(b
     assert sorted(one.index["entries"]) == sorted(two.index["entries"]) == keys
     for key in keys:
         assert torch.equal(one.load(key), two.load(key)), key
+
+
+def test_a_one_process_run_merges_left_over_parts_and_refuses_another_models_part(make_model, processor, world, tmp_path):
+    from pite.training.feature_cache import extract_features, merge_feature_parts
+
+    model, output = make_model(), tmp_path / "cache"
+    keys = sorted(os.listdir(world["images"]))
+    # batch_size 1 everywhere: features of one file then do not depend on which files share its forward pass.
+    part = extract_features(model, processor, world["images"], output, part=(1, 2), progress=False, batch_size=1)
+    assert (part.extracted, part.directory) == (2, part_directory(output, 1, 2))
+    assert not os.path.exists(output / INDEX_NAME), "a part alone writes no main index"
+
+    report = extract_features(model, processor, world["images"], output, progress=False, batch_size=1)
+    assert (report.extracted, report.already_cached) == (2, 2), "the part's files are not extracted again"
+    cache = FeatureCache(output)
+    assert sorted(cache.index["entries"]) == keys
+    assert {cache.index["entries"][key].startswith("parts/00001-of-00002/") for key in keys[1::2]} == {True}
+    reference = tmp_path / "reference"
+    extract_features(model, processor, world["images"], reference, progress=False, batch_size=1)
+    for key in keys:
+        assert torch.equal(cache.load(key), FeatureCache(reference).load(key)), key
+
+    extract_features(make_model(seed=1), processor, world["images"], tmp_path / "other", part=(0, 3), progress=False)
+    shutil.move(part_directory(tmp_path / "other", 0, 3), part_directory(output, 0, 3))
+    with pytest.raises(ValueError, match="another vision tower"):
+        merge_feature_parts(output)
