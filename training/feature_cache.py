@@ -231,7 +231,7 @@ def extract_features(
     """Compute and store the frozen tower's per-frame features of every media file under `media_dir`.
 
     Args:
-        model: a `PiTeForConditionalGeneration`; its `get_video_features` computes the features (same code as training).
+        model: a `PiTeForConditionalGeneration`; its `get_video_features` computes the features (training's code).
         processor: the `PiTeProcessor` training uses (frame sampling and CLIP normalisation).
         files: paths relative to `media_dir` (default: every video/image found under it).
         batch_size: files per forward pass of the tower (videos of one batch are stacked, so all have N frames).
@@ -266,10 +266,9 @@ def extract_features(
     was_training = model.training
     model.eval()
     try:
-        batches = range(0, len(todo), batch_size)
-        _extract_into(model, processor, media_dir, target, index, [todo[start:start + batch_size] for start in batches],
-                      shard_size, skip_bad_records, report, tqdm(total=len(batches), desc="extracting features",
-                                                                 unit="batch", disable=not progress))
+        batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+        bar = tqdm(total=len(batches), desc="extracting features", unit="batch", disable=not progress)
+        _extract_into(model, processor, media_dir, target, index, batches, shard_size, skip_bad_records, report, bar)
     finally:
         model.train(was_training)
     return report

@@ -36,7 +36,8 @@ def stage_parameter_counts(model_config: Any, stage: int, lora_r: int = 64, lora
 
     from .stages import prepare_model_for_stage
 
-    recipe = SimpleNamespace(lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, lora_target_modules=lora_target_modules,
+    recipe = SimpleNamespace(lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
+                             lora_target_modules=lora_target_modules,
                              localization_loss_weight=model_config.localization_loss_weight,
                              label_smoothing=model_config.label_smoothing, seed=0, rehearsal_data_files=None)
     with torch.device("meta"):

@@ -92,6 +92,7 @@ def test_two_processes_write_the_one_process_output_and_a_killed_part_resumes(si
     assert two["counts"]["objects"] == objects > 0 and two["counts"]["events"] == 4
     assert one["counts"]["objects"] == sum(len(e["objects"]) for r in records.values() for e in r["events"])
     assert two["settings"] == {**one["settings"], "processes": 2}
-    expected = [name + suffix for name in ("one.jsonl", "two.jsonl") for suffix in ("", ".failures.jsonl", ".summary.json")]
+    suffixes = ("", ".failures.jsonl", ".summary.json")
+    expected = [name + suffix for name in ("one.jsonl", "two.jsonl") for suffix in suffixes]
     assert sorted(os.listdir(tmp_path)) == sorted(expected + ["captions.jsonl", "two.jsonl.hanging-pid"]), \
         "the parts are merged and removed"

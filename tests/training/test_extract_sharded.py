@@ -34,7 +34,9 @@ def _shard_files(output) -> dict[str, tuple[int, int]]:
 
 
 def _indexed(directory) -> set[str]:
-    return set(FeatureCache(directory).index["entries"]) if os.path.isfile(os.path.join(directory, INDEX_NAME)) else set()
+    if not os.path.isfile(os.path.join(directory, INDEX_NAME)):
+        return set()
+    return set(FeatureCache(directory).index["entries"])
 
 
 @pytest.mark.slow
@@ -88,13 +90,15 @@ def test_two_processes_extract_the_one_process_cache_and_a_killed_part_resumes(b
     assert {path: after[path] for path in finished} == finished, "finished files were extracted again"
 
     one, two = FeatureCache(reference), FeatureCache(output)
-    assert {k: v for k, v in one.index.items() if k != "entries"} == {k: v for k, v in two.index.items() if k != "entries"}
+    metadata = [{k: v for k, v in cache.index.items() if k != "entries"} for cache in (one, two)]
+    assert metadata[0] == metadata[1]
     assert sorted(one.index["entries"]) == sorted(two.index["entries"]) == keys
     for key in keys:
         assert torch.equal(one.load(key), two.load(key)), key
 
 
-def test_a_one_process_run_merges_left_over_parts_and_refuses_another_models_part(make_model, processor, world, tmp_path):
+def test_a_one_process_run_merges_left_over_parts_and_refuses_another_models_part(make_model, processor, world,
+                                                                                  tmp_path):
     from pite.training.feature_cache import extract_features, merge_feature_parts
 
     model, output = make_model(), tmp_path / "cache"

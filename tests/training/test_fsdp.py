@@ -25,7 +25,8 @@ CPU_FLAGS = ["--num_processes", "2", "--mixed_precision", "no", "--dynamo_backen
 def _close(one: dict[str, torch.Tensor], two: dict[str, torch.Tensor], what: str) -> None:
     assert one.keys() == two.keys(), what
     for key, value in one.items():
-        assert torch.allclose(value, two[key], rtol=0, atol=1e-5), f"{what}: {key} differs by {(value - two[key]).abs().max()}"
+        difference = (value - two[key]).abs().max()
+        assert torch.allclose(value, two[key], rtol=0, atol=1e-5), f"{what}: {key} differs by {difference}"
 
 
 @pytest.mark.slow
