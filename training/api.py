@@ -31,6 +31,7 @@ from .config import StageConfig, load_training_config
 from .data import DataReport, build_stage_dataset
 from .feature_cache import FeatureCache, feature_fingerprint
 from .featurize import ExampleFeaturizer
+from .sharded_saving import unsharded_peft_model
 from .stages import prepare_model_for_stage, save_stage_output, merge_stage
 from .trainer import PiTeSFTTrainer
 
@@ -244,6 +245,7 @@ def run_stage(
         logger.warning("stage %d: %s", stage, "; ".join(train_report.per_file.values()))
     trainer.train(resume_from_checkpoint=checkpoint)
 
+    peft_model = unsharded_peft_model(trainer, peft_model)  # FSDP: gathered on the main process, None elsewhere
     if trainer.args.should_save:
         merged = save_stage_output(peft_model, config.output_dir, processor)
         summary = {
@@ -258,7 +260,7 @@ def run_stage(
         }
         write_json(os.path.join(config.output_dir, RUN_SUMMARY_NAME), summary)
     else:
-        merged = merge_stage(peft_model)
+        merged = merge_stage(peft_model) if peft_model is not None else None
     trainer.accelerator.wait_for_everyone()
     return StageRun(config, trainer, merged, processor, train_report, eval_report)
 

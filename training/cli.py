@@ -55,7 +55,8 @@ def _extract_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Run the frozen CLIP tower of a PiTe checkpoint once over a folder of videos/images and cache the "
                     "per-frame features (safetensors shards + index.json), so training reads features instead of "
-                    "pixels. Resumable: files already cached are skipped.",
+                    "pixels. Resumable: files already cached are skipped. Under torchrun / accelerate launch each "
+                    "process extracts every WORLD_SIZE-th file into its own part, merged into one index at the end.",
     )
     parser.add_argument("--model", required=True, help="PiTe checkpoint folder (its processor is used too)")
     parser.add_argument("--media-dir", required=True, help="folder of videos/images (searched recursively)")
@@ -111,14 +112,18 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
+    """Under a launcher, each process extracts its part; the main process merges the parts once all are done."""
     import torch
 
     from pite.cli.errors import InvalidInputError, MissingInputError
     from pite.cli.inputs import check_checkpoint_weights, reading
+    from pite.cli.processes import launched_state
 
     from .api import load_model_and_processor
-    from .feature_cache import INDEX_NAME, FeatureCache, extract_features, list_media
+    from .feature_cache import INDEX_NAME, FeatureCache, extract_features, list_media, merge_feature_parts
 
+    state = launched_state()
+    part = (state.process_index, state.num_processes) if state is not None else (0, 1)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     if not os.path.isdir(args.media_dir):
         raise MissingInputError(f"--media-dir {args.media_dir} is not a folder", path=args.media_dir,
@@ -134,14 +139,22 @@ def _extract(args: argparse.Namespace) -> int:
             FeatureCache(args.output_dir)
     with reading(args.model, "the PiTe checkpoint (--model)"):
         model, processor = load_model_and_processor(args.model, dtype=dtype)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = args.device or (state.device if state is not None else "cuda" if torch.cuda.is_available() else "cpu")
     model.model.vision_tower.to(device)  # the language model is not needed to extract frame features
     report = extract_features(
         model, processor, args.media_dir, args.output_dir, files=args.files, batch_size=args.batch_size,
-        shard_size=args.shard_size, skip_bad_records=args.skip_bad_records, progress=not args.no_progress,
+        shard_size=args.shard_size, skip_bad_records=args.skip_bad_records,
+        progress=not args.no_progress and (state is None or state.is_main_process), part=part,
     )
-    print(f"features of {report.extracted} file(s) written to {report.directory} "
+    where = "" if state is None else f"process {part[0]} of {part[1]}: "
+    print(f"{where}features of {report.extracted} file(s) written to {report.directory} "
           f"({report.already_cached} already cached, {len(report.failed)} unreadable)")
     for key, reason in report.failed.items():
         print(f"  unreadable: {key}: {reason}", file=sys.stderr)
+    if state is not None:
+        state.wait_for_everyone()
+        if state.is_main_process:
+            merged = merge_feature_parts(args.output_dir)
+            print(f"merged {merged} new entries of {part[1]} parts into {args.output_dir}")
+        state.wait_for_everyone()
     return 0
