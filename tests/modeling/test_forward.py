@@ -26,7 +26,7 @@ def test_video_features_equal_pixels(tiny_model, make_video_prompt):
     pixels = _video()
     with torch.no_grad():
         from_pixels = tiny_model(input_ids=ids, pixel_values_videos=pixels)
-        features = tiny_model.get_video_features(pixels)
+        features = tiny_model.get_video_features(pixels).pooler_output
         from_features = tiny_model(input_ids=ids, video_features=features)
     assert features.shape == (1, 4, 24)
     torch.testing.assert_close(from_pixels.logits, from_features.logits, rtol=0, atol=0)
