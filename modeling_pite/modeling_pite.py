@@ -7,8 +7,6 @@ every token: the vocabulary head, a localization head (one 2-D point) and a traj
 Hub remote code: this file is copied flat next to `config.json`; it imports only torch, transformers and its siblings.
 """
 
-from __future__ import annotations
-
 import copy
 import inspect
 from dataclasses import dataclass
@@ -226,7 +224,7 @@ class PiTeModel(PiTePreTrainedModel):
             self.vision_tower.requires_grad_(False)
             self.vision_tower.eval()
 
-    def train(self, mode: bool = True) -> PiTeModel:
+    def train(self, mode: bool = True) -> "PiTeModel":
         super().train(mode)
         # A frozen tower stays in eval mode while the rest trains: its features must not depend on the phase.
         if self.config.freeze_vision_tower:

@@ -22,7 +22,7 @@ class PiTeGenerationTests:
     def _model_and_inputs(self, batch_size: int | None = None):
         config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
         torch.manual_seed(0)
-        model = self.all_model_classes[0](config).eval()
+        model = self.all_generative_model_classes[0](config).eval()
         model.set_attn_implementation("eager")  # SDPA returns no attention weights
         if batch_size is not None:
             inputs = {name: value[:batch_size] for name, value in inputs.items()}

@@ -21,7 +21,9 @@ try:
 except Exception as error:  # noqa: BLE001 - no network to PyPI: say why nothing ran
     pytest.skip(f"transformers' common tests unavailable: {error}", allow_module_level=True)
 
-from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration  # noqa: E402
+from transformers.models.auto import modeling_auto  # noqa: E402
+
+from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration, PiTeModel  # noqa: E402
 
 # Low, so that the mixin's resize tests, which clamp ids to a smaller vocabulary, keep the placeholders, and above
 # the ids (0-4) the mixin draws when it pads a batch with random rows.
@@ -30,6 +32,19 @@ NUM_FRAMES = 3
 
 # (test name, why it does not apply to PiTe)
 NOT_APPLICABLE: dict[str, str] = {
+    "test_sdpa_can_dispatch_non_composite_models": (
+        "PiTe is a composite model (CLIP tower + Llama): test_sdpa_can_dispatch_composite_models covers it"
+    ),
+    "test_can_init_all_missing_weights": (
+        "transformers initialises custom-code models (PiTe) module by module and skips a module whose own parameters "
+        "are done, so CLIP's parent-level init of its Linears (CLIPAttention, CLIPMLP, visual_projection) does not "
+        "run from meta: the tower gets the generic init. Every PiTe-owned weight re-initialises as in __init__: "
+        "test_transformers_conventions.py::test_missing_weights_outside_the_tower_initialise_as_in_init"
+    ),
+    **{f"test_model_rope_scaling_from_config_{i}_{kind}": (
+        "feeds random token ids, which hold PiTe's <video> placeholder id, with no video: PiTe refuses placeholders "
+        "without frames (test_forward.py::test_placeholders_without_video_are_rejected); RoPE scaling is Llama's"
+    ) for i, kind in enumerate(("linear", "dynamic", "yarn"))},
     "test_multimodal_outputs_are_returned": (
         "checks `image_outputs` only (its own FIXME: video not yet covered); PiTe's common inputs are videos, whose "
         "tower outputs are `video_outputs`: see test_forward.py::test_vision_tower_outputs_are_returned"
@@ -45,6 +60,13 @@ TESTER_SETTINGS = {
     # The test watches the first checkpointing layer, which is the vision tower's: PiTe freezes the tower by default
     # and runs it without autograd, where there is nothing to checkpoint. Train it here.
     "test_training_gradient_checkpointing": dict(freeze_vision_tower=False),
+}
+
+# Mixin tests that get PiTe's training inputs without point/trajectory targets, and why.
+WITHOUT_REGRESSION_TARGETS = {
+    # `shift_labels` is refused together with regression targets (they are shifted inside the model and cannot be
+    # sharded that way: test_transformers_conventions.py::test_shift_labels_with_regression_targets_are_refused).
+    "test_causal_lm_loss_honors_shift_labels",
 }
 
 
@@ -84,16 +106,44 @@ class PiTeModelTester:
         return self.get_config(), inputs
 
 
+# The mixin picks some tests by the class names in transformers' Auto tables (base model, image-text-to-text head);
+# PiTe registers with the Auto classes at run time, not in those tables: list it there while the tests run.
+AUTO_TABLE_ENTRIES = (
+    (modeling_auto.MODEL_MAPPING_NAMES, PiTeModel.__name__),
+    (modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES, PiTeForConditionalGeneration.__name__),
+)
+
+
 class PiTeModelTest(common.ModelTesterMixin, PiTeGenerationTests, unittest.TestCase):
-    all_model_classes = (PiTeForConditionalGeneration,)
+    all_model_classes = (PiTeModel, PiTeForConditionalGeneration)
     _is_composite = True
     additional_model_inputs = ["pixel_values_videos"]
 
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        for table, class_name in AUTO_TABLE_ENTRIES:
+            table[PiTeConfig.model_type] = class_name
+            cls.addClassCleanup(table.pop, PiTeConfig.model_type, None)
+
     def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
-        # The mixin adds labels for the causal-LM / image-text-to-text classes it knows by name; PiTe is one too.
+        # The mixin adds labels for the causal-LM / image-text-to-text classes it knows by name; PiTe is one too, and
+        # its training batches also carry point and trajectory targets (so that every head gets a gradient).
         inputs = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
         if return_labels:
-            inputs["labels"] = inputs["input_ids"].masked_fill(inputs["input_ids"] == VIDEO_TOKEN_ID, -100)
+            ids = inputs["input_ids"]
+            inputs["labels"] = ids.masked_fill(ids == VIDEO_TOKEN_ID, -100)
+            if self._testMethodName in WITHOUT_REGRESSION_TARGETS:
+                return inputs
+            text = ids != VIDEO_TOKEN_ID
+            config = self.model_tester.get_config()
+            generator = torch.Generator().manual_seed(1)
+            points = torch.rand(*ids.shape, config.coordinate_dim, generator=generator)
+            trajectories = torch.rand(*ids.shape, config.num_trajectory_points, config.num_frames,
+                                      config.coordinate_dim, generator=generator)
+            inputs["point_labels"] = points.masked_fill(~text[..., None], config.absent_coordinate)
+            inputs["trajectory_labels"] = trajectories.masked_fill(~text[..., None, None, None],
+                                                                   config.absent_coordinate)
         return inputs
 
     def setUp(self) -> None:

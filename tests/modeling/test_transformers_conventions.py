@@ -122,3 +122,25 @@ def test_generate_with_return_dict_in_generate_and_config_return_dict_false(tiny
     out = tiny_model.generate(input_ids=make_video_prompt(4)[None], video_features=torch.randn(1, 4, 24),
                               max_new_tokens=3, min_new_tokens=3, pad_token_id=0, return_dict_in_generate=True)
     assert out.point_predictions.shape == (1, 3, 2)
+
+
+def test_missing_weights_outside_the_tower_initialise_as_in_init(make_tiny_config, monkeypatch):
+    """Weights missing from a checkpoint are initialised as a fresh model's are: adapter, language model, the three
+    heads (the trajectory head by eq. 9 from the localization head). Seeded per module, as transformers' own test."""
+    from transformers import PreTrainedModel, set_seed
+
+    initialize = PreTrainedModel._initialize_weights
+
+    def seeded(*args, **kwargs):
+        set_seed(42)
+        initialize(*args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedModel, "_initialize_weights", seeded)
+    config = make_tiny_config()
+    fresh = PiTeForConditionalGeneration(copy.deepcopy(config)).state_dict()
+    from_meta = PiTeForConditionalGeneration.from_pretrained(None, config=copy.deepcopy(config), state_dict={})
+    differing = [name for name, value in from_meta.state_dict().items()
+                 if not name.startswith("model.vision_tower.") and not torch.equal(value, fresh[name])]
+    assert differing == []
+    repeats = config.num_trajectory_points * config.num_frames
+    torch.testing.assert_close(from_meta.trajectory_head.weight, from_meta.localization_head.weight.repeat(repeats, 1))
