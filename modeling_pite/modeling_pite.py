@@ -87,7 +87,8 @@ class PiTeCausalLMOutputWithPast(ModelOutput):
     """Output of `PiTeForConditionalGeneration`.
 
     Args:
-        loss: lm_loss + localization_loss_weight * (localization_loss + trajectory_loss), the terms that were supervised.
+        loss: lm_loss + localization_loss_weight * (localization_loss + trajectory_loss), the terms that were
+            supervised.
         lm_loss: next-token cross-entropy (label-smoothed if configured), mean over supervised tokens.
         localization_loss: L1 distance of points, mean over valid (token) points.
         trajectory_loss: L1 distance of trajectory points, mean over valid (token, point, frame) entries.
@@ -509,7 +510,9 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
         )
         return points, trajectories
 
-    def _check_target_shape(self, name: str, targets: torch.Tensor, reference: torch.Tensor, entry_shape: tuple) -> None:
+    def _check_target_shape(
+        self, name: str, targets: torch.Tensor, reference: torch.Tensor, entry_shape: tuple
+    ) -> None:
         expected = (reference.shape[0], reference.shape[1], *entry_shape)
         if tuple(targets.shape) != expected:
             raise ValueError(f"{name} must have shape {expected} (batch, length, ...), got {tuple(targets.shape)}")
@@ -543,8 +546,10 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
             cache / past_key_values, inputs_embeds, use_cache: as in `PiTeModel.forward`.
             labels: (B, L) token ids, `-100` where not supervised; unshifted.
             point_labels: (B, L, 2) normalised target point of token t at t; `-1` where none (stage 1).
-            trajectory_labels: (B, L, P, N, 2) target trajectories of token t at t; `-1` where none or absent (stage 2).
-            point_mask, trajectory_mask: optional boolean masks, (B, L) or the full point shape, ANDed with the `-1` rule.
+            trajectory_labels: (B, L, P, N, 2) target trajectories of token t at t; `-1` where none or absent
+                (stage 2).
+            point_mask, trajectory_mask: optional boolean masks, (B, L) or the full point shape, ANDed with the
+                `-1` rule.
             logits_to_keep: compute heads only for the last `logits_to_keep` positions (0 = all).
             video_metadata: accepted so processor outputs can be passed whole; not used by the network.
             num_items_in_batch, num_point_items_in_batch, num_trajectory_items_in_batch (kwargs): loss normalisers
@@ -667,8 +672,12 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
         if labels is not None or shift_labels is not None:
             name, given = ("shift_labels", shift_labels) if shift_labels is not None else ("labels", labels)
             if given.shape != logits.shape[:2]:
-                raise ValueError(f"{name} must have shape {tuple(logits.shape[:2])} (batch, length), got {tuple(given.shape)}")
-            ce_sum, ce_count = shifted_cross_entropy_sum(logits, labels, config.label_smoothing, shift_labels=shift_labels)
+                raise ValueError(
+                    f"{name} must have shape {tuple(logits.shape[:2])} (batch, length), got {tuple(given.shape)}"
+                )
+            ce_sum, ce_count = shifted_cross_entropy_sum(
+                logits, labels, config.label_smoothing, shift_labels=shift_labels
+            )
             denominator = num_items_in_batch if num_items_in_batch is not None else ce_count.clamp(min=1)
             terms["lm_loss"] = ce_sum / denominator
             if num_items_in_batch is not None:

@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from pite.modeling_pite import PiTeGenerateBeamOutput, PiTeGenerateOutput

@@ -76,7 +76,8 @@ def test_saved_folder_is_self_contained_remote_code(tmp_path, tiny_model):
 
 
 def test_remote_code_loads_without_the_package(tmp_path, tiny_model, make_video_prompt):
-    model_dir, inputs_file, outputs_file = tmp_path / "model", tmp_path / "inputs.safetensors", tmp_path / "out.safetensors"
+    model_dir = tmp_path / "model"
+    inputs_file, outputs_file = tmp_path / "inputs.safetensors", tmp_path / "out.safetensors"
     tiny_model.save_pretrained(model_dir)
     inputs = _inputs(make_video_prompt)
     save_file(inputs, inputs_file)

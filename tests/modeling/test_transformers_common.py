@@ -98,7 +98,8 @@ class PiTeModelTester:
 
     def prepare_config_and_inputs_for_common(self) -> tuple[PiTeConfig, dict]:
         generator = torch.Generator().manual_seed(0)
-        text = torch.randint(VIDEO_TOKEN_ID + 1, self.vocab_size, (self.batch_size, self.seq_length - NUM_FRAMES - 1), generator=generator)
+        text_shape = (self.batch_size, self.seq_length - NUM_FRAMES - 1)
+        text = torch.randint(VIDEO_TOKEN_ID + 1, self.vocab_size, text_shape, generator=generator)
         input_ids = torch.cat([torch.ones(self.batch_size, 1, dtype=torch.long),
                                torch.full((self.batch_size, NUM_FRAMES), VIDEO_TOKEN_ID), text], dim=1)
         pixels = torch.rand(self.batch_size, NUM_FRAMES, 3, self.image_size, self.image_size, generator=generator)
