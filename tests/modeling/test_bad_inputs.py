@@ -7,9 +7,9 @@ import logging
 
 import pytest
 import torch
+from transformers.utils import logging as transformers_logging
 
 from pite.modeling_pite import PiTeForConditionalGeneration
-from pite.modeling_pite.modeling_pite import logger as modeling_logger
 
 
 def _features(batch=1, frames=4):
@@ -73,7 +73,8 @@ def test_labels_with_nothing_supervised_warn_once(make_tiny_config, make_video_p
     transformers_logger = logging.getLogger("transformers")
     transformers_logger.addHandler(caplog.handler)
     try:
-        modeling_logger.warning_once.cache_clear()  # "once" is per process: start this test from a clean slate
+        # warning_once remembers messages per process (one cache for every transformers logger): start clean.
+        transformers_logging.get_logger("pite").warning_once.cache_clear()
         with caplog.at_level(logging.WARNING):
             first = model(input_ids=ids, video_features=_features(), labels=nothing)
             model(input_ids=ids, video_features=_features(), labels=nothing)
