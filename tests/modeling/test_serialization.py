@@ -67,10 +67,11 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, tiny_model, make_video_
 def test_saved_folder_is_self_contained_remote_code(tmp_path, tiny_model):
     tiny_model.save_pretrained(tmp_path)
     files = {p.name for p in tmp_path.iterdir()}
-    assert {"configuration_pite.py", "modeling_pite.py", "losses_pite.py", "config.json", "model.safetensors"} <= files
+    remote_code = ("configuration_pite.py", "modeling_pite.py", "generation_pite.py", "losses_pite.py")
+    assert {*remote_code, "config.json", "model.safetensors"} <= files
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_pite.PiTeForConditionalGeneration"
-    for name in ("configuration_pite.py", "modeling_pite.py", "losses_pite.py"):
+    for name in remote_code:
         source = (tmp_path / name).read_text()
         assert "import pite" not in source and "from pite" not in source, name
 
