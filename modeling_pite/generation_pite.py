@@ -20,10 +20,9 @@ logger = logging.get_logger(__name__)
 # Forward accepts both names and hands the cache on, and back, under the name the installed version uses.
 CACHE_KWARG = "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
 
-# Generation modes whose forward passes map onto output tokens (see `PiTeForConditionalGeneration.generate`).
+# Generation modes whose forward passes map onto output tokens (see `PiTeGenerationMixin.generate`).
 SEQUENCE_ALIGNED_MODES = (GenerationMode.GREEDY_SEARCH, GenerationMode.SAMPLE, GenerationMode.ASSISTED_GENERATION)
 BEAM_MODES = (GenerationMode.BEAM_SEARCH, GenerationMode.BEAM_SAMPLE)
-
 
 
 @dataclass
