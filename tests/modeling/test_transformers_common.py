@@ -15,9 +15,10 @@ import torch
 from .generation_behaviours import PiTeGenerationTests
 
 try:
-    from .transformers_common import common_tests
+    from .transformers_common import common_tests, configuration_tests
 
     common = common_tests(PiTeGenerationTests)
+    configuration_common = configuration_tests(PiTeGenerationTests)
 except Exception as error:  # noqa: BLE001 - no network to PyPI: say why nothing ran
     pytest.skip(f"transformers' common tests unavailable: {error}", allow_module_level=True)
 
@@ -151,6 +152,15 @@ class PiTeModelTest(common.ModelTesterMixin, PiTeGenerationTests, unittest.TestC
         settings = next((value for prefix, value in TESTER_SETTINGS.items()
                          if self._testMethodName.startswith(prefix)), {})
         self.model_tester = PiTeModelTester(self, **settings)
+
+    def test_config(self) -> None:
+        """transformers' `ConfigTester` on PiTeConfig (composite: no text-modality fields at the top level). Its
+        JSON round trip compares every given value as is, so only PiTe's own scalar fields are given."""
+        tester = configuration_common.ConfigTester(
+            self, config_class=PiTeConfig, has_text_modality=False, num_frames=NUM_FRAMES, num_trajectory_points=2,
+            vision_feature="cls", localization_loss_weight=0.5, label_smoothing=0.1, freeze_vision_tower=False,
+        )
+        tester.run_common_tests()
 
     def test_every_listed_skip_exists(self) -> None:
         missing = sorted(name for name in NOT_APPLICABLE if not hasattr(self, name))

@@ -144,3 +144,14 @@ def test_missing_weights_outside_the_tower_initialise_as_in_init(make_tiny_confi
     assert differing == []
     repeats = config.num_trajectory_points * config.num_frames
     torch.testing.assert_close(from_meta.trajectory_head.weight, from_meta.localization_head.weight.repeat(repeats, 1))
+
+
+def test_torch_export_matches_eager(tiny_model, make_video_prompt):
+    """transformers' ExportTesterMixin is not in its sdist: the same behaviour here. The prompt checks, which read
+    values back to the host, stay out of the exported graph."""
+    inputs = dict(input_ids=make_video_prompt(4)[None], pixel_values_videos=_video(), use_cache=False)
+    with torch.no_grad():
+        exported = torch.export.export(tiny_model, (), inputs)
+        out, expected = exported.module()(**inputs), tiny_model(**inputs)
+    for name in ("logits", "point_predictions", "trajectory_predictions"):
+        torch.testing.assert_close(out[name], expected[name], rtol=0, atol=1e-5)

@@ -9,11 +9,14 @@ The sdist (checked for 5.24.0) ships `tests/test_modeling_common.py` but not the
 `generation/test_utils.py` (`GenerationTesterMixin`), `exporters/test_export.py` (`ExportTesterMixin`) and
 `utils/test_configuration_utils.py`. No other PyPI artefact of transformers holds them. Where one is missing, the
 module is provided here instead: `GenerationTesterMixin` is our own test class of the same behaviours
-(`generation_behaviours.PiTeGenerationTests`), `ExportTesterMixin` an empty base (no torch.export tests run).
+(`generation_behaviours.PiTeGenerationTests`), `ExportTesterMixin` an empty base (no torch.export tests run), and
+`config_common_kwargs` an empty dict: `ConfigTester` reads it only in `check_config_arguments_init`, which returns
+before reading it for composite configs such as PiTe's.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -75,9 +78,7 @@ def _provide(name: str, **attributes: object) -> None:
     vars(sys.modules[".".join([PACKAGE, *parts])]).update(attributes)
 
 
-def common_tests(generation_tests: type) -> types.ModuleType:
-    """transformers' `test_modeling_common` module, with `generation_tests` standing in for a missing
-    `GenerationTesterMixin`."""
+def _load(generation_tests: type) -> None:
     root = cache_root()
     if not (root / PACKAGE / REQUIRED).is_file():
         _download_and_extract(root)
@@ -85,6 +86,17 @@ def common_tests(generation_tests: type) -> types.ModuleType:
         sys.path.insert(0, str(root))
     _provide("generation.test_utils", GenerationTesterMixin=generation_tests)
     _provide("exporters.test_export", ExportTesterMixin=type("ExportTesterMixin", (), {}))
-    import importlib
+    _provide("utils.test_configuration_utils", config_common_kwargs={})
 
+
+def common_tests(generation_tests: type) -> types.ModuleType:
+    """transformers' `test_modeling_common` module, with `generation_tests` standing in for a missing
+    `GenerationTesterMixin`."""
+    _load(generation_tests)
     return importlib.import_module(f"{PACKAGE}.test_modeling_common")
+
+
+def configuration_tests(generation_tests: type) -> types.ModuleType:
+    """transformers' `test_configuration_common` module (its `ConfigTester`)."""
+    _load(generation_tests)
+    return importlib.import_module(f"{PACKAGE}.test_configuration_common")
