@@ -20,6 +20,13 @@ from transformers.utils import ModelOutput, TransformersKwargs, logging
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
 
+try:
+    from transformers.utils import torch_compilable_check
+except ImportError:  # transformers without it: torch's own check, a compiler hint as well
+
+    def torch_compilable_check(condition: torch.Tensor, message: str) -> None:
+        torch._check_tensor_all(condition, lambda: message)
+
 from .configuration_pite import PiTeConfig
 from .generation_pite import CACHE_KWARG, PiTeGenerateBeamOutput, PiTeGenerateOutput, PiTeGenerationMixin
 from .losses_pite import IGNORE_INDEX, shifted_cross_entropy_sum, shifted_masked_l1_sum, valid_point_mask
@@ -357,8 +364,12 @@ class PiTeModel(PiTePreTrainedModel):
                 tower = self.get_video_features(frames, return_dict=True, **vision_kwargs)
                 tower_outputs["image_outputs" if name == "pixel_values" else "video_outputs"] = tower
                 features = tower.pooler_output
-            if placeholder_mask is None:
+            if placeholder_mask is None:  # compiling: the prompt checks were skipped; keep this one as a graph assert
                 placeholder_mask = self._video_placeholder_mask(input_ids, inputs_embeds)
+                torch_compilable_check(
+                    placeholder_mask.sum() == frames.shape[0] * frames.shape[1],
+                    "the number of <video> placeholder tokens differs from the number of frame features given",
+                )
             video_embeds = self.video_adapter(features.to(self.video_adapter.weight.dtype))
             inputs_embeds = inputs_embeds.masked_scatter(
                 placeholder_mask.unsqueeze(-1).expand_as(inputs_embeds),

@@ -129,3 +129,18 @@ def test_token_ids_outside_the_vocabulary_are_named(tiny_model, make_video_promp
         tiny_model(input_ids=ids, video_features=_features())
     with pytest.raises(ValueError, match=rf"input_ids holds token id {bad}"):
         tiny_model.generate(input_ids=ids, video_features=_features(), max_new_tokens=2, pad_token_id=0)
+
+
+def test_placeholder_mismatch_is_caught_under_torch_compile(tiny_model, make_video_prompt):
+    """Compiled, the host-reading prompt checks are skipped; the placeholder count stays a graph assert rather than a
+    silent misplacement of frame features."""
+    import torch._dynamo
+
+    compiled = torch.compile(tiny_model, backend="eager")
+    try:
+        with torch.no_grad():
+            compiled(input_ids=make_video_prompt(4)[None], video_features=_features())  # consistent: runs
+            with pytest.raises(RuntimeError):
+                compiled(input_ids=make_video_prompt(3)[None], video_features=_features())
+    finally:
+        torch._dynamo.reset()
