@@ -298,7 +298,7 @@ def _extract_into(model: Any, processor: Any, media_dir: str, directory: str, in
             index["failed"].pop(key, None)
         for group in _same_shape_groups(batch_keys, pixels):
             stacked = torch.stack([pixels[i] for i in group]).to(tower_device)
-            features = model.get_video_features(stacked).float().cpu()
+            features = model.get_video_features(stacked).pooler_output.float().cpu()
             for row, i in enumerate(group):
                 pending[batch_keys[i]] = features[row].contiguous()
         report.extracted += len(batch_keys)
