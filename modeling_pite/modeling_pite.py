@@ -8,6 +8,8 @@ Hub remote code: this file is copied flat next to `config.json`; it imports only
 """
 
 import inspect
+import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +120,26 @@ def _copy_into(tensor: torch.Tensor, value: torch.Tensor) -> None:
         tensor.copy_(value)
 
 
+def _damaged_safetensors(folder: Any) -> str | None:
+    """The first `*.safetensors` file of a local folder whose size disagrees with its header, or None."""
+    if not isinstance(folder, (str, os.PathLike)) or not os.path.isdir(folder):
+        return None
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not name.endswith(".safetensors"):
+            continue
+        try:
+            with open(path, "rb") as handle:
+                length = int.from_bytes(handle.read(8), "little")
+                header = json.loads(handle.read(length))
+            end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+            if 8 + length + end != os.path.getsize(path):
+                return path
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return path
+    return None
+
+
 class PiTePreTrainedModel(PreTrainedModel):
     config_class = PiTeConfig
     config: PiTeConfig
@@ -137,7 +159,14 @@ class PiTePreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any):
-        loaded = super().from_pretrained(*args, **kwargs)
+        try:
+            loaded = super().from_pretrained(*args, **kwargs)
+        except Exception as error:
+            if type(error).__name__ != "SafetensorError":  # safetensors' own error names no file
+                raise
+            source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+            raise OSError(f"{_damaged_safetensors(source) or source}: the weights are truncated or corrupted "
+                          f"({error}); save, export or download them again") from error
         model = loaded[0] if isinstance(loaded, tuple) else loaded
         # Loading rebuilds every parameter with requires_grad=True: re-apply the configured freezing.
         for module in model.modules():

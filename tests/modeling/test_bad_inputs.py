@@ -144,3 +144,15 @@ def test_placeholder_mismatch_is_caught_under_torch_compile(tiny_model, make_vid
                 compiled(input_ids=make_video_prompt(3)[None], video_features=_features())
     finally:
         torch._dynamo.reset()
+
+
+def test_from_pretrained_of_truncated_weights_names_the_file(tiny_model, tmp_path):
+    """safetensors' own error names no file; a user must learn which file to fetch again."""
+    from pite.modeling_pite import PiTeForConditionalGeneration
+
+    tiny_model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(OSError, match=r"model\.safetensors: the weights are truncated or corrupted"):
+        PiTeForConditionalGeneration.from_pretrained(tmp_path)
