@@ -157,4 +157,5 @@ def pite143k_example(
         media_key=key,
         messages=messages,
         trajectory_targets=targets,
+        duration=float(duration),
     )

@@ -33,6 +33,21 @@ def _span_targets(targets: list[dict[str, Any]] | None) -> list[SpanTarget] | No
     return [SpanTarget(span=tuple(t["span"]), value=t["value"], turn=t["turn"], name=t.get("name", "")) for t in targets]
 
 
+# A record's times and trajectories are relative to its stated duration: more than this far from the file's, they
+# describe another cut of the video (or a truncated file). Real annotations round durations, hence the slack.
+DURATION_TOLERANCE = (1.0, 0.05)  # seconds, fraction of the duration: the larger applies
+
+
+def check_duration(example: TrainingExample, file_duration: float) -> None:
+    """Raise BadRecordError if the record's duration and its video file's disagree beyond `DURATION_TOLERANCE`."""
+    slack = max(DURATION_TOLERANCE[0], DURATION_TOLERANCE[1] * example.duration)
+    if abs(example.duration - file_duration) > slack:
+        raise BadRecordError(
+            example.where, f"duration {example.duration:g} s but its video {example.media_path!r} lasts "
+            f"{file_duration:.2f} s: the times and trajectories would not match the frames"
+        )
+
+
 class ExampleFeaturizer:
     """Builds model inputs for `TrainingExample`s.
 
@@ -113,14 +128,17 @@ class ExampleFeaturizer:
                     + (f" (its extraction failed: {reason})" if reason else "; run `pite extract-features` over this media folder"),
                 )
         elif verify_media:
+            file_duration = None
             try:
                 if example.media_kind == "image":
                     with Image.open(example.media_path) as image:
                         read_image(image.convert("RGB"))
                 else:
-                    read_video(example.media_path, 1)
+                    file_duration = read_video(example.media_path, 1).metadata["duration"]
             except (VideoInputError, OSError, ValueError) as error:
                 raise BadRecordError(example.where, f"unreadable {example.media_kind} {example.media_path!r}: {error}") from error
+            if example.media_kind == "video" and example.duration is not None and file_duration is not None:
+                check_duration(example, file_duration)
 
     def __call__(self, example: TrainingExample) -> dict[str, Any]:
         features: dict[str, Any] = {"example_id": example.where}

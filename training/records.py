@@ -46,6 +46,8 @@ class TrainingExample:
         supervises_regression: False for an example whose targets exist only so that it batches with others
             (stage-3 instructions beside replayed stage-2 conversations): none of its positions counts in the L1
             terms, whatever the model's `absent_targets`.
+        duration: the video's length in seconds as the record states it (stage 2: its times and trajectories are
+            relative to it), checked against the file's when media are verified; None where the record has none.
     """
 
     example_id: str
@@ -57,6 +59,7 @@ class TrainingExample:
     point_targets: list[dict[str, Any]] | None = None
     trajectory_targets: list[dict[str, Any]] | None = None
     supervises_regression: bool = True
+    duration: float | None = None
 
     def to_row(self) -> dict[str, Any]:
         """A flat row for a `datasets.Dataset` (nested structures as JSON text, so Arrow never guesses a schema)."""

@@ -101,6 +101,8 @@ def _rewrite(path, out, edit):
         ("half-absent point", lambda r: r[0]["events"][0]["objects"][0]["trajectory"][0][0].__setitem__(1, -1),
          r"line 1 .*trajectory point 0 of frame 0 is \[0.3, -1.0\]"),
         ("empty conversation", lambda r: r[3].update(events=[]), r"line 4 \(video_id 'vid3'\): empty conversation"),
+        ("duration not the video's", lambda r: r[1].update(duration=r[1]["duration"] * 3),
+         r"line 2 \(video_id 'vid1'\): duration [\d.]+ s but its video .*vid1.mp4' lasts [\d.]+ s"),
         ("span off the phrase", lambda r: r[0]["events"][0]["objects"][0].update(span=[1, 5]), r"line 1 .*covers 'he r', not the phrase"),
     ],
 )
