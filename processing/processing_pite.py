@@ -293,7 +293,8 @@ class PiTeProcessor(ProcessorMixin):
         padded = self.tokenizer.pad(
             {"input_ids": sequences},
             padding=padding if padding is not None else False,
-            max_length=text_kwargs.get("max_length"),
+            # Truncation is done above; the tokenizer only needs max_length to pad up to it.
+            max_length=text_kwargs.get("max_length") if padding == "max_length" else None,
             pad_to_multiple_of=text_kwargs.get("pad_to_multiple_of"),
             padding_side=text_kwargs.get("padding_side"),
             return_attention_mask=text_kwargs.get("return_attention_mask"),
