@@ -33,7 +33,7 @@ from .time_pite import (
     parse_time_spans,
     seconds_to_frame_index,
 )
-from .video_processing_pite import PiTeVideoMetadata, PiTeVideoProcessor, PiTeVideosKwargs
+from .video_processing_pite import PiTeVideoMetadata, PiTeVideoProcessor, PiTeVideoProcessorKwargs
 from .video_reading_pite import SampledVideo, VideoInputError, read_image, read_video, sample_frame_indices
 from .visualization_pite import render_frames, save_contact_sheet, save_trajectory_gif
 
@@ -43,7 +43,7 @@ __all__ = [
     "PiTeProcessorKwargs",
     "PiTeVideoMetadata",
     "PiTeVideoProcessor",
-    "PiTeVideosKwargs",
+    "PiTeVideoProcessorKwargs",
     "SampledVideo",
     "SpanTarget",
     "TIME_SPAN_PATTERN",

@@ -23,19 +23,20 @@ from .chat_template_pite import (
 )
 from .grounding_pite import SpanTarget, build_point_labels, build_trajectory_labels
 from .postprocessing_pite import post_process_generation
-from .video_processing_pite import PiTeVideoMetadata, PiTeVideoProcessor, PiTeVideosKwargs
+from .video_processing_pite import PiTeVideoMetadata, PiTeVideoProcessor, PiTeVideoProcessorKwargs
 from .video_reading_pite import SampledVideo, VideoInputError, describe_input
 from .visualization_pite import save_contact_sheet, save_trajectory_gif
 
 # Text kwargs the chunked tokenization implements; any other one given a non-default value is refused.
 SUPPORTED_TEXT_KWARGS = {"add_special_tokens", "padding", "truncation", "max_length", "padding_side",
-                         "pad_to_multiple_of", "return_attention_mask", "return_tensors"}
+                         "pad_to_multiple_of", "return_attention_mask", "return_tensors", "return_offsets_mapping",
+                         "return_text_replacement_offsets"}
 
 
 class PiTeProcessorKwargs(ProcessingKwargs, total=False):
     """`ProcessingKwargs` with PiTe's video kwargs (`video_backend`, `video_fps`, `resize_backend`)."""
 
-    videos_kwargs: PiTeVideosKwargs
+    videos_kwargs: PiTeVideoProcessorKwargs
 
 
 class PiTeProcessor(ProcessorMixin):
@@ -67,13 +68,11 @@ class PiTeProcessor(ProcessorMixin):
         tokenizer: Any = None,
         chat_template: str | None = None,
         video_token: str = VIDEO_TOKEN,
-        num_frames: int | None = None,
-        video_backend: str | None = None,
         **kwargs: Any,
     ) -> None:
-        """`num_frames` / `video_backend` set the video processor's (kept for callers that built the processor
-        from an image processor and a tokenizer); without `video_processor`, one is built from the image
-        processor's CLIP settings."""
+        """Without `video_processor`, one is built from the image processor's CLIP settings. `num_frames=` and
+        `video_backend=` set the video processor's (they belong to it: `processor.num_frames` reads it)."""
+        video_settings = {key: kwargs.pop(key) for key in ("num_frames", "video_backend") if key in kwargs}
         if kwargs:
             raise TypeError(f"unexpected arguments for PiTeProcessor: {sorted(kwargs)}")
         if tokenizer is None:
@@ -82,16 +81,15 @@ class PiTeProcessor(ProcessorMixin):
             if image_processor is None:
                 raise ValueError("PiTeProcessor needs an image processor or a video processor")
             video_processor = PiTeVideoProcessor.from_image_processor(image_processor)
-        PiTeVideoProcessor._check_options(num_frames, video_backend, None)
-        if num_frames is not None:
-            video_processor.num_frames = int(num_frames)
-        if video_backend is not None:
-            video_processor.video_backend = video_backend
-        self.video_token = video_token
+        PiTeVideoProcessor._check_options(video_settings.get("num_frames"), video_settings.get("video_backend"), None)
+        for key, value in video_settings.items():
+            setattr(video_processor, key, value)
+        # One placeholder for both: an image is a one-frame video and fills a `<video>` like a video does.
+        self.video_token = self.image_token = video_token
         token_id = tokenizer.convert_tokens_to_ids(video_token)
         if token_id is None or token_id == tokenizer.unk_token_id or tokenizer.tokenize(video_token) != [video_token]:
             raise ValueError(f"the tokenizer has no special token {video_token!r}: add it with add_special_tokens first")
-        self.video_token_id = int(token_id)
+        self.video_token_id = self.image_token_id = int(token_id)
         super().__init__(image_processor, video_processor, tokenizer, chat_template=chat_template or V1_CHAT_TEMPLATE)
 
     @property
@@ -135,8 +133,8 @@ class PiTeProcessor(ProcessorMixin):
 
         The video processor is loaded with `PiTeVideoProcessor.from_pretrained` rather than `AutoVideoProcessor`,
         which transformers makes unusable without torchvision. Folders saved before PiTe had a video processor
-        hold none: it is built from their image processor and their saved `num_frames` / `video_backend` (which
-        `from_args_and_dict` passes to `__init__`)."""
+        hold none: it is built from their image processor with their saved `num_frames` / `video_backend`
+        (`from_pretrained(..., num_frames=...)` still overrides them)."""
         from transformers import AutoImageProcessor
 
         processor_dict = processor_dict or {}
@@ -147,15 +145,28 @@ class PiTeProcessor(ProcessorMixin):
                 "processor_config.json; re-export it: build PiTeProcessor(image_processor=..., tokenizer=..., "
                 "num_frames=...) from its parts and call save_pretrained"
             )
+        video_settings = {key: kwargs.pop(key) for key in ("num_frames", "video_backend") if key in kwargs}
         image_processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder,
                                                              **kwargs)
-        video_processor = None
         if "video_processor" in processor_dict:
             video_processor = PiTeVideoProcessor.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder,
-                                                                 **kwargs)
+                                                                 **kwargs, **video_settings)
+        else:
+            saved = {key: processor_dict[key] for key in ("num_frames", "video_backend") if key in processor_dict}
+            video_processor = PiTeVideoProcessor.from_image_processor(image_processor, **{**saved, **video_settings})
         tokenizer = cls._load_tokenizer_from_pretrained("tokenizer", pretrained_model_name_or_path,
                                                         subfolder=subfolder, **kwargs)
         return [image_processor, video_processor, tokenizer]
+
+    def save_pretrained(self, save_directory: Any, push_to_hub: bool = False, **kwargs: Any) -> list[str]:
+        """As transformers', without leaving the `auto_map` that saving remote code sets on the instance: a
+        processor then serialises (`to_dict`) the same before saving, after saving and after loading."""
+        had_auto_map = "auto_map" in self.__dict__
+        try:
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        finally:
+            if not had_auto_map:
+                self.__dict__.pop("auto_map", None)
 
     # ------------------------------------------------------------------ inputs
     def _check_kwargs(self, kwargs: dict[str, Any]) -> None:
@@ -265,24 +276,25 @@ class PiTeProcessor(ProcessorMixin):
         if unsupported:
             raise ValueError(f"PiTeProcessor does not support the text kwargs {sorted(unsupported)} (its prompt ids "
                              "are tokenized in chunks around <video>)")
-        add_special_tokens = text_kwargs.get("add_special_tokens")
-        encoded = [
-            tokenize_around_video(self.tokenizer, sample, self.video_token, add_special_tokens is not False)[0]
-            for sample in texts
-        ]
-        placeholders = [ids.count(self.video_token_id) for ids in encoded]
+        add_special_tokens = text_kwargs.get("add_special_tokens") is not False
+        with_offsets = bool(text_kwargs.get("return_offsets_mapping"))
+        encoded = [tokenize_around_video(self.tokenizer, sample, self.video_token, add_special_tokens, with_offsets)
+                   for sample in texts]
+        placeholders = [ids.count(self.video_token_id) for ids, _ in encoded]
         if sum(placeholders) != len(frames_per_item):
             raise ValueError(
                 f"the text holds {sum(placeholders)} {self.video_token} placeholder(s) (per sample: {placeholders}) "
                 f"but {len(frames_per_item)} video(s)/image(s) were given; put one {self.video_token} per video"
             )
-        sequences, used = [], 0
-        for index, (ids, count) in enumerate(zip(encoded, placeholders)):
+        sequences, offsets, used = [], [], 0
+        for index, ((ids, spans), count) in enumerate(zip(encoded, placeholders)):
             expand = expand_video_tokens(ids, self.video_token_id, frames_per_item[used:used + count],
                                          source=f"text {index}")
             sequences.append(np.asarray(ids, dtype=np.int64)[expand].tolist())
+            offsets.append(spans[expand].tolist() if with_offsets else None)
             used += count
-        sequences = self._truncate(sequences, text_kwargs.get("truncation"), text_kwargs.get("max_length"))
+        sequences, offsets = self._truncate(sequences, offsets, text_kwargs.get("truncation"),
+                                            text_kwargs.get("max_length"))
         padding = text_kwargs.get("padding", False)
         if padding in (False, None, "do_not_pad") and len({len(ids) for ids in sequences}) > 1 and \
                 text_kwargs.get("return_tensors") is not None:
@@ -290,25 +302,38 @@ class PiTeProcessor(ProcessorMixin):
         if padding not in (False, None, "do_not_pad") and self.tokenizer.pad_token_id is None \
                 and len({len(ids) for ids in sequences}) > 1:
             raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token to pad a batch")
-        padded = self.tokenizer.pad(
+        padding_side = text_kwargs.get("padding_side") or self.tokenizer.padding_side
+        padded = dict(self.tokenizer.pad(
             {"input_ids": sequences},
             padding=padding if padding is not None else False,
             # Truncation is done above; the tokenizer only needs max_length to pad up to it.
             max_length=text_kwargs.get("max_length") if padding == "max_length" else None,
             pad_to_multiple_of=text_kwargs.get("pad_to_multiple_of"),
-            padding_side=text_kwargs.get("padding_side"),
+            padding_side=padding_side,
             return_attention_mask=text_kwargs.get("return_attention_mask"),
-        )
-        return dict(padded)
+        ))
+        if with_offsets:  # padding covers no characters: (0, 0), on the side the ids were padded
+            padded["offset_mapping"] = [
+                [[0, 0]] * (len(ids) - len(spans)) + spans if padding_side == "left"
+                else spans + [[0, 0]] * (len(ids) - len(spans))
+                for ids, spans in zip(padded["input_ids"], offsets)
+            ]
+        if text_kwargs.get("return_text_replacement_offsets"):
+            # `<video>` is expanded at the id level: the offsets above already refer to the text as given.
+            padded["text_replacement_offsets"] = [[] for _ in texts]
+        return padded
 
-    def _truncate(self, sequences: list[list[int]], truncation: Any, max_length: int | None) -> list[list[int]]:
-        """Cut each sequence to `max_length` on the tokenizer's truncation side; never through a video's tokens."""
+    def _truncate(self, sequences: list[list[int]], offsets: list[Any], truncation: Any, max_length: int | None
+                  ) -> tuple[list[list[int]], list[Any]]:
+        """Cut each sequence (and its offsets) to `max_length` on the tokenizer's truncation side; never through a
+        video's tokens."""
         if truncation in (None, False, "do_not_truncate") or max_length is None:
-            return sequences
+            return sequences, offsets
         if truncation not in (True, "longest_first", "only_first"):
             raise ValueError(f"truncation must be True, 'longest_first', 'only_first' or False, got {truncation!r}")
-        left = getattr(self.tokenizer, "truncation_side", "right") == "left"
-        cut = [ids[-max_length:] if left else ids[:max_length] for ids in sequences]
+        keep = slice(-max_length, None) if getattr(self.tokenizer, "truncation_side", "right") == "left" \
+            else slice(0, max_length)
+        cut = [ids[keep] for ids in sequences]
         before = [ids.count(self.video_token_id) for ids in sequences]
         after = [ids.count(self.video_token_id) for ids in cut]
         if before != after:
@@ -317,7 +342,7 @@ class PiTeProcessor(ProcessorMixin):
                 f"Mismatch in `video` token count between text and `input_ids`: truncating to max_length={max_length} "
                 f"keeps {after} of {before} <video> tokens; increase max_length or disable truncation"
             )
-        return cut
+        return cut, [spans[keep] if spans is not None else None for spans in offsets]
 
     # ------------------------------------------------------------------ training
     def build_training_features(

@@ -50,7 +50,7 @@ from .video_reading_pite import (
 RESIZE_BACKENDS = ("pil", "torch")
 
 
-class PiTeVideosKwargs(VideosKwargs, total=False):
+class PiTeVideoProcessorKwargs(VideosKwargs, total=False):
     """PiTe's video kwargs beyond transformers' `VideosKwargs`.
 
     video_backend: reader of encoded videos, one of "auto", "pyav", "decord" (see `read_video`).
@@ -148,7 +148,7 @@ class PiTeVideoProcessor(VideoProcessorMixin):
     video_backend = "auto"
     resize_backend = "pil"
     return_metadata = False
-    valid_kwargs = PiTeVideosKwargs
+    valid_kwargs = PiTeVideoProcessorKwargs
     model_input_names = ["pixel_values_videos"]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -230,7 +230,7 @@ class PiTeVideoProcessor(VideoProcessorMixin):
 
     # ------------------------------------------------------------------ preprocessing
     def preprocess(self, videos: Any, **kwargs: Any) -> BatchFeature:
-        """Sample, decode and preprocess `videos`; kwargs are `PiTeVideosKwargs` overriding the processor's."""
+        """Sample, decode and preprocess `videos`; kwargs are `PiTeVideoProcessorKwargs` overriding the processor's."""
         unknown = set(kwargs) - set(self.valid_kwargs.__annotations__) - {"return_tensors"}
         if unknown:
             raise TypeError(f"unexpected arguments for {type(self).__name__}: {sorted(unknown)}")
@@ -334,4 +334,4 @@ class PiTeVideoProcessor(VideoProcessorMixin):
 
 PiTeVideoProcessor.register_for_auto_class("AutoVideoProcessor")
 
-__all__ = ["PiTeVideoMetadata", "PiTeVideoProcessor", "PiTeVideosKwargs", "VideoInputError"]
+__all__ = ["PiTeVideoMetadata", "PiTeVideoProcessor", "PiTeVideoProcessorKwargs", "VideoInputError"]
