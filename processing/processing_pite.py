@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from transformers import BatchFeature
 from transformers.image_utils import get_image_size, infer_channel_dimension_format
-from transformers.processing_utils import ProcessingKwargs, ProcessorMixin
+from transformers.processing_utils import MultiModalData, ProcessingKwargs, ProcessorMixin
 from transformers.video_processing_utils import VideoProcessorMixin
 
 from .chat_template_pite import (
@@ -30,7 +30,7 @@ from .visualization_pite import save_contact_sheet, save_trajectory_gif
 # Text kwargs the chunked tokenization implements; any other one given a non-default value is refused.
 SUPPORTED_TEXT_KWARGS = {"add_special_tokens", "padding", "truncation", "max_length", "padding_side",
                          "pad_to_multiple_of", "return_attention_mask", "return_tensors", "return_offsets_mapping",
-                         "return_text_replacement_offsets"}
+                         "return_text_replacement_offsets", "return_mm_token_type_ids"}
 
 
 class PiTeProcessorKwargs(ProcessingKwargs, total=False):
@@ -238,9 +238,27 @@ class PiTeProcessor(ProcessorMixin):
             frames_per_item = [1] * len(flat)
         if text is not None:
             data.update(self._tokenize(text, frames_per_item, dict(text_kwargs)))
+            if text_kwargs.get("return_mm_token_type_ids") or merged.get("return_mm_token_type_ids"):
+                # transformers' convention: 1 image, 2 video; PiTe's one placeholder id serves both.
+                kind = 2 if videos is not None else 1
+                data["mm_token_type_ids"] = [[kind if token == self.video_token_id else 0 for token in ids]
+                                             for ids in data["input_ids"]]
         if metadata and return_metadata:
             data["video_metadata"] = metadata
         return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["video_metadata"])
+
+    def _get_num_multimodal_tokens(self, image_sizes: Any = None, video_sizes: Any = None, **kwargs: Any
+                                   ) -> MultiModalData:
+        """Tokens per image (1) and per video (`num_frames`; with `do_sample_frames=False` set on the video
+        processor, the video's own frame count T of its (T, H, W) size) under the processor's defaults."""
+        data = {}
+        if image_sizes is not None:
+            data["num_image_tokens"] = [1] * len(image_sizes)
+            data["num_image_patches"] = [1] * len(image_sizes)
+        if video_sizes is not None:
+            sample = self.video_processor.do_sample_frames
+            data["num_video_tokens"] = [self.num_frames if sample else int(size[0]) for size in video_sizes]
+        return MultiModalData(**data)
 
     def _flat_images(self, images: Any) -> list[Any]:
         """Images as one flat list, paths and URLs loaded (`apply_chat_template` passes per-sample lists)."""

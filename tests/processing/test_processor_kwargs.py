@@ -128,3 +128,14 @@ def test_new_folders_round_trip_the_video_processor(processor, tmp_path):
     loaded = PiTeProcessor.from_pretrained(tmp_path, video_backend="decord")
     assert loaded.video_processor.to_dict() | {"video_backend": "auto"} == processor.video_processor.to_dict()
     assert loaded.video_backend == "decord" and loaded.num_frames == N
+
+
+def test_token_counts_helper_and_mm_token_type_ids_agree(processor, videos, indexed_frames):
+    out = processor(text=TEXTS, videos=videos, video_fps=5, return_mm_token_type_ids=True)
+    counts = processor._get_num_multimodal_tokens(video_sizes=[video.shape[:3] for video in videos])
+    assert (out["mm_token_type_ids"] == 2).sum(-1).tolist() == counts["num_video_tokens"] == [N, N]
+    assert out["mm_token_type_ids"].eq(2).equal(out["input_ids"].eq(processor.video_token_id))
+    frame = indexed_frames(1)[0]
+    images = processor(text=["<video> a", "<video> b"], images=[frame, frame], return_mm_token_type_ids=True)
+    assert (images["mm_token_type_ids"] == 1).sum(-1).tolist() == processor._get_num_multimodal_tokens(
+        image_sizes=[(32, 128)] * 2)["num_image_tokens"]
