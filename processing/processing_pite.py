@@ -88,7 +88,8 @@ class PiTeProcessor(ProcessorMixin):
         self.video_token = self.image_token = video_token
         token_id = tokenizer.convert_tokens_to_ids(video_token)
         if token_id is None or token_id == tokenizer.unk_token_id or tokenizer.tokenize(video_token) != [video_token]:
-            raise ValueError(f"the tokenizer has no special token {video_token!r}: add it with add_special_tokens first")
+            raise ValueError(f"the tokenizer has no special token {video_token!r}: add it with add_special_tokens "
+                             "first")
         self.video_token_id = self.image_token_id = int(token_id)
         super().__init__(image_processor, video_processor, tokenizer, chat_template=chat_template or V1_CHAT_TEMPLATE)
 
@@ -376,7 +377,8 @@ class PiTeProcessor(ProcessorMixin):
         `trajectory_labels` (L, P, N, 2) and/or `point_labels` (L, 2), -1 where a token has no target.
         Target spans are character spans of the assistant answer named by `SpanTarget.turn`.
         """
-        conversation = tokenize_conversation(self.tokenizer, messages, self.num_frames, self.chat_template, self.video_token)
+        conversation = tokenize_conversation(self.tokenizer, messages, self.num_frames, self.chat_template,
+                                             self.video_token)
         features = {"input_ids": conversation.input_ids, "labels": conversation.labels}
         if trajectory_targets is not None:
             features["trajectory_labels"] = build_trajectory_labels(

@@ -116,7 +116,8 @@ def _to_numpy(videos: Any) -> Any:
 
 def _channels_last(video: Any) -> Any:
     """A (T, C, H, W) array (C = 1 or 3) -> (T, H, W, 3); other inputs unchanged."""
-    if isinstance(video, np.ndarray) and video.ndim == 4 and video.shape[1] in (1, 3) and video.shape[-1] not in (1, 3):
+    channels_first = isinstance(video, np.ndarray) and video.ndim == 4 and video.shape[1] in (1, 3)
+    if channels_first and video.shape[-1] not in (1, 3):
         video = np.moveaxis(video, 1, -1)
     if isinstance(video, np.ndarray) and video.ndim == 4 and video.shape[-1] == 1:
         video = np.repeat(video, 3, axis=-1)

@@ -153,5 +153,6 @@ def _auto_video_processor_needs_torchvision(self):
     video_processing_common.VideoProcessingTestMixin.test_video_processor_save_load_with_autovideoprocessor(self)
 
 
-PiTeVideoProcessingTest.test_video_processor_save_load_with_autovideoprocessor = _auto_video_processor_needs_torchvision
+PiTeVideoProcessingTest.test_video_processor_save_load_with_autovideoprocessor = (
+    _auto_video_processor_needs_torchvision)
 _skip_tests(PiTeVideoProcessingTest, {"test_call_sample_frames": NO_FPS_SAMPLING})

@@ -90,7 +90,8 @@ def test_channel_first_arrays_tensors_nested_lists_and_all_frames(video_processo
     frames = indexed_frames(8, width=128, height=32)
     reference = video_processor(frames, return_tensors="pt")["pixel_values_videos"]
     channel_first = np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
-    for variant in (channel_first, torch.from_numpy(frames), [list(frames)], [[frames], [torch.from_numpy(channel_first)]]):
+    nested = [[frames], [torch.from_numpy(channel_first)]]
+    for variant in (channel_first, torch.from_numpy(frames), [list(frames)], nested):
         out = video_processor(variant, return_tensors="pt")["pixel_values_videos"]
         assert torch.equal(out[0], reference[0]), type(variant)
     every = video_processor(frames, do_sample_frames=False, video_fps=4, return_metadata=True, return_tensors="pt")
