@@ -12,7 +12,6 @@ import torch
 from transformers import BatchFeature
 from transformers.image_utils import get_image_size, infer_channel_dimension_format
 from transformers.processing_utils import MultiModalData, ProcessingKwargs, ProcessorMixin
-from transformers.video_processing_utils import VideoProcessorMixin
 
 from .chat_template_pite import (
     V1_CHAT_TEMPLATE,
@@ -23,7 +22,7 @@ from .chat_template_pite import (
 )
 from .grounding_pite import SpanTarget, build_point_labels, build_trajectory_labels
 from .postprocessing_pite import post_process_generation
-from .video_processing_pite import PiTeVideoMetadata, PiTeVideoProcessor, PiTeVideoProcessorKwargs
+from .video_processing_pite import PiTeVideoMetadata, PiTeVideoProcessor, PiTeVideoProcessorKwargs, VideoProcessorMixin
 from .video_reading_pite import SampledVideo, VideoInputError, describe_input
 from .visualization_pite import save_contact_sheet, save_trajectory_gif
 
@@ -37,6 +36,14 @@ class PiTeProcessorKwargs(ProcessingKwargs, total=False):
     """`ProcessingKwargs` with PiTe's video kwargs (`video_backend`, `video_fps`, `resize_backend`)."""
 
     videos_kwargs: PiTeVideoProcessorKwargs
+    # Lowest-priority defaults: a batch of prompts pads to its longest (on the tokenizer's padding side) and the
+    # metadata that post-processing needs is returned; the tokenizer's init kwargs and call kwargs override them.
+    # `_defaults` rather than processor class attributes: transformers 5.17 reads only these (5.24 reads both).
+    _defaults = {
+        "text_kwargs": {"padding": True, "return_tensors": "pt"},
+        "images_kwargs": {"return_tensors": "pt"},
+        "videos_kwargs": {"return_tensors": "pt", "return_metadata": True},
+    }
 
 
 class PiTeProcessor(ProcessorMixin):
@@ -51,15 +58,10 @@ class PiTeProcessor(ProcessorMixin):
 
     Kwargs are merged as transformers' processors merge them (`_merge_kwargs`): flat (`max_length=`,
     `truncation=`, `padding_side=`, `num_frames=`, `crop_size=`, ...) or per modality (`text_kwargs=`,
-    `images_kwargs=`, `videos_kwargs=`), over the tokenizer's own init kwargs, over the class defaults below.
+    `images_kwargs=`, `videos_kwargs=`), over the tokenizer's own init kwargs, over `PiTeProcessorKwargs._defaults`.
     """
 
     valid_processor_kwargs = PiTeProcessorKwargs
-    # Lowest-priority defaults: a batch of prompts pads to its longest (on the tokenizer's padding side) and the
-    # metadata that post-processing needs is returned; the tokenizer's init kwargs and call kwargs override them.
-    text_kwargs = {"padding": True, "return_tensors": "pt"}
-    images_kwargs = {"return_tensors": "pt"}
-    videos_kwargs = {"return_tensors": "pt", "return_metadata": True}
 
     def __init__(
         self,

@@ -33,7 +33,11 @@ from transformers.image_processing_utils import get_size_dict
 from transformers.image_transforms import get_resize_output_image_size
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ChannelDimension, PILImageResampling, SizeDict
 from transformers.processing_utils import VideosKwargs
-from transformers.video_processing_utils import VideoProcessorMixin
+
+try:  # transformers >= 5.2x: the torch-free base of `BaseVideoProcessor`
+    from transformers.video_processing_utils import VideoProcessorMixin
+except ImportError:  # transformers 5.17: `BaseVideoProcessor` is the base (it instantiates without torchvision there)
+    from transformers.video_processing_utils import BaseVideoProcessor as VideoProcessorMixin
 from transformers.video_utils import VideoMetadata
 
 from .video_reading_pite import (
