@@ -149,8 +149,19 @@ class PiTeProcessor(ProcessorMixin):
                 "num_frames=...) from its parts and call save_pretrained"
             )
         video_settings = {key: kwargs.pop(key) for key in ("num_frames", "video_backend") if key in kwargs}
-        image_processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder,
-                                                             **kwargs)
+        try:
+            image_processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder,
+                                                                 **kwargs)
+        except ImportError:
+            # transformers 5.17 without torchvision refuses AutoImageProcessor; the PIL class of the saved type
+            # (CLIP's) loads the same settings.
+            import transformers
+
+            saved_type = processor_dict.get("image_processor", {}).get("image_processor_type", "")
+            pil_class = getattr(transformers, saved_type.removesuffix("Fast") + "Pil", None)
+            if pil_class is None:
+                raise
+            image_processor = pil_class.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
         if "video_processor" in processor_dict:
             video_processor = PiTeVideoProcessor.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder,
                                                                  **kwargs, **video_settings)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from transformers import CLIPImageProcessorPil
-from transformers.video_processing_utils import VideoProcessorMixin
 from transformers.video_utils import VideoMetadata
 
 from pite.processing import PiTeVideoMetadata, PiTeVideoProcessor, read_video
+from pite.processing.video_processing_pite import VideoProcessorMixin  # the installed transformers' base
 
 from .conftest import run_without_pite
 
