@@ -135,7 +135,8 @@ def _from_record(record: object, where: str) -> CaptionedVideo:
 
 
 def load_captions(path: str | os.PathLike) -> list[CaptionedVideo]:
-    """Read a captions file in either format (see the module docstring). Video ids must be unique."""
+    """Read a captions file in either format (see the module docstring). Video ids must be unique; a file without
+    videos, or whose videos have no events, is a CaptionsError (there would be nothing to annotate)."""
     path = os.fspath(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -168,4 +169,9 @@ def load_captions(path: str | os.PathLike) -> list[CaptionedVideo]:
         if video.video_id in seen:
             raise CaptionsError(f"{video.where}: video_id {video.video_id!r} already used at {seen[video.video_id]}")
         seen[video.video_id] = video.where
+    # An empty file would otherwise "succeed" having annotated nothing.
+    if not videos:
+        raise CaptionsError(f"{path}: the captions file holds no videos")
+    if not any(video.events for video in videos):
+        raise CaptionsError(f"{path}: none of its {len(videos)} videos has a caption event to annotate")
     return videos

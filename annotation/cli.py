@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from pite.cli.arguments import positive_int
@@ -66,7 +67,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     geometry.add_argument("--no-scale", action="store_true", help="key points follow the mask's translation only")
     geometry.add_argument("--seed", type=int, default=0, help="k-means++ seed (default 0)")
     run_group = parser.add_argument_group("run")
-    run_group.add_argument("--shard", type=_shard, default=(0, 1), help="INDEX/COUNT: annotate every COUNT-th video from INDEX")
+    run_group.add_argument("--shard", type=_shard, default=(0, 1),
+                           help="INDEX/COUNT: annotate every COUNT-th video from INDEX into OUT (separate runs). Under "
+                           "torchrun / accelerate launch the processes split the videos themselves and merge into OUT")
     run_group.add_argument("--limit", type=positive_int, default=None, help="annotate at most this many new videos")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -94,10 +97,30 @@ def build_pipeline(args: argparse.Namespace) -> "AnnotationPipeline":  # noqa: F
     return AnnotationPipeline(build_phrase_extractor(args.phrases), masker, propagator, config)
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Before any model loads: --videos is a folder, --out is not an input, and an existing --out is a stage-2 file
+    to resume."""
+    from pite.cli.errors import MissingInputError
+    from pite.cli.inputs import refuse_own_input
+
+    from .stage2_format import Stage2FormatError, read_stage2_jsonl
+
+    if not os.path.isdir(args.videos):
+        raise MissingInputError(f"--videos {args.videos} is not a folder", path=args.videos, field="--videos")
+    out = refuse_own_input(args.out, {"--captions": args.captions, "--videos": args.videos})
+    if out.exists():
+        for number, record in enumerate(read_stage2_jsonl(out, tolerate_truncated_tail=False), start=1):
+            if not isinstance(record, dict) or not isinstance(record.get("video_id"), str):
+                raise Stage2FormatError(f"{out}: record {number} has no string video_id: --out exists and is not a "
+                                        "stage-2 file this command can resume")
+
+
 def run(command: str, args: argparse.Namespace) -> int:
     """Run `pite annotate`; see the module docstring for the exit status."""
+    from pite.cli.processes import launched_state, launched_world_size
+
     from .captions import load_captions
-    from .runner import annotate_videos, failures_path, summary_path
+    from .runner import annotate_videos, annotate_videos_in_processes, failures_path, summary_path
 
     if command != "annotate":
         raise ValueError(f"pite.annotation.cli has no command {command!r}; it provides 'annotate'")
@@ -105,13 +128,30 @@ def run(command: str, args: argparse.Namespace) -> int:
     try:
         if args.track_fps < 0:
             raise ValueError(f"--track-fps must be >= 0, got {args.track_fps}")
+        processes = launched_world_size()
+        if processes > 1 and args.shard != (0, 1):
+            raise ValueError(f"--shard {args.shard[0]}/{args.shard[1]} cannot be combined with a launch of "
+                             f"{processes} processes, which split the videos themselves")
+        state = launched_state()
+        if state is not None and args.device is None:
+            args.device = str(state.device)  # one accelerator per process
         videos = load_captions(args.captions)
+        _check_paths(args)
         pipeline = build_pipeline(args)
     except (OSError, ValueError, ImportError) as error:
         print(f"pite annotate: {error}", file=sys.stderr)
         return 2
-    summary = annotate_videos(videos, args.videos, args.out, pipeline, shard=args.shard,
-                              progress=not args.no_progress, limit=args.limit)
+    progress = not args.no_progress
+    if state is None:
+        summary = annotate_videos(videos, args.videos, args.out, pipeline, shard=args.shard, progress=progress,
+                                  limit=args.limit)
+    else:
+        part, summary = annotate_videos_in_processes(videos, args.videos, args.out, pipeline, state,
+                                                     progress=progress and state.is_main_process, limit=args.limit)
+        print(f"process {state.process_index} of {state.num_processes}: annotated {part.videos_annotated} videos "
+              f"({part.videos_already_done} already done, {part.videos_failed} failed)")
+        if summary is None:
+            return 1 if part.videos_failed else 0
     print(f"annotated {summary.videos_annotated} videos ({summary.videos_already_done} already done, "
           f"{summary.videos_failed} failed) -> {summary.output}; {summary.counts['objects']} objects; "
           f"summary {summary_path(args.out)}")

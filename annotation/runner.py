@@ -11,6 +11,13 @@ Files, for `--out OUT.jsonl`:
 Resuming: videos whose `video_id` is already in `OUT.jsonl` or in the partial file are skipped. Failed videos are
 not recorded as done, so the next run retries them. A failing video never stops the run: its error is recorded
 and the next video starts.
+
+Several processes (`annotate_videos_in_processes`, under torchrun / accelerate launch): process `rank` of
+`world_size` annotates the videos at positions rank, rank + world_size, ... of the captions into its own part,
+`OUT.jsonl.part-{rank:05d}-of-{world_size:05d}` (with that part's own partial, failures and summary files, so a
+killed process resumes its part like a one-process run). When every process has finished, the main process merges
+the parts into `OUT.jsonl` in captions order (after OUT's earlier lines) and removes them: a fresh run writes the same
+`OUT.jsonl` as one process would. Rerun a killed multi-process run with the same number of processes.
 """
 
 from __future__ import annotations
@@ -18,8 +25,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import glob
 import os
+import re
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,6 +133,7 @@ def annotate_videos(
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
     limit: int | None = None,
+    done_elsewhere: Collection[str] = (),
 ) -> RunSummary:
     """Annotate `videos` (those of shard `index` of `count`: position % count == index) into `out`.
 
@@ -134,6 +145,7 @@ def annotate_videos(
         shard: (index, count) to split a captions file between processes writing different `out` files.
         progress: show a progress bar.
         limit: annotate at most this many not-yet-done videos in this run.
+        done_elsewhere: video ids finished in another file (a multi-process run's merged output): skipped as done.
     """
     index, count = shard
     if not (isinstance(count, int) and count >= 1 and isinstance(index, int) and 0 <= index < count):
@@ -146,7 +158,7 @@ def annotate_videos(
     if truncated:
         logger.warning("%s: dropping a last line cut short by an interrupted run", partial)
         _rewrite_without_tail(partial)
-    done = set(done_final) | set(done_partial)
+    done = set(done_final) | set(done_partial) | set(done_elsewhere)
     mine = [video for position, video in enumerate(videos) if position % count == index]
     todo = [video for video in mine if video.video_id not in done]
     if limit is not None:
@@ -190,3 +202,98 @@ def annotate_videos(
     write_jsonl(failures_path(out), summary.failures)
     write_json(summary_path(out), summary.to_json())
     return summary
+
+
+def part_path(out: str | os.PathLike, rank: int, world_size: int) -> str:
+    """The output file of process `rank` of `world_size` (its partial, failures and summary files sit next to it)."""
+    return f"{os.fspath(out)}.part-{rank:05d}-of-{world_size:05d}"
+
+
+def _part_files(out: str) -> list[str]:
+    """Finished part outputs next to `out`, of any number of processes, sorted."""
+    pattern = re.compile(re.escape(os.path.basename(out)) + r"\.part-\d{5}-of-\d{5}")
+    return sorted(path for path in glob.glob(glob.escape(out) + ".part-*")
+                  if pattern.fullmatch(os.path.basename(path)))
+
+
+def merge_annotation_parts(videos: list[CaptionedVideo], out: str | os.PathLike, world_size: int) -> RunSummary | None:
+    """Merge every finished part next to `out` into it (after its own lines, in captions order) and remove them.
+
+    Run in one process once all parts' writers have finished. The failures and summary of the `world_size` parts of
+    this run are combined into `OUT.failures.jsonl` and `OUT.summary.json` (`settings.processes` = world_size);
+    returns that combined summary (None when there was no part of this run).
+    """
+    out = os.fspath(out)
+    parts = _part_files(out)
+    position = {video.video_id: index for index, video in enumerate(videos)}
+    done_final, _ = _done_ids(out, tolerate_truncated_tail=False)
+    lines: dict[str, str] = {}
+    for part in parts:
+        with open(part, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    video_id = json.loads(line)["video_id"]
+                    if video_id not in done_final:
+                        lines.setdefault(video_id, line if line.endswith("\n") else line + "\n")
+    ordered = sorted(lines, key=lambda video_id: position.get(video_id, len(position)))
+    merged_tail = partial_path(out) + ".parts"
+    write_text(merged_tail, "".join(lines[video_id] for video_id in ordered))
+    _merge(out, merged_tail)
+    os.unlink(merged_tail)
+
+    summaries = []
+    for rank in range(world_size):
+        path = summary_path(part_path(out, rank, world_size))
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as handle:
+                summaries.append(json.load(handle))
+    combined = None
+    if summaries:
+        combined = RunSummary(output=out, videos_in_captions=len(videos), videos_in_shard=0, videos_already_done=0,
+                              settings={**summaries[0]["settings"], "shard": [0, 1], "processes": world_size})
+        for summary in summaries:
+            combined.videos_in_shard += summary["videos_in_shard"]
+            combined.videos_already_done += summary["videos_already_done"]
+            combined.videos_annotated += summary["videos_annotated"]
+            combined.videos_failed += summary["videos_failed"]
+            combined.counts.update(summary["counts"])
+        for rank in range(world_size):
+            failures = failures_path(part_path(out, rank, world_size))
+            if os.path.exists(failures):
+                with open(failures, encoding="utf-8") as handle:
+                    combined.failures += [json.loads(line) for line in handle if line.strip()]
+        write_jsonl(failures_path(out), combined.failures)
+        write_json(summary_path(out), combined.to_json())
+    for part in parts:
+        for path in (part, failures_path(part), summary_path(part)):
+            if os.path.exists(path):
+                os.unlink(path)
+    return combined
+
+
+def annotate_videos_in_processes(
+    videos: list[CaptionedVideo],
+    videos_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    pipeline: AnnotationPipeline,
+    state: "PartialState",  # noqa: F821  (accelerate's, or anything with the same four members)
+    progress: bool = True,
+    limit: int | None = None,
+) -> tuple[RunSummary, RunSummary | None]:
+    """Annotate this process's part of `videos` (see the module docstring), wait for all, merge on the main process.
+
+    Args:
+        state: `process_index`, `num_processes`, `is_main_process` and `wait_for_everyone()` of the launch.
+        limit: per process.
+
+    Returns (this process's part summary, the merged summary on the main process or None elsewhere).
+    """
+    out = os.fspath(out)
+    rank, world_size = state.process_index, state.num_processes
+    done_final, _ = _done_ids(out, tolerate_truncated_tail=False)
+    part = annotate_videos(videos, videos_dir, part_path(out, rank, world_size), pipeline, shard=(rank, world_size),
+                           progress=progress, limit=limit, done_elsewhere=done_final)
+    state.wait_for_everyone()
+    merged = merge_annotation_parts(videos, out, world_size) if state.is_main_process else None
+    state.wait_for_everyone()
+    return part, merged

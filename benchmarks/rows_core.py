@@ -122,7 +122,7 @@ def row_features(sizes: BenchSizes) -> dict[str, Any]:
     pixels = torch.randn(1, sizes.num_frames, 3, sizes.image_size, sizes.image_size)
     with torch.no_grad():
         extract_s = timed(lambda: pite.get_video_features(pixels), repeats=max(1, sizes.repeats // 2))
-        features = pite.get_video_features(pixels)
+        features = pite.get_video_features(pixels).pooler_output
     ids = prompt_ids(sizes, sizes.num_frames, 60)
 
     def step(**visual: torch.Tensor) -> None:

@@ -200,7 +200,7 @@ GOPS = (30, 60, 250)  # short; this suite's earlier 2 s at 30 fps; long, typical
 
 def row_video(sizes: BenchSizes) -> list[dict[str, Any]]:
     """For each GOP length: frames decoded and time of PiTe's reader with each backend (PyAV seeks, the default;
-    decord seeks, the paper's release's reader), a sequential PyAV decode and a full decode+convert, sampling
+    decord seeks, VTimeLLM's reader), a sequential PyAV decode and a full decode+convert (the PiTe release's way), sampling
     `num_frames` frames of a `video_seconds` video."""
     try:
         import av  # noqa: F401

@@ -60,6 +60,9 @@ def _suite_or_exit() -> ModuleType:
     except FileNotFoundError as error:
         print(f"pite bench: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except SyntaxError as error:  # the folder PITE_BENCHMARKS_DIR names holds a broken file: say which, no traceback
+        print(f"pite bench: {error.filename}:{error.lineno}: not valid Python ({error.msg})", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def build_parser(command: str = "bench") -> argparse.ArgumentParser:
@@ -68,18 +71,31 @@ def build_parser(command: str = "bench") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"pite {command}", description=suite.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     suite.add_arguments(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     return parser
 
 
 def run(command: str, args: argparse.Namespace) -> int:
     """Run the benchmarks; 0 all rows ran and met their targets, 1 a row failed or missed, 2 bad options."""
+    from .errors import OutputExistsError
+
+    json_file = getattr(args, "json", None)
+    if json_file is not None and Path(json_file).exists() and not args.overwrite and not args.list:
+        # checked before the rows run (minutes), not when the results are written
+        raise OutputExistsError(f"{json_file} already exists (pass --overwrite to replace it)", path=json_file,
+                                field="--json")
     return _suite_or_exit().run(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python benchmarks/run.py` and `python -m pite.cli.bench`: `pite bench` without the `pite` entry point."""
+    from .errors import UserInputError, report
+
     args = build_parser().parse_args(argv)
-    return run("bench", args)
+    try:
+        return run("bench", args)
+    except UserInputError as error:
+        return report("bench", error)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ Each area module named in `SUBCOMMANDS` provides two functions:
     build_parser(command: str) -> argparse.ArgumentParser
     run(command: str, args: argparse.Namespace) -> int
 They are imported only when their command runs, so `pite --help` starts fast and a broken area cannot break others.
+
+Bad input is reported here, in one place (see `pite.cli.errors`): a `UserInputError`, or a missing / unreadable /
+already existing path, that escapes a command is printed as one line naming the file or field, exit status 2.
+Any other exception is a bug and keeps its traceback. PITE_TRACEBACK=1 shows the traceback of bad input too.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import argparse
 import importlib
 import sys
 
+from .errors import is_input_error, report, show_tracebacks
+
 # command -> (module providing it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("pite.demo.cli", "generate a synthetic world, train the 3 stages of a tiny PiTe, evaluate, report"),
     "train": ("pite.training.cli", "train one stage of the recipe (--stage 1|2|3 --config FILE [key=value ...])"),
     "extract-features": ("pite.training.cli", "run the frozen CLIP tower once over videos and cache frame features"),
-    "eval": ("pite.eval.cli", "evaluate: grounding | dense-captioning | qa | trajectory"),
+    "eval": ("pite.eval.cli", "evaluate: grounding | dense-captioning | qa | trajectory | score (predictions files, no model)"),
     "annotate": ("pite.annotation.cli", "build PiTe-143k-style trajectory annotations from captioned videos"),
     "build": ("pite.hub.cli", "assemble an untrained PiTe from local Llama/Vicuna and CLIP checkpoints"),
     "convert-original": ("pite.hub.cli", "convert the authors' released checkpoints (LoRA stages) into this format"),
@@ -59,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = module.build_parser(command)
     parser.prog = f"pite {command}"
     args = parser.parse_args(rest)
-    return int(module.run(command, args) or 0)
+    try:
+        return int(module.run(command, args) or 0)
+    except Exception as error:
+        if not is_input_error(error) or show_tracebacks():
+            raise
+        return report(command, error)
 
 
 if __name__ == "__main__":

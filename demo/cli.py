@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
@@ -10,14 +11,20 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--out", default="pite-demo", help="output folder (default: ./pite-demo)")
     parser.add_argument("--quick", action="store_true", help="a smaller world and fewer steps: a smoke test")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and of training")
+    parser.add_argument("--overwrite", action="store_true", help="write into OUT even if it is not empty")
     return parser
 
 
 def run(command: str, args: argparse.Namespace) -> int:
     import dataclasses
 
+    from pite.cli.errors import OutputExistsError
     from pite.demo.pipeline import DemoSettings, run_demo
 
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not args.overwrite)):
+        raise OutputExistsError(f"{out} already exists and is not an empty folder (pass --overwrite to write into it)",
+                                path=out, field="--out")
     settings = DemoSettings.quick() if args.quick else DemoSettings()
     run_demo(args.out, dataclasses.replace(settings, seed=args.seed))
     return 0

@@ -58,6 +58,10 @@ class DemoSettings:
     # and the tiny model's held-out trajectory L1 went from 0.32 (after stage 2) to 0.52, worse than the constant
     # centre (0.39). Replaying the stage-2 conversations in stage 3 (`rehearsal_data_files`) keeps it at 0.32.
     stage3_rehearsal: bool = True
+    # The shipped model regresses (-1, -1) where a word names no object (`absent_targets="regress"`, the release's
+    # training). To show what that buys, stage 2 is trained a second time from the same stage-1 checkpoint with
+    # `absent_targets="mask"`, and the report gives the grounded words of both.
+    compare_absent_targets: bool = True
     batch_size: int = 8
     lora_r: int = 32
     logging_steps: int = 5
@@ -231,10 +235,22 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
                                overrides=dict(common, num_train_epochs=epochs, learning_rate=learning_rate,
                                               feature_cache_dir=str(cache), **rehearsal.get(stage, {})))
         training_log[f"stage{stage}"] = _loss_summary(Path(previous) / "pite_training.json")
+    if settings.compare_absent_targets:
+        (_, data_files, media_dir, cache), epochs, learning_rate = stages[1], settings.stage_epochs[1], \
+            settings.stage_learning_rates[1]
+        masked = train_stage(2, str(out / "checkpoints" / "stage1"), out / "checkpoints" / "stage2-mask", data_files,
+                             media_dir, overrides=dict(common, num_train_epochs=epochs, learning_rate=learning_rate,
+                                                       feature_cache_dir=str(cache), absent_targets="mask"))
+        training_log["stage2-mask"] = _loss_summary(Path(masked) / "pite_training.json")
     phase_done("training_s")
 
     phases.set_postfix_str("held-out evaluation")
-    from pite.demo.evaluation import grounding_evaluation, qa_evaluation, trajectory_evaluation
+    from pite.demo.evaluation import (
+        grounded_word_evaluation,
+        grounding_evaluation,
+        qa_evaluation,
+        trajectory_evaluation,
+    )
 
     trained = PiTeForConditionalGeneration.from_pretrained(previous).eval()
     untrained = PiTeForConditionalGeneration.from_pretrained(untrained_dir).eval()
@@ -246,7 +262,15 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
                                           seed=settings.seed),
         "qa": qa_evaluation(trained, processor, manifest.eval_qa_questions, manifest.eval_qa_answers,
                             manifest.eval_videos_dir, training_qa_pairs(manifest)),
+        "grounded_words": {
+            name: grounded_word_evaluation(model, processor, manifest.eval_trajectories, manifest.eval_videos_dir)
+            for name, model in (("shipped", trained), ("after_stage2", after_stage2))
+        },
     }
+    if settings.compare_absent_targets:
+        masked_model = PiTeForConditionalGeneration.from_pretrained(out / "checkpoints" / "stage2-mask").eval()
+        evaluation["grounded_words"]["after_stage2_mask"] = grounded_word_evaluation(
+            masked_model, processor, manifest.eval_trajectories, manifest.eval_videos_dir)
     phase_done("evaluation_s")
 
     phases.set_postfix_str("pictures and export")
@@ -303,7 +327,14 @@ def beats_baselines(evaluation: dict[str, Any]) -> dict[str, bool]:
         "trajectory_vs_untrained": trajectory["trained"]["L1"] < trajectory["untrained"]["L1"],
         "grounding_vs_random_interval": evaluation["grounding"]["model"]["mIoU"] > evaluation["grounding"]["random_interval_mIoU"],
         "qa_vs_majority": evaluation["qa"]["model_accuracy"] > evaluation["qa"]["majority_accuracy"],
+        "grounded_words_vs_every_word": _grounds_better(evaluation["grounded_words"]["shipped"]),
     }
+
+
+def _grounds_better(words: dict[str, Any]) -> bool:
+    """Fewer wrong words than reporting every word (precision) and a better balance with what it misses (F1)."""
+    model, every = words["model"], words["every_word"]
+    return model["precision"] > every["precision"] and model["F1"] > every["F1"]
 
 
 @torch.no_grad()
@@ -363,6 +394,23 @@ def _frame(seconds: float, duration: float, model) -> str:
     return format_frame_index(seconds_to_frame_index(seconds, duration, model.config.num_frames, clip=True))
 
 
+def _grounded_word_rows(words: dict[str, Any], verdict: str) -> list[str]:
+    """Report rows: grounded words (precision / recall / F1) of each evaluated model against every word."""
+    labels = {"shipped": ("shipped model", verdict), "after_stage2": ("checkpoint after stage 2", "(not shipped)"),
+              "after_stage2_mask": ("stage 2 with absent_targets=\"mask\"", "(not shipped)")}
+    rows = []
+    for name, (label, outcome) in labels.items():
+        if name not in words:
+            continue
+        model, every = words[name]["model"], words[name]["every_word"]
+        rows.append(
+            f"| grounded words, {label} ({words[name]['absent_targets']}) | precision / recall / F1 (%) | "
+            f"{model['precision']:.1f} / {model['recall']:.1f} / {model['F1']:.1f} | every word "
+            f"{every['precision']:.1f} / {every['recall']:.1f} / {every['F1']:.1f} | {outcome} |"
+        )
+    return rows
+
+
 def render_report(metrics: dict[str, Any]) -> str:
     settings, evaluation, example = metrics["settings"], metrics["evaluation"], metrics["example"]
     trajectory, grounding, qa = evaluation["trajectory"], evaluation["grounding"], evaluation["qa"]
@@ -394,6 +442,7 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"{grounding['model']['R@0.5']:.1f} / {grounding['model']['R@0.7']:.1f} | | |",
         f"| video QA | exact-match accuracy (%) | {qa['model_accuracy']:.1f} | majority answer per question kind "
         f"{qa['majority_accuracy']:.1f} | {verdict(beats['qa_vs_majority'])} |",
+        *_grounded_word_rows(evaluation["grounded_words"], verdict(beats["grounded_words_vs_every_word"])),
         "",
         f"{trajectory['trained']['num_points']} trajectory points in {trajectory['num_videos']} videos, "
         f"{grounding['model']['num_queries']} grounding queries "

@@ -6,6 +6,12 @@
     pite eval qa --format msvd-qa --youtube-mapping youtube_mapping.txt --data test_qa.json --videos DIR \\
         --judge openai --judge-model gpt-3.5-turbo-0125 --output runs/msvd.json
     pite eval trajectory --model DIR --data trajectories.jsonl --videos DIR --output runs/trajectories.json
+    pite eval score grounding --predictions vtimellm_log.txt --references val_2.json [--format vtimellm]
+    pite eval score qa --predictions video_chatgpt_preds.json [--references test_a.json] [--judge openai ...]
+
+`--protocol reference` (default: the numbers of VTimeLLM's evaluation code and Video-ChatGPT's judge script, quirks
+included) or `corrected` (see pite/eval/README.md); every result and table says which. `score` reads a predictions
+file in VTimeLLM's log, Video-ChatGPT's or our format and scores it without any model or video.
 
 Generation tasks write every answer to `--predictions` (default `OUTPUT` with `.predictions.json`), atomically, as
 they are made: rerunning the same command resumes (records already answered are not asked again; settings that would
@@ -21,13 +27,15 @@ record).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from pite.cli.arguments import positive_int
+from pite.eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 
-TASKS = ("grounding", "dense-captioning", "qa", "trajectory")
+TASKS = ("grounding", "dense-captioning", "qa", "trajectory", "score")
 GROUNDING_FORMATS = ("activitynet-captions", "charades-sta")
 QA_FORMATS = {"msvd-qa": "MSVD-QA", "msrvtt-qa": "MSRVTT-QA", "activitynet-qa": "ActivityNet-QA"}
 DEFAULT_JUDGE_URL = "https://api.openai.com/v1"
@@ -64,11 +72,17 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _add_judge_options(parser: argparse.ArgumentParser) -> None:
+def _add_protocol_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
+                        help="reference (default): the numbers of VTimeLLM's evaluation code / Video-ChatGPT's judge "
+                        "script, quirks included; corrected: our fixes (listed in pite/eval/README.md)")
+
+
+def _add_judge_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     judge = parser.add_argument_group("judge (Video-ChatGPT protocol; the judge model and temperature are recorded)")
-    judge.add_argument("--judge", choices=("openai", "local"), required=True,
+    judge.add_argument("--judge", choices=("openai", "local"), required=required,
                        help="openai: any OpenAI-compatible chat-completions endpoint; local: a transformers causal LM")
-    judge.add_argument("--judge-model", required=True,
+    judge.add_argument("--judge-model", required=required,
                        help="endpoint model name (e.g. gpt-3.5-turbo-0125), or the local model's folder")
     judge.add_argument("--judge-base-url", default=DEFAULT_JUDGE_URL, help=f"endpoint base URL (default {DEFAULT_JUDGE_URL})")
     judge.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
@@ -103,12 +117,14 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     grounding.add_argument("--charades-csv", nargs="+", default=None,
                            help="Charades CSV(s) with the video lengths (needed for charades-sta)")
     _add_generation_options(grounding)
+    _add_protocol_option(grounding)
 
     captioning = tasks.add_parser("dense-captioning", help="dense video captioning: SODA_c, CIDEr, METEOR, P/R")
     _add_model_options(captioning, default_batch_size=8)
     captioning.add_argument("--format", choices=("activitynet-captions",), default="activitynet-captions",
                             help="annotation format")
     _add_generation_options(captioning)
+    _add_protocol_option(captioning)
 
     qa = tasks.add_parser("qa", help="open-ended video QA judged by an LLM: accuracy and score")
     _add_model_options(qa, default_batch_size=8)
@@ -118,6 +134,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                     "--data is the questions file *_q.json)")
     _add_generation_options(qa)
     _add_judge_options(qa)
+    _add_protocol_option(qa)
 
     trajectory = tasks.add_parser("trajectory", help="teacher-forced trajectory accuracy on PiTe-143k-style data: "
                                   "masked L1, PCK@5%%/10%%, beside the constant-centre baseline")
@@ -127,6 +144,30 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     trajectory.add_argument("--skip-bad-records", action="store_true",
                             help="count malformed records as skipped instead of stopping at the first")
     trajectory.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    from pite.eval.scoring import SCORE_FORMATS, SCORE_TASKS
+
+    score = tasks.add_parser("score", help="score a predictions file of any model (VTimeLLM log, Video-ChatGPT QA, "
+                             "pite, ActivityNet submission): no model, no video")
+    score.add_argument("score_task", choices=SCORE_TASKS, metavar="TASK", help=f"one of {', '.join(SCORE_TASKS)}")
+    score.add_argument("--predictions", required=True, help="the predictions file")
+    score.add_argument("--references", default=None,
+                       help="ground truth: ActivityNet Captions JSON (grounding, dense-captioning; a VTimeLLM log's "
+                       "grounding lines can go without: their stored IoUs are used); for qa optionally "
+                       "ActivityNet-QA's *_a.json (official exact-match accuracy over all its questions)")
+    score.add_argument("--charades-csv", nargs="+", default=None,
+                       help="grounding with Charades-STA references (--references charades_sta_test.txt): the "
+                       "Charades CSV(s) with the video lengths")
+    score.add_argument("--format", choices=SCORE_FORMATS, default="auto",
+                       help="predictions layout (default auto: recognised from the content)")
+    _add_protocol_option(score)
+    score.add_argument("--num-frames", type=positive_int, default=100,
+                       help="frames the answers' indices count (default 100, VTimeLLM's and PiTe's)")
+    score.add_argument("--model-name", default=None,
+                       help="row name in the table (default: the predictions file's name)")
+    score.add_argument("--output", default=None, help="results JSON to write (the table is printed in any case)")
+    score.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    _add_judge_options(score, required=False)
     return parser
 
 
@@ -232,15 +273,17 @@ def _run_generation_task(args: argparse.Namespace) -> dict[str, Any]:
 
     output = Path(args.output)
     dataset = read_dataset(args)
+    if not dataset.records:
+        raise UsageError(f"the references file {args.data} holds no queries: nothing to evaluate")
     store, summary, num_frames, meta = _generate(args, dataset, output)
     name = _model_name(args)
     result: dict[str, Any] = {"task": args.task, "model": name, "dataset": dataset.name, "settings": meta,
-                              "predictions_file": str(store.path)}
+                              "protocol": args.protocol, "predictions_file": str(store.path)}
     if args.task == "grounding":
-        scores = runner.score_grounding(dataset, store, num_frames)
+        scores = runner.score_grounding(dataset, store, num_frames, protocol=args.protocol)
         table = tables.activitynet_table({name: {"grounding": scores}})
     elif args.task == "dense-captioning":
-        scores = runner.score_dense_captioning(dataset, store, num_frames)
+        scores = runner.score_dense_captioning(dataset, store, num_frames, protocol=args.protocol)
         for metric, reason in (scores.get("unavailable") or {}).items():
             print(f"pite eval dense-captioning: {metric} not computed: {reason}", file=sys.stderr)
         table = tables.activitynet_table({name: {"dense_captioning": scores}})
@@ -251,7 +294,7 @@ def _run_generation_task(args: argparse.Namespace) -> dict[str, Any]:
         cache_path = Path(args.judge_cache) if args.judge_cache else _sibling(output, ".judgments.sqlite")
         cache = JudgmentCache(cache_path)
         try:
-            judged = runner.score_qa(dataset, store, _judge(args), cache, num_workers=args.judge_workers)
+            judged = runner.score_qa(dataset, store, _judge(args), cache, args.judge_workers, args.protocol)
         except JudgeRequestError as error:
             raise JudgeStopped(f"{error}; the replies received so far are cached in {cache_path}: rerun to continue")
         finally:
@@ -264,6 +307,10 @@ def _run_generation_task(args: argparse.Namespace) -> dict[str, Any]:
             for j in judged.judgments
         ]
         table = tables.qa_table({name: {QA_FORMATS[args.format]: judged}}, datasets=(QA_FORMATS[args.format],))
+        result["exact_match"] = _exact_match(args, dataset, store)
+        exact = result["exact_match"]
+        table += (f"\nExact-match accuracy: {exact['accuracy']:.1f} "
+                  f"({exact['num_correct']} of {exact['num_questions']})")
     answered = sum(1 for r in dataset.records if store.has(r.sample_id))
     result.update(
         scores=scores,
@@ -274,6 +321,17 @@ def _run_generation_task(args: argparse.Namespace) -> dict[str, Any]:
         table=table,
     )
     return result
+
+
+def _exact_match(args: argparse.Namespace, dataset, store) -> dict[str, Any]:
+    """Exact-match accuracy of the stored answers (ActivityNet-QA's official metric, over its answers file)."""
+    from pite.eval.judge import QASample
+    from pite.eval.scoring import exact_match_scores
+
+    samples = [QASample(r.sample_id, r.query or "", r.answer or "", store.output(r.sample_id))
+               for r in dataset.records if store.has(r.sample_id)]
+    answers = args.answers if args.format == "activitynet-qa" else None
+    return exact_match_scores(samples, answers, args.protocol)
 
 
 class JudgeStopped(RuntimeError):
@@ -298,13 +356,45 @@ def _run_trajectory(args: argparse.Namespace) -> dict[str, Any]:
             **evaluation.to_json(), "table": table}
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Before any model loads: the model's weight files are complete, and no file eval writes is one of its inputs
+    or a folder."""
+    from pite.cli.errors import OutputExistsError
+    from pite.cli.inputs import check_checkpoint_weights, refuse_own_input
+
+    if Path(args.model).is_dir():
+        check_checkpoint_weights(args.model)
+    inputs = {"--data": args.data, "--model": args.model, "--videos": args.videos,
+              "--youtube-mapping": getattr(args, "youtube_mapping", None), "--answers": getattr(args, "answers", None),
+              **{f"--charades-csv {csv}": csv for csv in getattr(args, "charades_csv", None) or ()}}
+    for option in ("output", "predictions", "judge_cache"):
+        if getattr(args, option, None):
+            target = refuse_own_input(getattr(args, option), inputs)
+            if target.is_dir():
+                raise OutputExistsError(f"--{option.replace('_', '-')} {target} is a folder, not a file", path=target)
+    output = Path(args.output)
+    if output.is_file():  # a rerun rewrites its own results; any other file there is the user's
+        try:
+            previous = json.loads(output.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            previous = None
+        if not isinstance(previous, dict) or previous.get("task") != args.task:
+            raise OutputExistsError(f"--output {output} exists and is not the results file of a `pite eval "
+                                    f"{args.task}` run; choose another --output or remove it", path=output)
+
+
 def run(command: str, args: argparse.Namespace) -> int:
     """Run one evaluation task; prints the table, writes `--output`; returns the exit status (see module doc)."""
     from pite.processing.file_writing_pite import write_json
 
     if command != "eval":
         raise ValueError(f"pite.eval.cli has no command {command!r}; it provides 'eval'")
+    if args.task == "score":
+        from pite.eval.score_cli import run_score
+
+        return run_score(args)
     try:
+        _check_paths(args)
         result = _run_trajectory(args) if args.task == "trajectory" else _run_generation_task(args)
     except JudgeStopped as error:
         print(f"pite eval {args.task}: judge failed: {error}", file=sys.stderr)

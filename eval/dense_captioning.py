@@ -20,6 +20,11 @@ Protocol, per tIoU in (0.3, 0.5, 0.7, 0.9) (the 2018 densevid_eval as VTimeLLM r
   has no pairs; then the mean over videos;
 - each number is then averaged over the tIoUs and reported x100. SODA_c (see `pite.eval.soda`) is added.
 
+`protocol` (`pite.eval.protocols`) changes only SODA_c here (see `pite.eval.soda`): the densevid_eval numbers are the
+same under both. How answer *text* becomes these predictions differs per protocol (`pite.eval.runner`). A predicted
+video whose reference has no event is refused (the reference script divides by zero there; scoring it 0 would be
+silently wrong).
+
 Two deliberate departures from the reference script, neither of which changes a score: the dummy reference is a fixed
 token (`DUMMY_REFERENCE`) instead of a random 10-20 letter string (same single unmatched token, but deterministic), and
 the METEOR / tokenizer Java processes are driven by `pite.eval.caption_scorers`. The tIoU is the script's formula,
@@ -53,6 +58,7 @@ from pite.eval.caption_scorers import (
     require_java,
 )
 from pite.eval.intervals import CaptionEvent
+from pite.eval.protocols import DEFAULT_PROTOCOL, check_protocol
 from pite.eval.soda import soda_c_scores
 
 DEFAULT_TIOUS = (0.3, 0.5, 0.7, 0.9)
@@ -85,9 +91,10 @@ def _finite_pair(value: object, what: str) -> tuple[float, float]:
 
 
 def read_predicted_events(
-    predictions: Mapping[str, Sequence[Mapping]], max_proposals: int = DEFAULT_MAX_PROPOSALS
+    predictions: Mapping[str, Sequence[Mapping]], max_proposals: int | None = DEFAULT_MAX_PROPOSALS
 ) -> dict[str, list[CaptionEvent]]:
-    """Validate submission `results` and return them as events (first `max_proposals` per video, ASCII only).
+    """Validate submission `results` and return them as events (first `max_proposals` per video, all if `None`;
+    ASCII only).
 
     A reversed predicted timestamp is kept (it overlaps nothing and so scores nothing); a missing or non-string
     sentence, or a timestamp that is not two finite numbers, raises a `ValueError` naming the video and index.
@@ -178,6 +185,7 @@ def dense_captioning_scores(
     tious: Sequence[float] = DEFAULT_TIOUS,
     meteor: MeteorScorer | None = None,
     max_proposals: int = DEFAULT_MAX_PROPOSALS,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> dict[str, object]:
     """SODA_c, CIDEr, METEOR, Precision, Recall and F1 (x100) of dense-captioning predictions.
 
@@ -188,18 +196,22 @@ def dense_captioning_scores(
         meteor: a running `MeteorScorer` to reuse (its JVM start-up costs seconds); one is started and closed here
             otherwise.
         max_proposals: predictions kept per video.
+        protocol: `"reference"` (VTimeLLM's SODA code, quirks included) or `"corrected"` (see `pite.eval.soda`).
 
     Returns:
         `{"SODA_c", "CIDEr", "METEOR", "Precision", "Recall", "F1"}` averaged over tIoUs, `"per_tiou"`
         (`{tiou: {metric: value}}`), `"num_videos"`, `"tokenizer"` ("ptb" or "python") and `"unavailable"`
-        (`{metric: reason}` for metrics that could not be computed, whose value is then `None`).
+        (`{metric: reason}` for metrics that could not be computed, whose value is then `None`), `"protocol"`.
     """
+    check_protocol(protocol)
     reference_list = [references] if isinstance(references, Mapping) else list(references)
     if not reference_list:
         raise ValueError("no reference files given")
     if not tious:
         raise ValueError("no tIoU thresholds given")
     predicted = read_predicted_events(predictions, max_proposals)
+    # VTimeLLM's SODA code (dvc_eval/SODA/dataset.py) reads every prediction; only densevid_eval keeps max_proposals
+    soda_predicted = predicted if protocol == "corrected" else read_predicted_events(predictions, None)
     if not predicted:
         raise ValueError("no predicted videos to score")
     reference_sets = [read_reference_events(r, f"references[{i}]") for i, r in enumerate(reference_list)]
@@ -207,6 +219,13 @@ def dense_captioning_scores(
     if unknown:
         raise ValueError(f"{len(unknown)} predicted videos are in no reference file: {unknown[:10]}")
     video_references = {v: [refs[v] for refs in reference_sets if v in refs] for v in predicted}
+    for video_id, sets in video_references.items():
+        for index, events in enumerate(sets):
+            if not events:
+                raise ValueError(
+                    f"reference video {video_id!r} has no events (timestamps and sentences are empty): nothing to "
+                    "score its predictions against; remove it or give its events"
+                )
 
     pairs_per_tiou = {
         tiou: {v: _caption_pairs(predicted[v], video_references[v], tiou) for v in predicted} for tiou in tious
@@ -214,7 +233,7 @@ def dense_captioning_scores(
     sentences = sorted(
         {s for pairs in pairs_per_tiou.values() for video_pairs in pairs.values() for pair in video_pairs for s in pair}
         | {e.sentence for refs in reference_sets for events in refs.values() for e in events}
-        | {e.sentence for events in predicted.values() for e in events}
+        | {e.sentence for events in soda_predicted.values() for e in events}
     )
     unavailable: dict[str, str] = {}
     try:
@@ -249,7 +268,8 @@ def dense_captioning_scores(
         soda = None
         if not unavailable:
             tokenized_predictions = {
-                v: [CaptionEvent(tokenized[e.sentence], e.start, e.end) for e in events] for v, events in predicted.items()
+                v: [CaptionEvent(tokenized[e.sentence], e.start, e.end) for e in events]
+                for v, events in soda_predicted.items()
             }
             tokenized_references = [
                 {v: [CaptionEvent(tokenized[e.sentence], e.start, e.end) for e in events] for v, events in refs.items()}
@@ -259,6 +279,7 @@ def dense_captioning_scores(
                 tokenized_predictions,
                 tokenized_references,
                 lambda pairs: meteor.segment_scores([(h, [r]) for h, r in pairs]),
+                protocol,
             )["SODA_c"]
     finally:
         if own_meteor:
@@ -268,5 +289,11 @@ def dense_captioning_scores(
     for metric in ("CIDEr", "METEOR", "Precision", "Recall", "F1"):
         values = [per_tiou[t][metric] for t in tious]
         result[metric] = None if any(v is None for v in values) else sum(values) / len(values)
-    result.update(per_tiou=per_tiou, num_videos=len(predicted), tokenizer=tokenizer_name, unavailable=unavailable)
+    result.update(
+        per_tiou=per_tiou,
+        num_videos=len(predicted),
+        tokenizer=tokenizer_name,
+        unavailable=unavailable,
+        protocol=protocol,
+    )
     return result

@@ -14,6 +14,10 @@ Usage:
     >>> grounding.compute(predictions=[[0, 5]], references=[[0, 10]])["mIoU"]
     50.0
 
+The scoring protocol (`pite.eval.protocols`: `"reference"`, VTimeLLM's / Video-ChatGPT's numbers, the default; or
+`"corrected"`) is chosen by the config name (`evaluate.load(path, "corrected")`; grounding also `"text"`,
+`"text-corrected"`, `"text-reference"`) or by `compute(..., protocol=...)`, which wins; every result says which.
+
 `evaluate.load("meteor")` and friends fetch scripts from the Hub and fail offline; these do not.
 """
 
@@ -26,9 +30,10 @@ import evaluate
 import numpy as np
 
 from pite.eval.dense_captioning import DEFAULT_MAX_PROPOSALS, DEFAULT_TIOUS, dense_captioning_scores
-from pite.eval.grounding import grounding_scores
-from pite.eval.intervals import DEFAULT_NUM_FRAMES, parse_grounding_answer
+from pite.eval.grounding import grounding_scores, grounding_text_scores
+from pite.eval.intervals import DEFAULT_NUM_FRAMES
 from pite.eval.judge import JudgmentCache, QASample, judge_qa
+from pite.eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS, check_protocol
 from pite.eval.trajectory import DEFAULT_THRESHOLDS, trajectory_scores
 
 METRIC_SCRIPTS_DIR = Path(__file__).parent / "metric_scripts"
@@ -51,11 +56,23 @@ def metric_script_path(name: str) -> str:
 _INTERVAL = datasets.Sequence(datasets.Value("float64"))
 
 
+def parse_config_name(config_name: str | None) -> tuple[bool, str]:
+    """(answers given as text?, protocol) of a config name: "default", "text", a protocol, or "text-<protocol>"."""
+    parts = [] if config_name in (None, "default") else config_name.split("-", 1)
+    text = bool(parts) and parts[0] == "text"
+    if text:
+        parts = parts[1:]
+    protocol = parts[0] if parts else DEFAULT_PROTOCOL
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown config {config_name!r}: use 'default', 'text', one of {PROTOCOLS} or 'text-<protocol>'")
+    return text, protocol
+
+
 class TemporalGrounding(evaluate.Metric):
     """R@1 at IoU 0.3 / 0.5 / 0.7 and mIoU, percent (`pite.eval.grounding`)."""
 
     def _info(self) -> evaluate.MetricInfo:
-        prediction = datasets.Value("string") if self.config_name == "text" else _INTERVAL
+        prediction = datasets.Value("string") if parse_config_name(self.config_name)[0] else _INTERVAL
         return evaluate.MetricInfo(
             description=grounding_scores.__doc__,
             citation=_CITATION_PITE,
@@ -66,14 +83,19 @@ class TemporalGrounding(evaluate.Metric):
             features=datasets.Features({"predictions": prediction, "references": _INTERVAL}),
         )
 
-    def _compute(self, predictions, references, durations=None, num_frames: int = DEFAULT_NUM_FRAMES, thresholds=(0.3, 0.5, 0.7)):
-        if self.config_name == "text":
+    def _compute(
+        self, predictions, references, durations=None, num_frames: int = DEFAULT_NUM_FRAMES, thresholds=(0.3, 0.5, 0.7),
+        protocol=None, query_ids=None,
+    ):
+        text, config_protocol = parse_config_name(self.config_name)
+        protocol = check_protocol(protocol or config_protocol)
+        references = [tuple(r) for r in references]
+        if text:
             if durations is None or len(durations) != len(predictions):
                 raise ValueError("config 'text' needs durations=[seconds], one per prediction")
-            intervals = [parse_grounding_answer(text, d, num_frames) for text, d in zip(predictions, durations)]
-        else:
-            intervals = [tuple(p) if len(p) else None for p in predictions]
-        return grounding_scores(intervals, [tuple(r) for r in references], thresholds)
+            return grounding_text_scores(predictions, references, durations, num_frames, thresholds, protocol, query_ids)
+        intervals = [tuple(p) if len(p) else None for p in predictions]
+        return grounding_scores(intervals, references, thresholds, protocol, query_ids)
 
 
 class DenseVideoCaptioning(evaluate.Metric):
@@ -100,13 +122,15 @@ class DenseVideoCaptioning(evaluate.Metric):
         )
 
     def _compute(
-        self, predictions, references, video_ids=None, tious=DEFAULT_TIOUS, max_proposals=DEFAULT_MAX_PROPOSALS, meteor=None
+        self, predictions, references, video_ids=None, tious=DEFAULT_TIOUS, max_proposals=DEFAULT_MAX_PROPOSALS,
+        meteor=None, protocol=None,
     ):
+        protocol = check_protocol(protocol or parse_config_name(self.config_name)[1])
         video_ids = [str(i) for i in range(len(predictions))] if video_ids is None else [str(v) for v in video_ids]
         if len(video_ids) != len(predictions) or len(set(video_ids)) != len(video_ids):
             raise ValueError("video_ids must be unique, one per prediction")
         return dense_captioning_scores(
-            dict(zip(video_ids, predictions)), dict(zip(video_ids, references)), tious, meteor, max_proposals
+            dict(zip(video_ids, predictions)), dict(zip(video_ids, references)), tious, meteor, max_proposals, protocol
         )
 
 
@@ -152,11 +176,15 @@ class VideoQAJudge(evaluate.Metric):
             features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
         )
 
-    def _compute(self, predictions, references, questions=None, judge=None, cache=None, sample_ids=None, num_workers=1):
+    def _compute(
+        self, predictions, references, questions=None, judge=None, cache=None, sample_ids=None, num_workers=1,
+        protocol=None,
+    ):
+        protocol = check_protocol(protocol or parse_config_name(self.config_name)[1])
         if judge is None or questions is None or len(questions) != len(predictions):
             raise ValueError("give judge= (a backend) and questions=[...], one per prediction")
         sample_ids = [str(i) for i in range(len(predictions))] if sample_ids is None else [str(s) for s in sample_ids]
         if cache is not None and not isinstance(cache, JudgmentCache):
             cache = JudgmentCache(cache)
         samples = [QASample(*fields) for fields in zip(sample_ids, questions, references, predictions)]
-        return judge_qa(samples, judge, cache, num_workers).summary()
+        return judge_qa(samples, judge, cache, num_workers, protocol).summary()

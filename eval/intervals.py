@@ -70,6 +70,21 @@ def parse_frame_span(text: str) -> tuple[int, int] | None:
     return spans[0] if spans else None
 
 
+# What real models also write: one-digit indices after "from" / "between" ("from 5 to 37"). Read only when the
+# two-digit pattern finds nothing, and only after a preposition, so that "2 to 3 people" is not taken for a span.
+_SPAN_AFTER_PREPOSITION = re.compile(r"\b(?:from|between)\s+(\d{1,2})\s+(?:to|and)\s+(\d{1,2})\b", re.IGNORECASE)
+
+
+def read_frame_span(text: str) -> tuple[int, int] | None:
+    """The span an answer names, read tolerantly (the corrected protocol): `parse_frame_span`, else the first
+    "from S to E" / "between S and E" with one- or two-digit indices; `None` if there is neither."""
+    span = parse_frame_span(text)
+    if span is not None:
+        return span
+    match = _SPAN_AFTER_PREPOSITION.search(text)
+    return None if match is None else (int(match.group(1)), int(match.group(2)))
+
+
 def _usable_span(start_frame: int, end_frame: int, num_frames: int) -> bool:
     return start_frame <= end_frame and 0 <= start_frame < num_frames and 0 <= end_frame < num_frames
 
@@ -77,10 +92,10 @@ def _usable_span(start_frame: int, end_frame: int, num_frames: int) -> bool:
 def parse_grounding_answer(text: str, duration: float, num_frames: int = DEFAULT_NUM_FRAMES) -> Interval | None:
     """The interval (seconds) a grounding answer names, or `None` if it names no valid one.
 
-    `None` covers: no frame span in the text, a reversed span, and indices outside `[0, N - 1]`; the grounding
-    metric scores all of them IoU 0.
+    The span is read by `read_frame_span` ("from 5 to 37" included). `None` covers: no frame span in the text, a
+    reversed span, and indices outside `[0, N - 1]`; the grounding metric scores all of them IoU 0.
     """
-    span = parse_frame_span(text)
+    span = read_frame_span(text)
     if span is None:
         return None
     if not _usable_span(*span, num_frames):
@@ -110,7 +125,8 @@ def parse_dense_captions(text: str, duration: float, num_frames: int = DEFAULT_N
     """Events of a dense-captioning answer, in the order written; an answer with no readable event gives `[]`.
 
     Two layouts are read:
-    1. VTimeLLM's JSON list: `[{"event": "...", "timestamps": "from SS to EE"}, ...]` (the first `[...]` in the text);
+    1. VTimeLLM's JSON list: `[{"event": "...", "timestamps": "from SS to EE"}, ...]` (the first `[...]` in the text,
+       across lines; spans read by `read_frame_span`, so "from 5 to 37" too);
     2. free text where each line / sentence / `;`-separated chunk holds one frame span, e.g.
        "From 00 to 12, a man walks in. 13 to 40: he sits down." The caption is the chunk without the span
        (and without a leading "from"/"between") and without surrounding punctuation.
@@ -145,7 +161,7 @@ def _parse_vtimellm_json(text: str, duration: float, num_frames: int) -> list[Ca
         return None
     events = []
     for item in items:
-        span = parse_frame_span(str(item.get("timestamps", "")))
+        span = read_frame_span(str(item.get("timestamps", "")))
         caption = str(item.get("event", "")).strip()
         if span is not None:
             event = _make_event(caption, span[0], span[1], duration, num_frames)

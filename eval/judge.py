@@ -7,7 +7,9 @@ Protocol (Video-ChatGPT's `evaluate_activitynet_qa.py`, used for MSVD-QA, MSRVTT
   occurs, else "neither";
 - accuracy = yes / (yes + no) (percent); score = mean of the integer scores of every parsed reply ("neither" included).
 Replies that are not such a dict (not a Python literal, not a dict, keys missing, score not a number or outside 0-5)
-are *skipped*: counted, with the raw reply kept, never a crash. The 0-5 check is ours; the original had none.
+are *skipped*: counted, with the raw reply kept, never a crash. Protocols (`pite.eval.protocols`): under
+`"reference"` any integer score counts, as in the original; under `"corrected"` a score outside 0-5 makes the reply
+unusable (skipped). Every result records its protocol.
 
 Results drift with the judge model and its temperature, so every judgment and every result records both, and the
 disk cache (`JudgmentCache`, SQLite) is keyed by (judge model, temperature, question, answer, prediction): a rerun
@@ -35,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from pite.eval.protocols import DEFAULT_PROTOCOL, check_protocol
 
 SYSTEM_MESSAGE = (
     "You are an intelligent chatbot designed for evaluating the correctness of generative outputs for question-answer pairs. "
@@ -102,8 +106,11 @@ class Judgment:
     skipped_reason: str | None = None
 
 
-def parse_judge_reply(reply: str) -> tuple[str, int] | str:
-    """`(verdict, score)` from a judge reply, or a string saying why the reply cannot be used."""
+def parse_judge_reply(reply: str, protocol: str = DEFAULT_PROTOCOL) -> tuple[str, int] | str:
+    """`(verdict, score)` from a judge reply, or a string saying why the reply cannot be used.
+
+    Under `"corrected"` a score outside 0-5 is unusable; under `"reference"` it counts as given.
+    """
     try:
         parsed = ast.literal_eval(reply.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as error:
@@ -121,16 +128,18 @@ def parse_judge_reply(reply: str) -> tuple[str, int] | str:
         score = int(raw_score)
     except (ValueError, OverflowError):
         return f"'score' is not an integer: {raw_score!r}"
-    if not 0 <= score <= 5:
+    if check_protocol(protocol) == "corrected" and not 0 <= score <= 5:
         return f"'score' outside 0-5: {raw_score!r}"
     lowered = pred.lower()
     verdict = "yes" if "yes" in lowered else "no" if "no" in lowered else "neither"
     return verdict, score
 
 
-def judgment_from_reply(sample_id: str, reply: str, judge_model: str, temperature: float) -> Judgment:
+def judgment_from_reply(
+    sample_id: str, reply: str, judge_model: str, temperature: float, protocol: str = DEFAULT_PROTOCOL
+) -> Judgment:
     """Parse `reply` into a `Judgment` (a skipped one if unusable)."""
-    parsed = parse_judge_reply(reply)
+    parsed = parse_judge_reply(reply, protocol)
     if isinstance(parsed, str):
         return Judgment(sample_id, reply, judge_model, temperature, skipped_reason=parsed)
     return Judgment(sample_id, reply, judge_model, temperature, verdict=parsed[0], score=parsed[1])
@@ -196,6 +205,7 @@ class QAJudgeResult:
     judge_model: str
     temperature: float
     judgments: list[Judgment] = field(default_factory=list)
+    protocol: str = DEFAULT_PROTOCOL
 
     def summary(self) -> dict[str, object]:
         """Everything but the per-sample judgments, JSON-ready."""
@@ -204,7 +214,9 @@ class QAJudgeResult:
         return summary
 
 
-def aggregate_judgments(judgments: Sequence[Judgment], judge_model: str, temperature: float) -> QAJudgeResult:
+def aggregate_judgments(
+    judgments: Sequence[Judgment], judge_model: str, temperature: float, protocol: str = DEFAULT_PROTOCOL
+) -> QAJudgeResult:
     """Accuracy = yes / (yes + no) x100 and score = mean integer score over parsed replies (None when undefined)."""
     counts = {"yes": 0, "no": 0, "neither": 0}
     scores = []
@@ -223,6 +235,7 @@ def aggregate_judgments(judgments: Sequence[Judgment], judge_model: str, tempera
         judge_model=judge_model,
         temperature=temperature,
         judgments=list(judgments),
+        protocol=protocol,
     )
 
 
@@ -231,6 +244,7 @@ def judge_qa(
     backend: JudgeBackend,
     cache: JudgmentCache | None = None,
     num_workers: int = 1,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> QAJudgeResult:
     """Judge every sample (cached replies are reused, new ones cached as they arrive) and aggregate.
 
@@ -239,10 +253,12 @@ def judge_qa(
         backend: the judge (see `pite.eval.judge_backends`).
         cache: where replies are kept; without one every call asks the judge again.
         num_workers: concurrent requests to the judge (threads; replies are cached by the calling thread).
+        protocol: how replies are parsed (`parse_judge_reply`); the cache holds raw replies, so both share it.
 
     Raises:
         whatever the backend raises once its own retries are exhausted; replies received before are in the cache.
     """
+    check_protocol(protocol)
     ids = [s.sample_id for s in samples]
     if len(set(ids)) != len(ids):
         raise ValueError("sample_id values must be unique")
@@ -284,5 +300,7 @@ def judge_qa(
                         other.cancel()
             if failure is not None:
                 raise failure
-    judgments = [judgment_from_reply(s.sample_id, replies[s.sample_id], model, temperature) for s in samples]
-    return aggregate_judgments(judgments, model, temperature)
+    judgments = [
+        judgment_from_reply(s.sample_id, replies[s.sample_id], model, temperature, protocol) for s in samples
+    ]
+    return aggregate_judgments(judgments, model, temperature, protocol)

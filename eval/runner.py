@@ -25,11 +25,11 @@ from tqdm.auto import tqdm
 
 from pite.eval.datasets import EvalDataset, EvalRecord
 from pite.eval.dense_captioning import dense_captioning_scores
-from pite.eval.grounding import grounding_scores
-from pite.eval.intervals import DEFAULT_NUM_FRAMES, parse_dense_captions, parse_grounding_answer
+from pite.eval.grounding import grounding_text_scores
+from pite.eval.intervals import DEFAULT_NUM_FRAMES, parse_dense_captions
 from pite.eval.judge import JudgeBackend, JudgmentCache, QAJudgeResult, QASample, judge_qa
 from pite.eval.predictions import PredictionStore
-
+from pite.eval.protocols import DEFAULT_PROTOCOL, check_protocol, vtimellm_dense_captions
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,9 @@ def _predicted(dataset: EvalDataset, store: PredictionStore, task: str) -> list[
     wrong = sorted({r.task for r in dataset.records if r.task != task})
     if wrong:
         raise ValueError(f"{dataset.name} holds {wrong} records; this scorer needs {task!r} records")
+    if not dataset.records:
+        kind = task.replace("_", "-")
+        raise ValueError(f"the references file {dataset.name} holds no {kind} queries: nothing to score")
     records = [r for r in dataset.records if store.has(r.sample_id)]
     if not records:
         raise ValueError(f"no predictions in {store.path} for the records of {dataset.name}")
@@ -129,31 +132,57 @@ def _predicted(dataset: EvalDataset, store: PredictionStore, task: str) -> list[
 
 
 def score_grounding(
-    dataset: EvalDataset, store: PredictionStore, num_frames: int = DEFAULT_NUM_FRAMES
-) -> dict[str, float]:
+    dataset: EvalDataset,
+    store: PredictionStore,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    protocol: str = DEFAULT_PROTOCOL,
+) -> dict[str, object]:
     """R@1 at IoU 0.3 / 0.5 / 0.7 and mIoU (percent) of the stored answers; records without output are counted out.
 
-    Adds `"num_unanswered"`: records of the dataset with no stored output (e.g. missing videos).
+    Answers are read per `protocol` (`pite.eval.grounding.grounding_text_scores`). Adds `"num_unanswered"`: records
+    of the dataset with no stored output (e.g. missing videos).
     """
     records = _predicted(dataset, store, "grounding")
-    predictions = [parse_grounding_answer(store.output(r.sample_id), r.duration, num_frames) for r in records]
-    scores = grounding_scores(predictions, [r.intervals[0] for r in records])
+    scores = grounding_text_scores(
+        [store.output(r.sample_id) for r in records], [r.intervals[0] for r in records],
+        [r.duration for r in records], num_frames, protocol=protocol, query_ids=[r.sample_id for r in records],
+    )
     scores["num_unanswered"] = len(dataset.records) - len(records)
     return scores
 
 
+def read_dense_captions(
+    answer: str, duration: float, num_frames: int = DEFAULT_NUM_FRAMES, protocol: str = DEFAULT_PROTOCOL
+) -> list[dict]:
+    """One dense-captioning answer in ActivityNet prediction form `[{"sentence", "timestamp": [s, e]}]`.
+
+    `"reference"`: VTimeLLM's reading (`pite.eval.protocols.vtimellm_dense_captions`: its JSON list only, spans by
+    position, similar touching events merged, reversed spans and empty captions kept). `"corrected"`:
+    `pite.eval.intervals.parse_dense_captions` (JSON list or free text, unusable events dropped, nothing merged).
+    """
+    if check_protocol(protocol) == "reference":
+        return vtimellm_dense_captions(answer, duration, num_frames)
+    return [event.to_json() for event in parse_dense_captions(answer, duration, num_frames)]
+
+
 def dense_caption_predictions(
-    records: Sequence[EvalRecord], store: PredictionStore, num_frames: int = DEFAULT_NUM_FRAMES
+    records: Sequence[EvalRecord],
+    store: PredictionStore,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> dict[str, list[dict]]:
     """Stored answers parsed into ActivityNet prediction form `{video_id: [{"sentence", "timestamp"}]}`."""
     return {
-        r.video_id: [event.to_json() for event in parse_dense_captions(store.output(r.sample_id), r.duration, num_frames)]
-        for r in records
+        r.video_id: read_dense_captions(store.output(r.sample_id), r.duration, num_frames, protocol) for r in records
     }
 
 
 def score_dense_captioning(
-    dataset: EvalDataset, store: PredictionStore, num_frames: int = DEFAULT_NUM_FRAMES, meteor=None
+    dataset: EvalDataset,
+    store: PredictionStore,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    meteor=None,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> dict[str, object]:
     """SODA_c, CIDEr, METEOR, precision, recall (x100) of the stored answers against the dataset's events."""
     records = _predicted(dataset, store, "dense_captioning")
@@ -161,7 +190,9 @@ def score_dense_captioning(
         r.video_id: {"duration": r.duration, "timestamps": [list(i) for i in r.intervals], "sentences": list(r.sentences)}
         for r in dataset.records
     }
-    scores = dense_captioning_scores(dense_caption_predictions(records, store, num_frames), references, meteor=meteor)
+    scores = dense_captioning_scores(
+        dense_caption_predictions(records, store, num_frames, protocol), references, meteor=meteor, protocol=protocol
+    )
     scores["num_unanswered"] = len(dataset.records) - len(records)
     return scores
 
@@ -172,8 +203,9 @@ def score_qa(
     judge: JudgeBackend,
     cache: JudgmentCache | None = None,
     num_workers: int = 1,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> QAJudgeResult:
     """Judge the stored answers (Video-ChatGPT protocol) and aggregate accuracy and score."""
     records = _predicted(dataset, store, "qa")
     samples = [QASample(r.sample_id, r.query or "", r.answer or "", store.output(r.sample_id)) for r in records]
-    return judge_qa(samples, judge, cache, num_workers=num_workers)
+    return judge_qa(samples, judge, cache, num_workers=num_workers, protocol=protocol)

@@ -16,6 +16,18 @@ Written from the paper (its reference code carries a restrictive licence and was
    twice) keeps its best F over the sets that contain it (as densevid_eval keeps the best recall). SODA_c of a
    dataset is the mean over videos, reported x100.
 
+Protocols (`pite.eval.protocols`). The above is `"corrected"`. `"reference"` gives the numbers of the SODA code that
+VTimeLLM runs (`vtimellm/eval/dvc_eval/SODA/soda.py`, `dataset.py`, `utils.py`, `eval_soda.py`), which differs in:
+- caption score direction: `SODA.calc_score_matrix` calls `compute_score(res, gt)` where pycocoevalcap's signature is
+  `(gts, res)`: METEOR is computed with the *ground-truth* sentence as hypothesis and the predicted one as reference;
+- story order: `ANETCaptions.load_prediction` / `load_ground_truth` sort events by start time only (a stable sort:
+  events with the same start keep their written order), not by (start, end);
+- tIoU: `utils.iou`, `intersection / (union + 1e-8)` with `union = min(hull, len_a + len_b)` (so an exact match
+  scores just under 1);
+- several reference sets: `eval_soda` scores the predictions against each set alone (mean F over the videos of that
+  set) and averages those numbers over the sets, where we keep each video's best set.
+The DP itself (`chased_dp_assignment`) has the same optimum as `ordered_matching`.
+
 Usage:
     >>> from pite.eval.intervals import CaptionEvent
     >>> exact = lambda pairs: [float(h == r) for h, r in pairs]
@@ -31,6 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from pite.eval.intervals import CaptionEvent, temporal_iou
+from pite.eval.protocols import DEFAULT_PROTOCOL, check_protocol
 
 # (hypothesis sentence, reference sentence) pairs -> one similarity per pair, in order.
 PairScorer = Callable[[Sequence[tuple[str, str]]], Sequence[float]]
@@ -61,26 +74,46 @@ def ordered_matching(pair_scores: np.ndarray) -> tuple[float, list[tuple[int, in
     return float(best[num_rows, num_cols]), matches[::-1]
 
 
-def _story_order(events: Sequence[CaptionEvent]) -> list[CaptionEvent]:
+def _story_order(events: Sequence[CaptionEvent], protocol: str) -> list[CaptionEvent]:
+    if protocol == "reference":
+        return sorted(events, key=lambda event: event.start)  # stable: equal starts keep their written order
     return sorted(events, key=lambda event: (event.start, event.end))
 
 
+def _soda_iou(ground_truth: CaptionEvent, prediction: CaptionEvent, protocol: str) -> float:
+    """A reversed prediction overlaps nothing: it scores 0 but still counts in |P|."""
+    if prediction.start > prediction.end:
+        return 0.0
+    if protocol == "corrected":
+        return temporal_iou((ground_truth.start, ground_truth.end), (prediction.start, prediction.end))
+    intersection = max(0.0, min(prediction.end, ground_truth.end) - max(prediction.start, ground_truth.start))
+    if intersection == 0.0:
+        return 0.0
+    union = min(
+        max(prediction.end, ground_truth.end) - min(prediction.start, ground_truth.start),
+        (prediction.end - prediction.start) + (ground_truth.end - ground_truth.start),
+    )
+    return intersection / (union + 1e-8)
+
+
 def soda_c_video(
-    predicted: Sequence[CaptionEvent], reference: Sequence[CaptionEvent], pair_scorer: PairScorer
+    predicted: Sequence[CaptionEvent],
+    reference: Sequence[CaptionEvent],
+    pair_scorer: PairScorer,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> tuple[float, float, float]:
     """(precision, recall, F) of one video against one reference set, as fractions in [0, 1]."""
+    check_protocol(protocol)
     if not predicted or not reference:
         return 0.0, 0.0, 0.0
-    ground_truth, predictions = _story_order(reference), _story_order(predicted)
-    # A reversed prediction overlaps nothing: it scores 0 but still counts in |P|.
-    ious = np.array(
-        [
-            [0.0 if p.start > p.end else temporal_iou((g.start, g.end), (p.start, p.end)) for p in predictions]
-            for g in ground_truth
-        ]
-    )
+    ground_truth, predictions = _story_order(reference, protocol), _story_order(predicted, protocol)
+    ious = np.array([[_soda_iou(g, p, protocol) for p in predictions] for g in ground_truth])
     overlapping = list(zip(*np.nonzero(ious)))
-    captions = pair_scorer([(predictions[j].sentence, ground_truth[i].sentence) for i, j in overlapping])
+    if protocol == "reference":  # the ground truth is METEOR's hypothesis there (see the module docstring)
+        pairs = [(ground_truth[i].sentence, predictions[j].sentence) for i, j in overlapping]
+    else:
+        pairs = [(predictions[j].sentence, ground_truth[i].sentence) for i, j in overlapping]
+    captions = pair_scorer(pairs)
     pair_scores = np.zeros_like(ious)
     for (i, j), caption_score in zip(overlapping, captions):
         pair_scores[i, j] = ious[i, j] * caption_score
@@ -95,18 +128,29 @@ def soda_c_scores(
     predictions: Mapping[str, Sequence[CaptionEvent]],
     reference_sets: Sequence[Mapping[str, Sequence[CaptionEvent]]],
     pair_scorer: PairScorer,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> dict[str, object]:
     """SODA_c over the videos of `predictions` (each must appear in at least one reference set), x100.
 
     Returns:
-        `{"SODA_c": mean F x100, "per_video": {video_id: F x100}}`.
+        `{"SODA_c": x100, "per_video": {video_id: F x100}, "protocol": protocol}`; per video the best F over its
+        reference sets. SODA_c is the mean of `per_video` (`"corrected"`), or, `"reference"`, the mean over reference
+        sets of the mean F of that set's videos (equal when there is one set).
     """
+    check_protocol(protocol)
     if not predictions:
         raise ValueError("no videos to score")
-    per_video = {}
+    per_set: list[dict[str, float]] = [{} for _ in reference_sets]
     for video_id, predicted in predictions.items():
-        references = [refs[video_id] for refs in reference_sets if video_id in refs]
-        if not references:
+        if not any(video_id in refs for refs in reference_sets):
             raise ValueError(f"video {video_id!r} has predictions but no reference events")
-        per_video[video_id] = 100.0 * max(soda_c_video(predicted, ref, pair_scorer)[2] for ref in references)
-    return {"SODA_c": sum(per_video.values()) / len(per_video), "per_video": per_video}
+        for index, refs in enumerate(reference_sets):
+            if video_id in refs:
+                per_set[index][video_id] = 100.0 * soda_c_video(predicted, refs[video_id], pair_scorer, protocol)[2]
+    per_video = {v: max(scores[v] for scores in per_set if v in scores) for v in predictions}
+    if protocol == "reference":
+        set_means = [sum(scores.values()) / len(scores) for scores in per_set if scores]
+        soda = sum(set_means) / len(set_means)
+    else:
+        soda = sum(per_video.values()) / len(per_video)
+    return {"SODA_c": soda, "per_video": per_video, "protocol": protocol}

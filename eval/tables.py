@@ -2,13 +2,16 @@
 and a trajectory-accuracy table (not in the paper: it reports no trajectory numbers) for `pite eval trajectory`.
 
 Values print with one decimal (as in the paper; trajectory L1 with three); a missing number prints "-". The QA table
-ends with a line naming the judge model(s) and temperature(s), because QA numbers mean nothing without them.
+ends with a line naming the judge model(s) and temperature(s), because QA numbers mean nothing without them; the
+ActivityNet and QA tables end with a line naming the scoring protocol(s) of their numbers (`pite.eval.protocols`).
 
 Usage:
     >>> print(activitynet_table({"PiTe-7B": {"grounding": {"R@0.3": 30.4, "R@0.5": 17.8, "R@0.7": 7.8, "mIoU": 22.0}}}))
     | Model | R@0.3 | R@0.5 | R@0.7 | mIoU | SODA_c | CIDEr | METEOR |
     |---|---|---|---|---|---|---|---|
     | PiTe-7B | 30.4 | 17.8 | 7.8 | 22.0 | - | - | - |
+    <BLANKLINE>
+    Protocol: -
 """
 
 from __future__ import annotations
@@ -27,6 +30,18 @@ def _number(value: object, decimals: int = 1) -> str:
     return "-" if value is None else f"{float(value):.{decimals}f}"
 
 
+PROTOCOL_DESCRIPTIONS = {
+    "reference": "reference (VTimeLLM's evaluation code / Video-ChatGPT's judge script, quirks included)",
+    "corrected": "corrected (pite's fixes of the reference scripts, see pite/eval/README.md)",
+}
+
+
+def protocol_line(protocols: Mapping[str, None] | list[str]) -> str:
+    """"Protocol: ..." naming every protocol in `protocols` (in order, without repeats), "-" if none is known."""
+    names = [PROTOCOL_DESCRIPTIONS.get(str(p), str(p)) for p in dict.fromkeys(protocols) if p is not None]
+    return "Protocol: " + ("; ".join(names) or "-")
+
+
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -40,16 +55,17 @@ def activitynet_table(results: Mapping[str, Mapping[str, Mapping[str, object] | 
         results: `{model: {"grounding": grounding_scores(...), "dense_captioning": dense_captioning_scores(...)}}`;
             either part may be absent.
     """
-    rows = []
+    rows, protocols = [], []
     for model, parts in results.items():
         grounding = parts.get("grounding") or {}
         captioning = parts.get("dense_captioning") or {}
+        protocols += [part.get("protocol") for part in (grounding, captioning) if part]
         rows.append(
             [model]
             + [_number(grounding.get(column)) for column in GROUNDING_COLUMNS]
             + [_number(captioning.get(column)) for column in CAPTIONING_COLUMNS]
         )
-    return _markdown(["Model", *GROUNDING_COLUMNS, *CAPTIONING_COLUMNS], rows)
+    return _markdown(["Model", *GROUNDING_COLUMNS, *CAPTIONING_COLUMNS], rows) + "\n\n" + protocol_line(protocols)
 
 
 def qa_table(results: Mapping[str, Mapping[str, QAJudgeResult | Mapping[str, object]]], datasets=QA_DATASETS) -> str:
@@ -60,7 +76,7 @@ def qa_table(results: Mapping[str, Mapping[str, QAJudgeResult | Mapping[str, obj
         datasets: the column order.
     """
     header = ["Model"] + [f"{name} {column}" for name in datasets for column in ("Acc.", "Score")]
-    rows, judges = [], {}
+    rows, judges, protocols = [], {}, []
     for model, per_dataset in results.items():
         row = [model]
         for name in datasets:
@@ -71,9 +87,10 @@ def qa_table(results: Mapping[str, Mapping[str, QAJudgeResult | Mapping[str, obj
             row += [_number(result.get("accuracy")), _number(result.get("score"))]
             if result:
                 judges[(result.get("judge_model"), result.get("temperature"))] = None
+                protocols.append(result.get("protocol"))
         rows.append(row)
     judge_line = "; ".join(f"{model} (temperature {temperature})" for model, temperature in judges) or "-"
-    return _markdown(header, rows) + f"\n\nJudge: {judge_line}"
+    return _markdown(header, rows) + f"\n\nJudge: {judge_line}\n" + protocol_line(protocols)
 
 
 def trajectory_table(results: Mapping[str, Mapping[str, object]]) -> str:

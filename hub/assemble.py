@@ -18,6 +18,8 @@ import torch
 from transformers import AutoConfig, AutoTokenizer, CLIPImageProcessorPil, CLIPVisionModelWithProjection, LlamaForCausalLM
 from transformers.utils import logging as transformers_logging
 
+from pite.cli.errors import MissingInputError
+from pite.cli.inputs import check_checkpoint_weights, reading
 from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration
 from pite.processing import VIDEO_TOKEN, PiTeProcessor
 
@@ -83,10 +85,12 @@ def load_tokenizer(llm_dir: str | os.PathLike) -> Any:
 
 def load_language_model(llm_dir: str | os.PathLike, dtype: torch.dtype | None) -> LlamaForCausalLM:
     """A Llama/Vicuna causal LM folder; `dtype=None` keeps the checkpoint's dtype."""
-    config = AutoConfig.from_pretrained(os.fspath(llm_dir))
+    with reading(llm_dir, "the language model's config"):
+        config = AutoConfig.from_pretrained(os.fspath(llm_dir))
     if config.model_type != "llama":
         raise ValueError(f"{Path(llm_dir) / 'config.json'}: model_type is {config.model_type!r}; PiTe needs a Llama/Vicuna LM")
-    with quiet_transformers():
+    check_checkpoint_weights(llm_dir)
+    with quiet_transformers(), reading(llm_dir, "the language model's weights"):
         model, info = LlamaForCausalLM.from_pretrained(
             os.fspath(llm_dir), dtype=dtype or "auto", output_loading_info=True
         )
@@ -102,10 +106,12 @@ def load_language_model(llm_dir: str | os.PathLike, dtype: torch.dtype | None) -
 
 def load_vision_tower(vision_dir: str | os.PathLike, dtype: torch.dtype | None) -> CLIPVisionModelWithProjection:
     """The CLIP vision tower with its projection, from a CLIPModel or CLIPVisionModelWithProjection folder."""
-    config = AutoConfig.from_pretrained(os.fspath(vision_dir))
+    with reading(vision_dir, "the CLIP config"):
+        config = AutoConfig.from_pretrained(os.fspath(vision_dir))
     if config.model_type not in ("clip", "clip_vision_model"):
         raise ValueError(f"{Path(vision_dir) / 'config.json'}: model_type is {config.model_type!r}; PiTe needs a CLIP model")
-    with quiet_transformers():
+    check_checkpoint_weights(vision_dir)
+    with quiet_transformers(), reading(vision_dir, "the CLIP weights"):
         tower, info = CLIPVisionModelWithProjection.from_pretrained(
             os.fspath(vision_dir), dtype=dtype or "auto", output_loading_info=True
         )
@@ -123,8 +129,10 @@ def load_image_processor(vision_dir: str | os.PathLike) -> CLIPImageProcessorPil
     """The CLIP image processor saved with the vision checkpoint (its resize, crop and normalisation)."""
     path = Path(vision_dir) / "preprocessor_config.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the CLIP folder must hold its image processor configuration")
-    return CLIPImageProcessorPil.from_pretrained(os.fspath(vision_dir))
+        raise MissingInputError(f"{path} is missing: the CLIP folder must hold its image processor configuration",
+                                path=path)
+    with reading(path, "the image processor configuration"):
+        return CLIPImageProcessorPil.from_pretrained(os.fspath(vision_dir))
 
 
 def resize_for_tokenizer(language_model: LlamaForCausalLM, tokenizer: Any) -> int:

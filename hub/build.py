@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from transformers import CLIPVisionModelWithProjection, LlamaForCausalLM
 
+from pite.cli.inputs import check_output_folder
+
 from .assemble import (
     assemble_pite,
     load_image_processor,
@@ -49,6 +51,7 @@ def build_from_base(
     """
     require_directory(llm_dir, "--llm")
     require_directory(vision_dir, "--vision")
+    check_output_folder(out_dir, overwrite, {"--llm": llm_dir, "--vision": vision_dir})
     tokenizer = load_tokenizer(llm_dir)
     image_processor = load_image_processor(vision_dir)
     language_model = load_language_model(llm_dir, dtype)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from pite.cli.arguments import positive_int
+from pite.cli.errors import report
 
 from .files import DTYPES
 
@@ -98,7 +98,6 @@ def run(command: str, args: argparse.Namespace) -> int:
             print(f"uploaded {args.folder} to {args.repo_id}: {url}")
         else:
             raise ValueError(f"pite.hub.cli has no command {command!r}; it provides {COMMANDS}")
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
-        print(f"pite {command}: {error}", file=sys.stderr)
-        return 2
+    except ValueError as error:  # the hub functions' checks of their inputs; missing paths go to pite.cli.main
+        return report(command, error)
     return 0

@@ -26,6 +26,9 @@ import torch
 from torch import nn
 from transformers import LlamaForCausalLM
 
+from pite.cli.errors import MissingInputError
+from pite.cli.inputs import check_output_folder, check_safetensors_file, reading
+
 from .assemble import load_image_processor, load_language_model, load_tokenizer, load_vision_tower
 from .build import build_checkpoint
 from .files import load_weights_file, require_directory
@@ -102,13 +105,20 @@ def _merge_lora(model: nn.Module, stage_dir: Path) -> nn.Module:
     from peft import PeftConfig, PeftModel, load_peft_weights, set_peft_model_state_dict
 
     if not (stage_dir / ADAPTER_CONFIG_FILE).is_file() or not any((stage_dir / f).is_file() for f in ADAPTER_WEIGHT_FILES):
-        raise FileNotFoundError(f"{stage_dir}: a LoRA stage needs {ADAPTER_CONFIG_FILE} and one of {ADAPTER_WEIGHT_FILES}")
-    config = PeftConfig.from_pretrained(os.fspath(stage_dir))
+        raise MissingInputError(f"{stage_dir}: a LoRA stage needs {ADAPTER_CONFIG_FILE} and one of "
+                                f"{ADAPTER_WEIGHT_FILES}", path=stage_dir)
+    with reading(stage_dir / ADAPTER_CONFIG_FILE, "the LoRA adapter config"):
+        config = PeftConfig.from_pretrained(os.fspath(stage_dir))
     if config.peft_type != "LORA":
         raise ValueError(f"{stage_dir / ADAPTER_CONFIG_FILE}: peft_type is {config.peft_type}, expected LORA")
     config.inference_mode = True
     peft_model = PeftModel(model, config)
-    result = set_peft_model_state_dict(peft_model, load_peft_weights(os.fspath(stage_dir), device="cpu"))
+    weights_file = next(stage_dir / name for name in ADAPTER_WEIGHT_FILES if (stage_dir / name).is_file())
+    if weights_file.suffix == ".safetensors":
+        check_safetensors_file(weights_file)
+    with reading(weights_file, "the LoRA weights"):
+        adapter_weights = load_peft_weights(os.fspath(stage_dir), device="cpu")
+    result = set_peft_model_state_dict(peft_model, adapter_weights)
     missing = [k for k in result.missing_keys if "lora_" in k]
     if result.unexpected_keys or missing:
         raise ValueError(f"{stage_dir}: LoRA weights do not fit the model's modules: unexpected "
@@ -132,7 +142,8 @@ def merge_original_stages(
     candidates = [stage / VISION_ADAPTER_FILE for stage in (stage_dirs[1], stage_dirs[0])]
     adapter_file = next((path for path in candidates if path.is_file()), None)
     if adapter_file is None:
-        raise FileNotFoundError(f"no {VISION_ADAPTER_FILE} in stage 2 or stage 1: looked for {[str(p) for p in candidates]}")
+        raise MissingInputError(f"no {VISION_ADAPTER_FILE} in stage 2 or stage 1: looked for "
+                                f"{[str(p) for p in candidates]}", path=candidates[0])
     adapter = vision_adapter_weights(adapter_file)
     _load_into(model, {f"model.vision_adapter.{k}": v for k, v in adapter.items()}, adapter_file, loaded, False)
     for stage_dir in stage_dirs:
@@ -188,6 +199,8 @@ def convert_original(
     if len(stage_dirs) != 3:
         raise ValueError(f"expected 3 stage folders, got {len(stage_dirs)}")
     stages = [require_directory(stage, f"--stage{i + 1}") for i, stage in enumerate(stage_dirs)]
+    check_output_folder(out_dir, overwrite, {"--base": base, "--clip": clip_dir,
+                                             **{f"--stage{i + 1}": stage for i, stage in enumerate(stages)}})
     tokenizer = load_tokenizer(base)
     image_processor = load_image_processor(clip_dir)
     vision_tower = load_vision_tower(clip_dir, dtype)

@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pite.cli.errors import InvalidInputError, MissingInputError
+from pite.cli.inputs import check_checkpoint_weights, check_output_folder, reading
 from pite.modeling_pite import PiTeForConditionalGeneration
 from pite.processing import PiTeProcessor
 
@@ -49,17 +51,23 @@ def load_checkpoint(model_dir: Path) -> tuple[PiTeForConditionalGeneration, PiTe
     """(model, processor) of a PiTe checkpoint folder, with consistency checks between them."""
     config_file = model_dir / "config.json"
     if not config_file.is_file():
-        raise FileNotFoundError(f"{config_file} is missing: {model_dir} is not a saved model folder")
-    model_type = json.loads(config_file.read_text()).get("model_type")
+        raise MissingInputError(f"{config_file} is missing: {model_dir} is not a saved model folder", path=config_file)
+    with reading(config_file, "the model config"):
+        config_values = json.loads(config_file.read_text(encoding="utf-8"))
+    model_type = config_values.get("model_type") if isinstance(config_values, dict) else None
     if model_type != "pite":
-        raise ValueError(f"{config_file}: model_type is {model_type!r}, expected 'pite'")
+        raise InvalidInputError(f"{config_file}: model_type is {model_type!r}, expected 'pite'", path=config_file)
     if not (model_dir / "processor_config.json").is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{model_dir / 'processor_config.json'} is missing: save the PiTeProcessor next to the model "
-            "(`processor.save_pretrained(MODEL_DIR)`; `pite build` and `pite convert-original` do)"
+            "(`processor.save_pretrained(MODEL_DIR)`; `pite build` and `pite convert-original` do)",
+            path=model_dir / "processor_config.json",
         )
-    model = PiTeForConditionalGeneration.from_pretrained(os.fspath(model_dir), dtype="auto")
-    processor = PiTeProcessor.from_pretrained(os.fspath(model_dir))
+    check_checkpoint_weights(model_dir)
+    with reading(model_dir, "the PiTe model"):
+        model = PiTeForConditionalGeneration.from_pretrained(os.fspath(model_dir), dtype="auto")
+    with reading(model_dir, "the PiTe processor"):
+        processor = PiTeProcessor.from_pretrained(os.fspath(model_dir))
     config = model.config
     if processor.video_token_id != config.video_token_id:
         raise ValueError(f"{model_dir}: the tokenizer's <video> id {processor.video_token_id} differs from "
@@ -89,10 +97,10 @@ def export_for_hub(
         max_shard_size: largest safetensors shard, e.g. "5GB" or a byte count.
         repo_id: the Hub repo this folder is for; the card's demo loads it. None keeps "org/pite-7b".
         model_card: the card template; None uses the repository's model_card.md.
-        overwrite: replace an existing `out_dir`.
+        overwrite: replace an existing `out_dir` (never `model_dir` itself or a folder holding it).
     """
     source = require_directory(model_dir, "MODEL_DIR").absolute()
-    target = Path(out_dir).absolute()
+    target = check_output_folder(out_dir, overwrite, {"MODEL_DIR": source})
     template = read_model_card_template(model_card)
     model, processor = load_checkpoint(source)
     forget_config_sources(model.config)
@@ -121,7 +129,9 @@ def check_export_folder(folder: str | os.PathLike, forbidden: tuple = ()) -> lis
         problems.append("no tokenizer (tokenizer.json or tokenizer.model)")
     for name in ("config.json", "processor_config.json"):
         if (folder / name).is_file():
-            auto_map = json.loads((folder / name).read_text()).get("auto_map") or {}
+            with reading(folder / name, "the exported configuration"):
+                values = json.loads((folder / name).read_text(encoding="utf-8"))
+            auto_map = (values.get("auto_map") if isinstance(values, dict) else None) or {}
             if not auto_map:
                 problems.append(f"{name} has no auto_map")
             for reference in auto_map.values():

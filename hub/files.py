@@ -12,6 +12,9 @@ from typing import Any
 
 import torch
 
+from pite.cli.errors import InvalidInputError, MissingInputError, OutputExistsError
+from pite.cli.inputs import check_safetensors_file
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Keys a config records about where it was loaded from or what it was part of; never part of a new model's config.
 PROVENANCE_KEYS = ("_name_or_path", "name_or_path", "architectures", "transformers_version", "auto_map", "dtype", "torch_dtype")
@@ -25,10 +28,12 @@ def parse_dtype(name: str) -> torch.dtype:
 
 
 def require_directory(path: str | os.PathLike, role: str) -> Path:
-    """`path` as a Path; raises FileNotFoundError naming the role ('--llm', 'stage 2', ...) if it is not a folder."""
+    """`path` as a Path; raises MissingInputError (a FileNotFoundError) naming the role ('--llm', ...) and the path
+    if it is not a folder."""
     folder = Path(path)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{role}: {folder} is not a folder")
+        reason = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise MissingInputError(f"{role}: {folder} {reason}", path=folder, field=role)
     return folder
 
 
@@ -41,7 +46,7 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
     """
     target = Path(target).absolute()
     if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} already exists (pass --overwrite to replace it)")
+        raise OutputExistsError(f"{target} already exists (pass --overwrite to replace it)", path=target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
@@ -61,16 +66,19 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
 def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A flat {name: tensor} state dict from a `.safetensors` or a PyTorch `.bin` file (tensors only, no pickled code)."""
     path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"{path} does not exist", path=path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
+        check_safetensors_file(path)
         return load_file(path)
     try:
         weights = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling errors have many types; name the file
-        raise ValueError(f"{path}: not a readable PyTorch weights file ({error})") from error
+        raise InvalidInputError(f"{path}: not a readable PyTorch weights file ({error})", path=path) from error
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
-        raise ValueError(f"{path}: expected a dict of tensors, got {type(weights).__name__}")
+        raise InvalidInputError(f"{path}: expected a dict of tensors, got {type(weights).__name__}", path=path)
     return weights
 
 

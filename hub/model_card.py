@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pite.cli.errors import InvalidInputError, MissingInputError
+
 PLACEHOLDER_REPO_ID = "org/pite-7b"
 DETAILS_MARKER = "<!-- pite:checkpoint-details -->"
 REQUIRED_METADATA = ("license", "library_name", "pipeline_tag", "base_model", "datasets", "tags")
@@ -21,9 +23,9 @@ REPOSITORY_MODEL_CARD = Path(__file__).resolve().parent.parent / "model_card.md"
 def default_model_card_path() -> Path:
     """The repository's `model_card.md`; raises FileNotFoundError saying how to pass one when not installed."""
     if not REPOSITORY_MODEL_CARD.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no model card template at {REPOSITORY_MODEL_CARD} (installed without the repository?): "
-            "pass --model-card PATH to the model_card.md of the PiTe repository"
+            "pass --model-card PATH to the model_card.md of the PiTe repository", path=REPOSITORY_MODEL_CARD
         )
     return REPOSITORY_MODEL_CARD
 
@@ -75,4 +77,10 @@ def render_model_card(template: str, config: Any, num_parameters: int, dtype: st
 
 def read_model_card_template(path: str | os.PathLike | None = None) -> str:
     """The template text, from `path` or the repository's model_card.md."""
-    return Path(path if path is not None else default_model_card_path()).read_text(encoding="utf-8")
+    card = Path(path if path is not None else default_model_card_path())
+    if not card.is_file():
+        raise MissingInputError(f"the model card template {card} does not exist", path=card, field="--model-card")
+    try:
+        return card.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInputError(f"{card}: the model card template is not UTF-8 text ({error})", path=card) from None

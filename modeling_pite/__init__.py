@@ -11,6 +11,7 @@ from .losses_pite import shifted_cross_entropy_sum, shifted_masked_l1_sum, valid
 from .modeling_pite import (
     PiTeCausalLMOutputWithPast,
     PiTeForConditionalGeneration,
+    PiTeGenerateBeamOutput,
     PiTeGenerateOutput,
     PiTeModel,
     PiTeModelOutputWithPast,
@@ -25,6 +26,7 @@ __all__ = [
     "PiTeCausalLMOutputWithPast",
     "PiTeConfig",
     "PiTeForConditionalGeneration",
+    "PiTeGenerateBeamOutput",
     "PiTeGenerateOutput",
     "PiTeModel",
     "PiTeModelOutputWithPast",

@@ -67,7 +67,8 @@ class PiTeConfig(PretrainedConfig):
             The paper does not report it; 1.0 keeps the L1 (normalised coordinates, about 0.1-0.5 early in training)
             on the scale of the token cross-entropy.
         label_smoothing (`float`, defaults to 0.0): label smoothing of the token cross-entropy (stage 3 uses 0.1).
-        absent_coordinate (`float`, defaults to -1.0): the sentinel that marks an absent point or a token without target.
+        absent_coordinate (`float`, defaults to -1.0): the sentinel that marks an absent point or a token without
+            target.
         absent_targets (`str`, defaults to `"regress"`): what the L1 terms do where there is no target.
             `"regress"` (the authors' release, with which the released weights were trained): every supervised text
             position regresses its target, and `absent_coordinate` where its token names no object or the object is
@@ -124,7 +125,9 @@ class PiTeConfig(PretrainedConfig):
             raise ValueError(f"absent_targets must be one of {ABSENT_TARGET_MODES}, got {absent_targets!r}")
         self.absent_targets = absent_targets
         # One model class serves every Auto class users reach for; `register_for_auto_class` keeps only one name.
-        kwargs.setdefault("auto_map", {name: "modeling_pite.PiTeForConditionalGeneration" for name in AUTO_MODEL_CLASSES})
+        kwargs.setdefault(
+            "auto_map", {name: "modeling_pite.PiTeForConditionalGeneration" for name in AUTO_MODEL_CLASSES}
+        )
         kwargs["auto_map"].setdefault("AutoConfig", "configuration_pite.PiTeConfig")
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
 

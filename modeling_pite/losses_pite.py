@@ -18,7 +18,10 @@ IGNORE_INDEX = -100
 
 
 def shifted_cross_entropy_sum(
-    logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
+    logits: torch.Tensor,
+    labels: torch.Tensor | None,
+    label_smoothing: float = 0.0,
+    shift_labels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-token cross-entropy, summed over supervised tokens.
 
@@ -26,12 +29,17 @@ def shifted_cross_entropy_sum(
         logits: (B, L, V) scores; position t predicts token t + 1.
         labels: (B, L) token ids, `-100` where not supervised (unshifted: the label of token t sits at t).
         label_smoothing: as in `torch.nn.functional.cross_entropy`.
+        shift_labels: (B, L) labels already shifted (the label of token t + 1 at t), as sequence/context-parallel
+            training passes them; used instead of `labels`, against every position's logits.
 
     Returns:
         (sum of per-token losses, number of supervised tokens), both 0-d tensors.
     """
-    shift_logits = logits[:, :-1, :].float()
-    shift_labels = labels[:, 1:].to(shift_logits.device)
+    if shift_labels is None:
+        shift_logits, shift_labels = logits[:, :-1, :].float(), labels[:, 1:]
+    else:
+        shift_logits = logits.float()
+    shift_labels = shift_labels.to(shift_logits.device)
     loss_sum = F.cross_entropy(
         shift_logits.reshape(-1, shift_logits.shape[-1]),
         shift_labels.reshape(-1),

@@ -7,27 +7,49 @@ every token: the vocabulary head, a localization head (one 2-D point) and a traj
 Hub remote code: this file is copied flat next to `config.json`; it imports only torch, transformers and its siblings.
 """
 
-from __future__ import annotations
-
 import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import CLIPVisionModel, CLIPVisionModelWithProjection, GenerationMixin, LlamaModel, PreTrainedModel
-from transformers.generation.utils import GenerateDecoderOnlyOutput
-from transformers.utils import ModelOutput
+from transformers import CLIPVisionModel, CLIPVisionModelWithProjection, LlamaModel, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs, logging
+from transformers.utils.deprecation import deprecate_kwarg
+from transformers.utils.generic import can_return_tuple
+
+try:
+    from transformers.utils import torch_compilable_check
+except ImportError:  # transformers without it: torch's own check, a compiler hint as well
+
+    def torch_compilable_check(condition: torch.Tensor, message: str) -> None:
+        torch._check_tensor_all(condition, lambda: message)
 
 from .configuration_pite import PiTeConfig
-from .losses_pite import shifted_cross_entropy_sum, shifted_masked_l1_sum
+from .generation_pite import CACHE_KWARG, PiTeGenerateBeamOutput, PiTeGenerateOutput, PiTeGenerationMixin
+from .losses_pite import IGNORE_INDEX, shifted_cross_entropy_sum, shifted_masked_l1_sum, valid_point_mask
 
-# transformers 5.24 calls the KV cache `cache`; 5.17 (the GPU benchmark machine) calls it `past_key_values`.
-# Forward accepts both names and hands the cache on, and back, under the name the installed version uses.
-CACHE_KWARG = "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
+logger = logging.get_logger(__name__)
 
 # Loss-normalisation counts a trainer may pass for exact gradient accumulation (see `PiTeForConditionalGeneration`).
 LOSS_COUNT_KWARGS = ("num_items_in_batch", "num_point_items_in_batch", "num_trajectory_items_in_batch")
+
+class PiTeKwargs(TransformersKwargs, total=False):
+    """Forward kwargs beyond transformers' own: loss normalisers (see `PiTeForConditionalGeneration`) and
+    `shift_labels`, labels already shifted by one (sequence / context parallelism), used instead of `labels`."""
+
+    num_point_items_in_batch: torch.Tensor | int | None
+    num_trajectory_items_in_batch: torch.Tensor | int | None
+    shift_labels: torch.LongTensor | None
+
+
+def _past_key_values_deprecated(function):
+    """`past_key_values=` gives transformers' own deprecation warning where the installed version calls it `cache`."""
+    if CACHE_KWARG != "cache":
+        return function
+    return deprecate_kwarg("past_key_values", version="5.40.0", new_name="cache")(function)
 
 
 @dataclass
@@ -40,6 +62,8 @@ class PiTeModelOutputWithPast(ModelOutput):
         hidden_states: per-layer hidden states when `output_hidden_states=True`.
         attentions: per-layer attentions when `output_attentions=True`.
         video_embeds: (B, N, hidden) adapter outputs placed at the `<video>` positions, when a video was given.
+        image_outputs / video_outputs: the vision tower's outputs (`get_video_features`, images as one-frame videos)
+            when images (`pixel_values`) / frames (`pixel_values_videos`) were given as pixels.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -50,6 +74,8 @@ class PiTeModelOutputWithPast(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
     video_embeds: torch.FloatTensor | None = None
+    image_outputs: BaseModelOutputWithPooling | None = None
+    video_outputs: BaseModelOutputWithPooling | None = None
 
 
 @dataclass
@@ -57,14 +83,16 @@ class PiTeCausalLMOutputWithPast(ModelOutput):
     """Output of `PiTeForConditionalGeneration`.
 
     Args:
-        loss: lm_loss + localization_loss_weight * (localization_loss + trajectory_loss), the terms that were supervised.
+        loss: lm_loss + localization_loss_weight * (localization_loss + trajectory_loss), the terms that were
+            supervised.
         lm_loss: next-token cross-entropy (label-smoothed if configured), mean over supervised tokens.
         localization_loss: L1 distance of points, mean over valid (token) points.
         trajectory_loss: L1 distance of trajectory points, mean over valid (token, point, frame) entries.
         logits: (B, L', V) vocabulary scores (L' = L, or the kept positions with `logits_to_keep`).
         point_predictions: (B, L', 2) predicted point of the token that follows each position.
         trajectory_predictions: (B, L', P, N, 2) predicted trajectories of the token that follows each position.
-        cache / past_key_values, hidden_states, attentions, video_embeds: as in `PiTeModelOutputWithPast`.
+        cache / past_key_values, hidden_states, attentions, video_embeds, image_outputs, video_outputs: as in
+            `PiTeModelOutputWithPast`.
     """
 
     loss: torch.FloatTensor | None = None
@@ -81,20 +109,8 @@ class PiTeCausalLMOutputWithPast(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
     video_embeds: torch.FloatTensor | None = None
-
-
-@dataclass
-class PiTeGenerateOutput(GenerateDecoderOnlyOutput):
-    """`generate(..., return_dict_in_generate=True)` output with the regression heads' predictions.
-
-    Args:
-        point_predictions: (B, T_new, 2) the point predicted with each generated token (aligned with
-            `sequences[:, -T_new:]`).
-        trajectory_predictions: (B, T_new, P, N, 2) the trajectories predicted with each generated token.
-    """
-
-    point_predictions: torch.FloatTensor | None = None
-    trajectory_predictions: torch.FloatTensor | None = None
+    image_outputs: BaseModelOutputWithPooling | None = None
+    video_outputs: BaseModelOutputWithPooling | None = None
 
 
 def _copy_into(tensor: torch.Tensor, value: torch.Tensor) -> None:
@@ -155,7 +171,7 @@ class PiTeModel(PiTePreTrainedModel):
             self.vision_tower.requires_grad_(False)
             self.vision_tower.eval()
 
-    def train(self, mode: bool = True) -> PiTeModel:
+    def train(self, mode: bool = True) -> "PiTeModel":
         super().train(mode)
         # A frozen tower stays in eval mode while the rest trains: its features must not depend on the phase.
         if self.config.freeze_vision_tower:
@@ -168,43 +184,69 @@ class PiTeModel(PiTePreTrainedModel):
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.language_model.set_input_embeddings(value)
 
-    def get_video_features(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
+    @can_return_tuple
+    def get_video_features(
+        self, pixel_values_videos: torch.FloatTensor, **kwargs: Unpack[TransformersKwargs]
+    ) -> tuple | BaseModelOutputWithPooling:
         """Frame features of the (frozen) vision tower, one per frame.
 
         Args:
             pixel_values_videos: (B, N, 3, H, W) CLIP-normalised frames.
+            output_hidden_states, output_attentions, return_dict (kwargs): as for any transformers model.
 
         Returns:
-            (B, N, D) features, D = `config.vision_feature_dim` (768 projected CLS for ViT-L/14).
+            `BaseModelOutputWithPooling` with `pooler_output` (B, N, D) the features the adapter reads (D =
+            `config.vision_feature_dim`, 768 projected CLS for ViT-L/14), and the tower's `last_hidden_state`
+            (B, N, S, H_vision), `hidden_states` (each (B, N, S, H_vision)) and `attentions` (each (B, N, heads, S, S))
+            with the frame axis restored.
         """
         if pixel_values_videos.dim() != 5:
             raise ValueError(
-                f"pixel_values_videos must have shape (batch, frames, 3, height, width), got {tuple(pixel_values_videos.shape)}"
+                "pixel_values_videos must have shape (batch, frames, 3, height, width), got "
+                f"{tuple(pixel_values_videos.shape)}"
             )
         batch, frames = pixel_values_videos.shape[:2]
         frames_flat = pixel_values_videos.flatten(0, 1).to(self.vision_tower.dtype)
         needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.vision_tower.parameters())
         with torch.set_grad_enabled(needs_grad):
-            outputs = self.vision_tower(pixel_values=frames_flat, return_dict=True)
+            outputs = self.vision_tower(pixel_values=frames_flat, return_dict=True, **kwargs)
         features = outputs.image_embeds if self.config.vision_feature == "image_embeds" else outputs.pooler_output
-        return features.reshape(batch, frames, -1)
 
-    def _video_features_from_inputs(
+        def per_video(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.unflatten(0, (batch, frames))
+
+        return BaseModelOutputWithPooling(
+            last_hidden_state=per_video(outputs.last_hidden_state),
+            pooler_output=per_video(features),
+            # Entries are None for layers not asked for (`output_hidden_states` given as layer indices).
+            hidden_states=None if outputs.hidden_states is None else tuple(map(per_video, outputs.hidden_states)),
+            attentions=None if outputs.attentions is None else tuple(map(per_video, outputs.attentions)),
+        )
+
+    def _visual_input(
         self,
         pixel_values_videos: torch.Tensor | None,
         pixel_values: torch.Tensor | None,
         video_features: torch.Tensor | None,
-    ) -> torch.Tensor | None:
+    ) -> tuple[str, torch.Tensor] | None:
+        """(name, tensor) of the one visual input given, images as one-frame videos; None without one."""
         given = [n for n, v in (("pixel_values_videos", pixel_values_videos), ("pixel_values", pixel_values),
                                 ("video_features", video_features)) if v is not None]
         if len(given) > 1:
             raise ValueError(f"give one visual input per call, got {given}")
         if pixel_values is not None:
             if pixel_values.dim() != 4:
-                raise ValueError(f"pixel_values (images) must have shape (batch, 3, height, width), got {tuple(pixel_values.shape)}")
-            pixel_values_videos = pixel_values.unsqueeze(1)  # an image is a one-frame video
+                raise ValueError(
+                    f"pixel_values (images) must have shape (batch, 3, height, width), got {tuple(pixel_values.shape)}"
+                )
+            return "pixel_values", pixel_values.unsqueeze(1)  # an image is a one-frame video
         if pixel_values_videos is not None:
-            return self.get_video_features(pixel_values_videos)
+            if pixel_values_videos.dim() != 5:
+                raise ValueError(
+                    "pixel_values_videos must have shape (batch, frames, 3, height, width), got "
+                    f"{tuple(pixel_values_videos.shape)}"
+                )
+            return "pixel_values_videos", pixel_values_videos
         if video_features is not None:
             expected = self.config.vision_feature_dim
             if video_features.dim() != 3 or video_features.shape[-1] != expected:
@@ -212,7 +254,8 @@ class PiTeModel(PiTePreTrainedModel):
                     f"video_features must have shape (batch, frames, {expected}) for vision_feature="
                     f"{self.config.vision_feature!r}, got {tuple(video_features.shape)}"
                 )
-        return video_features
+            return "video_features", video_features
+        return None
 
     def _video_placeholder_mask(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor) -> torch.Tensor:
         if input_ids is not None:
@@ -222,6 +265,55 @@ class PiTeModel(PiTePreTrainedModel):
         )
         return (inputs_embeds == video_token_embedding).all(-1)
 
+    def _check_prompt(
+        self,
+        input_ids: torch.Tensor | None,
+        placeholder_mask: torch.Tensor,
+        visual: tuple[str, torch.Tensor] | None,
+    ) -> None:
+        """Checks of a prefill, read back from the device in one transfer: token ids inside the vocabulary, one
+        placeholder per frame feature, finite visual input. Decode steps skip it (no host sync in a compiled step)."""
+        vocab_size = self.config.text_config.vocab_size
+        stats = [placeholder_mask.sum()]
+        if input_ids is not None:
+            stats += [input_ids.min(), input_ids.max()]
+        bad_frames = None
+        if visual is not None:
+            bad_frames = ~torch.isfinite(visual[1]).flatten(2).all(-1)  # (B, N)
+            stats.append(bad_frames.sum())
+        values = torch.stack([v.to(torch.long) for v in stats]).tolist()
+        num_placeholders = values[0]
+        if input_ids is not None and not 0 <= values[1] <= values[2] < vocab_size:
+            bad = values[1] if values[1] < 0 else values[2]
+            raise ValueError(
+                f"input_ids holds token id {bad}, outside the vocabulary [0, {vocab_size}) "
+                "(text_config.vocab_size): was the text tokenized with another tokenizer?"
+            )
+        if visual is None:
+            if num_placeholders:
+                raise ValueError(
+                    f"the text holds {num_placeholders} <video> placeholder tokens but no video was given "
+                    "(pass pixel_values_videos, pixel_values or video_features)"
+                )
+            return
+        name, frames = visual
+        if values[-1]:
+            video, frame = bad_frames.nonzero()[0].tolist()
+            where = f"image {video}" if name == "pixel_values" else f"video {video}, frame {frame}"
+            raise ValueError(
+                f"{name} holds non-finite values (NaN or inf): first at {where} "
+                f"({values[-1]} such {'images' if name == 'pixel_values' else 'frames'} in the batch)"
+            )
+        num_features = frames.shape[0] * frames.shape[1]
+        if num_placeholders != num_features:
+            raise ValueError(
+                f"the text holds {num_placeholders} <video> placeholder tokens (id {self.config.video_token_id}) but "
+                f"{frames.shape[0]} video(s) x {frames.shape[1]} frames = {num_features} frame features were given; "
+                "the processor expands each <video> to one placeholder per frame"
+            )
+
+    @can_return_tuple
+    @_past_key_values_deprecated
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -234,51 +326,54 @@ class PiTeModel(PiTePreTrainedModel):
         past_key_values: Any | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
-        **kwargs: Any,
-    ) -> PiTeModelOutputWithPast:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | PiTeModelOutputWithPast:
         """Embed text, put one adapted frame feature at each `<video>` placeholder, run the decoder.
 
         Args:
             input_ids: (B, L) token ids holding N `<video>` placeholders per video (left or right padded).
             pixel_values_videos: (B, N, 3, H, W) frames; or `pixel_values` (B, 3, H, W) images (one-frame videos);
                 or `video_features` (B, N, D) precomputed vision-tower features (training with a feature cache).
-            cache / past_key_values: KV cache under either name.
+            cache: the KV cache (`past_key_values`, its older name, is accepted with transformers' deprecation
+                warning where the installed version calls it `cache`).
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids or inputs_embeds")
         if cache is not None and past_key_values is not None:
             raise ValueError("give the KV cache as `cache` or as `past_key_values`, not both")
         cache = cache if cache is not None else past_key_values
-        kwargs.pop("return_dict", None)
+        if input_ids is not None and input_ids.shape[-1] == 0:
+            raise ValueError(f"input_ids is empty (shape {tuple(input_ids.shape)}): give at least one token")
+        visual = self._visual_input(pixel_values_videos, pixel_values, video_features)
+        is_prefill = cache is None or cache.get_seq_length() == 0
+        placeholder_mask = None
+        # Decode steps (a filled cache) skip the checks, so a compiled decode step has no host sync.
+        if not torch.compiler.is_compiling() and (is_prefill or visual is not None):
+            placeholder_mask = self._video_placeholder_mask(input_ids, inputs_embeds)
+            self._check_prompt(input_ids, placeholder_mask, visual)
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
 
-        features = self._video_features_from_inputs(pixel_values_videos, pixel_values, video_features)
-        placeholder_mask = self._video_placeholder_mask(input_ids, inputs_embeds)
-        video_embeds = None
-        if features is not None:
-            num_placeholders = int(placeholder_mask.sum())
-            num_features = features.shape[0] * features.shape[1]
-            if num_placeholders != num_features:
-                raise ValueError(
-                    f"the text holds {num_placeholders} <video> placeholder tokens (id {self.config.video_token_id}) but "
-                    f"{features.shape[0]} video(s) x {features.shape[1]} frames = {num_features} frame features were given; "
-                    "the processor expands each <video> to one placeholder per frame"
+        video_embeds, tower_outputs = None, {}
+        if visual is not None:
+            name, frames = visual
+            if name == "video_features":
+                features = frames
+            else:
+                vision_kwargs = {k: kwargs[k] for k in ("output_hidden_states", "output_attentions") if k in kwargs}
+                tower = self.get_video_features(frames, return_dict=True, **vision_kwargs)
+                tower_outputs["image_outputs" if name == "pixel_values" else "video_outputs"] = tower
+                features = tower.pooler_output
+            if placeholder_mask is None:  # compiling: the prompt checks were skipped; keep this one as a graph assert
+                placeholder_mask = self._video_placeholder_mask(input_ids, inputs_embeds)
+                torch_compilable_check(
+                    placeholder_mask.sum() == frames.shape[0] * frames.shape[1],
+                    "the number of <video> placeholder tokens differs from the number of frame features given",
                 )
             video_embeds = self.video_adapter(features.to(self.video_adapter.weight.dtype))
             inputs_embeds = inputs_embeds.masked_scatter(
                 placeholder_mask.unsqueeze(-1).expand_as(inputs_embeds),
                 video_embeds.to(inputs_embeds.dtype),
-            )
-        elif (
-            # Decode steps (a filled cache) skip the check, so a compiled decode step has no host sync.
-            not torch.compiler.is_compiling()
-            and (cache is None or cache.get_seq_length() == 0)
-            and bool(placeholder_mask.any())
-        ):
-            raise ValueError(
-                f"the text holds {int(placeholder_mask.sum())} <video> placeholder tokens but no video was given "
-                "(pass pixel_values_videos, pixel_values or video_features)"
             )
 
         outputs = self.language_model(
@@ -295,11 +390,12 @@ class PiTeModel(PiTePreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             video_embeds=video_embeds,
+            **tower_outputs,
             **{CACHE_KWARG: getattr(outputs, CACHE_KWARG, None)},
         )
 
 
-class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
+class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
     """PiTe with its three heads: vocabulary, localization (point per token), trajectory (P x N points per token).
 
     Loss normalisation: every term is a sum divided by its number of supervised items. A trainer doing gradient
@@ -310,6 +406,7 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+    _tp_plan = {"lm_head": "colwise_gather_output"}
 
     def __init__(self, config: PiTeConfig) -> None:
         super().__init__(config)
@@ -319,7 +416,6 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
         # Registered localization-then-trajectory: `_init_weights` relies on that order for eq. 9.
         self.localization_head = nn.Linear(hidden, config.coordinate_dim)
         self.trajectory_head = nn.Linear(hidden, config.trajectory_dim)
-        self._prediction_recorder: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.post_init()
         # A placeholder is never a valid answer token: emitted, it would be read back as a missing frame.
         # `bad_words_ids` of one token is a mask computed once; `suppress_tokens` rebuilds it on every step.
@@ -338,9 +434,12 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value: nn.Module) -> None:
         self.lm_head = value
 
-    def get_video_features(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-        """(B, N, 3, H, W) frames -> (B, N, D) vision-tower features; see `PiTeModel.get_video_features`."""
-        return self.model.get_video_features(pixel_values_videos)
+    def get_video_features(
+        self, pixel_values_videos: torch.FloatTensor, **kwargs: Unpack[TransformersKwargs]
+    ) -> tuple | BaseModelOutputWithPooling:
+        """(B, N, 3, H, W) frames -> `pooler_output` (B, N, D) vision-tower features; see
+        `PiTeModel.get_video_features`."""
+        return self.model.get_video_features(pixel_values_videos, **kwargs)
 
     @torch.no_grad()
     def initialize_trajectory_head_from_localization_head(self) -> None:
@@ -360,11 +459,15 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
         )
         return points, trajectories
 
-    def _check_target_shape(self, name: str, targets: torch.Tensor, reference: torch.Tensor, entry_shape: tuple) -> None:
+    def _check_target_shape(
+        self, name: str, targets: torch.Tensor, reference: torch.Tensor, entry_shape: tuple
+    ) -> None:
         expected = (reference.shape[0], reference.shape[1], *entry_shape)
         if tuple(targets.shape) != expected:
             raise ValueError(f"{name} must have shape {expected} (batch, length, ...), got {tuple(targets.shape)}")
 
+    @can_return_tuple
+    @_past_key_values_deprecated
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -384,23 +487,33 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         video_metadata: list[dict] | None = None,
-        **kwargs: Any,
-    ) -> PiTeCausalLMOutputWithPast | tuple:
+        **kwargs: Unpack[PiTeKwargs],
+    ) -> tuple | PiTeCausalLMOutputWithPast:
         r"""
         Args:
             input_ids, pixel_values_videos, pixel_values, video_features, attention_mask, position_ids,
             cache / past_key_values, inputs_embeds, use_cache: as in `PiTeModel.forward`.
             labels: (B, L) token ids, `-100` where not supervised; unshifted.
             point_labels: (B, L, 2) normalised target point of token t at t; `-1` where none (stage 1).
-            trajectory_labels: (B, L, P, N, 2) target trajectories of token t at t; `-1` where none or absent (stage 2).
-            point_mask, trajectory_mask: optional boolean masks, (B, L) or the full point shape, ANDed with the `-1` rule.
+            trajectory_labels: (B, L, P, N, 2) target trajectories of token t at t; `-1` where none or absent
+                (stage 2).
+            point_mask, trajectory_mask: optional boolean masks, (B, L) or the full point shape, ANDed with the
+                `-1` rule.
             logits_to_keep: compute heads only for the last `logits_to_keep` positions (0 = all).
             video_metadata: accepted so processor outputs can be passed whole; not used by the network.
             num_items_in_batch, num_point_items_in_batch, num_trajectory_items_in_batch (kwargs): loss normalisers
                 for gradient accumulation (see the class docstring).
+            shift_labels (kwargs): (B, L) labels already shifted (position t holds the label of token t + 1), as
+                sequence/context-parallel training passes them; used instead of `labels` for the token loss.
+            return_dict (kwargs): False (or `config.return_dict=False`) returns a tuple.
+
+        A labelled batch with no supervised token gives `lm_loss` 0 and a one-time warning, not an error: one
+        micro-batch of a data-parallel step can legitimately be fully masked after truncation.
         """
-        return_dict = kwargs.pop("return_dict", None)
         loss_counts = {name: kwargs.pop(name, None) for name in LOSS_COUNT_KWARGS}
+        shift_labels = kwargs.pop("shift_labels", None)
+        if not torch.compiler.is_compiling():
+            self._check_targets(labels, shift_labels, point_labels, trajectory_labels, point_mask, trajectory_mask)
         outputs = self.model(
             input_ids=input_ids,
             pixel_values_videos=pixel_values_videos,
@@ -408,10 +521,10 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
             video_features=video_features,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            cache=cache,
-            past_key_values=past_key_values,
+            cache=cache if cache is not None else past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
+            return_dict=True,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -424,19 +537,68 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
 
         loss_terms = self._loss_terms(
             logits, point_predictions, trajectory_predictions, labels, point_labels, trajectory_labels,
-            point_mask, trajectory_mask, **loss_counts,
+            point_mask, trajectory_mask, shift_labels=shift_labels, **loss_counts,
         )
-        result = PiTeCausalLMOutputWithPast(
+        return PiTeCausalLMOutputWithPast(
             logits=logits,
             point_predictions=point_predictions,
             trajectory_predictions=trajectory_predictions,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             video_embeds=outputs.video_embeds,
+            image_outputs=outputs.image_outputs,
+            video_outputs=outputs.video_outputs,
             **loss_terms,
             **{CACHE_KWARG: outputs[CACHE_KWARG] if CACHE_KWARG in outputs else None},
         )
-        return result if return_dict is not False else result.to_tuple()
+
+    def _check_targets(
+        self,
+        labels: torch.Tensor | None,
+        shift_labels: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        trajectory_labels: torch.Tensor | None,
+        point_mask: torch.Tensor | None,
+        trajectory_mask: torch.Tensor | None,
+    ) -> None:
+        """Training targets, read back from the device in one transfer: supervised tokens exist (else a one-time
+        warning), every used coordinate target is in [0, 1] or the absent sentinel."""
+        if shift_labels is not None and (point_labels is not None or trajectory_labels is not None):
+            raise ValueError(
+                "shift_labels (sequence/context parallelism) applies to the token loss only; point_labels and "
+                "trajectory_labels are shifted inside the model and cannot be split that way: pass labels instead"
+            )
+        stats, coordinate_targets = [], []
+        token_labels = shift_labels if shift_labels is not None else None if labels is None else labels[:, 1:]
+        if token_labels is not None:
+            stats.append((token_labels != IGNORE_INDEX).sum())
+        for name, targets, mask in (("point_labels", point_labels, point_mask),
+                                    ("trajectory_labels", trajectory_labels, trajectory_mask)):
+            if targets is None:
+                continue
+            used = valid_point_mask(targets, mask, self.config.absent_coordinate).unsqueeze(-1)
+            outside = used & ~((targets >= 0) & (targets <= 1)) & (targets != self.config.absent_coordinate)
+            coordinate_targets.append((name, targets, outside))
+            stats.append(outside.sum())
+        if not stats:
+            return
+        values = torch.stack([v.to(torch.long) for v in stats]).tolist()
+        if token_labels is not None:
+            if values[0] == 0:
+                logger.warning_once(
+                    f"{'shift_labels' if shift_labels is not None else 'labels'} supervise no token (every label the "
+                    "token loss reads is -100): lm_loss is 0 for this batch. Expected for a fully masked micro-batch "
+                    "after truncation; if every batch looks like this, the labels are wrong."
+                )
+            values = values[1:]
+        for (name, targets, outside), count in zip(coordinate_targets, values):
+            if count:
+                index = outside.nonzero()[0].tolist()
+                value = targets[tuple(index)].item()
+                raise ValueError(
+                    f"{name}{index} = {value} is outside [0, 1] (normalised image coordinates) and is not the absent "
+                    f"sentinel {self.config.absent_coordinate} ({count} such values in the batch)"
+                )
 
     def _loss_terms(
         self,
@@ -448,6 +610,7 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
         trajectory_labels: torch.Tensor | None,
         point_mask: torch.Tensor | None,
         trajectory_mask: torch.Tensor | None,
+        shift_labels: torch.Tensor | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
         num_point_items_in_batch: torch.Tensor | int | None = None,
         num_trajectory_items_in_batch: torch.Tensor | int | None = None,
@@ -455,10 +618,15 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
         config = self.config
         terms: dict[str, torch.Tensor] = {}
         token_share = None  # this micro-batch's share of the accumulated supervised tokens
-        if labels is not None:
-            if labels.shape != logits.shape[:2]:
-                raise ValueError(f"labels must have shape {tuple(logits.shape[:2])} (batch, length), got {tuple(labels.shape)}")
-            ce_sum, ce_count = shifted_cross_entropy_sum(logits, labels, config.label_smoothing)
+        if labels is not None or shift_labels is not None:
+            name, given = ("shift_labels", shift_labels) if shift_labels is not None else ("labels", labels)
+            if given.shape != logits.shape[:2]:
+                raise ValueError(
+                    f"{name} must have shape {tuple(logits.shape[:2])} (batch, length), got {tuple(given.shape)}"
+                )
+            ce_sum, ce_count = shifted_cross_entropy_sum(
+                logits, labels, config.label_smoothing, shift_labels=shift_labels
+            )
             denominator = num_items_in_batch if num_items_in_batch is not None else ce_count.clamp(min=1)
             terms["lm_loss"] = ce_sum / denominator
             if num_items_in_batch is not None:
@@ -492,67 +660,6 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, GenerationMixin):
             terms["loss"] = loss
         return terms
 
-    def _update_model_kwargs_for_generation(self, outputs: ModelOutput, model_kwargs: dict, *args: Any, **kwargs: Any):
-        # Called once after every forward of generate(): recording here keeps forward free of side effects (a
-        # compiled / CUDA-graphed decode step), and cloning keeps buffers a graph replay would overwrite.
-        if self._prediction_recorder is not None:
-            self._prediction_recorder.append((outputs.point_predictions[:, -1].detach().clone(),
-                                              outputs.trajectory_predictions[:, -1].detach().clone()))
-        return super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
-
-    def prepare_inputs_for_generation(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        is_first_iteration = kwargs.get("is_first_iteration")
-        model_inputs = super().prepare_inputs_for_generation(*args, **kwargs)
-        if is_first_iteration is None:  # transformers versions without the flag: an empty cache means prefill
-            cache = model_inputs.get(CACHE_KWARG)
-            is_first_iteration = cache is None or cache.get_seq_length() == 0
-        if not is_first_iteration and model_inputs.get("use_cache", True):
-            # The frames are in the KV cache after prefill (transformers drops pixel inputs itself; features too).
-            for name in ("video_features", "pixel_values", "pixel_values_videos"):
-                model_inputs.pop(name, None)
-        return model_inputs
-
-    def generate(self, *args: Any, **kwargs: Any) -> torch.LongTensor | ModelOutput:
-        """`GenerationMixin.generate`, plus the point and trajectory of every generated token.
-
-        With `return_dict_in_generate=True` the result is a `PiTeGenerateOutput` whose `point_predictions`
-        (B, T_new, 2) and `trajectory_predictions` (B, T_new, P, N, 2) come from the same forward passes that produced
-        the tokens (the last position of each step): nothing is re-run and no hidden-state history is kept.
-        Greedy search and sampling are supported; beam search and assisted decoding are not (their steps do not map
-        one-to-one onto output tokens).
-        """
-        generation_config = kwargs.get("generation_config") or self.generation_config
-        return_dict = kwargs.get("return_dict_in_generate", getattr(generation_config, "return_dict_in_generate", False))
-        if not return_dict:
-            return super().generate(*args, **kwargs)
-        num_beams = kwargs.get("num_beams", getattr(generation_config, "num_beams", 1)) or 1
-        if num_beams > 1 or kwargs.get("assistant_model") is not None or kwargs.get("prompt_lookup_num_tokens"):
-            raise ValueError(
-                "per-token point/trajectory outputs need one forward pass per generated token: use greedy search or "
-                "sampling (num_beams=1, no assisted decoding), or call generate with return_dict_in_generate=False"
-            )
-        if self._prediction_recorder is not None:
-            raise RuntimeError("generate() is already running on this model (nested or concurrent calls)")
-        self._prediction_recorder = []
-        try:
-            output = super().generate(*args, **kwargs)
-            recorded = self._prediction_recorder
-        finally:
-            self._prediction_recorder = None
-        num_new = len(recorded)
-        points = torch.stack([p for p, _ in recorded], dim=1) if recorded else None
-        trajectories = torch.stack([t for _, t in recorded], dim=1) if recorded else None
-        if points is not None and points.shape[0] != output.sequences.shape[0]:
-            raise RuntimeError(
-                f"recorded predictions for {points.shape[0]} sequences but generate returned {output.sequences.shape[0]}"
-            )
-        input_ids = kwargs.get("input_ids", args[0] if args else None)
-        generated = output.sequences.shape[1] - (input_ids.shape[1] if input_ids is not None else 0)
-        if generated != num_new:
-            raise RuntimeError(f"{num_new} forward steps recorded for {generated} generated tokens")
-        return PiTeGenerateOutput(**output, point_predictions=points, trajectory_predictions=trajectories)
-
-
 # transformers inspects the signature of a remote-code model's forward on every decode step: compute it once.
 PiTeForConditionalGeneration.forward.__signature__ = inspect.signature(PiTeForConditionalGeneration.forward)
 
@@ -563,6 +670,7 @@ PiTeForConditionalGeneration.register_for_auto_class("AutoModel")
 __all__ = [
     "PiTeCausalLMOutputWithPast",
     "PiTeForConditionalGeneration",
+    "PiTeGenerateBeamOutput",
     "PiTeGenerateOutput",
     "PiTeModel",
     "PiTeModelOutputWithPast",

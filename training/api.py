@@ -22,6 +22,8 @@ from typing import Any
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from pite.cli.errors import OutputExistsError
+from pite.cli.inputs import check_checkpoint_weights
 from pite.processing.file_writing_pite import write_json
 
 from .collator import PiTeDataCollator
@@ -29,6 +31,7 @@ from .config import StageConfig, load_training_config
 from .data import DataReport, build_stage_dataset
 from .feature_cache import FeatureCache, feature_fingerprint
 from .featurize import ExampleFeaturizer
+from .sharded_saving import unsharded_peft_model
 from .stages import prepare_model_for_stage, save_stage_output, merge_stage
 from .trainer import PiTeSFTTrainer
 
@@ -146,6 +149,17 @@ def refuse_existing_run(output_dir: str, resume: bool | str | None, overwrite: b
         )
 
 
+def _check_starting_model(model_path: str | None, output_dir: str) -> None:
+    """Before anything loads: the stage never writes over the model it starts from, and that model's weight files
+    are complete (a truncated file is named)."""
+    if not isinstance(model_path, str) or not os.path.isdir(model_path):
+        return
+    if os.path.realpath(model_path) == os.path.realpath(output_dir):
+        raise OutputExistsError(f"output_dir {output_dir} is model_name_or_path: the stage would overwrite the model "
+                                "it starts from; choose another output_dir", path=output_dir, field="output_dir")
+    check_checkpoint_weights(model_path)
+
+
 def run_stage(
     stage: int,
     model: Any | str,
@@ -186,6 +200,8 @@ def run_stage(
 
         overrides = parse_overrides(list(overrides))
     config = load_training_config(stage, config_file, {**values, **dict(overrides or {})})
+    if model is None or isinstance(model, (str, os.PathLike)):
+        _check_starting_model(config.model_name_or_path, config.output_dir)
     refuse_existing_run(config.output_dir, resume_from_checkpoint, config.overwrite_output_dir)
     checkpoint = _resume_checkpoint(resume_from_checkpoint, config.output_dir)  # checked before any heavy work
     if model is None or isinstance(model, (str, os.PathLike)):
@@ -229,6 +245,7 @@ def run_stage(
         logger.warning("stage %d: %s", stage, "; ".join(train_report.per_file.values()))
     trainer.train(resume_from_checkpoint=checkpoint)
 
+    peft_model = unsharded_peft_model(trainer, peft_model)  # FSDP: gathered on the main process, None elsewhere
     if trainer.args.should_save:
         merged = save_stage_output(peft_model, config.output_dir, processor)
         summary = {
@@ -243,7 +260,7 @@ def run_stage(
         }
         write_json(os.path.join(config.output_dir, RUN_SUMMARY_NAME), summary)
     else:
-        merged = merge_stage(peft_model)
+        merged = merge_stage(peft_model) if peft_model is not None else None
     trainer.accelerator.wait_for_everyone()
     return StageRun(config, trainer, merged, processor, train_report, eval_report)
 

@@ -67,6 +67,12 @@ class PiTeStageArguments:
                           "3, value not reported; the stage-3 recipe uses 0.1). Use this, not "
                           "label_smoothing_factor."},
     )
+    absent_targets: str = field(
+        default="regress",
+        metadata={"help": "What the L1 terms do where a token has no target or the object is absent: 'regress' "
+                          "(the authors' release: predict (-1, -1) there, so the model learns which words name no "
+                          "object) or 'mask' (only present targets count)."},
+    )
     skip_bad_records: bool = field(
         default=False,
         metadata={"help": "Skip (and count in the log) records with missing/unreadable media, wrongly shaped "
@@ -106,6 +112,8 @@ class PiTeStageArguments:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.absent_targets not in ("regress", "mask"):
+            raise ValueError(f"absent_targets must be 'regress' or 'mask', got {self.absent_targets!r}")
         if self.localization_loss_weight < 0:
             raise ValueError(f"localization_loss_weight must be >= 0, got {self.localization_loss_weight}")
         if self.global_batch_size is not None and self.global_batch_size < 1:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import textwrap
+
+import yaml
 
 COMMANDS = ("train", "extract-features")
 
@@ -52,7 +55,8 @@ def _extract_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Run the frozen CLIP tower of a PiTe checkpoint once over a folder of videos/images and cache the "
                     "per-frame features (safetensors shards + index.json), so training reads features instead of "
-                    "pixels. Resumable: files already cached are skipped.",
+                    "pixels. Resumable: files already cached are skipped. Under torchrun / accelerate launch each "
+                    "process extracts every WORLD_SIZE-th file into its own part, merged into one index at the end.",
     )
     parser.add_argument("--model", required=True, help="PiTe checkpoint folder (its processor is used too)")
     parser.add_argument("--media-dir", required=True, help="folder of videos/images (searched recursively)")
@@ -86,6 +90,10 @@ def run(command: str, args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"pite {command}: error: {error}", file=sys.stderr)
         return 2
+    except yaml.YAMLError as error:  # the --config file (overrides are parsed with their own message)
+        problem = " ".join(str(error).split())
+        print(f"pite {command}: error: {args.config}: not valid YAML ({problem})", file=sys.stderr)
+        return 2
     raise ValueError(f"pite.training.cli provides {COMMANDS}, not {command!r}")
 
 
@@ -104,21 +112,49 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
+    """Under a launcher, each process extracts its part; the main process merges the parts once all are done."""
     import torch
 
-    from .api import load_model_and_processor
-    from .feature_cache import extract_features
+    from pite.cli.errors import InvalidInputError, MissingInputError
+    from pite.cli.inputs import check_checkpoint_weights, reading
+    from pite.cli.processes import launched_state
 
+    from .api import load_model_and_processor
+    from .feature_cache import INDEX_NAME, FeatureCache, extract_features, list_media, merge_feature_parts
+
+    state = launched_state()
+    part = (state.process_index, state.num_processes) if state is not None else (0, 1)
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    model, processor = load_model_and_processor(args.model, dtype=dtype)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if not os.path.isdir(args.media_dir):
+        raise MissingInputError(f"--media-dir {args.media_dir} is not a folder", path=args.media_dir,
+                                field="--media-dir")
+    if args.files is None and not list_media(args.media_dir):  # else it would "succeed" having extracted nothing
+        raise InvalidInputError(f"--media-dir {args.media_dir} holds no video or image file", path=args.media_dir,
+                                field="--media-dir")
+    if os.path.isdir(args.model):  # name a truncated weights file before transformers' anonymous error
+        check_checkpoint_weights(args.model)
+    index = os.path.join(args.output_dir, INDEX_NAME)
+    if os.path.isfile(index):  # an existing cache is resumed: it must be readable before the model loads
+        with reading(index, "the feature cache index"):
+            FeatureCache(args.output_dir)
+    with reading(args.model, "the PiTe checkpoint (--model)"):
+        model, processor = load_model_and_processor(args.model, dtype=dtype)
+    device = args.device or (state.device if state is not None else "cuda" if torch.cuda.is_available() else "cpu")
     model.model.vision_tower.to(device)  # the language model is not needed to extract frame features
     report = extract_features(
         model, processor, args.media_dir, args.output_dir, files=args.files, batch_size=args.batch_size,
-        shard_size=args.shard_size, skip_bad_records=args.skip_bad_records, progress=not args.no_progress,
+        shard_size=args.shard_size, skip_bad_records=args.skip_bad_records,
+        progress=not args.no_progress and (state is None or state.is_main_process), part=part,
     )
-    print(f"features of {report.extracted} file(s) written to {report.directory} "
+    where = "" if state is None else f"process {part[0]} of {part[1]}: "
+    print(f"{where}features of {report.extracted} file(s) written to {report.directory} "
           f"({report.already_cached} already cached, {len(report.failed)} unreadable)")
     for key, reason in report.failed.items():
         print(f"  unreadable: {key}: {reason}", file=sys.stderr)
+    if state is not None:
+        state.wait_for_everyone()
+        if state.is_main_process:
+            merged = merge_feature_parts(args.output_dir)
+            print(f"merged {merged} new entries of {part[1]} parts into {args.output_dir}")
+        state.wait_for_everyone()
     return 0

@@ -13,18 +13,19 @@ merged, and the merged model is saved as a standalone checkpoint that the next s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import tempfile
 from typing import Any
 
-import dataclasses
-
 from peft import PeftModel, get_peft_model
 from torch import nn
 from transformers import set_seed
 from trl import get_peft_config
+
+from .sharded_saving import gathered_for_modification
 
 STAGE_TRAINED_MODULES: dict[int, tuple[str, ...]] = {
     1: ("video_adapter", "localization_head"),
@@ -64,7 +65,7 @@ def prepare_model_for_stage(model: nn.Module, stage: int, config: Any) -> PeftMo
     Args:
         model: a `PiTeForConditionalGeneration` without adapters (stage 2/3: the previous stage's merged output).
         config: a `StageConfig` (its `model_args` give the LoRA through `trl.get_peft_config`; also read:
-            localization_loss_weight, label_smoothing, rehearsal_data_files, seed).
+            localization_loss_weight, label_smoothing, absent_targets, rehearsal_data_files, seed).
 
     Seeds the global RNG with `config.seed` right before creating the LoRA, so its initialisation is reproducible.
     """
@@ -74,8 +75,11 @@ def prepare_model_for_stage(model: nn.Module, stage: int, config: Any) -> PeftMo
         raise ValueError("the model already carries a peft adapter: merge it (merge_and_unload) before the next stage")
     model.config.localization_loss_weight = config.localization_loss_weight
     model.config.label_smoothing = config.label_smoothing
+    model.config.absent_targets = config.absent_targets
     if stage == 2:
-        model.initialize_trajectory_head_from_localization_head()
+        heads = [*model.trajectory_head.parameters(), *model.localization_head.parameters()]
+        with gathered_for_modification(heads):
+            model.initialize_trajectory_head_from_localization_head()
     # TRL builds the LoRA from the ModelConfig fields; PiTe restricts it to the language model's linear layers, adds
     # the stage's fully trained modules, and uses the generic PeftModel (its forward takes visual inputs and targets).
     lora_config = dataclasses.replace(

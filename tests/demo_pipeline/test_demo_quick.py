@@ -39,9 +39,18 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     assert sum(counts["model_correct"] for counts in by_kind.values()) == pytest.approx(
         evaluation["qa"]["model_accuracy"] * evaluation["qa"]["num_questions"] / 100)
     assert set(metrics["beats_baselines"]) == {
-        "trajectory_vs_constant_centre", "trajectory_vs_untrained", "grounding_vs_random_interval", "qa_vs_majority"}
+        "trajectory_vs_constant_centre", "trajectory_vs_untrained", "grounding_vs_random_interval", "qa_vs_majority",
+        "grounded_words_vs_every_word"}
+    words = evaluation["grounded_words"]
+    assert {words[name]["absent_targets"] for name in words} == {"regress", "mask"}
+    assert metrics["training"]["stage2-mask"]["steps"] >= 1
+    for name, scores in words.items():  # every caption word is counted once, whatever the model
+        assert scores["words"] == words["shipped"]["words"] > scores["object_words"] > 0, name
+        assert scores["every_word"]["recall"] == 100.0 and 0 <= scores["model"]["precision"] <= 100, name
     report = (out / "report.md").read_text()
     assert "| temporal grounding | mIoU (%)" in report and "Held-out example" in report
+    assert "| grounded words, shipped model (regress) | precision / recall / F1 (%)" in report
+    assert 'stage 2 with absent_targets="mask" (mask)' in report
     assert metrics["settings"]["stage3_rehearsal"] and "stage 3 also replays the stage-2 conversations" in report
     example = metrics["example"]
     assert example["phrase"] in example["caption"] and 0 <= example["teacher_forced_L1"] < 4

@@ -201,7 +201,8 @@ def test_dense_captioning_without_java_still_scores_cider(world, model_dir, tmp_
     scores = results["scores"]
     assert scores["METEOR"] is None and scores["SODA_c"] is None and scores["tokenizer"] == "python"
     assert isinstance(scores["CIDEr"], float) and scores["num_videos"] == 2 and results["counts"]["answered"] == 2
-    assert results["table"].endswith(" | - | - | - | - | - | " + f"{scores['CIDEr']:.1f}" + " | - |")
+    row = " | - | - | - | - | - | " + f"{scores['CIDEr']:.1f}" + " | - |\n\nProtocol: reference"
+    assert row in results["table"] and results["protocol"] == scores["protocol"] == "reference"
     assert set(read_json(tmp_path / "dvc.predictions.json")["predictions"]) == set(read_json(world.eval_captions))
 
 
@@ -222,7 +223,11 @@ def test_qa_judged_over_http_cached_and_unusable_replies_counted(world, model_di
     assert (summary["num_yes"], summary["num_no"], summary["num_skipped"]) == (0, num_questions, 0)
     assert (summary["accuracy"], summary["score"]) == (0.0, 1.0)
     assert [j["verdict"] for j in results["judgments"]] == ["no"] * num_questions
-    assert results["table"].endswith("| 0.0 | 1.0 |\n\nJudge: judge-a (temperature 0.0)") and results["table"] in out
+    assert "| 0.0 | 1.0 |\n\nJudge: judge-a (temperature 0.0)\nProtocol: reference" in results["table"]
+    # ActivityNet-QA's official exact match beside the judge, over every question of the answers file
+    assert results["exact_match"]["num_questions"] == len(read_json(world.eval_qa_answers))
+    assert results["exact_match"]["accuracy"] == 0.0 and "Exact-match accuracy: 0.0" in results["table"]
+    assert results["table"] in out
     assert "Authorization" not in chat_server.requests[0]["headers"]
     sent = chat_server.requests[0]["body"]
     assert sent["model"] == "judge-a" and sent["temperature"] == 0.0
@@ -257,7 +262,8 @@ def test_charades_msvd_and_msrvtt_formats_end_to_end(world, model_dir, judge_dir
     common = ["--model", model_dir, "--max-new-tokens", 4]
     judge = ["--judge", "openai", "--judge-base-url", chat_server.base_url, "--judge-model", "judge"]
 
-    # Charades-STA, with a model that always answers "frames 00 to 07": with N = 8 that is the whole video, [0, 7.7] s.
+    # Charades-STA, with a model that always answers "frames 00 to 07": with N = 8 that is the whole video, [0, 7.7] s
+    # (the corrected protocol's reading; VTimeLLM's would be [0, 7/8] of the video).
     charades = link_videos(world, tmp_path / "charades", ["AO8RW"])
     (tmp_path / "sta.txt").write_text("AO8RW 0.0 3.5##a person opens a door.\nAO8RW 2 7.1##a person sits down.\n"
                                       "ZZZZZ 1 2##gone.\n", encoding="utf-8")
@@ -266,7 +272,8 @@ def test_charades_msvd_and_msrvtt_formats_end_to_end(world, model_dir, judge_dir
         patch.setattr(PiTeGenerator, "generate", lambda self, inputs: ["From 00 to 07."] * len(inputs["input_ids"]))
         status, out, _ = pite_eval(capsys, "grounding", "--format", "charades-sta", "--charades-csv",
                                    tmp_path / "Charades_v1_test.csv", "--data", tmp_path / "sta.txt",
-                                   "--videos", charades, "--output", tmp_path / "charades.json", *common)
+                                   "--videos", charades, "--output", tmp_path / "charades.json", "--protocol",
+                                   "corrected", *common)
     results = read_json(tmp_path / "charades.json")
     assert status == 0 and results["counts"]["answered"] == 2 and list(results["skipped"]) == ["ZZZZZ#0"]
     ious = [3.5 / 7.7, 5.1 / 7.7]

@@ -30,9 +30,19 @@ def test_temporal_grounding_module():
     assert expected["mIoU"] == pytest.approx(100 * 0.8 / 3)
     by_import = TemporalGrounding()
     assert by_import.compute(predictions=predictions, references=references) == expected
-    text = evaluate.load(metric_script_path("temporal_grounding"), "text")
-    scores = text.compute(predictions=["from 00 to 49", "no idea", "00 to 29"], references=references, durations=[10, 10, 10])
+    answers = ["from 00 to 49", "no idea", "00 to 29"]
+    expected = grounding_scores([(0.0, 5.0), None, (0.0, 3.0)], [tuple(r) for r in references], protocol="corrected")
+    text = evaluate.load(metric_script_path("temporal_grounding"), "text-corrected")
+    scores = text.compute(predictions=answers, references=references, durations=[10, 10, 10])
     assert scores == expected  # "00 to 49" over 10 s -> [0, 5]; "00 to 29" -> [0, 3]
+    # the default protocol is VTimeLLM's: "00 to 49" is the fraction [0, 0.49] (no + 1 on the end), IoU 0.49;
+    # "00 to 29" -> 0.29, which misses R@0.3: R@0.3 = 1/3, R@0.5 = 0, mIoU = (49 + 0 + 29) / 3 = 26
+    reference = evaluate.load(metric_script_path("temporal_grounding"), "text")
+    scores = reference.compute(predictions=answers, references=references, durations=[10, 10, 10])
+    assert scores["R@0.3"] == pytest.approx(100 / 3) and scores["R@0.5"] == 0.0
+    assert scores["mIoU"] == pytest.approx(26.0) and scores["protocol"] == "reference"
+    overridden = reference.compute(predictions=answers, references=references, durations=[10] * 3, protocol="corrected")
+    assert overridden == expected
     with pytest.raises(ValueError, match="durations"):
         text.compute(predictions=["00 to 01"], references=[[0, 1]])
 
@@ -58,6 +68,14 @@ def test_dense_video_captioning_module(meteor):
     assert scores["METEOR"] == pytest.approx(100 * 0.75 / 2)
     # SODA: a: IoU 0.8 x METEOR 1 -> P = R = 0.8 -> F = 0.8; b: 0
     assert scores["SODA_c"] == pytest.approx(40.0)
+    assert scores["protocol"] == "reference"
+    corrected = evaluate.load(metric_script_path("dense_video_captioning"), "corrected")
+    scores = corrected.compute(predictions=predictions, references=references, video_ids=["a", "b"], meteor=meteor)
+    assert scores["protocol"] == "corrected" and scores["SODA_c"] == pytest.approx(40.0)  # exact IoU 0.8: the same
+    with pytest.raises(ValueError, match="unknown config 'paper'"):
+        evaluate.load(metric_script_path("dense_video_captioning"), "paper").compute(
+            predictions=predictions, references=references
+        )
 
 
 def test_trajectory_accuracy_module():

@@ -72,7 +72,13 @@ def test_parse_usable_replies(reply, expected):
     ],
 )
 def test_unusable_replies_are_explained(reply, reason):
-    assert reason in parse_judge_reply(reply)
+    assert reason in parse_judge_reply(reply, protocol="corrected")
+
+
+def test_score_range_is_checked_only_under_corrected():
+    # Video-ChatGPT's evaluate_activitynet_qa.py takes int(score) whatever it is
+    assert parse_judge_reply("{'pred': 'yes', 'score': 7}", protocol="reference") == ("yes", 7)
+    assert "outside 0-5" in parse_judge_reply("{'pred': 'yes', 'score': 7}", protocol="corrected")
 
 
 def test_aggregate_hand_worked():

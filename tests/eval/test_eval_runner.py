@@ -38,14 +38,21 @@ def test_grounding_end_to_end_and_table(charades, tmp_path):
     on_disk = json.loads((tmp_path / "out" / "grounding.json").read_text())
     assert on_disk["meta"] == {"task": "grounding", "model": "tiny"}
     assert on_disk["predictions"]["AAAAA#0"] == {"output": "It happens from 10 to 19."}
-    scores = score_grounding(charades, store)
+    scores = score_grounding(charades, store, protocol="corrected")
     assert (scores["R@0.3"], scores["R@0.5"], scores["R@0.7"], scores["mIoU"]) == (50.0, 50.0, 50.0, 50.0)
     assert scores["num_unanswered"] == 1
     assert activitynet_table({"tiny": {"grounding": scores}}) == (
         "| Model | R@0.3 | R@0.5 | R@0.7 | mIoU | SODA_c | CIDEr | METEOR |\n"
         "|---|---|---|---|---|---|---|---|\n"
-        "| tiny | 50.0 | 50.0 | 50.0 | 50.0 | - | - | - |"
+        "| tiny | 50.0 | 50.0 | 50.0 | 50.0 | - | - | - |\n\n"
+        "Protocol: corrected (pite's fixes of the reference scripts, see pite/eval/README.md)"
     )
+    # VTimeLLM's reading (the default): "10 to 19" is [0.10, 0.19] of the video against [0.1, 0.2]: IoU 0.9
+    reference = score_grounding(charades, store)
+    assert (reference["R@0.7"], reference["mIoU"], reference["protocol"]) == (50.0, pytest.approx(45.0), "reference")
+    assert activitynet_table({"tiny": {"grounding": reference}}).endswith("Protocol: reference (VTimeLLM's "
+                                                                          "evaluation code / Video-ChatGPT's judge "
+                                                                          "script, quirks included)")
     assert not [p.name for p in (tmp_path / "out").iterdir() if p.name != "grounding.json"]  # no temp files left
 
 
@@ -67,7 +74,7 @@ def test_interrupted_generation_resumes_without_losing_outputs(charades, tmp_pat
     resumed = PredictionStore(path, {"task": "grounding"})
     summary = generate_predictions(charades, oracle_grounding_recording(calls), resumed, batch_size=4, progress=False)
     assert calls == [["AAAAA#1"]] and summary.already_done == 1 and summary.generated == 1
-    assert score_grounding(charades, PredictionStore(path))["mIoU"] == 50.0
+    assert score_grounding(charades, PredictionStore(path), protocol="corrected")["mIoU"] == 50.0
 
     with pytest.raises(ValueError, match=r"different settings \(\['model'\]\)"):
         PredictionStore(path, {"task": "grounding", "model": "other"})
@@ -111,7 +118,9 @@ def test_dense_captioning_end_to_end(tmp_path, meteor):
     # identical pairs is 10 (x100)
     assert scores["SODA_c"] == pytest.approx(100.0) and scores["METEOR"] == pytest.approx(100.0)
     assert scores["CIDEr"] == pytest.approx(1000.0) and scores["Precision"] == scores["Recall"] == 100.0
-    assert activitynet_table({"tiny": {"dense_captioning": scores}}).endswith("| tiny | - | - | - | - | 100.0 | 1000.0 | 100.0 |")
+    assert "| tiny | - | - | - | - | 100.0 | 1000.0 | 100.0 |\n\nProtocol: reference" in activitynet_table(
+        {"tiny": {"dense_captioning": scores}}
+    )
 
 
 class ExactMatchJudge:
@@ -145,7 +154,8 @@ def test_qa_end_to_end_and_table(tmp_path):
     assert table == (
         "| Model | MSVD-QA Acc. | MSVD-QA Score | MSRVTT-QA Acc. | MSRVTT-QA Score | ActivityNet-QA Acc. | "
         "ActivityNet-QA Score |\n|---|---|---|---|---|---|---|\n| tiny | - | - | 50.0 | 2.5 | - | - |\n\n"
-        "Judge: exact-match (temperature 0.0)"
+        "Judge: exact-match (temperature 0.0)\n"
+        "Protocol: reference (VTimeLLM's evaluation code / Video-ChatGPT's judge script, quirks included)"
     )
 
 

@@ -47,10 +47,14 @@ def test_soda_scores_average_videos_and_take_best_reference_set():
     first = {"v": [CaptionEvent("a", 0, 10), CaptionEvent("b", 10, 20)], "w": [CaptionEvent("c", 0, 5)]}
     second = {"v": [CaptionEvent("a", 0, 10)]}
     predictions = {"v": [CaptionEvent("a", 0, 10)], "w": [CaptionEvent("x", 0, 5)]}
-    result = soda_c_scores(predictions, [first, second], exact)
+    result = soda_c_scores(predictions, [first, second], exact, protocol="corrected")
     # v: against first P = 1, R = 1/2 -> F = 2/3; against second F = 1 -> best 1. w: 0.
     assert result["per_video"] == {"v": pytest.approx(100.0), "w": 0.0}
-    assert result["SODA_c"] == pytest.approx(50.0)
+    assert result["SODA_c"] == pytest.approx(50.0) and result["protocol"] == "corrected"
+    # reference (VTimeLLM's eval_soda): each set alone, then the mean over sets:
+    # first: (v 2/3 + w 0) / 2 = 1/3; second: v 1 -> (1/3 + 1) / 2 = 2/3
+    reference = soda_c_scores(predictions, [first, second], exact, protocol="reference")
+    assert reference["SODA_c"] == pytest.approx(100 * 2 / 3) and reference["protocol"] == "reference"
     with pytest.raises(ValueError, match="'u'"):
         soda_c_scores({"u": []}, [first], exact)
 

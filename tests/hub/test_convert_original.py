@@ -243,3 +243,26 @@ def test_converted_release_answers_as_the_release_on_its_own_inputs(tmp_path, re
     ours = output[0, inputs["input_ids"].shape[1]:].tolist()
     assert ours[:len(release_answer)] == release_answer
     assert len(release_answer) >= 4, "too short an answer to show much"
+
+
+def test_damaged_release_files_are_named(tmp_path, release, llm_dir):
+    """A truncated LoRA safetensors, an adapter config that is not JSON, an unreadable vision_adapter.bin: each
+    error names the file (not safetensors' / peft's / torch's anonymous error)."""
+    from pite.cli.errors import InvalidInputError
+
+    stages, _ = release
+    dims = (FEATURE_DIM, POINTS * NUM_FRAMES * 2, torch.float32)
+    damages = [
+        ("stage1", "adapter_model.safetensors", lambda p: p.write_bytes(p.read_bytes()[:-16]), "truncated"),
+        ("stage3", "adapter_config.json", lambda p: p.write_text('{"peft_type": '), "cannot read the LoRA adapter"),
+        ("stage1", "vision_adapter.bin", lambda p: p.write_bytes(b"not a pickle"), "not a readable PyTorch weights"),
+    ]
+    for number, (stage, name, damage, message) in enumerate(damages):
+        copied = [Path(shutil.copytree(stage_dir, tmp_path / str(number) / stage_dir.name)) for stage_dir in stages]
+        if name == "vision_adapter.bin":
+            (copied[1] / name).unlink(missing_ok=True)  # stage 2's copy would win over stage 1's
+        target = copied[int(stage[-1]) - 1] / name
+        damage(target)
+        with pytest.raises(InvalidInputError, match=message) as caught:
+            merge_original_stages(llm_dir, copied, *dims)
+        assert str(target) in str(caught.value)

@@ -26,7 +26,7 @@ def test_video_features_equal_pixels(tiny_model, make_video_prompt):
     pixels = _video()
     with torch.no_grad():
         from_pixels = tiny_model(input_ids=ids, pixel_values_videos=pixels)
-        features = tiny_model.get_video_features(pixels)
+        features = tiny_model.get_video_features(pixels).pooler_output
         from_features = tiny_model(input_ids=ids, video_features=features)
     assert features.shape == (1, 4, 24)
     torch.testing.assert_close(from_pixels.logits, from_features.logits, rtol=0, atol=0)
@@ -74,7 +74,8 @@ def test_wrong_feature_shape_is_rejected(tiny_model, make_video_prompt):
     with pytest.raises(ValueError, match="pixel_values_videos must have shape"):
         tiny_model(input_ids=make_video_prompt(4)[None], pixel_values_videos=torch.randn(4, 3, 28, 28))
     with pytest.raises(ValueError, match="one visual input"):
-        tiny_model(input_ids=make_video_prompt(4)[None], video_features=torch.randn(1, 4, 24), pixel_values_videos=_video())
+        tiny_model(input_ids=make_video_prompt(4)[None], video_features=torch.randn(1, 4, 24),
+                   pixel_values_videos=_video())
 
 
 @pytest.mark.parametrize(
@@ -178,7 +179,8 @@ def test_explicit_mask_removes_targets(tiny_model, make_video_prompt):
     mask = torch.zeros(1, L, dtype=torch.bool)
     mask[0, 5] = True
     with torch.no_grad():
-        out = tiny_model(input_ids=ids, video_features=torch.randn(1, 4, 24), point_labels=point_labels, point_mask=mask)
+        out = tiny_model(input_ids=ids, video_features=torch.randn(1, 4, 24), point_labels=point_labels,
+                         point_mask=mask)
     expected = (out.point_predictions[0, 4] - point_labels[0, 5]).abs().sum()
     torch.testing.assert_close(out.localization_loss, expected)
 
@@ -237,7 +239,8 @@ def test_gradient_checkpointing_matches_plain_backward(tiny_model, make_video_pr
         tiny_model.zero_grad()
         tiny_model.train()
         if checkpointing:
-            enable = getattr(tiny_model, "activation_checkpointing_enable", None) or tiny_model.gradient_checkpointing_enable
+            enable = (getattr(tiny_model, "activation_checkpointing_enable", None)
+                      or tiny_model.gradient_checkpointing_enable)
             enable()
             assert tiny_model.is_gradient_checkpointing
         tiny_model(input_ids=ids, video_features=features, labels=ids, use_cache=False).loss.backward()

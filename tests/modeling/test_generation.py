@@ -1,7 +1,6 @@
-import pytest
 import torch
 
-from pite.modeling_pite import PiTeGenerateOutput
+from pite.modeling_pite import PiTeGenerateBeamOutput, PiTeGenerateOutput
 
 
 def _generate(model, ids, features, attention_mask=None, **kwargs):
@@ -82,6 +81,16 @@ def test_kv_cache_accepted_under_both_names(tiny_model, make_video_prompt):
                                        rtol=0, atol=1e-5)
 
 
-def test_beam_search_with_trajectories_is_rejected(tiny_model, make_video_prompt):
-    with pytest.raises(ValueError, match="greedy search or sampling"):
-        _generate(tiny_model, make_video_prompt(4)[None], torch.randn(1, 4, 24), num_beams=2)
+def test_beam_search_predictions_follow_beam_indices(tiny_model, make_video_prompt):
+    """Each returned token's point/trajectory is the one predicted on the beam that produced it: equal to a
+    teacher-forced forward over the returned sequence."""
+    ids, features = make_video_prompt(4)[None], torch.randn(1, 4, 24)
+    out = _generate(tiny_model, ids, features, num_beams=3, num_return_sequences=2, max_new_tokens=4,
+                    min_new_tokens=4)
+    assert isinstance(out, PiTeGenerateBeamOutput)
+    assert out.point_predictions.shape == (2, 4, 2) and out.beam_indices.shape == (2, 4)
+    with torch.no_grad():
+        forced = tiny_model(input_ids=out.sequences, video_features=features.expand(2, -1, -1))
+    span = slice(ids.shape[1] - 1, out.sequences.shape[1] - 1)
+    torch.testing.assert_close(out.point_predictions, forced.point_predictions[:, span], rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.trajectory_predictions, forced.trajectory_predictions[:, span], rtol=0, atol=1e-5)

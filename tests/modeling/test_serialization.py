@@ -67,16 +67,18 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, tiny_model, make_video_
 def test_saved_folder_is_self_contained_remote_code(tmp_path, tiny_model):
     tiny_model.save_pretrained(tmp_path)
     files = {p.name for p in tmp_path.iterdir()}
-    assert {"configuration_pite.py", "modeling_pite.py", "losses_pite.py", "config.json", "model.safetensors"} <= files
+    remote_code = ("configuration_pite.py", "modeling_pite.py", "generation_pite.py", "losses_pite.py")
+    assert {*remote_code, "config.json", "model.safetensors"} <= files
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_pite.PiTeForConditionalGeneration"
-    for name in ("configuration_pite.py", "modeling_pite.py", "losses_pite.py"):
+    for name in remote_code:
         source = (tmp_path / name).read_text()
         assert "import pite" not in source and "from pite" not in source, name
 
 
 def test_remote_code_loads_without_the_package(tmp_path, tiny_model, make_video_prompt):
-    model_dir, inputs_file, outputs_file = tmp_path / "model", tmp_path / "inputs.safetensors", tmp_path / "out.safetensors"
+    model_dir = tmp_path / "model"
+    inputs_file, outputs_file = tmp_path / "inputs.safetensors", tmp_path / "out.safetensors"
     tiny_model.save_pretrained(model_dir)
     inputs = _inputs(make_video_prompt)
     save_file(inputs, inputs_file)

@@ -138,3 +138,17 @@ def test_the_three_dataclasses_each_hold_their_fields():
 def test_output_dir_is_required():
     with pytest.raises(ValueError, match="set output_dir=FOLDER"):
         load_training_config(1, overrides=["use_cpu=true", "bf16=false"])
+
+
+def test_absent_targets_is_a_stage_field_the_model_receives(make_model):
+    """Default: the release's regression of (-1, -1); "mask" on request; anything else named with its value."""
+    from pite.training.stages import prepare_model_for_stage
+
+    assert load_training_config(2, overrides=CPU).absent_targets == "regress"
+    config = load_training_config(2, overrides=[*CPU, "absent_targets=mask", "lora_r=4"])
+    model = make_model()
+    model.config.absent_targets = "regress"
+    prepare_model_for_stage(model, 2, config)
+    assert model.config.absent_targets == "mask"
+    with pytest.raises(ValueError, match="absent_targets must be 'regress' or 'mask', got 'ignore'"):
+        load_training_config(2, overrides=[*CPU, "absent_targets=ignore"])
