@@ -189,7 +189,8 @@ class PiTeVideoProcessor(VideoProcessorMixin):
         return sample_frame_indices(int(metadata.total_num_frames), int(num_frames or self.num_frames))
 
     def fetch_videos(self, video_url_or_urls: Any, sample_indices_fn: Any = None) -> tuple[list, list]:
-        """Read encoded videos with PiTe's reader (`read_video`, the processor's `video_backend`)."""
+        """Read videos with PiTe's reader (`read_video`, the processor's `num_frames` and `video_backend`) instead of
+        transformers' torchcodec/torchvision loaders; `sample_indices_fn` is not used: the frames are the release's."""
         flat = flatten_visual_inputs(video_url_or_urls, is_single_video, "video")
         sampled = [read_video(video, self.num_frames, backend=self.video_backend) for video in flat]
         return [video.frames for video in sampled], [PiTeVideoMetadata.from_sampled(v) for v in sampled]

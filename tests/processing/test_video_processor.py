@@ -84,6 +84,8 @@ def test_encoded_video_metadata_is_video_metadata(video_processor, video_factory
     assert [frame_index_reader(f) for f in read_video(path, 6).frames] == expected
     assert json.loads(json.dumps(dict(metadata)))["frame_indices"] == expected
     assert "video_metadata" not in video_processor(path)  # return_metadata defaults to False, as in transformers
+    fetched, fetched_metadata = video_processor.fetch_videos([path])  # transformers' hook, PiTe's reader
+    assert np.array_equal(fetched[0], read_video(path, 6).frames) and fetched_metadata[0].frames_indices == expected
 
 
 def test_channel_first_arrays_tensors_nested_lists_and_all_frames(video_processor, indexed_frames):
