@@ -23,7 +23,7 @@ from .grounding_pite import (
     localized_narrative_targets,
 )
 from .postprocessing_pite import post_process_generation, token_character_spans
-from .processing_pite import PiTeProcessor
+from .processing_pite import PiTeProcessor, PiTeProcessorKwargs
 from .time_pite import (
     TIME_SPAN_PATTERN,
     format_frame_index,
@@ -33,12 +33,17 @@ from .time_pite import (
     parse_time_spans,
     seconds_to_frame_index,
 )
+from .video_processing_pite import PiTeVideoMetadata, PiTeVideoProcessor, PiTeVideoProcessorKwargs
 from .video_reading_pite import SampledVideo, VideoInputError, read_image, read_video, sample_frame_indices
 from .visualization_pite import render_frames, save_contact_sheet, save_trajectory_gif
 
 __all__ = [
     "IGNORE_INDEX",
     "PiTeProcessor",
+    "PiTeProcessorKwargs",
+    "PiTeVideoMetadata",
+    "PiTeVideoProcessor",
+    "PiTeVideoProcessorKwargs",
     "SampledVideo",
     "SpanTarget",
     "TIME_SPAN_PATTERN",

@@ -43,7 +43,7 @@ CHILD = textwrap.dedent(
         "trajectory_shape": list(output.trajectory_predictions.shape),
         "text": result["text"], "phrase": phrase["text"], "token_indices": phrase["token_indices"],
         "trajectory": [[[None if v != v else v for v in point] for point in key] for key in phrase["trajectory"].tolist()],
-        "metadata": inputs["video_metadata"],
+        "metadata": [dict(metadata) for metadata in inputs["video_metadata"]],
     }))
     """
 )

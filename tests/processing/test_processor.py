@@ -128,8 +128,8 @@ def test_other_bad_calls(processor, indexed_frames):
     frame = indexed_frames(1)[0]
     with pytest.raises(ValueError, match="either videos or images"):
         processor(text="<video>", videos=indexed_frames(3), images=frame)
-    with pytest.raises(TypeError, match="unexpected arguments.*truncation"):
-        processor(text="hi", truncation=True)
+    with pytest.raises(TypeError, match="unexpected arguments.*colour"):
+        processor(text="hi", colour=True)
     with pytest.raises(ValueError, match="3 video_fps values for 1 videos"):
         processor(text="<video>", videos=indexed_frames(3), video_fps=[1, 2, 3])
     with pytest.raises(ValueError, match="differ in length"):
@@ -158,7 +158,7 @@ def test_video_backend_is_saved_overridable_per_call_and_checked(image_processor
     assert reloaded.video_backend == "pyav" and PiTeProcessor.from_pretrained(tmp_path, video_backend="decord").video_backend == "decord"
     used = []
     real = video_reading_pite.read_video
-    monkeypatch.setattr("pite.processing.processing_pite.read_video",
+    monkeypatch.setattr("pite.processing.video_processing_pite.read_video",
                         lambda *args, backend, **kwargs: used.append(backend) or real(*args, backend=backend, **kwargs))
     video = video_factory(30, fps=10)
     by_pyav = reloaded(text="<video> a", videos=video)

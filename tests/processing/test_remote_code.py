@@ -26,8 +26,10 @@ CHILD = textwrap.dedent(
     messages = [{"role": "user", "content": [{"type": "video", "path": video}, {"type": "text", "text": "What moves?"}]}]
     batch = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
     spans = processor.post_process_generation(batch["input_ids"], batch["video_metadata"], 0)[0]
+    # dict(): the metadata class lives in the remote-code module, which the parent process cannot unpickle
+    metadata = [dict(entry) for entry in batch["video_metadata"]]
     torch.save({"input_ids": batch["input_ids"], "pixel_values_videos": batch["pixel_values_videos"],
-                "metadata": batch["video_metadata"], "num_frames": processor.num_frames,
+                "metadata": metadata, "num_frames": processor.num_frames,
                 "template": processor.chat_template, "decoded": spans["text"]}, out)
     """
 )
@@ -64,6 +66,6 @@ def test_saved_processor_loads_without_pite(processor, video_factory, tmp_path):
     assert result["num_frames"] == processor.num_frames and result["template"] == processor.chat_template
     torch.testing.assert_close(result["input_ids"], expected["input_ids"])
     torch.testing.assert_close(result["pixel_values_videos"], expected["pixel_values_videos"])
-    assert result["metadata"] == expected["video_metadata"]
+    assert result["metadata"] == [dict(metadata) for metadata in expected["video_metadata"]]
     assert result["decoded"].endswith("What moves? ASSISTANT:")
     assert np.linspace(0, 39, processor.num_frames, dtype=np.int32).tolist() == result["metadata"][0]["frame_indices"]
