@@ -15,7 +15,7 @@ import torch
 from .generation_behaviours import PiTeGenerationTests
 
 try:
-    from .transformers_common import common_tests, configuration_tests
+    from ..transformers_common import common_tests, configuration_tests
 
     common = common_tests(PiTeGenerationTests)
     configuration_common = configuration_tests(PiTeGenerationTests)
