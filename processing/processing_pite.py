@@ -5,13 +5,13 @@ files it imports (same-folder relative imports only; decord is imported lazily i
 """
 
 from collections.abc import Sequence
-from typing import Any, Unpack
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import BatchFeature
 from transformers.image_utils import get_image_size, infer_channel_dimension_format
-from transformers.processing_utils import MultiModalData, ProcessingKwargs, ProcessorMixin
+from transformers.processing_utils import MultiModalData, ProcessingKwargs, ProcessorMixin, Unpack
 
 from .chat_template_pite import (
     V1_CHAT_TEMPLATE,
