@@ -660,7 +660,36 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
             terms["lm_loss"] = ce_sum / denominator
             if num_items_in_batch is not None:
                 token_share = ce_count / num_items_in_batch
-        regression = []
+        regression = self.regression_loss_terms(
+            point_predictions, trajectory_predictions, labels, point_labels, trajectory_labels, point_mask,
+            trajectory_mask, num_point_items_in_batch, num_trajectory_items_in_batch, token_share,
+        )
+        terms.update(regression)
+        if terms:
+            loss = terms.get("lm_loss", 0.0)
+            for value in regression.values():
+                loss = loss + config.localization_loss_weight * value
+            terms["loss"] = loss
+        return terms
+
+    def regression_loss_terms(
+        self,
+        point_predictions: torch.Tensor,
+        trajectory_predictions: torch.Tensor,
+        labels: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        trajectory_labels: torch.Tensor | None,
+        point_mask: torch.Tensor | None = None,
+        trajectory_mask: torch.Tensor | None = None,
+        num_point_items_in_batch: torch.Tensor | int | None = None,
+        num_trajectory_items_in_batch: torch.Tensor | int | None = None,
+        token_share: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """`localization_loss` / `trajectory_loss` of the targets given (trainers that compute the token loss
+        themselves add these): the L1 sum divided by the whole accumulated step's count when given, else by this
+        batch's count (scaled by `token_share`, this batch's share of the step's supervised tokens, when known)."""
+        config = self.config
+        terms: dict[str, torch.Tensor] = {}
         for name, predictions, targets, mask, count, entry_shape in (
             ("point_labels", point_predictions, point_labels, point_mask, num_point_items_in_batch,
              (config.coordinate_dim,)),
@@ -681,12 +710,6 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
                 if token_share is not None:
                     value = value * token_share
             terms["localization_loss" if name == "point_labels" else "trajectory_loss"] = value
-            regression.append(value)
-        if terms:
-            loss = terms.get("lm_loss", 0.0)
-            for value in regression:
-                loss = loss + config.localization_loss_weight * value
-            terms["loss"] = loss
         return terms
 
 # transformers inspects the signature of a remote-code model's forward on every decode step: compute it once.

@@ -22,7 +22,6 @@ from transformers import Trainer
 from trl import SFTTrainer
 from trl.trainer.utils import FusedCausalLMOutput
 
-from pite.modeling_pite.losses_pite import shifted_masked_l1_sum
 from pite.processing import IGNORE_INDEX
 
 from .loss_normalization import RegressionCountsMixin, count_regression_items
@@ -47,29 +46,14 @@ class PiTeFusedOutput(FusedCausalLMOutput):
 def regression_terms(
     model: Any, hidden_states: torch.Tensor, targets: dict[str, Any], labels: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
-    """L1 terms of `PiTeForConditionalGeneration` from its last hidden states (B, L, H), as its forward computes them.
-
-    Each term is the masked L1 sum divided by the whole-step count in `targets` when given, else by this batch's
-    count of valid items.
-    """
+    """L1 terms of `PiTeForConditionalGeneration` from its last hidden states (B, L, H), computed by the model's own
+    `regression_loss_terms` (normalised by the whole-step counts in `targets` when given, else by this batch's)."""
     points, trajectories = model._regression_predictions(hidden_states)
-    predictions = {"point_labels": points, "trajectory_labels": trajectories}
-    terms = {}
-    for term, target_key, mask_key, count_key in REGRESSION_TERMS:
-        target = targets.get(target_key)
-        if target is None:
-            continue
-        prediction = predictions[target_key]
-        if tuple(target.shape) != tuple(prediction.shape):
-            raise ValueError(f"{target_key} must have shape {tuple(prediction.shape)}, got {tuple(target.shape)}")
-        l1_sum, l1_count = shifted_masked_l1_sum(prediction, target, targets.get(mask_key),
-                                                 model.config.absent_coordinate, labels, model.config.absent_targets)
-        count = targets.get(count_key)
-        if count is not None:
-            terms[term] = l1_sum / count if count else l1_sum * 0.0
-        else:
-            terms[term] = l1_sum / l1_count.clamp(min=1)
-    return terms
+    return model.regression_loss_terms(
+        points, trajectories, labels, targets.get("point_labels"), targets.get("trajectory_labels"),
+        targets.get("point_mask"), targets.get("trajectory_mask"), targets.get("num_point_items_in_batch"),
+        targets.get("num_trajectory_items_in_batch"),
+    )
 
 
 def add_regression_to_fused_forward(model: Any, on_output: Callable[[PiTeFusedOutput], None] | None = None) -> None:
