@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from fractions import Fraction
 
@@ -104,19 +106,36 @@ def test_prompt_ids_are_the_releases(llama_tokenizer, sentencepiece_model, image
     assert after == ["▁", "<0x0A>"]
 
 
-def _write(path, codec: str, frame_times: list[int], time_base: Fraction, container_options=None) -> str:
-    """Index-encoded 128x32 frames at `frame_times` (in `time_base` units)."""
-    with av.open(str(path), "w", options=container_options or {}) as container:
-        stream = container.add_stream(codec, rate=int(round(1 / time_base)))
-        stream.width, stream.height, stream.pix_fmt = 128, 32, "yuv420p"
-        stream.codec_context.time_base = time_base
-        for index, pts in enumerate(frame_times):
-            frame = av.VideoFrame.from_ndarray(indexed_frame(index, 128, 32), format="rgb24")
-            frame.pts, frame.time_base = pts, time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
+# Encodes index-encoded frames; run in a child interpreter because once decord is imported (other test modules do),
+# its bundled FFmpeg makes PyAV's libvpx-vp9 encoder fail to open ("Invalid argument").
+ENCODE = """
+import sys
+from fractions import Fraction
+import av
+import numpy as np
+path, codec, frames_file, times, numerator, denominator = sys.argv[1:]
+time_base = Fraction(int(numerator), int(denominator))
+frames = np.load(frames_file)
+with av.open(path, "w") as container:
+    stream = container.add_stream(codec, rate=int(round(1 / time_base)))
+    stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+    stream.codec_context.time_base = time_base
+    for array, pts in zip(frames, map(int, times.split(","))):
+        frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        for packet in stream.encode(frame):
             container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+"""
+
+
+def _write(path, codec: str, frame_times: list[int], time_base: Fraction) -> str:
+    """Index-encoded 128x32 frames at `frame_times` (in `time_base` units), written by a fresh interpreter."""
+    frames_file = f"{path}.frames.npy"
+    np.save(frames_file, np.stack([indexed_frame(index, 128, 32) for index in range(len(frame_times))]))
+    subprocess.run([sys.executable, "-c", ENCODE, str(path), codec, frames_file, ",".join(map(str, frame_times)),
+                    str(time_base.numerator), str(time_base.denominator)], check=True, capture_output=True)
     return str(path)
 
 

@@ -42,7 +42,9 @@ def train(source: str, output: str, data_file: str, media_dir: str, resume: bool
     # use_configured_state: the Trainer keeps the process group prepared above instead of starting its own.
     overrides = {**OVERRIDES, "accelerator_config": {"use_configured_state": True}}
     run = run_stage(2, source, output, [data_file], media_dir, overrides=overrides, resume_from_checkpoint=resume)
-    print("distributed:", run.trainer.accelerator.distributed_type, "fsdp:", run.trainer.is_fsdp_enabled, flush=True)
+    # One file per process and run: lines printed by two processes at once can interleave on the shared stdout.
+    with open(os.path.join(output, f"distributed-rank{os.environ['RANK']}.txt"), "w", encoding="utf-8") as handle:
+        handle.write(f"{run.trainer.accelerator.distributed_type} fsdp: {run.trainer.is_fsdp_enabled}\n")
     if run.trainer.accelerator.is_main_process:
         weights = {name: tensor.detach().contiguous() for name, tensor in run.model.state_dict().items()}
         save_file(weights, os.path.join(output, "gathered.safetensors"))

@@ -40,7 +40,8 @@ def test_two_process_fsdp_stage2_equals_one_process(base_checkpoint, world, tmp_
                worker, base_checkpoint, str(two), str(resumed), world["pite"], world["videos"]]
     result = subprocess.run(command, env=launch_env(), capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    assert result.stdout.count("distributed: DistributedType.FSDP fsdp: True") == 4  # 2 runs x 2 processes
+    markers = [(folder / f"distributed-rank{rank}.txt").read_text() for folder in (two, resumed) for rank in (0, 1)]
+    assert markers == ["DistributedType.FSDP fsdp: True\n"] * 4  # 2 runs x 2 processes
 
     trained = load_file(str(two / "gathered.safetensors"))
     untrained = load_file(os.path.join(base_checkpoint, "model.safetensors"))
