@@ -2,7 +2,7 @@
 
 `generate_world(out_dir, ...)` writes, under `out_dir`:
 
-| path | format (DESIGN.md "Data files", FORMATS.md) |
+| path | format (DESIGN.md "Data files", docs/FORMATS.md) |
 |---|---|
 | `stage1/localized_narratives.jsonl`, `stage1/images/{image_id}.jpg` | Localized Narratives |
 | `stage2/pite_train.jsonl`, `videos/train/{video_id}.mp4` | PiTe-143k style (events, spans, (P, N, 2) trajectories) |

@@ -1,4 +1,4 @@
-"""Readers for the evaluation sets as published (FORMATS.md), yielding uniform `EvalRecord`s.
+"""Readers for the evaluation sets as published (docs/FORMATS.md), yielding uniform `EvalRecord`s.
 
 | reader | files | records |
 |---|---|---|

@@ -1,6 +1,6 @@
 """Dense video captioning metrics: the ActivityNet Captions evaluator ("densevid_eval") protocol, plus SODA_c.
 
-Inputs are the published JSON shapes (FORMATS.md):
+Inputs are the published JSON shapes (docs/FORMATS.md):
 - predictions: the `"results"` field of a submission, `{video_id: [{"sentence": str, "timestamp": [s, e]}, ...]}`;
 - references: one or several loaded ground-truth files (`val_1.json`, `val_2.json`),
   `{video_id: {"duration": float, "timestamps": [[s, e], ...], "sentences": [str, ...]}}`.
