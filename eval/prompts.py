@@ -1,8 +1,8 @@
 """The task questions put to the model for each benchmark (the text only; the chat template is the processor's).
 
 Grounding and dense captioning use VTimeLLM's evaluation questions (`questions` in `vtimellm/eval/eval.py`), which
-PiTe's protocol follows: the grounding sentence is stripped, lower-cased and loses a final period before it is inserted. QA asks the
-dataset's question unchanged (Video-ChatGPT's protocol).
+PiTe's protocol follows: the grounding sentence is stripped, lower-cased and loses a final period before it is
+inserted. QA asks the dataset's question unchanged (Video-ChatGPT's protocol).
 
 Usage:
     >>> grounding_question("A person opens the door.")
