@@ -74,7 +74,6 @@ def _score_qa(args: argparse.Namespace, predictions: Path, result: dict[str, Any
     samples = scoring.read_video_chatgpt_qa(predictions)
     scores: dict[str, Any] = {"exact_match": scoring.exact_match_scores(samples, args.references, args.protocol),
                               "num_predictions": len(samples)}
-    row = {"Acc.": None, "Score": None}
     if args.judge is not None:
         from pite.eval.cli import JudgeStopped, _judge, _sibling
 

@@ -20,7 +20,6 @@ PIL per pixel before normalisation, on under 0.1% of the pixels of random-noise 
 This file is Hub remote code: it imports only numpy, PIL, torch, transformers and its sibling `video_reading_pite`.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from math import ceil
 from typing import Any

@@ -3,7 +3,6 @@ parts merge into the file one process writes, and a killed process's part resume
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pite.annotation import load_captions
 from pite.annotation.runner import part_path, partial_path
 from pite.cli.main import main
 
+from ..training.launching import launch_and_kill_one
 from .conftest import WORLD_FRAMES
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sharded_worker.py")
@@ -58,22 +58,14 @@ def test_two_processes_write_the_one_process_output_and_a_killed_part_resumes(si
 
     out = str(tmp_path / "two.jsonl")
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", WORKER]
-    launcher = subprocess.Popen([*launch, "--hang", ids[3], *_arguments(videos_dir, captions, out)], env=_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while not (os.path.exists(out + ".hanging-pid") and os.path.exists(part_path(out, 0, 2))):
-            assert launcher.poll() is None, launcher.stdout.read()[-5000:]
-            assert time.monotonic() < deadline, "the processes did not reach the video they stop at in time"
-            time.sleep(0.5)
+
+    def hanging_pid(launcher) -> int:
         time.sleep(0.2)  # the pid file is written before its content
-        os.kill(int(open(out + ".hanging-pid", encoding="utf-8").read()), signal.SIGKILL)
-        launcher.wait(timeout=120)
-        assert launcher.returncode != 0
-    finally:
-        if launcher.poll() is None:
-            os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.wait()
+        return int(open(out + ".hanging-pid", encoding="utf-8").read())
+
+    launch_and_kill_one([*launch, "--hang", ids[3], *_arguments(videos_dir, captions, out)], _env(),
+                        lambda: os.path.exists(out + ".hanging-pid") and os.path.exists(part_path(out, 0, 2)),
+                        hanging_pid)
     assert not os.path.exists(out), "OUT is written once every process has finished"
     with open(partial_path(part_path(out, 1, 2)), encoding="utf-8") as handle:
         assert [json.loads(line)["video_id"] for line in handle] == [ids[1]]

@@ -1,8 +1,13 @@
-"""Helpers of the multi-process tests: the launch environment, and finding a launched rank's process to kill it."""
+"""Helpers of the multi-process tests: the launch environment, finding a launched rank's process, and killing one
+process of a launch."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 
 
 def launch_env(**extra: str) -> dict[str, str]:
@@ -35,3 +40,24 @@ def pids_of_rank(launcher_pid: int, rank: int) -> list[int]:
         if f"RANK={rank}".encode() in environ:
             found.append(int(name))
     return found
+
+
+def launch_and_kill_one(command: list[str], env: dict[str, str], ready: Callable[[], bool],
+                        victim: Callable[[subprocess.Popen], int], timeout: float = 180) -> None:
+    """Run `command` (a torchrun launch), wait until `ready()`, SIGKILL the process `victim(launcher)` names and
+    check that the launch fails; whatever happens, no process of the launch outlives this call."""
+    launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert launcher.poll() is None, launcher.stdout.read()[-5000:]
+            assert time.monotonic() < deadline, "the processes did not reach the point where one is killed in time"
+            time.sleep(0.5)
+        os.kill(victim(launcher), signal.SIGKILL)
+        launcher.wait(timeout=120)
+        assert launcher.returncode != 0
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()

@@ -3,10 +3,8 @@ and a killed process's part resumes without redoing its finished files."""
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -14,7 +12,7 @@ import torch
 from pite.cli.main import main
 from pite.training.feature_cache import INDEX_NAME, FeatureCache, part_directory
 
-from .launching import launch_env, pids_of_rank
+from .launching import launch_and_kill_one, launch_env, pids_of_rank
 
 
 def _extract_command(model: str, media: str, output: str) -> list[str]:
@@ -58,24 +56,15 @@ def test_two_processes_extract_the_one_process_cache_and_a_killed_part_resumes(b
     output = tmp_path / "two_processes"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
                "pite.cli.main", *_extract_command(base_checkpoint, str(media), str(output))]
-    launcher = subprocess.Popen(command, env=launch_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
-    try:
-        part0, part1 = part_directory(output, 0, 2), part_directory(output, 1, 2)
-        deadline = time.monotonic() + 180
-        while not (_indexed(part0) == set(keys[0::2]) and _indexed(part1) == {"img1.jpg"}):
-            assert launcher.poll() is None, launcher.stdout.read()[-5000:]
-            assert time.monotonic() < deadline, "the two processes did not reach the blocking file in time"
-            time.sleep(0.5)
+    part0, part1 = part_directory(output, 0, 2), part_directory(output, 1, 2)
+
+    def stuck_process(launcher) -> int:
         stuck = pids_of_rank(launcher.pid, 1)
         assert len(stuck) == 1
-        os.kill(stuck[0], signal.SIGKILL)
-        launcher.wait(timeout=120)
-        assert launcher.returncode != 0
-    finally:
-        if launcher.poll() is None:
-            os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.wait()
+        return stuck[0]
+
+    launch_and_kill_one(command, launch_env(),
+                        lambda: _indexed(part0) == set(keys[0::2]) and _indexed(part1) == {"img1.jpg"}, stuck_process)
     assert not os.path.exists(output / INDEX_NAME), "no merged index before every part has finished"
     finished = _shard_files(output)
     assert len(finished) == 5  # 4 of process 0 (one file per shard), img1 of process 1
