@@ -32,6 +32,7 @@ from pite.eval.model_runner import PiTeGenerator
 from pite.eval.trajectory_runner import evaluate_trajectories
 from pite.processing import format_time_span
 from pite.processing.postprocessing_pite import WORD_PATTERN
+from pite.training.targets import build_training_features
 
 
 def normalise_answer(text: str) -> str:
@@ -128,7 +129,7 @@ def grounded_word_evaluation(model, processor, trajectories_file: str, videos_di
             caption = event["caption"]
             messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]},
                         {"role": "assistant", "content": caption}]
-            features = processor.build_training_features(messages)
+            features = build_training_features(processor, messages)
             ids = torch.as_tensor(features["input_ids"])[None]
             start = int(np.flatnonzero(features["labels"] != -100)[0])  # the answer's first token
             predictions = model(input_ids=ids, pixel_values_videos=video["pixel_values_videos"]).trajectory_predictions

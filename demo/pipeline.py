@@ -353,7 +353,8 @@ def visualise_held_out_video(model, processor, manifest, out: Path) -> dict[str,
     answer and the prediction is the mean over the object phrase's tokens. The generated answer is reported beside
     it (the tiny model's free-form captions are often wrong, which would leave nothing to draw).
     """
-    from pite.processing import SpanTarget, read_video, save_contact_sheet, save_trajectory_gif
+    from pite.processing import read_video, save_contact_sheet, save_trajectory_gif
+    from pite.training.targets import SpanTarget, build_training_features
 
     for line in Path(manifest.eval_trajectories).read_text().splitlines():
         record = json.loads(line)
@@ -374,7 +375,8 @@ def visualise_held_out_video(model, processor, manifest, out: Path) -> dict[str,
     answer = processor.tokenizer.decode(generated[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
     caption = event["caption"] if event["caption"].endswith(".") else event["caption"] + "."
-    features = processor.build_training_features(
+    features = build_training_features(
+        processor,
         [user, {"role": "assistant", "content": caption}],
         trajectory_targets=[SpanTarget(span=tuple(target["span"]), value=truth, turn=0, name=phrase)],
         num_points=model.config.num_trajectory_points,

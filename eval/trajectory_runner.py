@@ -3,7 +3,7 @@
 Each video record (DESIGN.md "Data files", stage 2) becomes exactly the conversation stage-2 training builds from it
 (`pite.training.data_pite143k.pite143k_example`: dense captioning of every event, then one grounding or segment-caption
 question per event), tokenized with the trajectory targets on the tokens of every grounded noun phrase
-(`pite.training.featurize.ExampleFeaturizer`, i.e. `PiTeProcessor.build_training_features`). One forward pass with the
+(`pite.training.featurize.ExampleFeaturizer`, i.e. `pite.training.targets.build_training_features`). One forward pass with the
 whole conversation as input (teacher forcing) gives every token's predicted trajectory; the prediction at position t
 belongs to token t + 1 (DESIGN.md), so predictions `[:, :-1]` are compared with targets `[:, 1:]`, on the tokens that
 carry a target, through `pite.eval.trajectory.trajectory_scores` (masked L1, PCK@5% / 10% of the frame diagonal, the

@@ -1,4 +1,4 @@
-"""PiTe processing: video reading, the v1 chat template, time-in-text, grounding targets, post-processing, drawing.
+"""PiTe processing: video reading, the v1 chat template, time-in-text, post-processing, drawing (what inference needs).
 
 The modules here are also Hub remote code copied flat next to a checkpoint (they import only each other, with
 same-folder relative imports); this `__init__` is the package's public API and is not copied.
@@ -9,18 +9,8 @@ from .chat_template_pite import (
     V1_CHAT_TEMPLATE,
     V1_SYSTEM,
     VIDEO_TOKEN,
-    TokenizedConversation,
     expand_video_tokens,
-    render_conversation,
     tokenize_around_video,
-    tokenize_conversation,
-)
-from .grounding_pite import (
-    SpanTarget,
-    build_point_labels,
-    build_span_labels,
-    build_trajectory_labels,
-    localized_narrative_targets,
 )
 from .postprocessing_pite import post_process_generation, token_character_spans
 from .processing_pite import PiTeProcessor, PiTeProcessorKwargs
@@ -45,27 +35,20 @@ __all__ = [
     "PiTeVideoProcessor",
     "PiTeVideoProcessorKwargs",
     "SampledVideo",
-    "SpanTarget",
     "TIME_SPAN_PATTERN",
-    "TokenizedConversation",
     "V1_CHAT_TEMPLATE",
     "V1_SYSTEM",
     "VIDEO_TOKEN",
     "VideoInputError",
-    "build_point_labels",
-    "build_span_labels",
-    "build_trajectory_labels",
     "expand_video_tokens",
     "format_frame_index",
     "format_time_span",
     "frame_index_span_to_seconds",
-    "localized_narrative_targets",
     "parse_frame_index_spans",
     "parse_time_spans",
     "post_process_generation",
     "read_image",
     "read_video",
-    "render_conversation",
     "render_frames",
     "sample_frame_indices",
     "save_contact_sheet",
@@ -73,5 +56,4 @@ __all__ = [
     "seconds_to_frame_index",
     "token_character_spans",
     "tokenize_around_video",
-    "tokenize_conversation",
 ]

@@ -1,4 +1,4 @@
-"""The release's conversation format ("v1", LLaVA/Vicuna) as a Jinja chat template, and its tokenization for training.
+"""The release's conversation format ("v1", LLaVA/Vicuna) as a Jinja chat template, and its tokenization.
 
 Rendered form (LLaVA `conv_vicuna_v1`: sep=" ", sep2="</s>"):
 
@@ -15,11 +15,9 @@ This file is Hub remote code: it imports only numpy, transformers and the standa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from transformers.utils.chat_template_utils import render_jinja_template
 
 VIDEO_TOKEN = "<video>"
 IGNORE_INDEX = -100
@@ -60,45 +58,6 @@ V1_CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- 'ASSISTANT:' -}}{%- endif -%}"
 )
-
-
-@dataclass
-class TokenizedConversation:
-    """One conversation tokenized for training, `<video>` already expanded.
-
-    Attributes:
-        text: the rendered conversation, each video still one "<video>" placeholder.
-        input_ids: (L,) token ids, BOS first, one `<video>` id per frame.
-        labels: (L,) copy of input_ids with IGNORE_INDEX (-100) everywhere but the assistant turns
-            (answer text and its "</s>"). Not shifted: the model shifts.
-        offsets: (L, 2) character span [start, end) of each token in `text` (expanded video tokens share
-            their placeholder's span; BOS is (0, 0)).
-        assistant_turns: per assistant turn, (start character of its content in `text`, content string).
-    """
-
-    text: str
-    input_ids: np.ndarray
-    labels: np.ndarray
-    offsets: np.ndarray
-    assistant_turns: list[tuple[int, str]]
-
-
-def message_text(message: dict[str, Any]) -> str:
-    """The text of a message whose content is a string or a list of `{"type": "text"}` items."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    return "".join(item.get("text", "") for item in content if item.get("type") == "text")
-
-
-def count_visual_items(messages: Sequence[dict[str, Any]]) -> list[str]:
-    """The `"video"`/`"image"` content items of a conversation, in order (one `<video>` placeholder each)."""
-    kinds = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            kinds.extend(item["type"] for item in content if item.get("type") in ("video", "image"))
-    return kinds
 
 
 def expand_video_tokens(
@@ -173,59 +132,3 @@ def tokenize_around_video(
     if return_offsets:
         return ids, np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
     return ids, None
-
-
-def render_conversation(
-    messages: Sequence[dict[str, Any]], chat_template: str = V1_CHAT_TEMPLATE, add_generation_prompt: bool = False
-) -> tuple[str, list[tuple[int, int]]]:
-    """Render one conversation; returns the text and the [start, end) character spans of the assistant turns."""
-    rendered, generation_indices = render_jinja_template(
-        conversations=[list(messages)],
-        chat_template=chat_template,
-        return_assistant_tokens_mask=True,
-        add_generation_prompt=add_generation_prompt,
-    )
-    return rendered[0], [tuple(span) for span in generation_indices[0]]
-
-
-def tokenize_conversation(
-    tokenizer: Any,
-    messages: Sequence[dict[str, Any]],
-    num_frames: int,
-    chat_template: str = V1_CHAT_TEMPLATE,
-    video_token: str = VIDEO_TOKEN,
-) -> TokenizedConversation:
-    """Tokenize a full conversation for training, masking everything but the assistant turns.
-
-    The rendered text is tokenized with `tokenize_around_video`, exactly as the processor tokenizes a prompt at
-    inference (and as the release does), and a token is supervised iff its character span overlaps an assistant
-    turn's content+"</s>". A token straddling the boundary (e.g. "▁The" whose "▁" is the separator space) is
-    supervised: it is the token the model must produce to start the answer.
-
-    Args:
-        tokenizer: a fast (tokenizers-backed) Llama tokenizer with `video_token` as a special token.
-        messages: `[{"role": "system"|"user"|"assistant", "content": str | [{"type": "text"|"video"|"image", ...}]}]`.
-        num_frames: N, the `<video>` tokens per video (an image gets one).
-    """
-    text, assistant_spans = render_conversation(messages, chat_template)
-    token_ids, offsets = tokenize_around_video(tokenizer, text, video_token, return_offsets=True)
-    ids = np.asarray(token_ids, dtype=np.int64)
-    supervised = np.zeros(len(ids), dtype=bool)
-    for start, end in assistant_spans:
-        supervised |= (offsets[:, 0] < end) & (offsets[:, 1] > start) & (offsets[:, 1] > offsets[:, 0])
-    labels = np.where(supervised, ids, IGNORE_INDEX)
-
-    frames_per_placeholder = [num_frames if kind == "video" else 1 for kind in count_visual_items(messages)]
-    video_token_id = tokenizer.convert_tokens_to_ids(video_token)
-    expand = expand_video_tokens(ids, video_token_id, frames_per_placeholder, source="the conversation")
-
-    assistant_messages = [message for message in messages if message.get("role") == "assistant"]
-    assistant_turns = []
-    for (start, _), message in zip(assistant_spans, assistant_messages):
-        content = message_text(message)
-        if text[start : start + len(content)] != content:  # the template must render answers verbatim
-            raise ValueError(f"chat template did not render the assistant answer {content[:40]!r} verbatim")
-        assistant_turns.append((start, content))
-    return TokenizedConversation(
-        text=text, input_ids=ids[expand], labels=labels[expand], offsets=offsets[expand], assistant_turns=assistant_turns
-    )

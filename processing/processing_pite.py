@@ -18,9 +18,7 @@ from .chat_template_pite import (
     VIDEO_TOKEN,
     expand_video_tokens,
     tokenize_around_video,
-    tokenize_conversation,
 )
-from .grounding_pite import SpanTarget, build_point_labels, build_trajectory_labels
 from .postprocessing_pite import post_process_generation
 from .video_processing_pite import PiTeVideoMetadata, PiTeVideoProcessor, PiTeVideoProcessorKwargs, VideoProcessorMixin
 from .video_reading_pite import SampledVideo, VideoInputError, describe_input
@@ -375,31 +373,6 @@ class PiTeProcessor(ProcessorMixin):
                 f"keeps {after} of {before} <video> tokens; increase max_length or disable truncation"
             )
         return cut, [spans[keep] if spans is not None else None for spans in offsets]
-
-    # ------------------------------------------------------------------ training
-    def build_training_features(
-        self,
-        messages: Sequence[dict[str, Any]],
-        trajectory_targets: Sequence[SpanTarget] | None = None,
-        point_targets: Sequence[SpanTarget] | None = None,
-        num_points: int = 3,
-    ) -> dict[str, np.ndarray]:
-        """Token-level training arrays for one conversation (no pixels: training reads cached features).
-
-        Returns `input_ids`, `labels` (L,) (-100 outside assistant turns), and if targets are given
-        `trajectory_labels` (L, P, N, 2) and/or `point_labels` (L, 2), -1 where a token has no target.
-        Target spans are character spans of the assistant answer named by `SpanTarget.turn`.
-        """
-        conversation = tokenize_conversation(self.tokenizer, messages, self.num_frames, self.chat_template,
-                                             self.video_token)
-        features = {"input_ids": conversation.input_ids, "labels": conversation.labels}
-        if trajectory_targets is not None:
-            features["trajectory_labels"] = build_trajectory_labels(
-                conversation, trajectory_targets, num_points, self.num_frames
-            )
-        if point_targets is not None:
-            features["point_labels"] = build_point_labels(conversation, point_targets)
-        return features
 
     # ------------------------------------------------------------------ outputs
     def post_process_generation(

@@ -2,7 +2,7 @@
 
 One record becomes one single-turn conversation: the user shows the image (one `<video>` token) and asks for a
 description; the answer is the record's `caption`. Each utterance of the caption is supervised with the mean mouse
-position of its time span (`pite.processing.localized_narrative_targets`), on every token of the utterance.
+position of its time span (`pite.training.targets.localized_narrative_targets`), on every token of the utterance.
 Images are `{images_dir}/{image_id}.jpg` (`.png`, `.jpeg` also tried).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pite.processing import localized_narrative_targets
+from .targets import localized_narrative_targets
 
 from .records import IMAGE_EXTENSIONS, BadRecordError, TrainingExample, find_media, media_key, require
 from .templates import NARRATIVE_QUESTIONS, pick

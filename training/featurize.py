@@ -1,6 +1,6 @@
 """`TrainingExample` -> the model's per-sample inputs, through the processor.
 
-Text: `PiTeProcessor.build_training_features` renders the v1 conversation, masks everything but the answers and puts
+Text: `targets.build_training_features` renders the v1 conversation, masks everything but the answers and puts
 the point / trajectory targets on the tokens of their spans. Visual input: the cached frozen-tower features of the
 file when a feature cache is given, else its CLIP-normalised pixels (the processor's own frame sampling).
 """
@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pite.processing import IGNORE_INDEX, SpanTarget, VideoInputError, read_image, read_video
+from pite.processing import IGNORE_INDEX, VideoInputError, read_image, read_video
 
 from .feature_cache import FeatureCache
 from .records import BadRecordError, TrainingExample
+from .targets import SpanTarget, build_training_features
 
 
 def media_pixels(processor: Any, path: str, kind: str) -> torch.Tensor:
@@ -67,7 +68,8 @@ class ExampleFeaturizer:
     def text_features(self, example: TrainingExample) -> dict[str, np.ndarray]:
         """`input_ids`, `labels` (L,), and `point_labels` (L, 2) / `trajectory_labels` (L, P, N, 2) if the example has targets."""
         try:
-            features = self.processor.build_training_features(
+            features = build_training_features(
+                self.processor,
                 example.messages,
                 trajectory_targets=_span_targets(example.trajectory_targets),
                 point_targets=_span_targets(example.point_targets),

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from transformers import BatchFeature, Trainer
 
-from pite.processing import SpanTarget
 
 from .loss_normalization import RegressionCountsMixin
+from .targets import SpanTarget, build_training_features
 
 
 class PiTeTrainer(RegressionCountsMixin, Trainer):
@@ -86,7 +86,8 @@ def conversation_inputs(
     trajectories = _span_targets(trajectory_targets)
     if num_points is None:
         num_points = int(np.asarray(trajectories[0].value).shape[0]) if trajectories else 1
-    features = processor.build_training_features(
+    features = build_training_features(
+        processor,
         messages, trajectory_targets=trajectories, point_targets=_span_targets(point_targets), num_points=num_points,
     )
     if image is not None:

@@ -52,7 +52,7 @@ def test_saved_processor_loads_without_pite(processor, video_factory, tmp_path):
     folder = tmp_path / "checkpoint"
     processor.save_pretrained(folder)
     saved = sorted(os.listdir(folder))
-    flat_files = {"processing_pite.py", "chat_template_pite.py", "grounding_pite.py", "postprocessing_pite.py",
+    flat_files = {"processing_pite.py", "chat_template_pite.py", "postprocessing_pite.py",
                   "time_pite.py", "video_reading_pite.py", "visualization_pite.py", "file_writing_pite.py"}
     assert flat_files <= set(saved) and "__init__.py" not in saved
 

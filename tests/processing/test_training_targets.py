@@ -1,14 +1,15 @@
-"""Training arrays: assistant-only labels, per-token trajectory targets, Localized Narratives points."""
+"""Training arrays (`pite.training.targets`, built with the processor's tokenization): assistant-only labels, per-token trajectory targets, Localized Narratives points."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pite.processing import (
-    IGNORE_INDEX,
+from pite.processing import IGNORE_INDEX
+from pite.training.targets import (
     SpanTarget,
     build_point_labels,
+    build_training_features,
     localized_narrative_targets,
     tokenize_conversation,
 )
@@ -41,7 +42,7 @@ def supervised_text(tokenizer, features):
 
 
 def test_labels_mask_everything_but_the_assistant_turns(processor, tokenizer):
-    features = processor.build_training_features(MESSAGES)
+    features = build_training_features(processor, MESSAGES)
     ids, labels = features["input_ids"], features["labels"]
     assert ids.shape == labels.shape
     supervised = labels != IGNORE_INDEX
@@ -53,7 +54,7 @@ def test_labels_mask_everything_but_the_assistant_turns(processor, tokenizer):
 
 def test_training_ids_extend_the_inference_prompt(processor, indexed_frames):
     """Training tokenizes the whole conversation exactly as inference tokenizes the prompt (no boundary drift)."""
-    features = processor.build_training_features(MESSAGES[:2])
+    features = build_training_features(processor, MESSAGES[:2])
     prompt = processor.apply_chat_template(MESSAGES[:1], add_generation_prompt=True)
     inference = processor(text=prompt, videos=indexed_frames(10), video_fps=5)["input_ids"][0].numpy()
     np.testing.assert_array_equal(features["input_ids"][: len(inference)], inference)
@@ -67,7 +68,8 @@ def test_multi_token_phrase_targets(processor, tokenizer):
     trajectory = np.random.default_rng(0).uniform(0, 1, (P, N, 2)).astype(np.float32)
     trajectory[1, :3] = -1  # this key point is absent in the first frames
     second = np.full((P, N, 2), 0.25, np.float32)
-    features = processor.build_training_features(
+    features = build_training_features(
+        processor,
         MESSAGES,
         trajectory_targets=[SpanTarget(span, trajectory, turn=0, name="purple hexagon"),
                             SpanTarget((0, 4), second, turn=1, name="from")],
@@ -108,13 +110,14 @@ def test_bad_trajectory_targets(processor, target, message):
     if target.turn == -1:
         target.turn = 0
     with pytest.raises(ValueError, match=message):
-        processor.build_training_features(MESSAGES, trajectory_targets=[target])
+        build_training_features(processor, MESSAGES, trajectory_targets=[target])
 
 
 def test_overlapping_targets_are_rejected(processor):
     zeros = np.zeros((P, N, 2))
     with pytest.raises(ValueError, match="target 1 .*and target 0 overlap the same token"):
-        processor.build_training_features(
+        build_training_features(
+        processor,
             MESSAGES, trajectory_targets=[SpanTarget((4, 10), zeros, turn=0), SpanTarget((8, 14), zeros, turn=0)]
         )
 
@@ -152,7 +155,7 @@ def test_localized_narrative_points_per_token(processor, tokenizer):
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the image."}]},
         {"role": "assistant", "content": LN_RECORD["caption"]},
     ]
-    features = processor.build_training_features(messages, point_targets=targets)
+    features = build_training_features(processor, messages, point_targets=targets)
     points = features["point_labels"]
     assert points.shape == (len(features["input_ids"]), 2)
     assert (features["input_ids"] == processor.video_token_id).sum() == 1  # an image is one token
