@@ -50,7 +50,10 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int, codec: str 
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
         raise ValueError(f"write_mp4({path}): expected (T>0, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
     codec = codec or available_video_codec()
-    options = {"crf": "12", "preset": "veryfast", "threads": "1"} if codec == "libx264" else {"qscale": "2"}
+    # threads=1 alone leaves x264's lookahead on a thread of its own, whose race made the same frames encode to
+    # different bytes in about 1 run of 3 (measured on the demo world); sync-lookahead=0 keeps it in line.
+    options = ({"crf": "12", "preset": "veryfast", "threads": "1", "x264-params": "sync-lookahead=0"}
+               if codec == "libx264" else {"qscale": "2"})
 
     def write(temporary: str) -> None:
         with av.open(temporary, mode="w", format="mp4") as container:
