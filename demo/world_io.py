@@ -50,9 +50,10 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int, codec: str 
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
         raise ValueError(f"write_mp4({path}): expected (T>0, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
     codec = codec or available_video_codec()
-    # threads=1 alone leaves x264's lookahead on a thread of its own, whose race made the same frames encode to
-    # different bytes in about 1 run of 3 (measured on the demo world); sync-lookahead=0 keeps it in line.
-    options = ({"crf": "12", "preset": "veryfast", "threads": "1", "x264-params": "sync-lookahead=0"}
+    # Without rc-lookahead=0:mbtree=0, x264 (as PyAV bundles it, threads=1) encoded the same frames to different
+    # bytes in about 1 run of 3 once torch was imported (measured on the demo world), so a seed did not give the
+    # same files; frame-type and macroblock-tree lookahead matter little at crf 12.
+    options = ({"crf": "12", "preset": "veryfast", "threads": "1", "x264-params": "rc-lookahead=0:mbtree=0"}
                if codec == "libx264" else {"qscale": "2"})
 
     def write(temporary: str) -> None:
