@@ -87,7 +87,8 @@ def regression_mask(
     - `absent_targets="regress"` (the authors' release): every point of every supervised text position counts,
       those equal to `absent_coordinate` too, so the model learns to answer "(-1, -1): nothing here" for words that
       name no object and for frames where an object is absent. The release's L1 ran over every position of the
-      sequence; prompt, video and padding positions (`labels == -100`) are left out here. Needs `labels`.
+      sequence; prompt, video and padding positions (`labels == -100`) are left out here. Needs `labels`, or
+      else `mask` names the positions to regress.
     - `absent_targets="mask"`: only points that are not `absent_coordinate` count; the model never learns absence.
     In both modes the optional `mask` ((B, L) or the points' full shape) further restricts what counts, e.g. to
     leave out samples that carry no targets of this kind.
@@ -101,26 +102,15 @@ def regression_mask(
             "absent_targets='regress' regresses the absent coordinate at supervised text positions: pass `labels` "
             "(-100 where a position is not supervised) or a mask of the positions to regress"
         )
-    if labels is not None:
-        labels = labels.to(targets.device)
-        if labels.shape != targets.shape[:2]:
-            raise ValueError(f"labels of shape {tuple(labels.shape)} do not match targets of shape "
-                             f"{tuple(targets.shape)}")
-        text = labels != IGNORE_INDEX
-        if mask is not None:
-            text = text & _leading(mask.to(targets.device), labels.shape)
-    else:
-        text = _leading(mask.to(targets.device), targets.shape[:2])
-    entries = valid_point_mask(targets, None, None) & text.reshape(text.shape + (1,) * (targets.dim() - 3))
-    if mask is not None and mask.dim() > 2:
-        entries = entries & valid_point_mask(targets, mask, None)
-    return entries
-
-
-def _leading(mask: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """The (B, L) part of a (B, L) or (B, L, ...) mask: a position counts if any of its entries does."""
-    mask = mask.to(dtype=torch.bool)
-    return mask if mask.dim() == 2 else mask.reshape(*shape, -1).any(dim=-1)
+    # valid_point_mask(..., absent_coordinate=None) broadcasts a (B, L) or full-shape mask over the points.
+    entries = valid_point_mask(targets, mask, None) if mask is not None else None
+    if labels is None:
+        return entries
+    labels = labels.to(targets.device)
+    if labels.shape != targets.shape[:2]:
+        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match targets of shape {tuple(targets.shape)}")
+    text = valid_point_mask(targets, labels != IGNORE_INDEX, None)
+    return text if entries is None else text & entries
 
 
 def shifted_masked_l1_sum(
