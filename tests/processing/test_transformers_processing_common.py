@@ -150,8 +150,9 @@ def _auto_video_processor_needs_torchvision(self):
     from transformers.utils import is_torchvision_available
 
     if not is_torchvision_available():
-        self.skipTest("transformers' AutoVideoProcessor requires torchvision, which has no CPU build here "
-                      "(PiTeVideoProcessor.from_pretrained and the remote-code test load it without)")
+        self.skipTest("transformers' AutoVideoProcessor requires torchvision, which has no CPU build here; "
+                      "test_auto_classes_with_torchvision.py loads PiTe's through it in a side environment with "
+                      "torchvision")
     video_processing_common.VideoProcessingTestMixin.test_video_processor_save_load_with_autovideoprocessor(self)
 
 
