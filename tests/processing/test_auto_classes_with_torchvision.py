@@ -51,7 +51,7 @@ def side_python() -> Path:
     return python
 
 
-# Run by the side environment's interpreter: argv = checkpoint folder, mp4 path, output file.
+# Run by the side environment's interpreter: argv = checkpoint folder, mp4 path, inputs (.npz), output file.
 CHILD = textwrap.dedent(
     """
     import copy
@@ -219,6 +219,7 @@ def test_auto_processor_kwargs_behave_as_llavas(child, demo_checkpoint):
     local = PiTeProcessor.from_pretrained(demo_checkpoint)
     inputs = make_inputs()
     videos = [inputs["video_0"], inputs["video_1"]]
+    assert len(calls) == 6, sorted(calls)
     for name, call in calls.items():
         pite, llava = call["pite"], call["llava"]
         if name == "truncating into the video":
@@ -232,6 +233,7 @@ def test_auto_processor_kwargs_behave_as_llavas(child, demo_checkpoint):
         # the remote-code processor gives what pite's gives, pixels included
         expected = local(text=TEXTS, videos=videos, **call["kwargs"])
         assert pite["input_ids"] == expected["input_ids"].tolist(), name
+        assert pite["attention_mask"] == expected["attention_mask"].tolist(), name
         assert torch.equal(pite["pixel_values_videos"], expected["pixel_values_videos"]), name
 
     left, right = calls["left, to max_length"]["pite"], calls["right, to max_length"]["pite"]
