@@ -12,6 +12,7 @@ import os
 import sys
 
 from pite.cli.arguments import positive_int
+from pite.core.loading import DTYPE_NAMES
 
 DEFAULT_DETECTOR = "google/owlv2-base-patch16-ensemble"
 DEFAULT_SEGMENTER = "facebook/sam-vit-base"
@@ -52,7 +53,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     models.add_argument("--propagator", default=DEFAULT_PROPAGATOR,
                         help=f"SAM2-video or EdgeTAM-video checkpoint (default {DEFAULT_PROPAGATOR})")
     models.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    models.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None, help="model dtype (default float32)")
+    models.add_argument("--dtype", choices=DTYPE_NAMES, default=None, help="model dtype (default float32)")
     geometry = parser.add_argument_group("trajectories")
     geometry.add_argument("--num-frames", type=positive_int, default=100, help="N, frames sampled per video (default 100)")
     geometry.add_argument("--num-trajectory-points", type=positive_int, default=3, help="P, key points per object (default 3)")

@@ -33,7 +33,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pite.processing.file_writing_pite import atomic_write, write_json, write_jsonl, write_text
+from pite.core.file_writing import atomic_write, write_json, write_jsonl, write_text
 
 from .captions import CaptionedVideo
 from .pipeline import AnnotationPipeline

@@ -13,25 +13,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pite.processing import IGNORE_INDEX, VideoInputError, read_image, read_video
+from pite.modeling_pite.losses_pite import IGNORE_INDEX
+from pite.processing import VideoInputError, read_image, read_video
 
-from .feature_cache import FeatureCache
+from .feature_cache import FeatureCache, media_pixels
 from .records import BadRecordError, TrainingExample
-from .targets import SpanTarget, build_training_features
-
-
-def media_pixels(processor: Any, path: str, kind: str) -> torch.Tensor:
-    """(F, 3, H, W) CLIP-normalised frames of one file: F = N sampled frames of a video, F = 1 for an image."""
-    if kind == "image":
-        with Image.open(path) as image:
-            return processor(images=[image.convert("RGB")], return_tensors="pt")["pixel_values"]
-    return processor(videos=[path], return_tensors="pt")["pixel_values_videos"][0]
-
-
-def _span_targets(targets: list[dict[str, Any]] | None) -> list[SpanTarget] | None:
-    if targets is None:
-        return None
-    return [SpanTarget(span=tuple(t["span"]), value=t["value"], turn=t["turn"], name=t.get("name", "")) for t in targets]
+from .targets import build_training_features
 
 
 # A record's times and trajectories are relative to its stated duration: more than this far from the file's, they
@@ -71,8 +58,8 @@ class ExampleFeaturizer:
             features = build_training_features(
                 self.processor,
                 example.messages,
-                trajectory_targets=_span_targets(example.trajectory_targets),
-                point_targets=_span_targets(example.point_targets),
+                trajectory_targets=example.trajectory_targets,
+                point_targets=example.point_targets,
                 num_points=self.num_points,
             )
         except ValueError as error:

@@ -32,7 +32,7 @@ from pite.eval.model_runner import PiTeGenerator
 from pite.eval.trajectory_runner import evaluate_trajectories
 from pite.processing import format_time_span
 from pite.processing.postprocessing_pite import WORD_PATTERN
-from pite.training.targets import build_training_features
+from pite.data.targets import build_training_features
 
 
 def normalise_answer(text: str) -> str:

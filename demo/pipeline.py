@@ -99,8 +99,8 @@ def build_tiny_config(settings: DemoSettings, vocab_size: int, video_token_id: i
 
 def demo_corpus(manifest) -> list[str]:
     """Every text the demo tokenizes: the world's, plus the training recipe's question templates."""
-    from pite.demo.world_scene import WorldConfig
-    from pite.demo.world_text import world_corpus
+    from pite.demo.world.scene import WorldConfig
+    from pite.demo.world.text import world_corpus
     from pite.training import templates
 
     extra = [*templates.NARRATIVE_QUESTIONS, *templates.DENSE_CAPTION_QUESTIONS, *templates.SEGMENT_CAPTION_QUESTIONS]
@@ -124,7 +124,7 @@ def frame_encoder_data(settings: DemoSettings, manifest, processor) -> tuple[tor
     from the renderer: (M, 3, H, W) pixels, (M, C * (3 + S)) targets, S."""
     from pite.demo.vision_pretraining import colour_position_targets
     from pite.demo.world import make_image, make_video
-    from pite.demo.world_scene import WorldConfig
+    from pite.demo.world.scene import WorldConfig
 
     config = WorldConfig.from_dict(manifest.config)
     pixels, targets = [], []
@@ -156,9 +156,9 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     from pite.demo.vision_pretraining import pretrain_frame_encoder
     from pite.demo.world import generate_world
     from pite.modeling_pite import PiTeForConditionalGeneration
-    from pite.processing.file_writing_pite import write_text
+    from pite.core.file_writing import write_text
     from pite.training import train_stage
-    from pite.training.feature_cache import extract_features
+    from pite.data.feature_cache import extract_features
 
     settings = settings or DemoSettings()
     out = Path(out_dir)
@@ -353,8 +353,9 @@ def visualise_held_out_video(model, processor, manifest, out: Path) -> dict[str,
     answer and the prediction is the mean over the object phrase's tokens. The generated answer is reported beside
     it (the tiny model's free-form captions are often wrong, which would leave nothing to draw).
     """
+    from pite.core.file_writing import atomic_write
+    from pite.data.targets import SpanTarget, build_training_features
     from pite.processing import read_video, save_contact_sheet, save_trajectory_gif
-    from pite.training.targets import SpanTarget, build_training_features
 
     for line in Path(manifest.eval_trajectories).read_text().splitlines():
         record = json.loads(line)
@@ -388,8 +389,9 @@ def visualise_held_out_video(model, processor, manifest, out: Path) -> dict[str,
     predicted = outputs.trajectory_predictions[0, phrase_tokens - 1].mean(dim=0).numpy()
 
     frames = read_video(video_path, num_frames=model.config.num_frames).frames
-    sheet = save_contact_sheet(frames, out / "trajectories.png", predicted=[predicted], ground_truth=[truth])
-    gif = save_trajectory_gif(frames, out / "trajectories.gif", predicted=[predicted], ground_truth=[truth])
+    drawn = {"predicted": [predicted], "ground_truth": [truth]}
+    sheet = str(atomic_write(out / "trajectories.png", lambda target: save_contact_sheet(frames, target, **drawn)))
+    gif = str(atomic_write(out / "trajectories.gif", lambda target: save_trajectory_gif(frames, target, **drawn)))
     visible = (truth >= 0).all(axis=-1)
     return {"video": record["video"], "question": question, "answer": answer, "caption": event["caption"],
             "phrase": phrase, "phrase_named_in_answer": phrase in answer,

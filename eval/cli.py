@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pite.cli.arguments import positive_int
+from pite.core.loading import DTYPE_NAMES
 from pite.eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 
 TASKS = ("grounding", "dense-captioning", "qa", "trajectory", "score")
@@ -51,7 +52,7 @@ def _add_model_options(parser: argparse.ArgumentParser, default_batch_size: int)
     parser.add_argument("--batch-size", type=positive_int, default=default_batch_size,
                         help=f"videos per forward pass (default {default_batch_size})")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
                         help="model dtype (default: float32 on CPU, the checkpoint's on GPU)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="load model and processor with the folder's own code (AutoModel/AutoProcessor) instead "
@@ -233,7 +234,8 @@ def _not_needed(records: list) -> list:
 
 def _generate(args: argparse.Namespace, dataset, output: Path) -> tuple[Any, Any, int, dict[str, Any]]:
     """Answer every record not yet in the predictions file; (store, summary, num_frames, meta)."""
-    from pite.eval.model_runner import GenerationSettings, PiTeGenerator, load_model, load_processor
+    from pite.core.loading import load_model, load_processor
+    from pite.eval.model_runner import GenerationSettings, PiTeGenerator, inference_device_and_dtype
     from pite.eval.predictions import PredictionStore
     from pite.eval.runner import generate_predictions
     from pite.processing.time_pite import MAX_TEXT_FRAMES
@@ -256,7 +258,8 @@ def _generate(args: argparse.Namespace, dataset, output: Path) -> tuple[Any, Any
     pending = [r for r in dataset.records if not store.has(r.sample_id) and r.video_id not in missing]
     generate_fn = _not_needed
     if pending:
-        model = load_model(args.model, args.device, args.dtype, args.trust_remote_code)
+        device, dtype = inference_device_and_dtype(args.device, args.dtype)
+        model = load_model(args.model, dtype, device, args.trust_remote_code, eval_mode=True)
         generate_fn = PiTeGenerator(model, processor, settings)
     before = len(store)
     try:
@@ -340,10 +343,10 @@ class JudgeStopped(RuntimeError):
 
 def _run_trajectory(args: argparse.Namespace) -> dict[str, Any]:
     from pite.eval import tables
-    from pite.eval.model_runner import load_pite
+    from pite.eval.model_runner import load_for_inference
     from pite.eval.trajectory_runner import evaluate_trajectories
 
-    model, processor = load_pite(args.model, args.device, args.dtype, args.trust_remote_code)
+    model, processor = load_for_inference(args.model, args.device, args.dtype, args.trust_remote_code)
     evaluation = evaluate_trajectories(
         model, processor, args.data, args.videos, batch_size=args.batch_size, max_events=args.max_events,
         skip_bad_records=args.skip_bad_records, progress=not args.no_progress,
@@ -385,7 +388,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def run(command: str, args: argparse.Namespace) -> int:
     """Run one evaluation task; prints the table, writes `--output`; returns the exit status (see module doc)."""
-    from pite.processing.file_writing_pite import write_json
+    from pite.core.file_writing import write_json
 
     if command != "eval":
         raise ValueError(f"pite.eval.cli has no command {command!r}; it provides 'eval'")

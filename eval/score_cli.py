@@ -105,7 +105,7 @@ def _score_qa(args: argparse.Namespace, predictions: Path, result: dict[str, Any
 def run_score(args: argparse.Namespace) -> int:
     """Run `pite eval score`; returns the exit status (module docstring)."""
     from pite.eval.cli import JudgeStopped
-    from pite.processing.file_writing_pite import write_json
+    from pite.core.file_writing import write_json
 
     if args.output is not None and Path(args.output).exists() and not args.overwrite:
         print(f"pite eval score: {args.output} exists: give --overwrite to replace it, or another --output",

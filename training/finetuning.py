@@ -32,7 +32,7 @@ from transformers import BatchFeature, Trainer
 
 
 from .loss_normalization import RegressionCountsMixin
-from .targets import SpanTarget, build_training_features
+from pite.data.targets import SpanTarget, build_training_features
 
 
 class PiTeTrainer(RegressionCountsMixin, Trainer):

@@ -22,7 +22,7 @@ from transformers import Trainer
 from trl import SFTTrainer
 from trl.trainer.utils import FusedCausalLMOutput
 
-from pite.processing import IGNORE_INDEX
+from pite.modeling_pite.losses_pite import ABSENT_COORDINATE, IGNORE_INDEX
 
 from .loss_normalization import RegressionCountsMixin, count_regression_items
 
@@ -164,7 +164,7 @@ class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
         mode = "train" if self.model.training else "eval"
         config = self._pite_model().config
         counts = count_regression_items(
-            inputs, getattr(config, "absent_coordinate", -1.0), getattr(config, "absent_targets", "mask")
+            inputs, ABSENT_COORDINATE, getattr(config, "absent_targets", "mask")
         )
         if "labels" in inputs:
             counts["lm_loss"] = (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pite.processing.file_writing_pite import write_json, write_jsonl
+from pite.core.file_writing import write_json, write_jsonl
 
-from .world_image import ImageScene, localized_narrative, render_image, sample_image_scene
-from .world_io import available_video_codec, write_jpeg, write_mp4
-from .world_scene import COLOURS, SHAPES, VideoScene, WorldConfig, render_video, sample_video_scene
-from .world_text import (
+from .image import ImageScene, localized_narrative, render_image, sample_image_scene
+from .io import available_video_codec, write_jpeg, write_mp4
+from .scene import COLOURS, SHAPES, VideoScene, WorldConfig, render_video, sample_video_scene
+from .text import (
     QA_TYPE_CODES,
     VideoQuestion,
     answer_vocabulary,
@@ -41,7 +41,7 @@ from .world_text import (
     video_questions,
     world_corpus,
 )
-from .world_track import event_trajectory, object_key_points
+from .track import event_trajectory, object_key_points
 
 SPLIT_CODES = {"train": 0, "eval": 1, "image": 2}
 MANIFEST_NAME = "world.json"

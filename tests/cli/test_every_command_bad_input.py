@@ -173,7 +173,7 @@ def train_corrupted_data(w):
 
 def train_finished_run(w):
     out = w.folder("out", "pite_training.json", "model.safetensors", "config.json")
-    w.forbid("pite.training.api", "load_model_and_processor")
+    w.forbid("pite.training.api", "load_model")
     return Case(_train(w, f"model_name_or_path={w.fixture('pite_dir')}", f"output_dir={out}"), out, [w.tmp],
                 reason="already holds a training run")
 
@@ -181,7 +181,7 @@ def train_finished_run(w):
 def train_output_is_model(w):
     model = w.tmp / "model"
     shutil.copytree(w.fixture("pite_dir"), model)
-    w.forbid("pite.training.api", "load_model_and_processor")
+    w.forbid("pite.training.api", "load_model")
     return Case(_train(w, f"model_name_or_path={model}", f"output_dir={model}"), model, [w.tmp],
                 reason="is model_name_or_path")
 
@@ -231,7 +231,7 @@ def extract_corrupted_index(w):
 
 
 def extract_cache_of_other_model(w):
-    from pite.training.feature_cache import FORMAT_VERSION
+    from pite.data.feature_cache import FORMAT_VERSION
 
     index = w.write("cache/index.json", json.dumps({"format_version": FORMAT_VERSION, "fingerprint": "another-model",
                                                     "num_frames": 4, "entries": {}, "failed": {}}))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pite.processing import file_writing_pite
-from pite.processing.file_writing_pite import TEMPORARY_PREFIX, atomic_write, write_json, write_jsonl, write_text
+from pite.core.file_writing import TEMPORARY_PREFIX, atomic_write, write_json, write_jsonl, write_text
 
 
 def _usual_mode() -> int:

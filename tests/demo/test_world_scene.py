@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pite.demo.world_scene import (
+from pite.demo.world.scene import (
     DIRECTIONS,
     WorldConfig,
     render_labels,

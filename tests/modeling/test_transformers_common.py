@@ -25,6 +25,7 @@ except Exception as error:  # noqa: BLE001 - no network to PyPI: say why nothing
 from transformers.models.auto import modeling_auto  # noqa: E402
 
 from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration, PiTeModel  # noqa: E402
+from pite.modeling_pite.losses_pite import ABSENT_COORDINATE  # noqa: E402
 
 # Low, so that the mixin's resize tests, which clamp ids to a smaller vocabulary, keep the placeholders, and above
 # the ids (0-4) the mixin draws when it pads a batch with random rows.
@@ -143,9 +144,9 @@ class PiTeModelTest(common.ModelTesterMixin, PiTeGenerationTests, unittest.TestC
             points = torch.rand(*ids.shape, config.coordinate_dim, generator=generator)
             trajectories = torch.rand(*ids.shape, config.num_trajectory_points, config.num_frames,
                                       config.coordinate_dim, generator=generator)
-            inputs["point_labels"] = points.masked_fill(~text[..., None], config.absent_coordinate)
+            inputs["point_labels"] = points.masked_fill(~text[..., None], ABSENT_COORDINATE)
             inputs["trajectory_labels"] = trajectories.masked_fill(~text[..., None, None, None],
-                                                                   config.absent_coordinate)
+                                                                   ABSENT_COORDINATE)
         return inputs
 
     def setUp(self) -> None:

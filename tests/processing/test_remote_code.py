@@ -53,7 +53,7 @@ def test_saved_processor_loads_without_pite(processor, video_factory, tmp_path):
     processor.save_pretrained(folder)
     saved = sorted(os.listdir(folder))
     flat_files = {"processing_pite.py", "chat_template_pite.py", "postprocessing_pite.py",
-                  "time_pite.py", "video_reading_pite.py", "visualization_pite.py", "file_writing_pite.py"}
+                  "time_pite.py", "video_reading_pite.py", "visualization_pite.py"}
     assert flat_files <= set(saved) and "__init__.py" not in saved
 
     video = video_factory(40, fps=10)

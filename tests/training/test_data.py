@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pite.processing import IGNORE_INDEX
+from pite.modeling_pite.losses_pite import IGNORE_INDEX
 from pite.training import BadRecordError, ExampleFeaturizer, PiTeDataCollator, build_stage_dataset, load_stage_examples
 
 
@@ -188,7 +188,7 @@ def test_stage2_conversations_do_not_always_open_with_dense_captioning(world, pr
     """Half of the videos ask an event question first; the dense answer's phrases keep their trajectories."""
     import zlib
 
-    from pite.training.data_pite143k import pite143k_example
+    from pite.data.pite143k import pite143k_example
 
     record = json.loads(open(world["pite"], encoding="utf-8").readline())
     featurizer = ExampleFeaturizer(processor, P, max_length=1024)  # the whole conversation, nothing cut
