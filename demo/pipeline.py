@@ -101,7 +101,7 @@ def demo_corpus(manifest) -> list[str]:
     """Every text the demo tokenizes: the world's, plus the training recipe's question templates."""
     from pite.demo.world.scene import WorldConfig
     from pite.demo.world.text import world_corpus
-    from pite.training import templates
+    from pite.data import templates
 
     extra = [*templates.NARRATIVE_QUESTIONS, *templates.DENSE_CAPTION_QUESTIONS, *templates.SEGMENT_CAPTION_QUESTIONS]
     return world_corpus(WorldConfig.from_dict(manifest.config), extra_texts=extra)

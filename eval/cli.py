@@ -10,7 +10,7 @@
     pite eval score qa --predictions video_chatgpt_preds.json [--references test_a.json] [--judge openai ...]
 
 `--protocol reference` (default: the numbers of VTimeLLM's evaluation code and Video-ChatGPT's judge script, quirks
-included) or `corrected` (see pite/eval/README.md); every result and table says which. `score` reads a predictions
+included) or `corrected` (see eval/README.md); every result and table says which. `score` reads a predictions
 file in VTimeLLM's log, Video-ChatGPT's or our format and scores it without any model or video.
 
 Generation tasks write every answer to `--predictions` (default `OUTPUT` with `.predictions.json`), atomically, as
@@ -76,7 +76,7 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
 def _add_protocol_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
                         help="reference (default): the numbers of VTimeLLM's evaluation code / Video-ChatGPT's judge "
-                        "script, quirks included; corrected: our fixes (listed in pite/eval/README.md)")
+                        "script, quirks included; corrected: our fixes (listed in eval/README.md)")
 
 
 def _add_judge_options(parser: argparse.ArgumentParser, required: bool = True) -> None:

@@ -32,7 +32,7 @@ def _number(value: object, decimals: int = 1) -> str:
 
 PROTOCOL_DESCRIPTIONS = {
     "reference": "reference (VTimeLLM's evaluation code / Video-ChatGPT's judge script, quirks included)",
-    "corrected": "corrected (pite's fixes of the reference scripts, see pite/eval/README.md)",
+    "corrected": "corrected (pite's fixes of the reference scripts, see eval/README.md)",
 }
 
 

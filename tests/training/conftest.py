@@ -23,7 +23,7 @@ def _caption(colour: str, shape: str, direction: str) -> str:
 
 def corpus() -> list[str]:
     from pite.processing import V1_SYSTEM
-    from pite.training import templates
+    from pite.data import templates
 
     texts = [V1_SYSTEM, "USER: ASSISTANT: </s>", "from 00 to 03. From 01 to 02.", "During which frames can we see"]
     for colour in COLOURS:
