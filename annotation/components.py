@@ -82,7 +82,8 @@ class GroundAndSegment:
             boxes = np.array([detections[i].box for i in found], dtype=np.float64)
             masks = self.segmenter.segment(image, boxes)
             if masks.shape != (len(found), *image.shape[:2]):
-                raise RuntimeError(f"{type(self.segmenter).__name__} returned masks {masks.shape}, expected {(len(found), *image.shape[:2])}")
+                expected = (len(found), *image.shape[:2])
+                raise RuntimeError(f"{type(self.segmenter).__name__} returned masks {masks.shape}, expected {expected}")
             for i, mask in zip(found, masks):
                 results[i] = mask if mask.any() else EMPTY_MASK
         return results

@@ -23,9 +23,9 @@ the parts into `OUT.jsonl` in captions order (after OUT's earlier lines) and rem
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import logging
-import glob
 import os
 import re
 from collections import Counter

@@ -89,7 +89,9 @@ def load_model(
     if trust_remote_code:
         from transformers import AutoModel
 
-        model = _loading(path, field, "model", lambda: AutoModel.from_pretrained(path, trust_remote_code=True, dtype=dtype))
+        model = _loading(
+            path, field, "model", lambda: AutoModel.from_pretrained(path, trust_remote_code=True, dtype=dtype)
+        )
     else:
         from pite.modeling_pite import PiTeForConditionalGeneration
 

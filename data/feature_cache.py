@@ -103,8 +103,8 @@ class FeatureCache:
     def check_compatible(self, fingerprint: str) -> None:
         if fingerprint != self.fingerprint:
             raise ValueError(
-                f"the feature cache {self.directory!r} was extracted with a different vision tower (weights or dtype), "
-                "image processor or num_frames than this model and processor (fingerprints differ); re-run "
+                f"the feature cache {self.directory!r} was extracted with a different vision tower (weights or "
+                "dtype), image processor or num_frames than this model and processor (fingerprints differ); re-run "
                 "`pite extract-features` with this checkpoint and dtype, or train from pixels"
             )
 

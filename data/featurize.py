@@ -20,7 +20,6 @@ from .feature_cache import FeatureCache, media_pixels
 from .records import BadRecordError, TrainingExample
 from .targets import build_training_features
 
-
 # A record's times and trajectories are relative to its stated duration: more than this far from the file's, they
 # describe another cut of the video (or a truncated file). Real annotations round durations, hence the slack.
 DURATION_TOLERANCE = (1.0, 0.05)  # seconds, fraction of the duration: the larger applies
@@ -53,7 +52,8 @@ class ExampleFeaturizer:
         self.feature_cache = feature_cache
 
     def text_features(self, example: TrainingExample) -> dict[str, np.ndarray]:
-        """`input_ids`, `labels` (L,), and `point_labels` (L, 2) / `trajectory_labels` (L, P, N, 2) if the example has targets."""
+        """`input_ids`, `labels` (L,), and `point_labels` (L, 2) / `trajectory_labels` (L, P, N, 2) if the example
+        has targets."""
         try:
             features = build_training_features(
                 self.processor,
@@ -85,7 +85,8 @@ class ExampleFeaturizer:
         return features
 
     def visual_features(self, example: TrainingExample) -> dict[str, torch.Tensor]:
-        """`video_features` (F, D) from the cache, else `pixel_values_videos` (N, 3, H, W) or `pixel_values` (3, H, W)."""
+        """`video_features` (F, D) from the cache, else `pixel_values_videos` (N, 3, H, W) or `pixel_values`
+        (3, H, W)."""
         expected_frames = 1 if example.media_kind == "image" else self.processor.num_frames
         if self.feature_cache is not None:
             try:
@@ -94,7 +95,9 @@ class ExampleFeaturizer:
                 raise BadRecordError(example.where, f"{error.args[0]}; run `pite extract-features` over this media folder") from error
             if features.shape[0] != expected_frames:
                 raise BadRecordError(
-                    example.where, f"cached features of {example.media_key!r} have {features.shape[0]} frames, expected {expected_frames}"
+                    example.where,
+                    f"cached features of {example.media_key!r} have {features.shape[0]} frames, "
+                    f"expected {expected_frames}",
                 )
             return {"video_features": features}
         try:

@@ -12,9 +12,8 @@ import dataclasses
 
 import numpy as np
 
-from .targets import localized_narrative_targets
-
 from .records import IMAGE_EXTENSIONS, BadRecordError, TrainingExample, find_media, media_key, require
+from .targets import localized_narrative_targets
 from .templates import NARRATIVE_QUESTIONS, pick
 
 

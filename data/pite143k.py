@@ -3,8 +3,8 @@
 One video becomes one multi-turn conversation (VTimeLLM-style tasks, times as two-digit frame indices):
 1. dense captioning: "{caption}, from SS to EE." for every event, in order of start time;
 2. one question per event, alternating (from a per-video start) between
-   temporal grounding (`pite.data.templates.grounding_question`, the evaluation's question: "During which frames can we see {caption}?"
-   -> "From SS to EE.") and
+   temporal grounding (`pite.data.templates.grounding_question`, the evaluation's question:
+   "During which frames can we see {caption}?" -> "From SS to EE.") and
    segment captioning ("What is happening from SS to EE?" -> "{caption}.").
 Half of the videos (a stable hash of the id) ask their first event question before the dense captioning.
 Every grounded noun phrase of a caption written in an answer carries its object's trajectory (P, N, 2) on each of its
@@ -32,8 +32,6 @@ from .templates import (
     grounding_question,
     pick,
 )
-
-
 
 
 def _checked_objects(
@@ -71,7 +69,8 @@ def _checked_objects(
             point, frame = (int(i) for i in np.argwhere(outside)[0])
             raise BadRecordError(
                 where, f"{name}: trajectory point {point} of frame {frame} is {trajectory[point, frame].tolist()}: "
-                f"coordinates must be normalised to [0, 1], or ({ABSENT_COORDINATE:g}, {ABSENT_COORDINATE:g}) where the object is absent "
+                f"coordinates must be normalised to [0, 1], or ({ABSENT_COORDINATE:g}, {ABSENT_COORDINATE:g}) where "
+                "the object is absent "
                 f"({int(outside.sum())} such point(s))"
             )
         objects.append(SpanTarget(span=(start, end), value=trajectory, name=phrase or name))

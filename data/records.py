@@ -126,7 +126,8 @@ def _message_row(message: dict[str, Any], where: str) -> dict[str, Any]:
     for part in content:
         if set(part) - {"type", "text"}:
             raise BadRecordError(where, f"a message part may hold only 'type' and 'text', got {sorted(part)}")
-    return {"role": message["role"], "text": None, "parts": [{"type": p["type"], "text": p.get("text")} for p in content]}
+    parts = [{"type": part["type"], "text": part.get("text")} for part in content]
+    return {"role": message["role"], "text": None, "parts": parts}
 
 
 def _message_from_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from typing import Any
 
 import datasets
 
+from .featurize import ExampleFeaturizer
 from .instructions import detect_instruction_format, valley_example, videoinstruct_example
 from .narratives import narrative_example
 from .pite143k import pite143k_example
-from .featurize import ExampleFeaturizer
 from .records import BadRecordError, BadRecordPolicy, TrainingExample, read_json_records, row_features
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,10 @@ def load_stage_examples(
     if not data_files:
         raise ValueError(f"no data files given for stage {stage} (set data_files)")
     if len(media_dirs) not in (1, len(data_files)):
-        raise ValueError(f"give one media folder for all data files or one per file: {len(data_files)} files, {len(media_dirs)} folders")
+        raise ValueError(
+            f"give one media folder for all data files or one per file: {len(data_files)} files, "
+            f"{len(media_dirs)} folders"
+        )
     report = DataReport()
     examples: list[TrainingExample] = []
     num_frames, num_points = featurizer.processor.num_frames, featurizer.num_points

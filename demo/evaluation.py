@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from pite.data.targets import build_training_features
 from pite.eval.datasets import read_activitynet_captions, read_activitynet_qa
 from pite.eval.grounding import grounding_scores, grounding_text_scores
 from pite.eval.model_runner import PiTeGenerator
 from pite.eval.trajectory_runner import evaluate_trajectories
 from pite.processing import format_time_span
 from pite.processing.postprocessing_pite import WORD_PATTERN
-from pite.data.targets import build_training_features
 
 
 def normalise_answer(text: str) -> str:

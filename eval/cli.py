@@ -1,4 +1,4 @@
-"""`pite eval grounding | dense-captioning | qa | trajectory`: a saved PiTe on a benchmark file, table and results JSON.
+"""`pite eval grounding | dense-captioning | qa | trajectory`: a saved PiTe on a benchmark file -> table, results JSON.
 
     pite eval grounding --model DIR --data val_2.json --videos DIR --output runs/anet_grounding.json
     pite eval grounding --format charades-sta --charades-csv Charades_v1_test.csv --data charades_sta_test.txt ...
@@ -32,8 +32,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pite.cli.arguments import positive_int
+from pite.core.arguments import positive_int
 from pite.core.loading import DTYPE_NAMES
+from pite.eval.judge_options import JudgeStopped, judge_backend, sibling
 from pite.eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 
 TASKS = ("grounding", "dense-captioning", "qa", "trajectory", "score")
@@ -209,23 +210,8 @@ def read_dataset(args: argparse.Namespace):
     return datasets.read_activitynet_qa(args.data, args.answers, videos)
 
 
-def _sibling(output: Path, suffix: str) -> Path:
-    return output.with_name(output.stem + suffix)
-
-
 def _model_name(args: argparse.Namespace) -> str:
     return args.model_name or Path(args.model).resolve().name
-
-
-def _judge(args: argparse.Namespace):
-    from pite.eval.judge_backends import OpenAIChatJudge, TransformersJudge
-
-    if args.judge == "local":
-        return TransformersJudge.from_pretrained(args.judge_model, max_new_tokens=args.judge_max_new_tokens)
-    return OpenAIChatJudge(
-        args.judge_base_url, args.judge_model, api_key_env=args.judge_api_key_env, temperature=args.judge_temperature,
-        timeout=args.judge_timeout, max_retries=args.judge_max_retries, seed=args.judge_seed,
-    )
 
 
 def _not_needed(records: list) -> list:
@@ -252,7 +238,7 @@ def _generate(args: argparse.Namespace, dataset, output: Path) -> tuple[Any, Any
         "max_new_tokens": args.max_new_tokens, "do_sample": args.do_sample,
         **({"temperature": args.temperature, "top_p": args.top_p, "seed": args.seed} if args.do_sample else {}),
     }
-    predictions = Path(args.predictions) if args.predictions else _sibling(output, ".predictions.json")
+    predictions = Path(args.predictions) if args.predictions else sibling(output, ".predictions.json")
     store = PredictionStore(predictions, meta)
     missing = set(dataset.missing_videos)
     pending = [r for r in dataset.records if not store.has(r.sample_id) and r.video_id not in missing]
@@ -294,10 +280,10 @@ def _run_generation_task(args: argparse.Namespace) -> dict[str, Any]:
         from pite.eval.judge import JudgmentCache
         from pite.eval.judge_backends import JudgeRequestError
 
-        cache_path = Path(args.judge_cache) if args.judge_cache else _sibling(output, ".judgments.sqlite")
+        cache_path = Path(args.judge_cache) if args.judge_cache else sibling(output, ".judgments.sqlite")
         cache = JudgmentCache(cache_path)
         try:
-            judged = runner.score_qa(dataset, store, _judge(args), cache, args.judge_workers, args.protocol)
+            judged = runner.score_qa(dataset, store, judge_backend(args), cache, args.judge_workers, args.protocol)
         except JudgeRequestError as error:
             raise JudgeStopped(f"{error}; the replies received so far are cached in {cache_path}: rerun to continue")
         finally:
@@ -337,10 +323,6 @@ def _exact_match(args: argparse.Namespace, dataset, store) -> dict[str, Any]:
     return exact_match_scores(samples, answers, args.protocol)
 
 
-class JudgeStopped(RuntimeError):
-    """The judge failed for good; what it answered is cached."""
-
-
 def _run_trajectory(args: argparse.Namespace) -> dict[str, Any]:
     from pite.eval import tables
     from pite.eval.model_runner import load_for_inference
@@ -362,8 +344,8 @@ def _run_trajectory(args: argparse.Namespace) -> dict[str, Any]:
 def _check_paths(args: argparse.Namespace) -> None:
     """Before any model loads: the model's weight files are complete, and no file eval writes is one of its inputs
     or a folder."""
-    from pite.cli.errors import OutputExistsError
-    from pite.cli.inputs import check_checkpoint_weights, refuse_own_input
+    from pite.core.errors import OutputExistsError
+    from pite.core.inputs import check_checkpoint_weights, refuse_own_input
 
     if Path(args.model).is_dir():
         check_checkpoint_weights(args.model)

@@ -36,13 +36,13 @@ import torch
 from tqdm.auto import tqdm
 
 from pite.core.loading import check_model_and_processor
+from pite.data.collator import PiTeDataCollator
+from pite.data.featurize import ExampleFeaturizer
+from pite.data.pite143k import pite143k_example
+from pite.data.records import BadRecordError, BadRecordPolicy, read_json_records
 from pite.eval.model_runner import VIDEO_READ_ERRORS
 from pite.eval.trajectory import DEFAULT_THRESHOLDS, trajectory_scores
 from pite.modeling_pite.losses_pite import valid_point_mask
-from pite.data.collator import PiTeDataCollator
-from pite.data.pite143k import pite143k_example
-from pite.data.featurize import ExampleFeaturizer
-from pite.data.records import BadRecordError, BadRecordPolicy, read_json_records
 
 CENTRE = 0.5
 

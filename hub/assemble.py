@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import os
-from importlib.util import find_spec
 from collections.abc import Iterator, Mapping
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, CLIPImageProcessorPil, CLIPVisionModelWithProjection, LlamaForCausalLM
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    CLIPImageProcessorPil,
+    CLIPVisionModelWithProjection,
+    LlamaForCausalLM,
+)
 from transformers.utils import logging as transformers_logging
 
-from pite.cli.errors import MissingInputError
-from pite.cli.inputs import check_checkpoint_weights, reading
+from pite.core.errors import MissingInputError
+from pite.core.inputs import check_checkpoint_weights, reading
 from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration
 from pite.processing import VIDEO_TOKEN, PiTeProcessor
 

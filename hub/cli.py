@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from pite.cli.arguments import positive_int
-from pite.cli.errors import report
-
+from pite.core.arguments import positive_int
+from pite.core.errors import report
 from pite.core.loading import DTYPE_NAMES
 
 COMMANDS = ("build", "convert-original", "export", "push")
@@ -73,8 +72,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 def run(command: str, args: argparse.Namespace) -> int:
     """Run one hub command; returns the exit status (2 with a one-line message for bad input)."""
-    from . import build_from_base, convert_original, export_for_hub, push_to_hub
     from pite.core.loading import torch_dtype
+
+    from . import build_from_base, convert_original, export_for_hub, push_to_hub
 
     try:
         if command == "build":

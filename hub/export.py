@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pite.cli.errors import InvalidInputError, MissingInputError
-from pite.cli.inputs import check_checkpoint_weights, check_output_folder, reading
+from pite.core.errors import InvalidInputError, MissingInputError
+from pite.core.inputs import check_checkpoint_weights, check_output_folder, reading
 from pite.core.loading import check_model_and_processor, load_model, load_processor
 from pite.modeling_pite import PiTeForConditionalGeneration
 from pite.modeling_pite.generation_pite import forbid_video_token

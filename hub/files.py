@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from pite.cli.errors import InvalidInputError, MissingInputError, OutputExistsError
-from pite.cli.inputs import check_safetensors_file
+from pite.core.errors import InvalidInputError, MissingInputError, OutputExistsError
+from pite.core.inputs import check_safetensors_file
 
 # Keys a config records about where it was loaded from or what it was part of; never part of a new model's config.
 PROVENANCE_KEYS = ("_name_or_path", "name_or_path", "architectures", "transformers_version", "auto_map", "dtype", "torch_dtype")
@@ -56,7 +56,8 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
 
 
 def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A flat {name: tensor} state dict from a `.safetensors` or a PyTorch `.bin` file (tensors only, no pickled code)."""
+    """A flat {name: tensor} state dict from a `.safetensors` or a PyTorch `.bin` file (tensors only, no pickled
+    code)."""
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"{path} does not exist", path=path)

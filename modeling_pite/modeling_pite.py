@@ -37,7 +37,13 @@ from .generation_pite import (
     PiTeGenerationMixin,
     forbid_video_token,
 )
-from .losses_pite import ABSENT_COORDINATE, IGNORE_INDEX, shifted_cross_entropy_sum, shifted_masked_l1_sum, valid_point_mask
+from .losses_pite import (
+    ABSENT_COORDINATE,
+    IGNORE_INDEX,
+    shifted_cross_entropy_sum,
+    shifted_masked_l1_sum,
+    valid_point_mask,
+)
 
 logger = logging.get_logger(__name__)
 

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
 
 

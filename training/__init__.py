@@ -5,7 +5,8 @@ Plain Trainer (see `finetuning.py`): `conversation_inputs`, `PiTeFinetuningColla
 Command line: `pite train --stage {1,2,3} [--config FILE] [key=value ...]` and `pite extract-features`.
 
 The data names (`PiTeDataCollator`, `build_stage_dataset`, `FeatureCache`, ...) live in `pite.data` and are
-re-exported here because the training API documents them. Names are imported on first use, so `pite train --help` (which imports `pite.training.cli`) does not load torch.
+re-exported here because the training API documents them. Names are imported on first use, so `pite train --help`
+(which imports `pite.training.cli`) does not load torch.
 """
 
 from __future__ import annotations

@@ -22,18 +22,18 @@ from typing import Any
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from pite.cli.errors import OutputExistsError
-from pite.cli.inputs import check_checkpoint_weights
+from pite.core.errors import OutputExistsError
 from pite.core.file_writing import write_json
+from pite.core.inputs import check_checkpoint_weights
 from pite.core.loading import check_model_and_processor, load_model, load_processor
-
 from pite.data.collator import PiTeDataCollator
-from .config import StageConfig, load_training_config
-from pite.data.stage_dataset import DataReport, build_stage_dataset
 from pite.data.feature_cache import FeatureCache, feature_fingerprint
 from pite.data.featurize import ExampleFeaturizer
+from pite.data.stage_dataset import DataReport, build_stage_dataset
+
+from .config import StageConfig, load_training_config
 from .sharded_saving import unsharded_peft_model
-from .stages import prepare_model_for_stage, save_stage_output, merge_stage
+from .stages import merge_stage, prepare_model_for_stage, save_stage_output
 from .trainer import PiTeSFTTrainer
 
 logger = logging.getLogger(__name__)

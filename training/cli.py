@@ -117,11 +117,10 @@ def _extract(args: argparse.Namespace) -> int:
     """Under a launcher, each process extracts its part; the main process merges the parts once all are done."""
     import torch
 
-    from pite.cli.errors import InvalidInputError, MissingInputError
-    from pite.cli.inputs import check_checkpoint_weights, reading
-    from pite.cli.processes import launched_state
-
+    from pite.core.errors import InvalidInputError, MissingInputError
+    from pite.core.inputs import check_checkpoint_weights, reading
     from pite.core.loading import load_pite
+    from pite.core.processes import launched_state
     from pite.data.feature_cache import INDEX_NAME, FeatureCache, extract_features, list_media, merge_feature_parts
 
     state = launched_state()

@@ -14,7 +14,13 @@ import json
 import numpy as np
 import pytest
 
-from pite.annotation import AnnotationPipeline, AnnotatorConfig, RuleBasedNounPhraseExtractor, annotate_videos, load_captions
+from pite.annotation import (
+    AnnotationPipeline,
+    AnnotatorConfig,
+    RuleBasedNounPhraseExtractor,
+    annotate_videos,
+    load_captions,
+)
 from pite.annotation.stage2_format import check_stage2_record, read_stage2_jsonl
 
 from .conftest import WORLD_FRAMES, ColourMasker, ColourPropagator

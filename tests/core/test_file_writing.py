@@ -1,5 +1,5 @@
-"""Atomic file writing (`pite.core.file_writing`): replacement, the old file kept on failure, no temporaries left behind,
-usual permissions, data flushed to disk before the move, and the bytes of the JSON/JSONL/text writers."""
+"""Atomic file writing (`pite.core.file_writing`): replacement, the old file kept on failure, no temporaries left
+behind, usual permissions, data flushed to disk before the move, and the bytes of the JSON/JSONL/text writers."""
 
 from __future__ import annotations
 

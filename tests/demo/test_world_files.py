@@ -222,8 +222,8 @@ def test_generate_world_rejects_bad_arguments(tmp_path):
 
 def test_the_project_readers_accept_the_files(tiny_world):
     """The real data path: the evaluation readers and the stage-1 target builder read the world as written."""
-    from pite.eval.datasets import read_activitynet_captions, read_activitynet_qa
     from pite.data.targets import localized_narrative_targets
+    from pite.eval.datasets import read_activitynet_captions, read_activitynet_qa
 
     grounding = read_activitynet_captions(tiny_world.eval_captions, tiny_world.eval_videos_dir, task="grounding")
     assert len(grounding.records) == tiny_world.counts["eval_events"] and not grounding.missing_videos

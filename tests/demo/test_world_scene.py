@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from pite.annotation.keypoints import kmeans_pp
 from pite.demo.world.scene import (
     DIRECTIONS,
     WorldConfig,
@@ -10,7 +11,6 @@ from pite.demo.world.scene import (
     render_video,
     sample_video_scene,
 )
-from pite.annotation.keypoints import kmeans_pp
 
 CONFIG = WorldConfig()
 SCENES = [sample_video_scene(np.random.default_rng([3, 0, i]), CONFIG, f"s{i}") for i in range(120)]

@@ -376,10 +376,10 @@ def trajectory_data(world, tmp_path: Path) -> Path:
 
 def trajectory_loss(model_dir: Path, data: Path, videos: str) -> tuple[float, int]:
     """The model's own stage-2 trajectory loss over present targets (and their count) on the world's videos."""
-    from pite.eval.model_runner import load_for_inference
-    from pite.training import ExampleFeaturizer, PiTeDataCollator
     from pite.data.pite143k import pite143k_example
     from pite.data.records import read_json_records
+    from pite.eval.model_runner import load_for_inference
+    from pite.training import ExampleFeaturizer, PiTeDataCollator
 
     model, processor = load_for_inference(model_dir, device="cpu")
     # The metric scores the points that are present: the training loss that counts only those is the "mask" one.
@@ -403,7 +403,7 @@ def test_trajectory_end_to_end_equals_the_training_loss(world, model_dir, tmp_pa
     results = read_json(tmp_path / "t2.json")
     assert results["num_videos"] == 2 and [row["video_id"] for row in results["per_video"]] == [
         json.loads(line)["video_id"] for line in Path(world.eval_trajectories).read_text().splitlines()]
-    assert results["skipped"] == {f"trajectories.jsonl line 3 (gone)": f"video not found: "
+    assert results["skipped"] == {"trajectories.jsonl line 3 (gone)": f"video not found: "
                                   f"{str(Path(world.eval_videos_dir) / 'gone.mp4')!r}",
                                   "trajectories.jsonl line 4 (no_objects)": "no grounded object with a visible point"}
     loss, points = trajectory_loss(model_dir, data, world.eval_videos_dir)

@@ -44,8 +44,9 @@ NOT_APPLICABLE: dict[str, str] = {
         "test_transformers_conventions.py::test_missing_weights_outside_the_tower_initialise_as_in_init"
     ),
     **{f"test_model_rope_scaling_from_config_{i}_{kind}": (
-        "feeds random token ids, which hold PiTe's <video> placeholder id, with no video: PiTe refuses placeholders "
-        "without frames (test_forward.py::test_placeholders_without_video_are_rejected); RoPE scaling is Llama's"
+        "feeds random token ids, which hold PiTe's <video> placeholder id, with no video: PiTe refuses "
+        "placeholders without frames (test_forward.py::test_placeholders_without_video_are_rejected); "
+        "RoPE scaling is Llama's"
     ) for i, kind in enumerate(("linear", "dynamic", "yarn"))},
     "test_multimodal_outputs_are_returned": (
         "checks `image_outputs` only (its own FIXME: video not yet covered); PiTe's common inputs are videos, whose "

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pite.cli.main import main as pite_main
+from pite.data.feature_cache import media_pixels
 from pite.modeling_pite import PiTeForConditionalGeneration
 from pite.training import (
     BadRecordError,
@@ -18,7 +19,6 @@ from pite.training import (
     load_stage_examples,
     run_stage,
 )
-from pite.data.feature_cache import media_pixels
 
 
 @pytest.fixture(scope="module")
