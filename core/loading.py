@@ -3,7 +3,7 @@
 - `DTYPE_NAMES` / `torch_dtype(name)`: the dtypes a command line may ask for.
 - `load_processor(path)`, `load_model(path, dtype, device)`: the two halves, for callers that need the cheap
   processor before deciding whether to load the model (`pite eval` with every answer already saved).
-- `load_pite(path, dtype, device)`: both, checked against each other with `check_model_and_processor`.
+- `load_pite(path, dtype=..., device=...)`: both, checked against each other with `check_model_and_processor`.
 
 The installed classes (`pite.modeling_pite`, `pite.processing`) read the folder and `trust_remote_code=False` is
 passed explicitly: the saved files name remote code (`auto_map`), and without it transformers would ask on stdin.
@@ -102,16 +102,12 @@ def load_model(
 
 
 def load_pite(
-    path: str | os.PathLike,
-    dtype: str | Any | None = None,
-    device: str | None = None,
-    trust_remote_code: bool = False,
-    eval_mode: bool = False,
-    field: str | None = None,
+    path: str | os.PathLike, trust_remote_code: bool = False, field: str | None = None, **model_options: Any
 ) -> tuple[Any, Any]:
-    """(model, processor) of a saved PiTe folder or Hub id, checked to belong together; see `load_model`."""
+    """(model, processor) of a saved PiTe folder or Hub id, checked to belong together. `model_options` (`dtype`,
+    `device`, `eval_mode`) go to `load_model`."""
     processor = load_processor(path, trust_remote_code, field)
-    model = load_model(path, dtype, device, trust_remote_code, eval_mode, field)
+    model = load_model(path, trust_remote_code=trust_remote_code, field=field, **model_options)
     check_model_and_processor(model, processor, where=os.fspath(path))
     return model, processor
 

@@ -84,7 +84,7 @@ def load_for_inference(
     """(model in eval mode on `device`, processor) of a saved PiTe folder, with evaluation's device and dtype
     defaults (`inference_device_and_dtype`); loaded and checked by `pite.core.loading.load_pite`."""
     device, dtype = inference_device_and_dtype(device, dtype)
-    return load_pite(model_dir, dtype, device, trust_remote_code, eval_mode=True)
+    return load_pite(model_dir, trust_remote_code, dtype=dtype, device=device, eval_mode=True)
 
 
 def chat_prompt(processor: Any, question: str) -> str:
