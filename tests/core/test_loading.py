@@ -8,7 +8,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pite.core.loading import DTYPE_NAMES, check_model_and_processor, load_model, load_pite, load_processor, torch_dtype
+from pite.core.loading import (
+    DTYPE_NAMES,
+    check_model_and_processor,
+    load_model,
+    load_pite,
+    load_processor,
+    torch_dtype,
+)
 
 
 def test_dtype_names_map_to_torch_dtypes_and_others_are_named():
@@ -27,7 +34,8 @@ def _pair(video_token_id=5, num_frames=4, vocab_size=10, tokenizer_size=10, proc
 
 @pytest.mark.parametrize("changes, message", [
     ({"processor_video": 6}, r"ckpt: the processor's <video> id 6 differs from the model's video_token_id 5"),
-    ({"processor_frames": 8}, r"ckpt: the processor samples 8 frames but the model's trajectory head has num_frames=4"),
+    ({"processor_frames": 8}, r"ckpt: the processor samples 8 frames but the model.s trajectory head has "
+                              r"num_frames=4"),
     ({"tokenizer_size": 11}, r"ckpt: the tokenizer has 11 tokens, the model's vocabulary 10"),
 ])
 def test_a_processor_that_does_not_fit_the_model_is_refused(changes, message):
