@@ -34,7 +34,7 @@ def _pair(video_token_id=5, num_frames=4, vocab_size=10, tokenizer_size=10, proc
 
 @pytest.mark.parametrize("changes, message", [
     ({"processor_video": 6}, r"ckpt: the processor's <video> id 6 differs from the model's video_token_id 5"),
-    ({"processor_frames": 8}, r"ckpt: the processor samples 8 frames but the model.s trajectory head has "
+    ({"processor_frames": 8}, r"ckpt: the processor samples 8 frames but the model's trajectory head has "
                               r"num_frames=4"),
     ({"tokenizer_size": 11}, r"ckpt: the tokenizer has 11 tokens, the model's vocabulary 10"),
 ])
