@@ -354,6 +354,7 @@ def visualise_held_out_video(model, processor, manifest, out: Path) -> dict[str,
     """
     from pite.core.file_writing import atomic_write
     from pite.data.targets import SpanTarget, build_training_features
+    from pite.modeling_pite.losses_pite import ABSENT_COORDINATE
     from pite.processing import read_video, save_contact_sheet, save_trajectory_gif
 
     for line in Path(manifest.eval_trajectories).read_text().splitlines():
@@ -383,7 +384,7 @@ def visualise_held_out_video(model, processor, manifest, out: Path) -> dict[str,
         num_points=model.config.num_trajectory_points,
     )
     input_ids = torch.as_tensor(features["input_ids"])[None]
-    phrase_tokens = np.flatnonzero((np.asarray(features["trajectory_labels"]) != -1).any(axis=(1, 2, 3)))
+    phrase_tokens = np.flatnonzero((np.asarray(features["trajectory_labels"]) != ABSENT_COORDINATE).any(axis=(1, 2, 3)))
     outputs = model(input_ids=input_ids, pixel_values_videos=inputs["pixel_values_videos"])
     # the prediction at position t is for token t + 1
     predicted = outputs.trajectory_predictions[0, phrase_tokens - 1].mean(dim=0).numpy()
