@@ -9,7 +9,13 @@ JSONL (`stage2_format`), driven per video by `pipeline.AnnotationPipeline` and o
 from .captions import CaptionedEvent, CaptionedVideo, CaptionsError, load_captions
 from .components import Detection, FirstFrameMasker, GroundAndSegment, Grounder, Propagator, Segmenter
 from .keypoints import KeyPointFollower, register_mask, sampled_trajectory, select_key_points
-from .phrases import NonObjectPhraseFilter, NounPhrase, NounPhraseExtractor, RuleBasedNounPhraseExtractor, SpacyNounPhraseExtractor
+from .phrases import (
+    NonObjectPhraseFilter,
+    NounPhrase,
+    NounPhraseExtractor,
+    RuleBasedNounPhraseExtractor,
+    SpacyNounPhraseExtractor,
+)
 from .pipeline import AnnotationPipeline, AnnotatorConfig, EventAnnotation, ObjectAnnotation, VideoAnnotation
 from .runner import RunSummary, annotate_videos
 from .stage2_format import Stage2FormatError, check_stage2_record, read_stage2_jsonl

@@ -62,7 +62,8 @@ class CaptionedVideo:
         for path in tried:
             if path.is_file():
                 return path
-        raise FileNotFoundError(f"{self.where}: no video for id {self.video_id!r} in {str(root)!r} (tried {', '.join(p.name for p in tried)})")
+        names = ", ".join(p.name for p in tried)
+        raise FileNotFoundError(f"{self.where}: no video for id {self.video_id!r} in {str(root)!r} (tried {names})")
 
 
 def _number(value: object, where: str, name: str) -> float:

@@ -11,7 +11,8 @@ import logging
 import os
 import sys
 
-from pite.cli.arguments import positive_int
+from pite.core.arguments import positive_int
+from pite.core.loading import DTYPE_NAMES
 
 DEFAULT_DETECTOR = "google/owlv2-base-patch16-ensemble"
 DEFAULT_SEGMENTER = "facebook/sam-vit-base"
@@ -52,7 +53,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     models.add_argument("--propagator", default=DEFAULT_PROPAGATOR,
                         help=f"SAM2-video or EdgeTAM-video checkpoint (default {DEFAULT_PROPAGATOR})")
     models.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    models.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None, help="model dtype (default float32)")
+    models.add_argument("--dtype", choices=DTYPE_NAMES, default=None, help="model dtype (default float32)")
     geometry = parser.add_argument_group("trajectories")
     geometry.add_argument("--num-frames", type=positive_int, default=100, help="N, frames sampled per video (default 100)")
     geometry.add_argument("--num-trajectory-points", type=positive_int, default=3, help="P, key points per object (default 3)")
@@ -100,8 +101,8 @@ def build_pipeline(args: argparse.Namespace) -> "AnnotationPipeline":  # noqa: F
 def _check_paths(args: argparse.Namespace) -> None:
     """Before any model loads: --videos is a folder, --out is not an input, and an existing --out is a stage-2 file
     to resume."""
-    from pite.cli.errors import MissingInputError
-    from pite.cli.inputs import refuse_own_input
+    from pite.core.errors import MissingInputError
+    from pite.core.inputs import refuse_own_input
 
     from .stage2_format import Stage2FormatError, read_stage2_jsonl
 
@@ -117,7 +118,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def run(command: str, args: argparse.Namespace) -> int:
     """Run `pite annotate`; see the module docstring for the exit status."""
-    from pite.cli.processes import launched_state, launched_world_size
+    from pite.core.processes import launched_state, launched_world_size
 
     from .captions import load_captions
     from .runner import annotate_videos, annotate_videos_in_processes, failures_path, summary_path

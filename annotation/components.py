@@ -82,7 +82,8 @@ class GroundAndSegment:
             boxes = np.array([detections[i].box for i in found], dtype=np.float64)
             masks = self.segmenter.segment(image, boxes)
             if masks.shape != (len(found), *image.shape[:2]):
-                raise RuntimeError(f"{type(self.segmenter).__name__} returned masks {masks.shape}, expected {(len(found), *image.shape[:2])}")
+                expected = (len(found), *image.shape[:2])
+                raise RuntimeError(f"{type(self.segmenter).__name__} returned masks {masks.shape}, expected {expected}")
             for i, mask in zip(found, masks):
                 results[i] = mask if mask.any() else EMPTY_MASK
         return results
@@ -101,15 +102,10 @@ def resolve_device(device: str | None) -> Any:
 
 
 def resolve_dtype(dtype: str | None) -> Any:
-    """torch dtype from a name ("float32", "bfloat16", "float16"); None -> float32."""
-    import torch
+    """torch dtype from a name of `pite.core.loading.DTYPE_NAMES`; None -> float32."""
+    from pite.core.loading import torch_dtype
 
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype is None:
-        return torch.float32
-    if dtype not in names:
-        raise ValueError(f"dtype must be one of {sorted(names)}, got {dtype!r}")
-    return names[dtype]
+    return torch_dtype(dtype or "float32")
 
 
 def load_checkpoint(load: Any, checkpoint: str | os.PathLike, what: str, **kwargs: Any) -> Any:

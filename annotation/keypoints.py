@@ -31,9 +31,9 @@ limits; `Propagator` is the place to plug one.
 neighbours within `visibility_margin` pixels all belong to the mask: points on the mask's border, where
 segmentation and colour are least reliable, and points of an occluded or vanished part become -1.
 
-**Resampling.** Output frames are the N frames sampled from the whole video (`np.linspace(0, T - 1, N)` truncated, as the processor);
-the tracking frames always include every sampled frame of the event's window, so resampling is a lookup; a sampled
-frame outside the window, or where the point is not visible, gets -1.
+**Resampling.** Output frames are the N frames sampled from the whole video (`np.linspace(0, T - 1, N)`
+truncated, as the processor); the tracking frames always include every sampled frame of the event's window, so
+resampling is a lookup; a sampled frame outside the window, or where the point is not visible, gets -1.
 """
 
 from __future__ import annotations

@@ -83,7 +83,8 @@ class AnnotatorConfig:
 
 @dataclass
 class ObjectAnnotation:
-    """One tracked phrase. trajectory (P, N, 2) normalised, -1 absent; key_points (P, 2) pixels in the grounding frame."""
+    """One tracked phrase. trajectory (P, N, 2) normalised, -1 absent; key_points (P, 2) pixels in the grounding
+    frame."""
 
     phrase: NounPhrase
     trajectory: np.ndarray
@@ -241,7 +242,10 @@ class AnnotationPipeline:
                 found[frame_index] = follower.locate(np.asarray(mask, dtype=bool))
             propagated += 1
         if propagated != len(frame_indices):
-            raise RuntimeError(f"{type(self.propagator).__name__} yielded {propagated} frames of masks for {len(frame_indices)} frames")
+            raise RuntimeError(
+                f"{type(self.propagator).__name__} yielded {propagated} frames of masks for "
+                f"{len(frame_indices)} frames"
+            )
         counts["tracked_frames"] += propagated
 
         for (phrase, mask, points), found in zip(candidates, located):

@@ -23,9 +23,9 @@ the parts into `OUT.jsonl` in captions order (after OUT's earlier lines) and rem
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import logging
-import glob
 import os
 import re
 from collections import Counter
@@ -33,7 +33,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pite.processing.file_writing_pite import atomic_write, write_json, write_jsonl, write_text
+from pite.core.file_writing import atomic_write, write_json, write_jsonl, write_text
 
 from .captions import CaptionedVideo
 from .pipeline import AnnotationPipeline

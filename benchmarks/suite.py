@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from pite.processing.file_writing_pite import write_json
+from pite.core.file_writing import write_json
 
 from . import fast_paths, gpu, rows_core, video
 from .measure import failed, format_table, meets_target

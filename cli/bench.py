@@ -1,8 +1,9 @@
-"""`pite bench`: run the benchmark suite of a source checkout (the `benchmarks/` folder next to this package).
+"""`python benchmarks/run.py`: run the benchmark suite of a source checkout (the `benchmarks/` folder next to this
+package).
 
-`benchmarks/` is not installed (it is a development tool, not part of the library): this module loads it by path
-as the package `pite_benchmarks`, so `pite bench` and `python benchmarks/run.py` run the same code. Where the
-folder is elsewhere (or the package is installed from a wheel), point PITE_BENCHMARKS_DIR at it.
+`benchmarks/` is not installed (it is a development tool, not part of the library), so `pite` has no `bench`
+command (`pite bench` says what to run instead). This module loads the folder by path as the package
+`pite_benchmarks`. Where the folder is elsewhere, point PITE_BENCHMARKS_DIR at it.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def build_parser(command: str = "bench") -> argparse.ArgumentParser:
 
 def run(command: str, args: argparse.Namespace) -> int:
     """Run the benchmarks; 0 all rows ran and met their targets, 1 a row failed or missed, 2 bad options."""
-    from .errors import OutputExistsError
+    from pite.core.errors import OutputExistsError
 
     json_file = getattr(args, "json", None)
     if json_file is not None and Path(json_file).exists() and not args.overwrite and not args.list:
@@ -88,8 +89,8 @@ def run(command: str, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python benchmarks/run.py` and `python -m pite.cli.bench`: `pite bench` without the `pite` entry point."""
-    from .errors import UserInputError, report
+    """`python benchmarks/run.py` and `python -m pite.cli.bench`."""
+    from pite.core.errors import UserInputError, report
 
     args = build_parser().parse_args(argv)
     try:

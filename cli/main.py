@@ -5,7 +5,7 @@ Each area module named in `SUBCOMMANDS` provides two functions:
     run(command: str, args: argparse.Namespace) -> int
 They are imported only when their command runs, so `pite --help` starts fast and a broken area cannot break others.
 
-Bad input is reported here, in one place (see `pite.cli.errors`): a `UserInputError`, or a missing / unreadable /
+Bad input is reported here, in one place (see `pite.core.errors`): a `UserInputError`, or a missing / unreadable /
 already existing path, that escapes a command is printed as one line naming the file or field, exit status 2.
 Any other exception is a bug and keeps its traceback. PITE_TRACEBACK=1 shows the traceback of bad input too.
 """
@@ -16,7 +16,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import is_input_error, report, show_tracebacks
+from pite.core.errors import is_input_error, report, show_tracebacks
 
 # command -> (module providing it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -29,7 +29,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert-original": ("pite.hub.cli", "convert the authors' released checkpoints (LoRA stages) into this format"),
     "export": ("pite.hub.cli", "write a hub-ready folder (remote code, processor, safetensors, model card)"),
     "push": ("pite.hub.cli", "upload an exported folder to the Hugging Face Hub"),
-    "bench": ("pite.cli.bench", "run the benchmarks (benchmarks/ of a source checkout) and print the table"),
+}
+# Commands of a source checkout, not of the installed package: what to run instead.
+CHECKOUT_COMMANDS = {
+    "bench": "the benchmarks are not installed with pite; from a source checkout run `python benchmarks/run.py` "
+    "(same options; see benchmarks/RESULTS.md)",
 }
 
 
@@ -51,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         _top_level_parser().print_help()
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    if command in CHECKOUT_COMMANDS:
+        print(f"pite {command}: {CHECKOUT_COMMANDS[command]}", file=sys.stderr)
+        return 2
     if command not in SUBCOMMANDS:
         _top_level_parser().parse_args([command])  # prints the usage error and exits with status 2
     module_name = SUBCOMMANDS[command][0]

@@ -18,7 +18,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 def run(command: str, args: argparse.Namespace) -> int:
     import dataclasses
 
-    from pite.cli.errors import OutputExistsError
+    from pite.core.errors import OutputExistsError
     from pite.demo.pipeline import DemoSettings, run_demo
 
     out = Path(args.out)

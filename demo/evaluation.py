@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from pite.data.targets import build_training_features
 from pite.eval.datasets import read_activitynet_captions, read_activitynet_qa
 from pite.eval.grounding import grounding_scores, grounding_text_scores
 from pite.eval.model_runner import PiTeGenerator
 from pite.eval.trajectory_runner import evaluate_trajectories
+from pite.modeling_pite.losses_pite import IGNORE_INDEX
 from pite.processing import format_time_span
 from pite.processing.postprocessing_pite import WORD_PATTERN
-from pite.training.targets import build_training_features
 
 
 def normalise_answer(text: str) -> str:
@@ -131,7 +132,7 @@ def grounded_word_evaluation(model, processor, trajectories_file: str, videos_di
                         {"role": "assistant", "content": caption}]
             features = build_training_features(processor, messages)
             ids = torch.as_tensor(features["input_ids"])[None]
-            start = int(np.flatnonzero(features["labels"] != -100)[0])  # the answer's first token
+            start = int(np.flatnonzero(features["labels"] != IGNORE_INDEX)[0])  # the answer's first token
             predictions = model(input_ids=ids, pixel_values_videos=video["pixel_values_videos"]).trajectory_predictions
             # the prediction for token t comes from position t - 1, as during generation
             generated = SimpleNamespace(sequences=ids, trajectory_predictions=predictions[:, start - 1 : -1])

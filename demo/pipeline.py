@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-
 PRETRAINING_VIDEO_OFFSET = 1_000_000
 
 
@@ -99,9 +98,9 @@ def build_tiny_config(settings: DemoSettings, vocab_size: int, video_token_id: i
 
 def demo_corpus(manifest) -> list[str]:
     """Every text the demo tokenizes: the world's, plus the training recipe's question templates."""
-    from pite.demo.world_scene import WorldConfig
-    from pite.demo.world_text import world_corpus
-    from pite.training import templates
+    from pite.data import templates
+    from pite.demo.world.scene import WorldConfig
+    from pite.demo.world.text import world_corpus
 
     extra = [*templates.NARRATIVE_QUESTIONS, *templates.DENSE_CAPTION_QUESTIONS, *templates.SEGMENT_CAPTION_QUESTIONS]
     return world_corpus(WorldConfig.from_dict(manifest.config), extra_texts=extra)
@@ -124,7 +123,7 @@ def frame_encoder_data(settings: DemoSettings, manifest, processor) -> tuple[tor
     from the renderer: (M, 3, H, W) pixels, (M, C * (3 + S)) targets, S."""
     from pite.demo.vision_pretraining import colour_position_targets
     from pite.demo.world import make_image, make_video
-    from pite.demo.world_scene import WorldConfig
+    from pite.demo.world.scene import WorldConfig
 
     config = WorldConfig.from_dict(manifest.config)
     pixels, targets = [], []
@@ -152,13 +151,13 @@ def _progress_bar(total: int, description: str) -> tuple[Any, Callable[[int, flo
 
 def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -> dict[str, Any]:
     """Run every phase into `out_dir`; returns the metrics also written to `out_dir/metrics.json`."""
+    from pite.core.file_writing import write_text
+    from pite.data.feature_cache import extract_features
     from pite.demo.text_pretraining import pack_corpus, pretrain_language_model
     from pite.demo.vision_pretraining import pretrain_frame_encoder
     from pite.demo.world import generate_world
     from pite.modeling_pite import PiTeForConditionalGeneration
-    from pite.processing.file_writing_pite import write_text
     from pite.training import train_stage
-    from pite.training.feature_cache import extract_features
 
     settings = settings or DemoSettings()
     out = Path(out_dir)
@@ -353,8 +352,10 @@ def visualise_held_out_video(model, processor, manifest, out: Path) -> dict[str,
     answer and the prediction is the mean over the object phrase's tokens. The generated answer is reported beside
     it (the tiny model's free-form captions are often wrong, which would leave nothing to draw).
     """
+    from pite.core.file_writing import atomic_write
+    from pite.data.targets import SpanTarget, build_training_features
+    from pite.modeling_pite.losses_pite import ABSENT_COORDINATE
     from pite.processing import read_video, save_contact_sheet, save_trajectory_gif
-    from pite.training.targets import SpanTarget, build_training_features
 
     for line in Path(manifest.eval_trajectories).read_text().splitlines():
         record = json.loads(line)
@@ -366,7 +367,8 @@ def visualise_held_out_video(model, processor, manifest, out: Path) -> dict[str,
     video_path = str(Path(manifest.eval_videos_dir) / record["video"])
     target = event["objects"][0]
     phrase, truth = target["phrase"], np.asarray(target["trajectory"])
-    question = f"What is happening from {_frame(event['start'], record['duration'], model)} to {_frame(event['end'], record['duration'], model)}?"
+    start, end = (_frame(event[key], record["duration"], model) for key in ("start", "end"))
+    question = f"What is happening from {start} to {end}?"
     user = {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}
     prompt = processor.apply_chat_template([user], add_generation_prompt=True)
     inputs = processor(text=prompt, videos=video_path)
@@ -382,14 +384,15 @@ def visualise_held_out_video(model, processor, manifest, out: Path) -> dict[str,
         num_points=model.config.num_trajectory_points,
     )
     input_ids = torch.as_tensor(features["input_ids"])[None]
-    phrase_tokens = np.flatnonzero((np.asarray(features["trajectory_labels"]) != -1).any(axis=(1, 2, 3)))
+    phrase_tokens = np.flatnonzero((np.asarray(features["trajectory_labels"]) != ABSENT_COORDINATE).any(axis=(1, 2, 3)))
     outputs = model(input_ids=input_ids, pixel_values_videos=inputs["pixel_values_videos"])
     # the prediction at position t is for token t + 1
     predicted = outputs.trajectory_predictions[0, phrase_tokens - 1].mean(dim=0).numpy()
 
     frames = read_video(video_path, num_frames=model.config.num_frames).frames
-    sheet = save_contact_sheet(frames, out / "trajectories.png", predicted=[predicted], ground_truth=[truth])
-    gif = save_trajectory_gif(frames, out / "trajectories.gif", predicted=[predicted], ground_truth=[truth])
+    drawn = {"predicted": [predicted], "ground_truth": [truth]}
+    sheet = str(atomic_write(out / "trajectories.png", lambda target: save_contact_sheet(frames, target, **drawn)))
+    gif = str(atomic_write(out / "trajectories.gif", lambda target: save_trajectory_gif(frames, target, **drawn)))
     visible = (truth >= 0).all(axis=-1)
     return {"video": record["video"], "question": question, "answer": answer, "caption": event["caption"],
             "phrase": phrase, "phrase_named_in_answer": phrase in answer,
@@ -437,12 +440,13 @@ def render_report(metrics: dict[str, Any]) -> str:
         "",
         "| task | metric | trained PiTe | baseline | beats it |",
         "|---|---|---|---|---|",
-        f"| trajectories (teacher-forced) | masked L1, normalised (lower is better) | {trajectory['trained']['L1']:.4f} | "
-        f"constant centre {trajectory['constant_centre']['L1']:.4f} | {verdict(beats['trajectory_vs_constant_centre'])} |",
+        "| trajectories (teacher-forced) | masked L1, normalised (lower is better) | "
+        f"{trajectory['trained']['L1']:.4f} | constant centre {trajectory['constant_centre']['L1']:.4f} | "
+        f"{verdict(beats['trajectory_vs_constant_centre'])} |",
         f"| trajectories (teacher-forced) | masked L1 | {trajectory['trained']['L1']:.4f} | untrained PiTe "
         f"{trajectory['untrained']['L1']:.4f} | {verdict(beats['trajectory_vs_untrained'])} |",
-        f"| trajectories, checkpoint after stage 2 | masked L1 | {trajectory['after_stage2']['L1']:.4f} | constant centre "
-        f"{trajectory['constant_centre']['L1']:.4f} | (not the final model) |",
+        f"| trajectories, checkpoint after stage 2 | masked L1 | {trajectory['after_stage2']['L1']:.4f} | "
+        f"constant centre {trajectory['constant_centre']['L1']:.4f} | (not the final model) |",
         f"| trajectories | PCK@0.1 of the diagonal (%) | {trajectory['trained']['PCK@0.1']:.1f} | constant centre "
         f"{trajectory['constant_centre']['PCK@0.1']:.1f} | |",
         f"| temporal grounding | mIoU (%) | {grounding['model']['mIoU']:.1f} | random interval "
@@ -467,8 +471,8 @@ def render_report(metrics: dict[str, Any]) -> str:
            if settings["absent_targets"] == "mask" else " (the release's setting)."),
         "",
         "## How the model was made",
-        "PiTe starts from pretrained CLIP and Vicuna. Their tiny stand-ins here are briefly pretrained on training data "
-        "only, then handed to the real recipe:",
+        "PiTe starts from pretrained CLIP and Vicuna. Their tiny stand-ins here are briefly pretrained on "
+        "training data only, then handed to the real recipe:",
         f"- frame encoder: a randomly initialised frozen ViT pools away where objects are, so the tiny CLIP tower is "
         f"trained for {settings['vision_steps']} steps on frames of {settings['vision_pretraining_videos']} extra "
         f"synthetic videos and the stage-1 images to predict each colour's presence, position and shape from its "
@@ -482,8 +486,8 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"{metrics['language_model']['final_loss']:.3f}); no video, time or trajectory supervision;",
         "- stages 1 -> 2 -> 3 with `pite.training.train_stage` (LoRA, heads, eq. 9), from cached frozen-tower features"
         + (". One departure from the paper's recipe: stage 3 also replays the stage-2 conversations with their "
-           "trajectory loss (`rehearsal_data_files`); trained on answers alone, the tiny model's stage-3 LoRA moves the "
-           "hidden states its trajectory head reads and its trajectories fall behind the constant centre "
+           "trajectory loss (`rehearsal_data_files`); trained on answers alone, the tiny model's stage-3 LoRA "
+           "moves the hidden states its trajectory head reads and its trajectories fall behind the constant centre "
            "(compare the stage-2 checkpoint's row):" if settings["stage3_rehearsal"] else ":"),
     ]
     for stage, summary in metrics["training"].items():
@@ -493,8 +497,9 @@ def render_report(metrics: dict[str, Any]) -> str:
         "## Held-out example",
         f"Video `{example['video']}`: {example['question']}",
         f"Generated answer: {example['answer']!r} (true caption: {example['caption']!r}).",
-        f"Trajectories of `{example['phrase']}`, the model's prediction (dots) vs ground truth (squares), teacher-forced "
-        f"on the true caption as the metric is (L1 {example['teacher_forced_L1']:.3f}): `{example['contact_sheet']}`, "
+        f"Trajectories of `{example['phrase']}`, the model's prediction (dots) vs ground truth (squares), "
+        f"teacher-forced on the true caption as the metric is (L1 {example['teacher_forced_L1']:.3f}): "
+        f"`{example['contact_sheet']}`, "
         f"`{example['gif']}`",
         "",
         "Grounding examples: " + "; ".join(f"{e['question']} -> {e['answer']!r} (truth {e['truth']})"

@@ -4,8 +4,8 @@ PiTe keeps CLIP frozen and reads one pooled feature per frame. A *randomly initi
 of where things are in a frame, so the adapter and LLM above it would have almost nothing to localise from and the
 demo would measure the tower, not the method. Real CLIP was pretrained on 400M image-text pairs; here we pretrain
 the tiny tower for a few hundred steps to predict, from its pooled projected feature, which colours are in the frame,
-where, and in which shape (presence, centre x, centre y, shape per colour), then freeze it as the paper does. This choice is stated in the
-demo report. Only training-split frames are used.
+where, and in which shape (presence, centre x, centre y, shape per colour), then freeze it as the paper does. This
+choice is stated in the demo report. Only training-split frames are used.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def pretrain_frame_encoder(
     seed: int = 0,
     progress=None,
 ) -> tuple[CLIPVisionModelWithProjection, dict[str, float]]:
-    """Train a CLIP vision tower so that its projected pooled feature (`image_embeds`) encodes colours, positions and shapes.
+    """Train a CLIP vision tower so that its projected pooled feature (`image_embeds`) encodes colours, positions and
+    shapes.
 
     Args:
         vision_config: the tower's config.

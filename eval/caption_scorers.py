@@ -42,8 +42,8 @@ def require_java(purpose: str) -> str:
     if java is None:
         raise JavaNotFoundError(
             f"{purpose} needs a Java runtime, but no 'java' executable is on PATH: pycocoevalcap runs METEOR 1.5 and "
-            "the Stanford PTB tokenizer as Java programs. Install a JRE (e.g. apt-get install openjdk-17-jre-headless) "
-            "or put java on PATH."
+            "the Stanford PTB tokenizer as Java programs. Install a JRE "
+            "(e.g. apt-get install openjdk-17-jre-headless) or put java on PATH."
         )
     return java
 

@@ -1,4 +1,4 @@
-"""`pite eval grounding | dense-captioning | qa | trajectory`: a saved PiTe on a benchmark file, table and results JSON.
+"""`pite eval grounding | dense-captioning | qa | trajectory`: a saved PiTe on a benchmark file -> table, results JSON.
 
     pite eval grounding --model DIR --data val_2.json --videos DIR --output runs/anet_grounding.json
     pite eval grounding --format charades-sta --charades-csv Charades_v1_test.csv --data charades_sta_test.txt ...
@@ -10,7 +10,7 @@
     pite eval score qa --predictions video_chatgpt_preds.json [--references test_a.json] [--judge openai ...]
 
 `--protocol reference` (default: the numbers of VTimeLLM's evaluation code and Video-ChatGPT's judge script, quirks
-included) or `corrected` (see pite/eval/README.md); every result and table says which. `score` reads a predictions
+included) or `corrected` (see eval/README.md); every result and table says which. `score` reads a predictions
 file in VTimeLLM's log, Video-ChatGPT's or our format and scores it without any model or video.
 
 Generation tasks write every answer to `--predictions` (default `OUTPUT` with `.predictions.json`), atomically, as
@@ -32,7 +32,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pite.cli.arguments import positive_int
+from pite.core.arguments import positive_int
+from pite.core.loading import DTYPE_NAMES
+from pite.eval.judge_options import JudgeStopped, judge_backend, sibling
 from pite.eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 
 TASKS = ("grounding", "dense-captioning", "qa", "trajectory", "score")
@@ -51,7 +53,7 @@ def _add_model_options(parser: argparse.ArgumentParser, default_batch_size: int)
     parser.add_argument("--batch-size", type=positive_int, default=default_batch_size,
                         help=f"videos per forward pass (default {default_batch_size})")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
                         help="model dtype (default: float32 on CPU, the checkpoint's on GPU)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="load model and processor with the folder's own code (AutoModel/AutoProcessor) instead "
@@ -75,7 +77,7 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
 def _add_protocol_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
                         help="reference (default): the numbers of VTimeLLM's evaluation code / Video-ChatGPT's judge "
-                        "script, quirks included; corrected: our fixes (listed in pite/eval/README.md)")
+                        "script, quirks included; corrected: our fixes (listed in eval/README.md)")
 
 
 def _add_judge_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -208,23 +210,8 @@ def read_dataset(args: argparse.Namespace):
     return datasets.read_activitynet_qa(args.data, args.answers, videos)
 
 
-def _sibling(output: Path, suffix: str) -> Path:
-    return output.with_name(output.stem + suffix)
-
-
 def _model_name(args: argparse.Namespace) -> str:
     return args.model_name or Path(args.model).resolve().name
-
-
-def _judge(args: argparse.Namespace):
-    from pite.eval.judge_backends import OpenAIChatJudge, TransformersJudge
-
-    if args.judge == "local":
-        return TransformersJudge.from_pretrained(args.judge_model, max_new_tokens=args.judge_max_new_tokens)
-    return OpenAIChatJudge(
-        args.judge_base_url, args.judge_model, api_key_env=args.judge_api_key_env, temperature=args.judge_temperature,
-        timeout=args.judge_timeout, max_retries=args.judge_max_retries, seed=args.judge_seed,
-    )
 
 
 def _not_needed(records: list) -> list:
@@ -233,7 +220,8 @@ def _not_needed(records: list) -> list:
 
 def _generate(args: argparse.Namespace, dataset, output: Path) -> tuple[Any, Any, int, dict[str, Any]]:
     """Answer every record not yet in the predictions file; (store, summary, num_frames, meta)."""
-    from pite.eval.model_runner import GenerationSettings, PiTeGenerator, load_model, load_processor
+    from pite.core.loading import load_model, load_processor
+    from pite.eval.model_runner import GenerationSettings, PiTeGenerator, inference_device_and_dtype
     from pite.eval.predictions import PredictionStore
     from pite.eval.runner import generate_predictions
     from pite.processing.time_pite import MAX_TEXT_FRAMES
@@ -250,13 +238,14 @@ def _generate(args: argparse.Namespace, dataset, output: Path) -> tuple[Any, Any
         "max_new_tokens": args.max_new_tokens, "do_sample": args.do_sample,
         **({"temperature": args.temperature, "top_p": args.top_p, "seed": args.seed} if args.do_sample else {}),
     }
-    predictions = Path(args.predictions) if args.predictions else _sibling(output, ".predictions.json")
+    predictions = Path(args.predictions) if args.predictions else sibling(output, ".predictions.json")
     store = PredictionStore(predictions, meta)
     missing = set(dataset.missing_videos)
     pending = [r for r in dataset.records if not store.has(r.sample_id) and r.video_id not in missing]
     generate_fn = _not_needed
     if pending:
-        model = load_model(args.model, args.device, args.dtype, args.trust_remote_code)
+        device, dtype = inference_device_and_dtype(args.device, args.dtype)
+        model = load_model(args.model, dtype, device, args.trust_remote_code, eval_mode=True)
         generate_fn = PiTeGenerator(model, processor, settings)
     before = len(store)
     try:
@@ -291,10 +280,10 @@ def _run_generation_task(args: argparse.Namespace) -> dict[str, Any]:
         from pite.eval.judge import JudgmentCache
         from pite.eval.judge_backends import JudgeRequestError
 
-        cache_path = Path(args.judge_cache) if args.judge_cache else _sibling(output, ".judgments.sqlite")
+        cache_path = Path(args.judge_cache) if args.judge_cache else sibling(output, ".judgments.sqlite")
         cache = JudgmentCache(cache_path)
         try:
-            judged = runner.score_qa(dataset, store, _judge(args), cache, args.judge_workers, args.protocol)
+            judged = runner.score_qa(dataset, store, judge_backend(args), cache, args.judge_workers, args.protocol)
         except JudgeRequestError as error:
             raise JudgeStopped(f"{error}; the replies received so far are cached in {cache_path}: rerun to continue")
         finally:
@@ -334,16 +323,12 @@ def _exact_match(args: argparse.Namespace, dataset, store) -> dict[str, Any]:
     return exact_match_scores(samples, answers, args.protocol)
 
 
-class JudgeStopped(RuntimeError):
-    """The judge failed for good; what it answered is cached."""
-
-
 def _run_trajectory(args: argparse.Namespace) -> dict[str, Any]:
     from pite.eval import tables
-    from pite.eval.model_runner import load_pite
+    from pite.eval.model_runner import load_for_inference
     from pite.eval.trajectory_runner import evaluate_trajectories
 
-    model, processor = load_pite(args.model, args.device, args.dtype, args.trust_remote_code)
+    model, processor = load_for_inference(args.model, args.device, args.dtype, args.trust_remote_code)
     evaluation = evaluate_trajectories(
         model, processor, args.data, args.videos, batch_size=args.batch_size, max_events=args.max_events,
         skip_bad_records=args.skip_bad_records, progress=not args.no_progress,
@@ -359,8 +344,8 @@ def _run_trajectory(args: argparse.Namespace) -> dict[str, Any]:
 def _check_paths(args: argparse.Namespace) -> None:
     """Before any model loads: the model's weight files are complete, and no file eval writes is one of its inputs
     or a folder."""
-    from pite.cli.errors import OutputExistsError
-    from pite.cli.inputs import check_checkpoint_weights, refuse_own_input
+    from pite.core.errors import OutputExistsError
+    from pite.core.inputs import check_checkpoint_weights, refuse_own_input
 
     if Path(args.model).is_dir():
         check_checkpoint_weights(args.model)
@@ -385,7 +370,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def run(command: str, args: argparse.Namespace) -> int:
     """Run one evaluation task; prints the table, writes `--output`; returns the exit status (see module doc)."""
-    from pite.processing.file_writing_pite import write_json
+    from pite.core.file_writing import write_json
 
     if command != "eval":
         raise ValueError(f"pite.eval.cli has no command {command!r}; it provides 'eval'")

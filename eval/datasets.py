@@ -11,14 +11,16 @@
 
 Videos are looked up as `{videos_dir}/{stem}.{mp4,mkv,webm,avi}` (DESIGN.md). The stems tried: ActivityNet
 Captions and Charades the video id; MSVD the YouTube clip name that `youtube_mapping.txt` gives for `vid{video_id}`;
-MSRVTT `video{video_id}`; ActivityNet-QA `video_name`, then `v_{video_name}` (the QA files drop the `v_` prefix that the
-ActivityNet videos carry). A video that is not found leaves `video_path=None` and its id in `missing_videos`: the reader
-never fails on it; the runner skips those records and reports them. Without `videos_dir` no lookup happens.
+MSRVTT `video{video_id}`; ActivityNet-QA `video_name`, then `v_{video_name}` (the QA files drop the `v_` prefix that
+the ActivityNet videos carry). A video that is not found leaves `video_path=None` and its id in `missing_videos`: the
+reader never fails on it; the runner skips those records and reports them. Without `videos_dir` no lookup happens.
 
 Malformed files raise `DatasetFormatError` naming the file and the record (index / line / id) and field.
 
 Usage:
-    >>> data = read_charades_sta("charades_sta_test.txt", "Charades_v1_test.csv", videos_dir="Charades_v1")  # doctest: +SKIP
+    >>> data = read_charades_sta(
+    ...     "charades_sta_test.txt", "Charades_v1_test.csv", videos_dir="Charades_v1"
+    ... )  # doctest: +SKIP
     >>> data.records[0].query, data.records[0].intervals, data.missing_videos  # doctest: +SKIP
 """
 
@@ -147,7 +149,8 @@ def _positive_duration(value, where: str) -> float:
 def read_activitynet_captions(
     path: str | Path, videos_dir: str | Path | None = None, task: str = "dense_captioning"
 ) -> EvalDataset:
-    """ActivityNet Captions `{video_id: {duration, timestamps, sentences}}` as dense-captioning or grounding records."""
+    """ActivityNet Captions `{video_id: {duration, timestamps, sentences}}` as dense-captioning or grounding
+    records."""
     if task not in ("dense_captioning", "grounding"):
         raise ValueError(f"task must be 'dense_captioning' or 'grounding', got {task!r}")
     path = Path(path)

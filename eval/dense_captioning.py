@@ -9,13 +9,13 @@ empty list so that it scores 0 rather than being left out. Every predicted video
 
 Protocol, per tIoU in (0.3, 0.5, 0.7, 0.9) (the 2018 densevid_eval as VTimeLLM runs it):
 - each video keeps its first `max_proposals` (1000) predictions; non-ASCII characters become spaces;
-- Precision / Recall: a prediction (ground-truth event) is covered when some ground-truth event (prediction) overlaps it
-  with tIoU *strictly greater* than the threshold; precision = covered predictions / #predictions, recall = covered
+- Precision / Recall: a prediction (ground-truth event) is covered when some ground-truth event (prediction) overlaps
+  it with tIoU *strictly greater* than the threshold; precision = covered predictions / #predictions, recall = covered
   ground truth / #ground truth, per video the best over reference files, then the mean over videos;
   F1 = 2PR / (P + R) of the means, per tIoU;
 - METEOR / CIDEr: every prediction is paired with *every* ground-truth sentence overlapping it at tIoU >= the
-  threshold (one pair each, so duplicate predictions make duplicate pairs); a prediction overlapping none is paired with
-  a dummy reference no caption can match. Sentences are PTB-tokenized (pycocoevalcap). A video's METEOR is the
+  threshold (one pair each, so duplicate predictions make duplicate pairs); a prediction overlapping none is paired
+  with a dummy reference no caption can match. Sentences are PTB-tokenized (pycocoevalcap). A video's METEOR is the
   aggregated METEOR of its pairs, its CIDEr the toolkit's CIDEr over its pairs (idf from those pairs only), 0 when it
   has no pairs; then the mean over videos;
 - each number is then averaged over the tIoUs and reported x100. SODA_c (see `pite.eval.soda`) is added.

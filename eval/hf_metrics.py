@@ -1,11 +1,14 @@
 """The PiTe metrics as `evaluate` modules: use them by import, or by `evaluate.load(<local path>)` offline.
 
-| class | script (`metric_script_path(name)`) | inputs |
-|---|---|---|
-| `TemporalGrounding` | `temporal_grounding` | predictions `[start, end]` (`[]` = none) and references `[start, end]`, seconds; config "text": predictions are answers, plus `durations=` |
-| `DenseVideoCaptioning` | `dense_video_captioning` | per video, predictions `[{"sentence", "timestamp"}]` and references `{"timestamps", "sentences"}` |
-| `TrajectoryAccuracy` | `trajectory_accuracy` | per sample, points `[[x, y], ...]` (reshape (P, N, 2) to (-1, 2)); optional `width=`, `height=` per sample |
-| `VideoQAJudge` | `video_qa_judge` | predicted and correct answers (strings), plus `questions=`, `judge=` (a backend), optional `cache=` |
+Each class, its script (`metric_script_path(name)`) and its inputs:
+- `TemporalGrounding` (`temporal_grounding`): predictions `[start, end]` (`[]` = none) and references
+  `[start, end]`, seconds; config "text": predictions are answers, plus `durations=`.
+- `DenseVideoCaptioning` (`dense_video_captioning`): per video, predictions `[{"sentence", "timestamp"}]` and
+  references `{"timestamps", "sentences"}`.
+- `TrajectoryAccuracy` (`trajectory_accuracy`): per sample, points `[[x, y], ...]` (reshape (P, N, 2) to (-1, 2));
+  optional `width=`, `height=` per sample.
+- `VideoQAJudge` (`video_qa_judge`): predicted and correct answers (strings), plus `questions=`, `judge=` (a
+  backend), optional `cache=`.
 
 Usage:
     >>> import evaluate

@@ -5,7 +5,8 @@ An interval is a `(start, end)` pair of seconds with `start <= end`.
 Conventions (the edge cases are deliberate and tested):
 - Touching intervals (`[0, 5]` and `[5, 10]`) share no time: IoU 0.
 - Zero-length intervals have no temporal extent: their IoU with anything, themselves included, is 0.
-- `temporal_iou` refuses reversed intervals (`start > end`) with a `ValueError`: a reversed ground truth is a data error.
+- `temporal_iou` refuses reversed intervals (`start > end`) with a `ValueError`: a reversed ground truth is a data
+  error.
   A reversed *prediction* read from text (``"45 to 12"``) is a wrong answer, not an error: the parsers below return
   `None` for it, and the grounding metric scores `None` as IoU 0.
 

@@ -13,8 +13,8 @@ unusable (skipped). Every result records its protocol.
 
 Results drift with the judge model and its temperature, so every judgment and every result records both, and the
 disk cache (`JudgmentCache`, SQLite) is keyed by (judge model, temperature, question, answer, prediction): a rerun
-asks the judge nothing it has already answered. Judgments are written to the cache as they arrive, so an interrupted run
-(network failure after all retries, Ctrl-C) loses nothing: run it again.
+asks the judge nothing it has already answered. Judgments are written to the cache as they arrive, so an interrupted
+run (network failure after all retries, Ctrl-C) loses nothing: run it again.
 
 Usage:
     >>> from pite.eval.judge import JudgmentCache, QASample, judge_qa
@@ -41,8 +41,10 @@ from typing import Protocol
 from pite.eval.protocols import DEFAULT_PROTOCOL, check_protocol
 
 SYSTEM_MESSAGE = (
-    "You are an intelligent chatbot designed for evaluating the correctness of generative outputs for question-answer pairs. "
-    "Your task is to compare the predicted answer with the correct answer and determine if they match meaningfully. Here's how you can accomplish the task:"
+    "You are an intelligent chatbot designed for evaluating the correctness of generative outputs for "
+    "question-answer pairs. "
+    "Your task is to compare the predicted answer with the correct answer and determine if they match "
+    "meaningfully. Here's how you can accomplish the task:"
     "------"
     "##INSTRUCTIONS: "
     "- Focus on the meaningful match between the predicted answer and the correct answer.\n"
@@ -58,8 +60,10 @@ def user_message(question: str, answer: str, prediction: str) -> str:
         f"Question: {question}\n"
         f"Correct Answer: {answer}\n"
         f"Predicted Answer: {prediction}\n\n"
-        "Provide your evaluation only as a yes/no and score where the score is an integer value between 0 and 5, with 5 indicating the highest meaningful match. "
-        "Please generate the response in the form of a Python dictionary string with keys 'pred' and 'score', where value of 'pred' is  a string of 'yes' or 'no' and value of 'score' is in INTEGER, not STRING."
+        "Provide your evaluation only as a yes/no and score where the score is an integer value between 0 and 5, "
+        "with 5 indicating the highest meaningful match. "
+        "Please generate the response in the form of a Python dictionary string with keys 'pred' and 'score', "
+        "where value of 'pred' is  a string of 'yes' or 'no' and value of 'score' is in INTEGER, not STRING."
         "DO NOT PROVIDE ANY OTHER OUTPUT TEXT OR EXPLANATION. Only provide the Python dictionary string. "
         "For example, your response should look like this: {'pred': 'yes', 'score': 4.8}."
     )
@@ -95,7 +99,8 @@ class QASample:
 
 @dataclass(frozen=True)
 class Judgment:
-    """The judge's verdict on one sample. `verdict` is None and `skipped_reason` says why when the reply was unusable."""
+    """The judge's verdict on one sample. `verdict` is None and `skipped_reason` says why when the reply was
+    unusable."""
 
     sample_id: str
     raw_reply: str

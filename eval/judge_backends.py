@@ -11,7 +11,9 @@ HTTP errors and malformed responses raise `JudgeRequestError` at once, naming th
 with the tokenizer's chat template when there is one, else as plain paragraphs.
 
 Usage:
-    >>> judge = OpenAIChatJudge("http://127.0.0.1:8000/v1", "Qwen2.5-7B-Instruct", api_key_env="VLLM_KEY")  # doctest: +SKIP
+    >>> judge = OpenAIChatJudge(
+    ...     "http://127.0.0.1:8000/v1", "Qwen2.5-7B-Instruct", api_key_env="VLLM_KEY"
+    ... )  # doctest: +SKIP
     >>> judge = TransformersJudge.from_pretrained("path/to/judge-model")  # doctest: +SKIP
 """
 
@@ -52,7 +54,8 @@ class OpenAIChatJudge:
     ) -> None:
         """
         Args:
-            base_url: the API root, e.g. "https://api.openai.com/v1" (the request goes to `{base_url}/chat/completions`).
+            base_url: the API root, e.g. "https://api.openai.com/v1" (the request goes to
+                `{base_url}/chat/completions`).
             model: the judge model's name as the endpoint knows it; recorded with every judgment.
             api_key_env: name of the environment variable holding the API key.
             temperature: sampling temperature sent with every request (0 for the most reproducible judge).

@@ -28,13 +28,13 @@ from typing import Any
 
 import torch
 
+from pite.core.loading import check_model_and_processor, load_pite
 from pite.eval.datasets import EvalRecord
 from pite.eval.prompts import task_question
 from pite.eval.runner import SkippedSample
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # A video the processor cannot read raises one of these (its VideoInputError is a ValueError; a vanished file an
 # OSError; decoders may raise RuntimeError). Caught per video only, never around `generate`.
 VIDEO_READ_ERRORS = (ValueError, OSError, RuntimeError)
@@ -71,78 +71,20 @@ class GenerationSettings:
         return kwargs
 
 
-def _check_folder(model_dir: str | Path) -> Path:
-    folder = Path(model_dir)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a saved model folder (no config.json)")
-    return folder
-
-
-def load_processor(model_dir: str | Path, trust_remote_code: bool = False) -> Any:
-    """The `PiTeProcessor` saved in `model_dir` (cheap: tokenizer and image processor only).
-
-    `trust_remote_code=True` loads it through `AutoProcessor` with the folder's own code (what a Hub user runs)
-    instead of the installed `pite.processing` class.
-    """
-    folder = _check_folder(model_dir)
-    if trust_remote_code:
-        from transformers import AutoProcessor
-
-        return AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-    from pite.processing import PiTeProcessor
-
-    # Explicitly False: the saved files name remote code (auto_map), and without it transformers asks on stdin.
-    return PiTeProcessor.from_pretrained(folder, trust_remote_code=False)
-
-
-def load_model(
-    model_dir: str | Path, device: str | None = None, dtype: str | None = None, trust_remote_code: bool = False
-) -> Any:
-    """The PiTe model saved in `model_dir`, in eval mode on `device`.
-
-    Args:
-        device: torch device; default "cuda" when available, else "cpu".
-        dtype: "float32", "bfloat16" or "float16"; default: float32 on CPU, the checkpoint's dtype elsewhere.
-        trust_remote_code: load through `AutoModel` with the folder's own code instead of the installed class.
-    """
-    folder = _check_folder(model_dir)
+def inference_device_and_dtype(device: str | None, dtype: str | None) -> tuple[str, str]:
+    """Evaluation's defaults: CUDA when available, else the CPU; float32 on the CPU (half-precision matmuls are
+    slow or missing there), the checkpoint's own dtype ("auto") elsewhere."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if dtype is not None and dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    torch_dtype = DTYPES[dtype] if dtype else (torch.float32 if torch.device(device).type == "cpu" else "auto")
-    if trust_remote_code:
-        from transformers import AutoModel
-
-        model = AutoModel.from_pretrained(folder, trust_remote_code=True, dtype=torch_dtype)
-    else:
-        from pite.modeling_pite import PiTeForConditionalGeneration
-
-        model = PiTeForConditionalGeneration.from_pretrained(folder, dtype=torch_dtype)
-    return model.to(device).eval()
+    return device, dtype or ("float32" if torch.device(device).type == "cpu" else "auto")
 
 
-def load_pite(
+def load_for_inference(
     model_dir: str | Path, device: str | None = None, dtype: str | None = None, trust_remote_code: bool = False
 ) -> tuple[Any, Any]:
-    """(model, processor) of a saved PiTe folder; see `load_model` and `load_processor`.
-
-    Raises:
-        FileNotFoundError if the folder has no config.json; ValueError if the processor's `<video>` id differs
-        from the model's.
-    """
-    processor = load_processor(model_dir, trust_remote_code)
-    model = load_model(model_dir, device, dtype, trust_remote_code)
-    check_video_token(model, processor)
-    return model, processor
-
-
-def check_video_token(model: Any, processor: Any) -> None:
-    """ValueError unless processor and model agree on the `<video>` token id."""
-    if processor.video_token_id != model.config.video_token_id:
-        raise ValueError(
-            f"the processor's <video> id {processor.video_token_id} differs from the model's "
-            f"video_token_id {model.config.video_token_id}: they do not belong together"
-        )
+    """(model in eval mode on `device`, processor) of a saved PiTe folder, with evaluation's device and dtype
+    defaults (`inference_device_and_dtype`); loaded and checked by `pite.core.loading.load_pite`."""
+    device, dtype = inference_device_and_dtype(device, dtype)
+    return load_pite(model_dir, trust_remote_code, dtype=dtype, device=device, eval_mode=True)
 
 
 def chat_prompt(processor: Any, question: str) -> str:
@@ -161,7 +103,7 @@ class PiTeGenerator:
     """
 
     def __init__(self, model: Any, processor: Any, settings: GenerationSettings | None = None) -> None:
-        check_video_token(model, processor)
+        check_model_and_processor(model, processor)
         self.model = model
         self.processor = processor
         self.settings = settings or GenerationSettings()
@@ -181,8 +123,8 @@ class PiTeGenerator:
         dtype: str | None = None,
         trust_remote_code: bool = False,
     ) -> PiTeGenerator:
-        """Load a saved PiTe folder (see `load_pite`) and wrap it."""
-        model, processor = load_pite(model_dir, device, dtype, trust_remote_code)
+        """Load a saved PiTe folder (see `load_for_inference`) and wrap it."""
+        model, processor = load_for_inference(model_dir, device, dtype, trust_remote_code)
         return cls(model, processor, settings)
 
     def __call__(self, records: Sequence[EvalRecord]) -> list[str | SkippedSample]:

@@ -5,7 +5,7 @@ Layout:
      "predictions": {sample_id: {"output": "model text", ...anything else}},
      "skipped": {sample_id: "why no output was made (video not found, unreadable video)"}}
 
-The file is written atomically (`pite.processing.file_writing_pite`: temporary file, then `os.replace`), so it is
+The file is written atomically (`pite.core.file_writing`: temporary file, then `os.replace`), so it is
 always either the previous or the new complete version, never half-written. Reopening an existing file resumes it:
 `has(sample_id)` tells the runner what to skip. Skipped samples are recorded with their reason but do not count as
 done: a rerun tries them again (e.g. after the missing videos were added). Reopening with different `meta` is refused
@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from pite.processing.file_writing_pite import write_json
+from pite.core.file_writing import write_json
 
 
 class PredictionStore:

@@ -2,7 +2,8 @@
 
 Grounding and dense captioning use VTimeLLM's evaluation questions (`questions` in `vtimellm/eval/eval.py`), which
 PiTe's protocol follows: the grounding sentence is stripped, lower-cased and loses a final period before it is
-inserted. QA asks the dataset's question unchanged (Video-ChatGPT's protocol).
+inserted; that question is the training data's too, so it is defined with the training templates
+(`pite.data.templates.grounding_question`). QA asks the dataset's question unchanged (Video-ChatGPT's protocol).
 
 Usage:
     >>> grounding_question("A person opens the door.")
@@ -11,22 +12,16 @@ Usage:
 
 from __future__ import annotations
 
+from pite.data.templates import GROUNDING_QUESTION, grounding_question
 from pite.eval.datasets import EvalRecord
 
-GROUNDING_QUESTION = "During which frames can we see {}?"
+__all__ = ["DENSE_CAPTIONING_QUESTION", "GROUNDING_QUESTION", "grounding_question", "task_question"]
+
 DENSE_CAPTIONING_QUESTION = (
     "Could you please describe the events in the video in detail? Be specific about the activities of individuals, "
     "their surroundings, and interactions with others. The output should be in JSON format, structured as follows: "
     '{"event": "xx", "timestamps": "from xx to xx"}.'
 )
-
-
-def grounding_question(sentence: str) -> str:
-    """VTimeLLM's grounding question for an event sentence."""
-    sentence = sentence.strip().lower()
-    if sentence.endswith("."):
-        sentence = sentence[:-1]
-    return GROUNDING_QUESTION.format(sentence)
 
 
 def task_question(record: EvalRecord) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pite.eval import scoring, tables
+from pite.eval.judge_options import JudgeStopped, judge_backend, sibling
 
 
 def _table_row(args: argparse.Namespace) -> str:
@@ -75,13 +76,11 @@ def _score_qa(args: argparse.Namespace, predictions: Path, result: dict[str, Any
     scores: dict[str, Any] = {"exact_match": scoring.exact_match_scores(samples, args.references, args.protocol),
                               "num_predictions": len(samples)}
     if args.judge is not None:
-        from pite.eval.cli import JudgeStopped, _judge, _sibling
-
         base = Path(args.output) if args.output else predictions
-        cache_path = Path(args.judge_cache) if args.judge_cache else _sibling(base, ".judgments.sqlite")
+        cache_path = Path(args.judge_cache) if args.judge_cache else sibling(base, ".judgments.sqlite")
         cache = JudgmentCache(cache_path)
         try:
-            judged = judge_qa(samples, _judge(args), cache, args.judge_workers, args.protocol)
+            judged = judge_qa(samples, judge_backend(args), cache, args.judge_workers, args.protocol)
         except JudgeRequestError as error:
             raise JudgeStopped(f"{error}; the replies received so far are cached in {cache_path}: rerun to continue")
         finally:
@@ -104,8 +103,7 @@ def _score_qa(args: argparse.Namespace, predictions: Path, result: dict[str, Any
 
 def run_score(args: argparse.Namespace) -> int:
     """Run `pite eval score`; returns the exit status (module docstring)."""
-    from pite.eval.cli import JudgeStopped
-    from pite.processing.file_writing_pite import write_json
+    from pite.core.file_writing import write_json
 
     if args.output is not None and Path(args.output).exists() and not args.overwrite:
         print(f"pite eval score: {args.output} exists: give --overwrite to replace it, or another --output",

@@ -1,12 +1,15 @@
 """Score a predictions file made by any model: no model, no video (`pite eval score`).
 
 Readers (`--format`; `auto` looks at the file):
-| format | file | tasks |
-|---|---|---|
-| `vtimellm` | VTimeLLM's evaluation log (`vtimellm/eval/eval.py: write_log`): one JSON object a line, `{"video_id", "task": "grounding" or "captioning", "query_id", "answer"}`, grounding lines with `"info": {"sentence_id", "iou"}` | grounding, dense-captioning |
-| `video-chatgpt` | a JSON list, either `{id, question, answer, pred}` (as Video-ChatGPT's `run_inference_*.py` write it) or `{video_name, Q, A, pred}` (as its `evaluate_activitynet_qa.py` reads it) | qa |
-| `pite` | our predictions file `{"predictions": {sample_id: {"output": ...}}}` (its `meta` is not needed) | grounding, dense-captioning |
-| `activitynet` | a dense-captioning submission `{"results": {video_id: [{"sentence", "timestamp": [s, e]}]}}` | dense-captioning |
+- `vtimellm` (grounding, dense-captioning): VTimeLLM's evaluation log (`vtimellm/eval/eval.py: write_log`), one JSON
+  object a line, `{"video_id", "task": "grounding" or "captioning", "query_id", "answer"}`, grounding lines with
+  `"info": {"sentence_id", "iou"}`.
+- `video-chatgpt` (qa): a JSON list, either `{id, question, answer, pred}` (as Video-ChatGPT's `run_inference_*.py`
+  write it) or `{video_name, Q, A, pred}` (as its `evaluate_activitynet_qa.py` reads it).
+- `pite` (grounding, dense-captioning): our predictions file `{"predictions": {sample_id: {"output": ...}}}` (its
+  `meta` is not needed).
+- `activitynet` (dense-captioning): a dense-captioning submission
+  `{"results": {video_id: [{"sentence", "timestamp": [s, e]}]}}`.
 
 References: ActivityNet Captions (`val_1.json` / `val_2.json` layout) for grounding and dense captioning; for QA
 optionally ActivityNet-QA's answers file `*_a.json` (official exact-match accuracy by `question_id`, per type).

@@ -9,7 +9,8 @@ Written from the paper (its reference code carries a restrictive licence and was
    METEOR of a pair is computed on that pair alone. Pairs that do not overlap score 0 without calling METEOR.
 3. Optimal story matching. The best one-to-one matching that keeps the temporal order of both sequences (i < i' implies
    j < j' for matched pairs), found by dynamic programming as in the longest-common-subsequence problem:
-   `S[i, j] = max(S[i-1, j], S[i, j-1], S[i-1, j-1] + C[i, j])`, `S[0, .] = S[., 0] = 0`. Unmatched events earn nothing.
+   `S[i, j] = max(S[i-1, j], S[i, j-1], S[i-1, j-1] + C[i, j])`, `S[0, .] = S[., 0] = 0`. Unmatched events earn
+   nothing.
 4. F-measure. With `total = S[|G|, |P|]`: precision = total / |P| (redundant or extra captions lower it),
    recall = total / |G|, SODA_c = 2PR / (P + R), and 0 when a video has no prediction or total = 0.
 5. Aggregation. A video scored against several reference sets (ActivityNet's val_1 and val_2 annotate the same videos

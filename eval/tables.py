@@ -6,7 +6,8 @@ ends with a line naming the judge model(s) and temperature(s), because QA number
 ActivityNet and QA tables end with a line naming the scoring protocol(s) of their numbers (`pite.eval.protocols`).
 
 Usage:
-    >>> print(activitynet_table({"PiTe-7B": {"grounding": {"R@0.3": 30.4, "R@0.5": 17.8, "R@0.7": 7.8, "mIoU": 22.0}}}))
+    >>> grounding = {"R@0.3": 30.4, "R@0.5": 17.8, "R@0.7": 7.8, "mIoU": 22.0}
+    >>> print(activitynet_table({"PiTe-7B": {"grounding": grounding}}))
     | Model | R@0.3 | R@0.5 | R@0.7 | mIoU | SODA_c | CIDEr | METEOR |
     |---|---|---|---|---|---|---|---|
     | PiTe-7B | 30.4 | 17.8 | 7.8 | 22.0 | - | - | - |
@@ -32,7 +33,7 @@ def _number(value: object, decimals: int = 1) -> str:
 
 PROTOCOL_DESCRIPTIONS = {
     "reference": "reference (VTimeLLM's evaluation code / Video-ChatGPT's judge script, quirks included)",
-    "corrected": "corrected (pite's fixes of the reference scripts, see pite/eval/README.md)",
+    "corrected": "corrected (pite's fixes of the reference scripts, see eval/README.md)",
 }
 
 

@@ -24,9 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from pite.modeling_pite.losses_pite import valid_point_mask
+from pite.modeling_pite.losses_pite import ABSENT_COORDINATE, valid_point_mask
 
-ABSENT_COORDINATE = -1.0
 DEFAULT_THRESHOLDS = (0.05, 0.10)
 
 

@@ -1,9 +1,9 @@
 """Trajectory accuracy of a saved PiTe on held-out PiTe-143k-style annotations, teacher-forced.
 
 Each video record (DESIGN.md "Data files", stage 2) becomes exactly the conversation stage-2 training builds from it
-(`pite.training.data_pite143k.pite143k_example`: dense captioning of every event, then one grounding or segment-caption
+(`pite.data.pite143k.pite143k_example`: dense captioning of every event, then one grounding or segment-caption
 question per event), tokenized with the trajectory targets on the tokens of every grounded noun phrase
-(`pite.training.featurize.ExampleFeaturizer`, i.e. `pite.training.targets.build_training_features`). One forward pass with the
+(`pite.data.featurize.ExampleFeaturizer`, i.e. `pite.data.targets.build_training_features`). One forward pass with the
 whole conversation as input (teacher forcing) gives every token's predicted trajectory; the prediction at position t
 belongs to token t + 1 (DESIGN.md), so predictions `[:, :-1]` are compared with targets `[:, 1:]`, on the tokens that
 carry a target, through `pite.eval.trajectory.trajectory_scores` (masked L1, PCK@5% / 10% of the frame diagonal, the
@@ -18,7 +18,7 @@ reason); a malformed record stops the run with the training loader's error namin
 `skip_bad_records`.
 
 Usage:
-    >>> model, processor = load_pite("runs/pite-7b")  # doctest: +SKIP
+    >>> model, processor = load_for_inference("runs/pite-7b")  # doctest: +SKIP
     >>> result = evaluate_trajectories(model, processor, "eval/trajectories.jsonl", "eval/videos")  # doctest: +SKIP
     >>> result.scores["L1"], result.baseline["PCK@0.1"]  # doctest: +SKIP
 """
@@ -35,14 +35,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pite.core.loading import check_model_and_processor
+from pite.data.collator import PiTeDataCollator
+from pite.data.featurize import ExampleFeaturizer
+from pite.data.pite143k import pite143k_example
+from pite.data.records import BadRecordError, BadRecordPolicy, read_json_records
 from pite.eval.model_runner import VIDEO_READ_ERRORS
 from pite.eval.trajectory import DEFAULT_THRESHOLDS, trajectory_scores
 from pite.modeling_pite.losses_pite import valid_point_mask
-from pite.training.api import check_model_and_processor
-from pite.training.collator import PiTeDataCollator
-from pite.training.data_pite143k import pite143k_example
-from pite.training.featurize import ExampleFeaturizer
-from pite.training.records import BadRecordError, BadRecordPolicy, read_json_records
 
 CENTRE = 0.5
 

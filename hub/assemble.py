@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-from importlib.util import find_spec
 from collections.abc import Iterator, Mapping
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, CLIPImageProcessorPil, CLIPVisionModelWithProjection, LlamaForCausalLM
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    CLIPImageProcessorPil,
+    CLIPVisionModelWithProjection,
+    LlamaForCausalLM,
+)
 from transformers.utils import logging as transformers_logging
 
-from pite.cli.errors import MissingInputError
-from pite.cli.inputs import check_checkpoint_weights, reading
+from pite.core.errors import MissingInputError
+from pite.core.inputs import check_checkpoint_weights, reading
+from pite.core.loading import check_model_and_processor
 from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration
 from pite.processing import VIDEO_TOKEN, PiTeProcessor
 
@@ -218,9 +225,7 @@ def make_processor(image_processor: Any, tokenizer: Any, num_frames: int) -> PiT
 def save_checkpoint(model: PiTeForConditionalGeneration, processor: PiTeProcessor, out_dir: str | os.PathLike,
                     overwrite: bool = False) -> Path:
     """Write model (remote code, safetensors, generation config) and processor to `out_dir`, atomically."""
-    if processor.video_token_id != model.config.video_token_id:
-        raise ValueError(f"processor <video> id {processor.video_token_id} != model video_token_id "
-                         f"{model.config.video_token_id}")
+    check_model_and_processor(model, processor)
     with atomic_directory(out_dir, overwrite=overwrite) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from transformers import CLIPVisionModelWithProjection, LlamaForCausalLM
 
-from pite.cli.inputs import check_output_folder
+from pite.core.inputs import check_output_folder
 
 from .assemble import (
     assemble_pite,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from pite.cli.arguments import positive_int
-from pite.cli.errors import report
-
-from .files import DTYPES
+from pite.core.arguments import positive_int
+from pite.core.errors import report
+from pite.core.loading import DTYPE_NAMES
 
 COMMANDS = ("build", "convert-original", "export", "push")
 
@@ -32,7 +31,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--vision", required=True,
                             help="CLIPModel or CLIPVisionModelWithProjection folder with preprocessor_config.json")
         parser.add_argument("--out", required=True, help="folder to write (created atomically)")
-        parser.add_argument("--dtype", choices=sorted(DTYPES), default=None,
+        parser.add_argument("--dtype", choices=sorted(DTYPE_NAMES), default=None,
                             help="weights dtype (default: the language model checkpoint's)")
         _add_shape_options(parser)
     elif command == "convert-original":
@@ -43,7 +42,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         for stage in (1, 2, 3):
             parser.add_argument(f"--stage{stage}", required=True, help=f"pite-vicuna-*-stage{stage} folder")
         parser.add_argument("--out", required=True, help="folder to write (created atomically)")
-        parser.add_argument("--dtype", choices=sorted(DTYPES), default="float16",
+        parser.add_argument("--dtype", choices=sorted(DTYPE_NAMES), default="float16",
                             help="dtype to merge the LoRAs in and store (default float16, as the release runs)")
         parser.add_argument("--skip-unmatched-keys", action="store_true",
                             help="drop non_lora_trainables keys that name no parameter (the release's loader does)")
@@ -73,19 +72,20 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 def run(command: str, args: argparse.Namespace) -> int:
     """Run one hub command; returns the exit status (2 with a one-line message for bad input)."""
+    from pite.core.loading import torch_dtype
+
     from . import build_from_base, convert_original, export_for_hub, push_to_hub
-    from .files import parse_dtype
 
     try:
         if command == "build":
             out = build_from_base(args.llm, args.vision, args.out, num_frames=args.num_frames,
                                   num_trajectory_points=args.num_trajectory_points,
-                                  dtype=parse_dtype(args.dtype) if args.dtype else None, overwrite=args.overwrite)
+                                  dtype=torch_dtype(args.dtype) if args.dtype else None, overwrite=args.overwrite)
             print(f"wrote an untrained PiTe to {out}")
         elif command == "convert-original":
             out = convert_original(args.base, args.clip, [args.stage1, args.stage2, args.stage3], args.out,
                                    num_frames=args.num_frames, num_trajectory_points=args.num_trajectory_points,
-                                   dtype=parse_dtype(args.dtype), skip_unmatched_keys=args.skip_unmatched_keys,
+                                   dtype=torch_dtype(args.dtype), skip_unmatched_keys=args.skip_unmatched_keys,
                                    overwrite=args.overwrite)
             print(f"wrote the converted PiTe to {out}")
         elif command == "export":

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 from transformers import LlamaForCausalLM
 
-from pite.cli.errors import MissingInputError
-from pite.cli.inputs import check_output_folder, check_safetensors_file, reading
+from pite.core.errors import MissingInputError
+from pite.core.inputs import check_output_folder, check_safetensors_file, reading
 
 from .assemble import load_image_processor, load_language_model, load_tokenizer, load_vision_tower
 from .build import build_checkpoint

@@ -14,9 +14,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pite.cli.errors import InvalidInputError, MissingInputError
-from pite.cli.inputs import check_checkpoint_weights, check_output_folder, reading
+from pite.core.errors import InvalidInputError, MissingInputError
+from pite.core.inputs import check_checkpoint_weights, check_output_folder, reading
+from pite.core.loading import check_model_and_processor, load_model, load_processor
 from pite.modeling_pite import PiTeForConditionalGeneration
+from pite.modeling_pite.generation_pite import forbid_video_token
 from pite.processing import PiTeProcessor
 
 from .files import atomic_directory, forget_config_sources, forget_tokenizer_loading_state, require_directory
@@ -43,7 +45,7 @@ def greedy_generation_config(model: PiTeForConditionalGeneration, tokenizer: Any
     config.bos_token_id = tokenizer.bos_token_id
     config.eos_token_id = tokenizer.eos_token_id
     config.pad_token_id = tokenizer.pad_token_id
-    config.bad_words_ids = [[model.config.video_token_id]]  # never generate a placeholder (a mask built once)
+    forbid_video_token(config, model.config.video_token_id)
     config.validate(strict=True)
 
 
@@ -64,20 +66,10 @@ def load_checkpoint(model_dir: Path) -> tuple[PiTeForConditionalGeneration, PiTe
             path=model_dir / "processor_config.json",
         )
     check_checkpoint_weights(model_dir)
-    with reading(model_dir, "the PiTe model"):
-        model = PiTeForConditionalGeneration.from_pretrained(os.fspath(model_dir), dtype="auto")
-    with reading(model_dir, "the PiTe processor"):
-        processor = PiTeProcessor.from_pretrained(os.fspath(model_dir))
-    config = model.config
-    if processor.video_token_id != config.video_token_id:
-        raise ValueError(f"{model_dir}: the tokenizer's <video> id {processor.video_token_id} differs from "
-                         f"config.video_token_id {config.video_token_id}")
-    if processor.num_frames != config.num_frames:
-        raise ValueError(f"{model_dir}: processor_config.json samples {processor.num_frames} frames but the model's "
-                         f"trajectory head has num_frames={config.num_frames}")
-    if len(processor.tokenizer) > config.text_config.vocab_size:
-        raise ValueError(f"{model_dir}: the tokenizer has {len(processor.tokenizer)} tokens, the model's vocabulary "
-                         f"{config.text_config.vocab_size}")
+    with reading(model_dir, "the PiTe checkpoint"):
+        model = load_model(model_dir, dtype="auto")
+        processor = load_processor(model_dir)
+    check_model_and_processor(model, processor, where=os.fspath(model_dir))
     return model, processor
 
 

@@ -1,4 +1,4 @@
-"""File plumbing shared by the hub commands: atomic output folders, weight files, dtypes, portable configs."""
+"""File plumbing shared by the hub commands: atomic output folders, weight files, portable configs."""
 
 from __future__ import annotations
 
@@ -12,19 +12,11 @@ from typing import Any
 
 import torch
 
-from pite.cli.errors import InvalidInputError, MissingInputError, OutputExistsError
-from pite.cli.inputs import check_safetensors_file
+from pite.core.errors import InvalidInputError, MissingInputError, OutputExistsError
+from pite.core.inputs import check_safetensors_file
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Keys a config records about where it was loaded from or what it was part of; never part of a new model's config.
 PROVENANCE_KEYS = ("_name_or_path", "name_or_path", "architectures", "transformers_version", "auto_map", "dtype", "torch_dtype")
-
-
-def parse_dtype(name: str) -> torch.dtype:
-    """'float32' | 'float16' | 'bfloat16' -> torch dtype, with an error naming the accepted values."""
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {name!r}")
-    return DTYPES[name]
 
 
 def require_directory(path: str | os.PathLike, role: str) -> Path:
@@ -64,7 +56,8 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
 
 
 def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A flat {name: tensor} state dict from a `.safetensors` or a PyTorch `.bin` file (tensors only, no pickled code)."""
+    """A flat {name: tensor} state dict from a `.safetensors` or a PyTorch `.bin` file (tensors only, no pickled
+    code)."""
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"{path} does not exist", path=path)

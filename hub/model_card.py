@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pite.cli.errors import InvalidInputError, MissingInputError
+from pite.core.errors import InvalidInputError, MissingInputError
 
 PLACEHOLDER_REPO_ID = "org/pite-7b"
 DETAILS_MARKER = "<!-- pite:checkpoint-details -->"

@@ -1,4 +1,5 @@
-"""`pite push`: upload a folder written by `pite export` to a Hub model repo (credentials: `hf auth login` or HF_TOKEN)."""
+"""`pite push`: upload a folder written by `pite export` to a Hub model repo (credentials: `hf auth login` or
+HF_TOKEN)."""
 
 from __future__ import annotations
 

@@ -67,11 +67,10 @@ class PiTeConfig(PretrainedConfig):
             The paper does not report it; 1.0 keeps the L1 (normalised coordinates, about 0.1-0.5 early in training)
             on the scale of the token cross-entropy.
         label_smoothing (`float`, defaults to 0.0): label smoothing of the token cross-entropy (stage 3 uses 0.1).
-        absent_coordinate (`float`, defaults to -1.0): the sentinel that marks an absent point or a token without
-            target.
         absent_targets (`str`, defaults to `"regress"`): what the L1 terms do where there is no target.
             `"regress"` (the authors' release, with which the released weights were trained): every supervised text
-            position regresses its target, and `absent_coordinate` where its token names no object or the object is
+            position regresses its target, and (-1, -1) (`losses_pite.ABSENT_COORDINATE`, the data files' sentinel,
+            fixed by the formats the model is trained on) where its token names no object or the object is
             absent from a frame, so the model says "nothing here" by predicting (-1, -1); prompt, video and padding
             positions never count. `"mask"`: only present targets count (the model never learns absence; pass
             `phrases=` to `post_process_generation`).
@@ -92,7 +91,6 @@ class PiTeConfig(PretrainedConfig):
         freeze_vision_tower: bool = True,
         localization_loss_weight: float = 1.0,
         label_smoothing: float = 0.0,
-        absent_coordinate: float = -1.0,
         absent_targets: str = "regress",
         tie_word_embeddings: bool = False,
         **kwargs: Any,
@@ -120,7 +118,6 @@ class PiTeConfig(PretrainedConfig):
         self.freeze_vision_tower = freeze_vision_tower
         self.localization_loss_weight = localization_loss_weight
         self.label_smoothing = label_smoothing
-        self.absent_coordinate = absent_coordinate
         if absent_targets not in ABSENT_TARGET_MODES:
             raise ValueError(f"absent_targets must be one of {ABSENT_TARGET_MODES}, got {absent_targets!r}")
         self.absent_targets = absent_targets

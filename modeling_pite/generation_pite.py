@@ -14,6 +14,8 @@ from transformers.generation import GenerationMode
 from transformers.generation.utils import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 from transformers.utils import ModelOutput, logging
 
+from .losses_pite import ABSENT_COORDINATE
+
 logger = logging.get_logger(__name__)
 
 # transformers 5.24 calls the KV cache `cache`; 5.17 (the GPU benchmark machine) calls it `past_key_values`.
@@ -23,6 +25,17 @@ CACHE_KWARG = "cache" if "cache" in inspect.signature(LlamaModel.forward).parame
 # Generation modes whose forward passes map onto output tokens (see `PiTeGenerationMixin.generate`).
 SEQUENCE_ALIGNED_MODES = (GenerationMode.GREEDY_SEARCH, GenerationMode.SAMPLE, GenerationMode.ASSISTED_GENERATION)
 BEAM_MODES = (GenerationMode.BEAM_SEARCH, GenerationMode.BEAM_SAMPLE)
+
+
+def forbid_video_token(generation_config: Any, video_token_id: int) -> None:
+    """Keep the `<video>` placeholder out of generated answers: emitted, it would be read back as a missing frame.
+
+    Through `bad_words_ids` (a one-token ban is a mask computed once) rather than `suppress_tokens` (rebuilt every
+    step). The model sets it on its own generation config; `pite export` sets it again on a config read from a folder.
+    """
+    banned = list(generation_config.bad_words_ids or [])
+    if [video_token_id] not in banned:
+        generation_config.bad_words_ids = [*banned, [video_token_id]]
 
 
 @dataclass
@@ -46,7 +59,7 @@ class PiTeGenerateBeamOutput(GenerateBeamDecoderOnlyOutput):
 
     Args:
         point_predictions: (B * num_return_sequences, T_new, 2) the point predicted with each token of each returned
-            sequence, taken from the beam that produced the token (`beam_indices`); `absent_coordinate` after a
+            sequence, taken from the beam that produced the token (`beam_indices`); `ABSENT_COORDINATE` after a
             sequence ended (where `beam_indices` is -1).
         trajectory_predictions: (B * num_return_sequences, T_new, P, N, 2) likewise.
     """
@@ -164,7 +177,7 @@ class PiTeGenerationMixin(GenerationMixin):
         positions = torch.arange(num_tokens, device=steps.device).expand_as(rows)
         followed = steps[rows, positions]
         ended = (beam_indices < 0).to(steps.device).reshape(*rows.shape, *(1,) * (followed.dim() - 2))
-        return followed.masked_fill(ended, self.config.absent_coordinate)
+        return followed.masked_fill(ended, ABSENT_COORDINATE)
 
     @staticmethod
     def _generated_shape(output: ModelOutput, args: tuple, kwargs: dict) -> tuple[int, int]:

@@ -14,7 +14,11 @@ import torch.nn.functional as F
 
 from .configuration_pite import ABSENT_TARGET_MODES
 
+# `labels` value of a position the token loss skips (PyTorch's cross-entropy default `ignore_index`).
 IGNORE_INDEX = -100
+# A coordinate of an absent point, or of a token without target: the release's (-1, -1), which the data files
+# (PiTe-143k trajectories, Localized Narratives) use too, so it is a constant of the format, not a setting.
+ABSENT_COORDINATE = -1.0
 
 
 def shifted_cross_entropy_sum(
@@ -51,7 +55,7 @@ def shifted_cross_entropy_sum(
 
 
 def valid_point_mask(
-    targets: torch.Tensor, mask: torch.Tensor | None = None, absent_coordinate: float | None = -1.0
+    targets: torch.Tensor, mask: torch.Tensor | None = None, absent_coordinate: float | None = ABSENT_COORDINATE
 ) -> torch.Tensor:
     """Which points of `targets` (..., C) carry supervision.
 
@@ -79,7 +83,7 @@ def regression_mask(
     targets: torch.Tensor,
     labels: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
-    absent_coordinate: float = -1.0,
+    absent_coordinate: float = ABSENT_COORDINATE,
     absent_targets: str = "regress",
 ) -> torch.Tensor:
     """Which target points (B, L, *E) an L1 term counts; all arguments already aligned position by position.
@@ -117,7 +121,7 @@ def shifted_masked_l1_sum(
     predictions: torch.Tensor,
     targets: torch.Tensor,
     mask: torch.Tensor | None = None,
-    absent_coordinate: float = -1.0,
+    absent_coordinate: float = ABSENT_COORDINATE,
     labels: torch.Tensor | None = None,
     absent_targets: str = "mask",
 ) -> tuple[torch.Tensor, torch.Tensor]:

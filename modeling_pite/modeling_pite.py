@@ -30,8 +30,20 @@ except ImportError:  # transformers without it: torch's own check, a compiler hi
         torch._check_tensor_all(condition, lambda: message)
 
 from .configuration_pite import PiTeConfig
-from .generation_pite import CACHE_KWARG, PiTeGenerateBeamOutput, PiTeGenerateOutput, PiTeGenerationMixin
-from .losses_pite import IGNORE_INDEX, shifted_cross_entropy_sum, shifted_masked_l1_sum, valid_point_mask
+from .generation_pite import (
+    CACHE_KWARG,
+    PiTeGenerateBeamOutput,
+    PiTeGenerateOutput,
+    PiTeGenerationMixin,
+    forbid_video_token,
+)
+from .losses_pite import (
+    ABSENT_COORDINATE,
+    IGNORE_INDEX,
+    shifted_cross_entropy_sum,
+    shifted_masked_l1_sum,
+    valid_point_mask,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -446,10 +458,8 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
         self.localization_head = nn.Linear(hidden, config.coordinate_dim)
         self.trajectory_head = nn.Linear(hidden, config.trajectory_dim)
         self.post_init()
-        # A placeholder is never a valid answer token: emitted, it would be read back as a missing frame.
-        # `bad_words_ids` of one token is a mask computed once; `suppress_tokens` rebuilds it on every step.
-        if self.generation_config is not None and not self.generation_config.bad_words_ids:
-            self.generation_config.bad_words_ids = [[config.video_token_id]]
+        if self.generation_config is not None:
+            forbid_video_token(self.generation_config, config.video_token_id)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.model.get_input_embeddings()
@@ -605,8 +615,8 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
                                     ("trajectory_labels", trajectory_labels, trajectory_mask)):
             if targets is None:
                 continue
-            used = valid_point_mask(targets, mask, self.config.absent_coordinate).unsqueeze(-1)
-            outside = used & ~((targets >= 0) & (targets <= 1)) & (targets != self.config.absent_coordinate)
+            used = valid_point_mask(targets, mask, ABSENT_COORDINATE).unsqueeze(-1)
+            outside = used & ~((targets >= 0) & (targets <= 1)) & (targets != ABSENT_COORDINATE)
             coordinate_targets.append((name, targets, outside))
             stats.append(outside.sum())
         if not stats:
@@ -626,7 +636,7 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
                 value = targets[tuple(index)].item()
                 raise ValueError(
                     f"{name}{index} = {value} is outside [0, 1] (normalised image coordinates) and is not the absent "
-                    f"sentinel {self.config.absent_coordinate} ({count} such values in the batch)"
+                    f"sentinel {ABSENT_COORDINATE} ({count} such values in the batch)"
                 )
 
     def _loss_terms(
@@ -701,7 +711,7 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
                 continue
             self._check_target_shape(name, targets, predictions, entry_shape)
             l1_sum, l1_count = shifted_masked_l1_sum(
-                predictions, targets, mask, config.absent_coordinate, labels, config.absent_targets
+                predictions, targets, mask, ABSENT_COORDINATE, labels, config.absent_targets
             )
             if count is not None:
                 value = l1_sum / count if count else l1_sum * 0.0

@@ -5,7 +5,6 @@ same-folder relative imports); this `__init__` is the package's public API and i
 """
 
 from .chat_template_pite import (
-    IGNORE_INDEX,
     V1_CHAT_TEMPLATE,
     V1_SYSTEM,
     VIDEO_TOKEN,
@@ -28,7 +27,6 @@ from .video_reading_pite import SampledVideo, VideoInputError, read_image, read_
 from .visualization_pite import render_frames, save_contact_sheet, save_trajectory_gif
 
 __all__ = [
-    "IGNORE_INDEX",
     "PiTeProcessor",
     "PiTeProcessorKwargs",
     "PiTeVideoMetadata",

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 VIDEO_TOKEN = "<video>"
-IGNORE_INDEX = -100
 V1_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions."

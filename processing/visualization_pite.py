@@ -2,21 +2,20 @@
 
 Predictions are drawn as filled circles with solid trails; ground truth as hollow squares with thin trails, each
 point of each object in its own colour. Absent points (-1 normalised, or NaN) are not drawn and break the trail.
-Files are written atomically (`file_writing_pite.atomic_write`).
+The `save_*` functions write with PIL straight to the path they are given; package code that must never leave a
+half-written file (`pite.demo`) passes them a temporary path through `pite.core.file_writing.atomic_write`.
 
-This file is Hub remote code: it imports only numpy, PIL and its sibling `file_writing_pite`.
+This file is Hub remote code: it imports only numpy and PIL.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from .file_writing_pite import atomic_write
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
 
@@ -134,7 +133,7 @@ def save_contact_sheet(
         label = f"{i}" + (f" {timestamps[i]:.1f}s" if timestamps is not None else "")
         ImageDraw.Draw(image).text((3, 2), label, fill=(255, 255, 255), stroke_width=1, stroke_fill=(0, 0, 0))
         sheet.paste(image, ((i % columns) * tile_width, (i // columns) * tile_height))
-    return os.fspath(atomic_write(path, lambda target: sheet.save(target, format="PNG")))
+    return _save(path, lambda target: sheet.save(target, format="PNG"))
 
 
 def save_trajectory_gif(
@@ -152,4 +151,12 @@ def save_trajectory_gif(
     def write(target: str) -> None:
         images[0].save(target, format="GIF", save_all=True, append_images=images[1:], duration=frame_duration_ms, loop=0)
 
-    return os.fspath(atomic_write(path, write))
+    return _save(path, write)
+
+
+def _save(path: str | os.PathLike, write: Callable[[str], None]) -> str:
+    """Create the parent folder of `path` and write it; returns the path as a string."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write(path)
+    return path

@@ -22,17 +22,18 @@ from typing import Any
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from pite.cli.errors import OutputExistsError
-from pite.cli.inputs import check_checkpoint_weights
-from pite.processing.file_writing_pite import write_json
+from pite.core.errors import OutputExistsError
+from pite.core.file_writing import write_json
+from pite.core.inputs import check_checkpoint_weights
+from pite.core.loading import check_model_and_processor, load_model, load_processor
+from pite.data.collator import PiTeDataCollator
+from pite.data.feature_cache import FeatureCache, feature_fingerprint
+from pite.data.featurize import ExampleFeaturizer
+from pite.data.stage_dataset import DataReport, build_stage_dataset
 
-from .collator import PiTeDataCollator
 from .config import StageConfig, load_training_config
-from .data import DataReport, build_stage_dataset
-from .feature_cache import FeatureCache, feature_fingerprint
-from .featurize import ExampleFeaturizer
 from .sharded_saving import unsharded_peft_model
-from .stages import prepare_model_for_stage, save_stage_output, merge_stage
+from .stages import merge_stage, prepare_model_for_stage, save_stage_output
 from .trainer import PiTeSFTTrainer
 
 logger = logging.getLogger(__name__)
@@ -49,39 +50,6 @@ class StageRun:
     processor: Any
     train_report: DataReport
     eval_report: DataReport | None
-
-
-def load_model_and_processor(model_name_or_path: str, dtype: Any = None) -> tuple[Any, Any]:
-    """A PiTe checkpoint folder (or Hub id) -> (PiTeForConditionalGeneration, PiTeProcessor)."""
-    from pite.modeling_pite import PiTeForConditionalGeneration
-    from pite.processing import PiTeProcessor
-
-    path = os.fspath(model_name_or_path)
-    looks_local = os.path.isabs(path) or path.startswith(".") or path.strip("/").count("/") != 1
-    if looks_local and not os.path.isdir(path):  # a Hub id is "owner/name"; anything else must be a folder
-        raise FileNotFoundError(f"model_name_or_path={path!r}: no such folder (a PiTe checkpoint folder or Hub id)")
-    try:
-        model = PiTeForConditionalGeneration.from_pretrained(path, **({"dtype": dtype} if dtype else {}))
-        # The installed class reads the folder; never prompt about (or run) the folder's own remote code.
-        processor = PiTeProcessor.from_pretrained(path, trust_remote_code=False)
-    except OSError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise FileNotFoundError(
-            f"model_name_or_path={path!r}: cannot load a PiTe checkpoint ({first_line})"
-        ) from error
-    return model, processor
-
-
-def check_model_and_processor(model: Any, processor: Any) -> None:
-    config = model.config
-    if processor.num_frames != config.num_frames:
-        raise ValueError(
-            f"the processor samples {processor.num_frames} frames but the model's trajectory head has N={config.num_frames}"
-        )
-    if processor.video_token_id != config.video_token_id:
-        raise ValueError(
-            f"the tokenizer's <video> id {processor.video_token_id} differs from the model's video_token_id {config.video_token_id}"
-        )
 
 
 def _feature_cache(directory: str | None, fingerprint: str | None) -> FeatureCache | None:
@@ -207,8 +175,8 @@ def run_stage(
     if model is None or isinstance(model, (str, os.PathLike)):
         if not config.model_name_or_path:
             raise ValueError("no model given: pass a model or set model_name_or_path")
-        model, loaded_processor = load_model_and_processor(config.model_name_or_path)
-        processor = processor or loaded_processor
+        model = load_model(config.model_name_or_path, field="model_name_or_path")
+        processor = processor or load_processor(config.model_name_or_path, field="model_name_or_path")
     if processor is None:
         raise ValueError("a processor is needed when the model is passed as an object (processor=PiTeProcessor(...))")
     check_model_and_processor(model, processor)

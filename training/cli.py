@@ -10,6 +10,8 @@ import textwrap
 
 import yaml
 
+from pite.core.loading import DTYPE_NAMES
+
 COMMANDS = ("train", "extract-features")
 
 
@@ -65,7 +67,7 @@ def _extract_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8, help="files per tower forward pass")
     parser.add_argument("--shard-size", type=int, default=256, help="files per safetensors shard")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"), help="tower dtype")
+    parser.add_argument("--dtype", default=None, choices=DTYPE_NAMES, help="tower dtype")
     parser.add_argument("--skip-bad-records", action="store_true",
                         help="record unreadable files in the index and go on, instead of stopping")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -115,16 +117,14 @@ def _extract(args: argparse.Namespace) -> int:
     """Under a launcher, each process extracts its part; the main process merges the parts once all are done."""
     import torch
 
-    from pite.cli.errors import InvalidInputError, MissingInputError
-    from pite.cli.inputs import check_checkpoint_weights, reading
-    from pite.cli.processes import launched_state
-
-    from .api import load_model_and_processor
-    from .feature_cache import INDEX_NAME, FeatureCache, extract_features, list_media, merge_feature_parts
+    from pite.core.errors import InvalidInputError, MissingInputError
+    from pite.core.inputs import check_checkpoint_weights, reading
+    from pite.core.loading import load_pite
+    from pite.core.processes import launched_state
+    from pite.data.feature_cache import INDEX_NAME, FeatureCache, extract_features, list_media, merge_feature_parts
 
     state = launched_state()
     part = (state.process_index, state.num_processes) if state is not None else (0, 1)
-    dtype = getattr(torch, args.dtype) if args.dtype else None
     if not os.path.isdir(args.media_dir):
         raise MissingInputError(f"--media-dir {args.media_dir} is not a folder", path=args.media_dir,
                                 field="--media-dir")
@@ -138,7 +138,7 @@ def _extract(args: argparse.Namespace) -> int:
         with reading(index, "the feature cache index"):
             FeatureCache(args.output_dir)
     with reading(args.model, "the PiTe checkpoint (--model)"):
-        model, processor = load_model_and_processor(args.model, dtype=dtype)
+        model, processor = load_pite(args.model, dtype=args.dtype)
     device = args.device or (state.device if state is not None else "cuda" if torch.cuda.is_available() else "cpu")
     model.model.vision_tower.to(device)  # the language model is not needed to extract frame features
     report = extract_features(

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from transformers import BatchFeature, Trainer
 
+from pite.data.targets import SpanTarget, build_training_features
 
 from .loss_normalization import RegressionCountsMixin
-from .targets import SpanTarget, build_training_features
 
 
 class PiTeTrainer(RegressionCountsMixin, Trainer):

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from pite.modeling_pite.losses_pite import regression_mask
+from pite.modeling_pite.losses_pite import ABSENT_COORDINATE, regression_mask
 
 REGRESSION_TARGETS = (
     ("point_labels", "point_mask", "num_point_items_in_batch"),
@@ -23,7 +23,7 @@ REGRESSION_TARGETS = (
 
 
 def count_regression_items(
-    batch: dict[str, Any], absent_coordinate: float = -1.0, absent_targets: str = "mask"
+    batch: dict[str, Any], absent_coordinate: float = ABSENT_COORDINATE, absent_targets: str = "mask"
 ) -> dict[str, torch.Tensor]:
     """Regression items that count (shifted) in one micro-batch, per target kind present in `batch`.
 
@@ -55,7 +55,7 @@ class RegressionCountsMixin:
         if not batch_samples or not self.model_accepts_loss_kwargs:
             return batch_samples, num_items_in_batch
         config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
-        absent = getattr(config, "absent_coordinate", -1.0)
+        absent = ABSENT_COORDINATE
         absent_targets = getattr(config, "absent_targets", "mask")
         totals: dict[str, torch.Tensor] = {}
         for batch in batch_samples:

@@ -32,11 +32,11 @@ class StageParameters:
 def stage_parameter_counts(model_config: Any, stage: int, lora_r: int = 64, lora_alpha: int = 128,
                            lora_target_modules: list[str] | None = None) -> StageParameters:
     """Frozen, trained and LoRA parameter counts of `stage` for a model of `model_config` (a `PiTeConfig`)."""
+    from trl import ModelConfig
+
     from pite.modeling_pite import PiTeForConditionalGeneration
 
     from .stages import prepare_model_for_stage
-
-    from trl import ModelConfig
 
     lora = ModelConfig(use_peft=True, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
                        lora_target_modules=lora_target_modules)

@@ -3,7 +3,7 @@
 | stage | LoRA | also trained (peft `modules_to_save`) | before training |
 |---|---|---|---|
 | 1 | new | video adapter, localization head | - |
-| 2 | new (stage-1 LoRA already merged into the input checkpoint) | trajectory head | trajectory head <- tiled localization head (eq. 9) |
+| 2 | new (stage-1 LoRA merged into the input) | trajectory head | trajectory head <- tiled localization head (eq. 9) |
 | 3 | new (stage-2 LoRA already merged) | - (trajectory head with `rehearsal_data_files`) | - |
 
 Everything else (vision tower, the language model's base weights, embeddings, vocabulary head, other heads) is

@@ -1,10 +1,10 @@
 """`PiTeSFTTrainer`: TRL's SFTTrainer, on its own loss path, plus PiTe's L1 terms.
 
-TRL 1.16 patches the model's forward with a fused LM head (`fused_lm_head=True` returns per-token log-probabilities,
-entropy and top-1 hits instead of logits) and computes the token NLL itself (`loss_type="nll"`), with its token
-accuracy and entropy metrics. The L1 terms of PiTe's localization / trajectory heads read the same last hidden
-states; this trainer extends TRL's patched forward to compute them in the same pass and adds them to SFTTrainer's
-loss. Nothing else of SFTTrainer changes.
+SFTTrainer patches the model's forward with a fused LM head (`fused_lm_head=True` returns per-token
+log-probabilities, entropy and top-1 hits instead of logits) and computes the token NLL itself (`loss_type="nll"`),
+with its token accuracy and entropy metrics. The L1 terms of PiTe's localization / trajectory heads read the same last
+hidden states, so this trainer extends that patched forward to compute them in the same pass (no second forward) and
+adds them to SFTTrainer's loss. Nothing else of SFTTrainer changes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from transformers import Trainer
 from trl import SFTTrainer
 from trl.trainer.utils import FusedCausalLMOutput
 
-from pite.processing import IGNORE_INDEX
+from pite.modeling_pite.losses_pite import ABSENT_COORDINATE, IGNORE_INDEX
 
 from .loss_normalization import RegressionCountsMixin, count_regression_items
 
@@ -164,7 +164,7 @@ class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
         mode = "train" if self.model.training else "eval"
         config = self._pite_model().config
         counts = count_regression_items(
-            inputs, getattr(config, "absent_coordinate", -1.0), getattr(config, "absent_targets", "mask")
+            inputs, ABSENT_COORDINATE, getattr(config, "absent_targets", "mask")
         )
         if "labels" in inputs:
             counts["lm_loss"] = (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()

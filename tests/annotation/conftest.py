@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from pite.demo.world import generate_world, make_video
-from pite.demo.world_scene import COLOURS, WorldConfig
+from pite.demo.world.scene import COLOURS, WorldConfig
 
 WORLD_SEED = 3
 WORLD_FRAMES = 40  # N for the world's files and the annotator (small: fast tests)

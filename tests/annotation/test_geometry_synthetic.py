@@ -14,7 +14,13 @@ import json
 import numpy as np
 import pytest
 
-from pite.annotation import AnnotationPipeline, AnnotatorConfig, RuleBasedNounPhraseExtractor, annotate_videos, load_captions
+from pite.annotation import (
+    AnnotationPipeline,
+    AnnotatorConfig,
+    RuleBasedNounPhraseExtractor,
+    annotate_videos,
+    load_captions,
+)
 from pite.annotation.stage2_format import check_stage2_record, read_stage2_jsonl
 
 from .conftest import WORLD_FRAMES, ColourMasker, ColourPropagator
@@ -124,15 +130,15 @@ def test_demo_world_truth_passes_the_same_format_check(synthetic_world):
 
 def test_written_file_is_read_by_the_stage2_training_loader(annotated_world):
     """The annotator's lines become training conversations as they are: no conversion step."""
-    from pite.training.data_pite143k import pite143k_example
+    from pite.data.pite143k import pite143k_example
 
     manifest, _, annotations, out, _ = annotated_world
     for number, record in enumerate(read_stage2_jsonl(out), start=1):
         example = pite143k_example(record, f"{out}:{number}", manifest.eval_videos_dir, num_frames=WORLD_FRAMES, num_points=3)
         phrases = [obj["phrase"] for event in record["events"] for obj in event["objects"]]
-        dense = [t for t in example.trajectory_targets if t["turn"] == 0]
-        assert sorted(t["name"] for t in dense) == sorted(phrases)
+        dense = [t for t in example.trajectory_targets if t.turn == 0]
+        assert sorted(t.name for t in dense) == sorted(phrases)
         answer = example.messages[1]["content"]
         for target in dense:
-            assert answer[target["span"][0] : target["span"][1]] == target["name"]
-            assert np.asarray(target["value"]).shape == (3, WORLD_FRAMES, 2)
+            assert answer[target.span[0] : target.span[1]] == target.name
+            assert np.asarray(target.value).shape == (3, WORLD_FRAMES, 2)

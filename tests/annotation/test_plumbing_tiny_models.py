@@ -16,8 +16,6 @@ import pytest
 from pite.annotation.stage2_format import check_stage2_record, read_stage2_jsonl
 from pite.cli.main import main
 
-from .conftest import WORLD_FRAMES
-
 NUM_FRAMES = 12
 
 

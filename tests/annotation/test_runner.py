@@ -7,7 +7,13 @@ import os
 
 import pytest
 
-from pite.annotation import AnnotationPipeline, AnnotatorConfig, RuleBasedNounPhraseExtractor, annotate_videos, load_captions
+from pite.annotation import (
+    AnnotationPipeline,
+    AnnotatorConfig,
+    RuleBasedNounPhraseExtractor,
+    annotate_videos,
+    load_captions,
+)
 from pite.annotation.runner import partial_path
 from pite.annotation.stage2_format import Stage2FormatError
 

@@ -32,26 +32,13 @@ clip_dir = hub_fixtures.clip_dir
 def pite_dir(tmp_path_factory) -> Path:
     """A saved tiny PiTe with its processor (what `pite train/eval/export/extract-features` read)."""
     import torch
-    from transformers import CLIPImageProcessorPil
 
     from pite.demo.tokenizer import train_llama_tokenizer
-    from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration
-    from pite.processing import PiTeProcessor
+    from pite.modeling_pite import PiTeForConditionalGeneration
 
-    size = training_fixtures.IMAGE_SIZE
     tokenizer = train_llama_tokenizer(training_fixtures.corpus(), vocab_size=360)
-    processor = PiTeProcessor(
-        image_processor=CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size}),
-        tokenizer=tokenizer, num_frames=training_fixtures.NUM_FRAMES)
-    config = PiTeConfig(
-        vision_config=dict(hidden_size=32, intermediate_size=64, projection_dim=24, num_hidden_layers=1,
-                           num_attention_heads=2, image_size=size, patch_size=14),
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id),
-        num_frames=training_fixtures.NUM_FRAMES, num_trajectory_points=training_fixtures.NUM_POINTS,
-        video_token_id=tokenizer.convert_tokens_to_ids("<video>"))
+    processor = training_fixtures.tiny_processor(tokenizer)
+    config = training_fixtures.tiny_config(tokenizer, text_layers=1)
     folder = tmp_path_factory.mktemp("pite-tiny")
     torch.manual_seed(0)
     PiTeForConditionalGeneration(config).save_pretrained(folder)
@@ -86,12 +73,17 @@ def file_hashes(*roots: Path) -> dict[str, str]:
 
 
 def run_pite(argv: list[str], capsys) -> tuple[int, str]:
-    """(exit status, stderr) of `pite ARGV` run in this process."""
+    """(exit status, stderr) of `pite ARGV` run in this process; `bench ...` is `python benchmarks/run.py ...` (the
+    benchmarks are a source checkout's, not a `pite` command)."""
+    from pite.cli import bench
     from pite.cli.main import main
 
     capsys.readouterr()
     try:
-        status = main([str(arg) for arg in argv])
+        if argv[0] == "bench":
+            status = bench.main([str(arg) for arg in argv[1:]])
+        else:
+            status = main([str(arg) for arg in argv])
     except SystemExit as exit_:
         status = exit_.code
     return status, capsys.readouterr().err

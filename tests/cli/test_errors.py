@@ -1,4 +1,4 @@
-"""The bad-input rule in one place: `pite.cli.errors` types, and `pite.cli.main` printing them as one line, exit 2,
+"""The bad-input rule in one place: `pite.core.errors` types, and `pite.cli.main` printing them as one line, exit 2,
 while real bugs keep their traceback."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import types
 import pytest
 
 from pite.cli import main as cli_main
-from pite.cli.errors import (
+from pite.core.errors import (
     InvalidInputError,
     MissingInputError,
     OutputExistsError,
@@ -80,3 +80,10 @@ def test_pite_traceback_shows_bad_input_tracebacks_too(fake_command, monkeypatch
     monkeypatch.setenv("PITE_TRACEBACK", "1")
     with pytest.raises(MissingInputError):
         cli_main.main(["fake"])
+
+
+def test_pite_bench_says_what_to_run_instead(capsys):
+    """The benchmarks are not installed: `pite bench` names the checkout's script, one line, exit 2."""
+    assert cli_main.main(["bench", "--rows", "overhead"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pite bench: ") and "python benchmarks/run.py" in err[0]

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from pite.demo.world import COLOURS, WorldManifest, generate_world, make_image, make_video
-from pite.demo.world_image import LOCATIONS, image_caption_words
-from pite.demo.world_scene import WorldConfig
-from pite.demo.world_text import answer_vocabulary, world_corpus
+from pite.demo.world.image import LOCATIONS, image_caption_words
+from pite.demo.world.scene import WorldConfig
+from pite.demo.world.text import answer_vocabulary, world_corpus
 
 N = 20  # num_frames of the tiny world (conftest)
 P = WorldConfig().num_key_points
@@ -222,8 +222,8 @@ def test_generate_world_rejects_bad_arguments(tmp_path):
 
 def test_the_project_readers_accept_the_files(tiny_world):
     """The real data path: the evaluation readers and the stage-1 target builder read the world as written."""
+    from pite.data.targets import localized_narrative_targets
     from pite.eval.datasets import read_activitynet_captions, read_activitynet_qa
-    from pite.training.targets import localized_narrative_targets
 
     grounding = read_activitynet_captions(tiny_world.eval_captions, tiny_world.eval_videos_dir, task="grounding")
     assert len(grounding.records) == tiny_world.counts["eval_events"] and not grounding.missing_videos

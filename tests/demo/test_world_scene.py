@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from pite.demo.world_scene import (
+from pite.annotation.keypoints import kmeans_pp
+from pite.demo.world.scene import (
     DIRECTIONS,
     WorldConfig,
     render_labels,
     render_video,
     sample_video_scene,
 )
-from pite.annotation.keypoints import kmeans_pp
 
 CONFIG = WorldConfig()
 SCENES = [sample_video_scene(np.random.default_rng([3, 0, i]), CONFIG, f"s{i}") for i in range(120)]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from pite.demo.world import COLOURS, WorldConfig, make_video, pite_record
-from pite.demo.world_io import write_mp4
+from pite.demo.world.io import write_mp4
+from pite.demo.world.track import event_trajectory
 from pite.processing.video_reading_pite import sample_frame_indices
-from pite.demo.world_track import event_trajectory
 
 CONFIG = WorldConfig()
 VIDEOS = [make_video(CONFIG, 11, "train", i) for i in range(8)]

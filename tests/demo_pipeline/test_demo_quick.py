@@ -79,13 +79,14 @@ CLEAN_ANSWER = textwrap.dedent(
     model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
     assert not type(model).__module__.startswith("pite") and not type(processor).__module__.startswith("pite")
-    messages = [{"role": "user", "content": [{"type": "video", "path": video},
-                                             {"type": "text", "text": "During which frames can we see the red circle moves up?"}]}]
+    question = "During which frames can we see the red circle moves up?"
+    messages = [{"role": "user", "content": [{"type": "video", "path": video}, {"type": "text", "text": question}]}]
     inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
     metadata = inputs.pop("video_metadata")
     output = model.generate(**inputs, max_new_tokens=8, return_dict_in_generate=True)
     result = processor.post_process_generation(output, metadata, prompt_length=inputs["input_ids"].shape[1])[0]
-    print(json.dumps({"text": result["text"], "new_tokens": int(output.sequences.shape[1] - inputs["input_ids"].shape[1]),
+    new_tokens = int(output.sequences.shape[1] - inputs["input_ids"].shape[1])
+    print(json.dumps({"text": result["text"], "new_tokens": new_tokens,
                       "trajectory_shape": list(output.trajectory_predictions.shape)}))
     """
 )

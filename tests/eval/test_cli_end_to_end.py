@@ -77,8 +77,8 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_dir(world, tmp_path_factory):
-    from pite.demo.world_scene import WorldConfig
-    from pite.demo.world_text import world_corpus
+    from pite.demo.world.scene import WorldConfig
+    from pite.demo.world.text import world_corpus
     from pite.eval.prompts import DENSE_CAPTIONING_QUESTION
 
     corpus = world_corpus(WorldConfig.from_dict(world.config)) + [DENSE_CAPTIONING_QUESTION]
@@ -312,7 +312,7 @@ def test_charades_msvd_and_msrvtt_formats_end_to_end(world, model_dir, judge_dir
 
 
 def test_bad_input_gives_clear_errors_before_loading_the_model(world, model_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("pite.eval.model_runner.load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr("pite.core.loading.load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     videos = world.eval_videos_dir
     broken = tmp_path / "val_1.json"
     broken.write_text('{"v_a": {"duration": 10, "timestamps": [[1, 2]]}}', encoding="utf-8")
@@ -376,12 +376,12 @@ def trajectory_data(world, tmp_path: Path) -> Path:
 
 def trajectory_loss(model_dir: Path, data: Path, videos: str) -> tuple[float, int]:
     """The model's own stage-2 trajectory loss over present targets (and their count) on the world's videos."""
-    from pite.eval.model_runner import load_pite
+    from pite.data.pite143k import pite143k_example
+    from pite.data.records import read_json_records
+    from pite.eval.model_runner import load_for_inference
     from pite.training import ExampleFeaturizer, PiTeDataCollator
-    from pite.training.data_pite143k import pite143k_example
-    from pite.training.records import read_json_records
 
-    model, processor = load_pite(model_dir, device="cpu")
+    model, processor = load_for_inference(model_dir, device="cpu")
     # The metric scores the points that are present: the training loss that counts only those is the "mask" one.
     model.config.absent_targets = "mask"
     featurizer = ExampleFeaturizer(processor, num_points=model.config.num_trajectory_points, max_length=None)
@@ -403,7 +403,7 @@ def test_trajectory_end_to_end_equals_the_training_loss(world, model_dir, tmp_pa
     results = read_json(tmp_path / "t2.json")
     assert results["num_videos"] == 2 and [row["video_id"] for row in results["per_video"]] == [
         json.loads(line)["video_id"] for line in Path(world.eval_trajectories).read_text().splitlines()]
-    assert results["skipped"] == {f"trajectories.jsonl line 3 (gone)": f"video not found: "
+    assert results["skipped"] == {"trajectories.jsonl line 3 (gone)": f"video not found: "
                                   f"{str(Path(world.eval_videos_dir) / 'gone.mp4')!r}",
                                   "trajectories.jsonl line 4 (no_objects)": "no grounded object with a visible point"}
     loss, points = trajectory_loss(model_dir, data, world.eval_videos_dir)
@@ -423,8 +423,8 @@ def test_trajectory_end_to_end_equals_the_training_loss(world, model_dir, tmp_pa
 
 
 def test_trajectory_of_a_centre_predicting_model_is_the_baseline(world, tmp_path, capsys):
-    from pite.demo.world_scene import WorldConfig
-    from pite.demo.world_text import world_corpus
+    from pite.demo.world.scene import WorldConfig
+    from pite.demo.world.text import world_corpus
 
     centre = build_tiny_pite(tmp_path / "centre", world_corpus(WorldConfig.from_dict(world.config)),
                              centre_trajectories=True)

@@ -35,8 +35,8 @@ def test_messages_are_video_chatgpt_verbatim():
     message = user_message("Q?", "A", "P")
     assert message.startswith(
         "Please evaluate the following video-based question-answer pair:\n\nQuestion: Q?\nCorrect Answer: A\n"
-        "Predicted Answer: P\n\nProvide your evaluation only as a yes/no and score where the score is an integer value "
-        "between 0 and 5, with 5 indicating the highest meaningful match. "
+        "Predicted Answer: P\n\nProvide your evaluation only as a yes/no and score where the score is an integer "
+        "value between 0 and 5, with 5 indicating the highest meaningful match. "
     )
     assert "value of 'pred' is  a string of 'yes' or 'no'" in message  # the original's double space
     assert message.endswith("For example, your response should look like this: {'pred': 'yes', 'score': 4.8}.")

@@ -45,7 +45,7 @@ def test_grounding_end_to_end_and_table(charades, tmp_path):
         "| Model | R@0.3 | R@0.5 | R@0.7 | mIoU | SODA_c | CIDEr | METEOR |\n"
         "|---|---|---|---|---|---|---|---|\n"
         "| tiny | 50.0 | 50.0 | 50.0 | 50.0 | - | - | - |\n\n"
-        "Protocol: corrected (pite's fixes of the reference scripts, see pite/eval/README.md)"
+        "Protocol: corrected (pite's fixes of the reference scripts, see eval/README.md)"
     )
     # VTimeLLM's reading (the default): "10 to 19" is [0.10, 0.19] of the video against [0.1, 0.2]: IoU 0.9
     reference = score_grounding(charades, store)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from pite.cli.errors import InvalidInputError, MissingInputError, OutputExistsError
-from pite.cli.inputs import check_checkpoint_weights, check_safetensors_file
+from pite.core.errors import InvalidInputError, MissingInputError, OutputExistsError
+from pite.core.inputs import check_checkpoint_weights, check_safetensors_file
 from pite.hub import build_from_base, convert_original, export_for_hub, push_to_hub
 from pite.hub.export import load_checkpoint
 from pite.hub.files import load_weights_file

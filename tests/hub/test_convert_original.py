@@ -43,7 +43,8 @@ class OriginalLayoutPiTe(LlamaForCausalLM):
 
     @torch.no_grad()
     def predict(self, ids: list[int], features: torch.Tensor):
-        """ids holding one PLACEHOLDER; features (N, D). Returns logits (L, V), points (L, 2), trajectories (L, P, N, 2)."""
+        """ids holding one PLACEHOLDER; features (N, D). Returns logits (L, V), points (L, 2), trajectories
+        (L, P, N, 2)."""
         at = ids.index(PLACEHOLDER)
         embed = self.model.embed_tokens
         pieces = [embed(torch.tensor(ids[:at])), self.model.vision_adapter(features), embed(torch.tensor(ids[at + 1:]))]
@@ -248,7 +249,7 @@ def test_converted_release_answers_as_the_release_on_its_own_inputs(tmp_path, re
 def test_damaged_release_files_are_named(tmp_path, release, llm_dir):
     """A truncated LoRA safetensors, an adapter config that is not JSON, an unreadable vision_adapter.bin: each
     error names the file (not safetensors' / peft's / torch's anonymous error)."""
-    from pite.cli.errors import InvalidInputError
+    from pite.core.errors import InvalidInputError
 
     stages, _ = release
     dims = (FEATURE_DIM, POINTS * NUM_FRAMES * 2, torch.float32)

@@ -13,6 +13,8 @@ import copy
 import torch
 from transformers.generation.utils import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 
+from pite.modeling_pite.losses_pite import ABSENT_COORDINATE
+
 MAX_NEW_TOKENS = 4
 
 
@@ -103,7 +105,7 @@ class PiTeGenerationTests:
                                 max_new_tokens=6)
         ended = output.beam_indices < 0
         self.assertTrue(bool(ended.any()), "no returned beam ended early: the test's eos bias is too weak")
-        self.assertTrue(bool((output.point_predictions[ended] == model.config.absent_coordinate).all()))
+        self.assertTrue(bool((output.point_predictions[ended] == ABSENT_COORDINATE).all()))
         self._check_teacher_forced(model, inputs, output)
 
     def test_beam_sample_generate_dict_outputs(self):

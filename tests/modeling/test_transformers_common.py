@@ -25,6 +25,7 @@ except Exception as error:  # noqa: BLE001 - no network to PyPI: say why nothing
 from transformers.models.auto import modeling_auto  # noqa: E402
 
 from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration, PiTeModel  # noqa: E402
+from pite.modeling_pite.losses_pite import ABSENT_COORDINATE  # noqa: E402
 
 # Low, so that the mixin's resize tests, which clamp ids to a smaller vocabulary, keep the placeholders, and above
 # the ids (0-4) the mixin draws when it pads a batch with random rows.
@@ -43,8 +44,9 @@ NOT_APPLICABLE: dict[str, str] = {
         "test_transformers_conventions.py::test_missing_weights_outside_the_tower_initialise_as_in_init"
     ),
     **{f"test_model_rope_scaling_from_config_{i}_{kind}": (
-        "feeds random token ids, which hold PiTe's <video> placeholder id, with no video: PiTe refuses placeholders "
-        "without frames (test_forward.py::test_placeholders_without_video_are_rejected); RoPE scaling is Llama's"
+        "feeds random token ids, which hold PiTe's <video> placeholder id, with no video: PiTe refuses "
+        "placeholders without frames (test_forward.py::test_placeholders_without_video_are_rejected); "
+        "RoPE scaling is Llama's"
     ) for i, kind in enumerate(("linear", "dynamic", "yarn"))},
     "test_multimodal_outputs_are_returned": (
         "checks `image_outputs` only (its own FIXME: video not yet covered); PiTe's common inputs are videos, whose "
@@ -143,9 +145,9 @@ class PiTeModelTest(common.ModelTesterMixin, PiTeGenerationTests, unittest.TestC
             points = torch.rand(*ids.shape, config.coordinate_dim, generator=generator)
             trajectories = torch.rand(*ids.shape, config.num_trajectory_points, config.num_frames,
                                       config.coordinate_dim, generator=generator)
-            inputs["point_labels"] = points.masked_fill(~text[..., None], config.absent_coordinate)
+            inputs["point_labels"] = points.masked_fill(~text[..., None], ABSENT_COORDINATE)
             inputs["trajectory_labels"] = trajectories.masked_fill(~text[..., None, None, None],
-                                                                   config.absent_coordinate)
+                                                                   ABSENT_COORDINATE)
         return inputs
 
     def setUp(self) -> None:

@@ -33,7 +33,8 @@ CHILD = textwrap.dedent(
         output = model.generate(**inputs, max_new_tokens=8, min_new_tokens=8, do_sample=False,
                                 suppress_tokens=suppress, return_dict_in_generate=True)
     prompt_length = inputs["input_ids"].shape[1]
-    words = [w for w in processor.post_process_generation(output, inputs["video_metadata"], prompt_length)[0]["text"].split()]
+    (generated,) = processor.post_process_generation(output, inputs["video_metadata"], prompt_length)
+    words = generated["text"].split()
     (result,) = processor.post_process_generation(output, inputs["video_metadata"], prompt_length, phrases=words[:1])
     phrase = result["phrases"][0]
     frames = processor.read_videos(video)[0].frames
@@ -42,7 +43,9 @@ CHILD = textwrap.dedent(
         "sequences": output.sequences.tolist(),
         "trajectory_shape": list(output.trajectory_predictions.shape),
         "text": result["text"], "phrase": phrase["text"], "token_indices": phrase["token_indices"],
-        "trajectory": [[[None if v != v else v for v in point] for point in key] for key in phrase["trajectory"].tolist()],
+        "trajectory": [
+            [[None if v != v else v for v in point] for point in key] for key in phrase["trajectory"].tolist()
+        ],
         "metadata": [dict(metadata) for metadata in inputs["video_metadata"]],
     }))
     """

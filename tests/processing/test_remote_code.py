@@ -1,4 +1,5 @@
-"""The processor saved to a folder loads through AutoProcessor(trust_remote_code=True) where `pite` cannot be imported."""
+"""The processor saved to a folder loads through AutoProcessor(trust_remote_code=True) where `pite` cannot be
+imported."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ CHILD = textwrap.dedent(
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
     assert type(processor).__name__ == "PiTeProcessor", type(processor)
     assert not type(processor).__module__.startswith("pite"), type(processor).__module__
-    messages = [{"role": "user", "content": [{"type": "video", "path": video}, {"type": "text", "text": "What moves?"}]}]
+    content = [{"type": "video", "path": video}, {"type": "text", "text": "What moves?"}]
+    messages = [{"role": "user", "content": content}]
     batch = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
     spans = processor.post_process_generation(batch["input_ids"], batch["video_metadata"], 0)[0]
     # dict(): the metadata class lives in the remote-code module, which the parent process cannot unpickle
@@ -36,7 +38,8 @@ CHILD = textwrap.dedent(
 
 
 def test_flat_files_need_only_torch_transformers_numpy_and_pil(processor, tmp_path):
-    """transformers refuses remote code whose imports are missing: decord/av must stay lazy (the GPU image lacks them)."""
+    """transformers refuses remote code whose imports are missing: decord/av must stay lazy (the GPU image lacks
+    them)."""
     from transformers.dynamic_module_utils import get_imports, get_relative_imports
 
     processor.save_pretrained(tmp_path)
@@ -53,7 +56,7 @@ def test_saved_processor_loads_without_pite(processor, video_factory, tmp_path):
     processor.save_pretrained(folder)
     saved = sorted(os.listdir(folder))
     flat_files = {"processing_pite.py", "chat_template_pite.py", "postprocessing_pite.py",
-                  "time_pite.py", "video_reading_pite.py", "visualization_pite.py", "file_writing_pite.py"}
+                  "time_pite.py", "video_reading_pite.py", "visualization_pite.py"}
     assert flat_files <= set(saved) and "__init__.py" not in saved
 
     video = video_factory(40, fps=10)

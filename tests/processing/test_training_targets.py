@@ -1,18 +1,19 @@
-"""Training arrays (`pite.training.targets`, built with the processor's tokenization): assistant-only labels, per-token trajectory targets, Localized Narratives points."""
+"""Training arrays (`pite.data.targets`, built with the processor's tokenization): assistant-only labels, per-token
+trajectory targets, Localized Narratives points."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pite.processing import IGNORE_INDEX
-from pite.training.targets import (
+from pite.data.targets import (
     SpanTarget,
     build_point_labels,
     build_training_features,
     localized_narrative_targets,
     tokenize_conversation,
 )
+from pite.modeling_pite.losses_pite import IGNORE_INDEX
 
 N = 8
 P = 3

@@ -108,8 +108,8 @@ _skip_tests(PiTeProcessorTest, {
         "with do_sample_frames=False, which the helper cannot see (tested with the defaults in "
         "test_processor_kwargs.py)"),
     "test_processor_from_and_save_pretrained_as_nested_dict": (
-        "loads each component through its Auto class: transformers' AutoVideoProcessor requires torchvision (no CPU "
-        "build here), and transformers' remote-code saving writes the processor's auto_map into the image "
+        "loads each component through its Auto class: transformers' AutoVideoProcessor requires torchvision "
+        "(no CPU build here), and transformers' remote-code saving writes the processor's auto_map into the image "
         "processor's config, so AutoImageProcessor asks for trust_remote_code; the round trip through "
         "PiTeProcessor.from_pretrained is test_processor_from_and_save_pretrained"),
 })

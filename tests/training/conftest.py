@@ -22,8 +22,8 @@ def _caption(colour: str, shape: str, direction: str) -> str:
 
 
 def corpus() -> list[str]:
+    from pite.data import templates
     from pite.processing import V1_SYSTEM
-    from pite.training import templates
 
     texts = [V1_SYSTEM, "USER: ASSISTANT: </s>", "from 00 to 03. From 01 to 02.", "During which frames can we see"]
     for colour in COLOURS:
@@ -46,8 +46,8 @@ def tokenizer():
     return train_llama_tokenizer(corpus(), vocab_size=360)
 
 
-@pytest.fixture(scope="session")
-def processor(tokenizer):
+def tiny_processor(tokenizer):
+    """A PiTeProcessor of `tokenizer` with a tiny CLIP image processor (IMAGE_SIZE px, NUM_FRAMES frames)."""
     from transformers import CLIPImageProcessorPil
 
     from pite.processing import PiTeProcessor
@@ -58,26 +58,39 @@ def processor(tokenizer):
     return PiTeProcessor(image_processor=image_processor, tokenizer=tokenizer, num_frames=NUM_FRAMES)
 
 
+def tiny_config(tokenizer, text_layers: int = 2, **overrides):
+    """The tiny PiTeConfig matching `tokenizer` (also used by tests/cli)."""
+    from pite.modeling_pite import PiTeConfig
+
+    kwargs = dict(
+        vision_config=dict(hidden_size=32, intermediate_size=64, projection_dim=24, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=IMAGE_SIZE, patch_size=14),
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=text_layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id),
+        num_frames=NUM_FRAMES,
+        num_trajectory_points=NUM_POINTS,
+        video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
+    )
+    kwargs.update(overrides)
+    return PiTeConfig(**kwargs)
+
+
+@pytest.fixture(scope="session")
+def processor(tokenizer):
+    return tiny_processor(tokenizer)
+
+
 @pytest.fixture(scope="session")
 def make_model(tokenizer):
     """`make_model(seed=0, **config_overrides)` -> a fresh tiny PiTeForConditionalGeneration matching the tokenizer."""
-    from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration
+    from pite.modeling_pite import PiTeForConditionalGeneration
 
     def make(seed: int = 0, **overrides):
-        kwargs = dict(
-            vision_config=dict(hidden_size=32, intermediate_size=64, projection_dim=24, num_hidden_layers=1,
-                               num_attention_heads=2, image_size=IMAGE_SIZE, patch_size=14),
-            text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                             pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                             eos_token_id=tokenizer.eos_token_id),
-            num_frames=NUM_FRAMES,
-            num_trajectory_points=NUM_POINTS,
-            video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
-        )
-        kwargs.update(overrides)
+        config = tiny_config(tokenizer, **overrides)
         torch.manual_seed(seed)
-        return PiTeForConditionalGeneration(PiTeConfig(**kwargs))
+        return PiTeForConditionalGeneration(config)
 
     return make
 

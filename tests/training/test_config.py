@@ -5,8 +5,8 @@ import os
 import pytest
 import yaml
 
-from pite.training.config import PiTeSFTConfig, load_training_config, parse_overrides, recipe_path
 from pite.training.arguments import PiTeStageArguments
+from pite.training.config import PiTeSFTConfig, load_training_config, parse_overrides, recipe_path
 
 CPU = ["use_cpu=true", "bf16=false", "output_dir=unused"]
 

@@ -7,10 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pite.processing import IGNORE_INDEX
+from pite.modeling_pite.losses_pite import IGNORE_INDEX
 from pite.training import BadRecordError, ExampleFeaturizer, PiTeDataCollator, build_stage_dataset, load_stage_examples
-
-
 
 N, P = 4, 3  # the tiny world's frames and key points (checked against the `dims` fixture below)
 
@@ -93,11 +91,12 @@ def _rewrite(path, out, edit):
     [
         ("missing video", lambda r: r[1].update(video="nowhere.mp4"), r"pite.jsonl line 2 \(video_id 'vid1'\): media file not found"),
         ("bad trajectory", lambda r: r[2]["events"][0]["objects"][0].update(trajectory=[[[0.1, 0.2]] * N] * 2),
-         r"line 3 \(video_id 'vid2'\) event 0: object 0 \('the green square'\): trajectory has shape \(2, 4, 2\), expected"),
+         r"line 3 \(video_id 'vid2'\) event 0: object 0 \('the green square'\): trajectory has shape "
+         r"\(2, 4, 2\), expected"),
         ("trajectory outside [0, 1]",
          lambda r: r[2]["events"][1]["objects"][0]["trajectory"][1][3].__setitem__(0, 1.25),
-         r"pite.jsonl line 3 \(video_id 'vid2'\) event 1: object 0 \('the green square'\): trajectory point 1 of frame 3 "
-         r"is \[1.25, 0.5\]: coordinates must be normalised to \[0, 1\]"),
+         r"pite.jsonl line 3 \(video_id 'vid2'\) event 1: object 0 \('the green square'\): "
+         r"trajectory point 1 of frame 3 is \[1.25, 0.5\]: coordinates must be normalised to \[0, 1\]"),
         ("half-absent point", lambda r: r[0]["events"][0]["objects"][0]["trajectory"][0][0].__setitem__(1, -1),
          r"line 1 .*trajectory point 0 of frame 0 is \[0.3, -1.0\]"),
         ("empty conversation", lambda r: r[3].update(events=[]), r"line 4 \(video_id 'vid3'\): empty conversation"),
@@ -188,7 +187,7 @@ def test_stage2_conversations_do_not_always_open_with_dense_captioning(world, pr
     """Half of the videos ask an event question first; the dense answer's phrases keep their trajectories."""
     import zlib
 
-    from pite.training.data_pite143k import pite143k_example
+    from pite.data.pite143k import pite143k_example
 
     record = json.loads(open(world["pite"], encoding="utf-8").readline())
     featurizer = ExampleFeaturizer(processor, P, max_length=1024)  # the whole conversation, nothing cut

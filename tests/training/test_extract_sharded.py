@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pite.cli.main import main
-from pite.training.feature_cache import INDEX_NAME, FeatureCache, part_directory
+from pite.data.feature_cache import INDEX_NAME, FeatureCache, part_directory
 
 from .launching import launch_and_kill_one, launch_env, pids_of_rank
 
@@ -88,7 +88,7 @@ def test_two_processes_extract_the_one_process_cache_and_a_killed_part_resumes(b
 
 def test_a_one_process_run_merges_left_over_parts_and_refuses_another_models_part(make_model, processor, world,
                                                                                   tmp_path):
-    from pite.training.feature_cache import extract_features, merge_feature_parts
+    from pite.data.feature_cache import extract_features, merge_feature_parts
 
     model, output = make_model(), tmp_path / "cache"
     keys = sorted(os.listdir(world["images"]))

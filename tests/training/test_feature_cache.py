@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pite.cli.main import main as pite_main
+from pite.data.feature_cache import media_pixels
 from pite.modeling_pite import PiTeForConditionalGeneration
 from pite.training import (
     BadRecordError,
@@ -18,7 +19,6 @@ from pite.training import (
     load_stage_examples,
     run_stage,
 )
-from pite.training.featurize import media_pixels
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +108,11 @@ def test_extraction_resumes_after_a_failure_and_can_skip_bad_files(base_checkpoi
 
 def test_one_cache_serves_every_stage_of_a_model(caches, base_checkpoint, stage_data, tmp_path, cpu_overrides):
     """The tower is frozen and the processor is saved with each stage, so stage 1's output still matches the cache."""
-    from pite.training import feature_fingerprint, load_model_and_processor
+    from pite.core.loading import load_pite
+    from pite.training import feature_fingerprint
 
     files, media = stage_data[1]
     run_stage(1, base_checkpoint, str(tmp_path / "s1"), files, media,
               overrides={**cpu_overrides, "max_steps": 1, "feature_cache_dir": caches["images"]})
-    model, processor = load_model_and_processor(str(tmp_path / "s1"))
+    model, processor = load_pite(str(tmp_path / "s1"))
     assert feature_fingerprint(model, processor) == FeatureCache(caches["videos"]).fingerprint

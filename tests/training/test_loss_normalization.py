@@ -1,4 +1,4 @@
-"""Gradient accumulation must not change the loss scale (issue: model core).
+"""Gradient accumulation must not change the loss scale.
 
 Two micro-batches of one sample (gradient_accumulation_steps=2) must give the same update as one batch of two,
 through transformers.Trainer's num_items_in_batch path, for the LM term and both L1 terms.

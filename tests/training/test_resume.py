@@ -1,4 +1,5 @@
-"""A run interrupted after k steps and resumed from its last checkpoint ends with the weights of an uninterrupted run."""
+"""A run interrupted after k steps and resumed from its last checkpoint ends with the weights of an uninterrupted
+run."""
 
 import logging
 import os

@@ -198,7 +198,7 @@ def test_stage3_rehearsal_trains_the_trajectory_head_on_its_loss(rehearsal, chai
 
 
 def test_rehearsal_records_must_be_stage2_records(stage_data, processor):
-    from pite.training.data import load_stage_examples, with_rehearsal
+    from pite.data.stage_dataset import load_stage_examples, with_rehearsal
 
     files, media = stage_data[3]
     featurizer = ExampleFeaturizer(processor, 3, 256)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from trl import SFTTrainer
 
-from pite.processing import IGNORE_INDEX
+from pite.modeling_pite.losses_pite import IGNORE_INDEX
 from pite.training import (
     ExampleFeaturizer,
     PiTeDataCollator,

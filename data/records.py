@@ -12,8 +12,12 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+
+from .targets import SpanTarget
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +45,8 @@ class TrainingExample:
         media_path: absolute path of the image or video file.
         media_key: the file's path relative to its media folder, POSIX separators: its key in a feature cache.
         messages: `[{"role": "user"|"assistant", "content": str | [{"type": "video"|"image"|"text", ...}]}]`.
-        point_targets: stage 1, or None: `[{"turn", "span", "value" (2,), "name"}]`, spans into the answer of `turn`.
-        trajectory_targets: stage 2, or None: the same with `value` of shape (P, N, 2).
+        point_targets: stage 1, or None: `SpanTarget`s with a point `value` (2,), spans into the answer of `turn`.
+        trajectory_targets: stage 2, or None: the same with a trajectory `value` (P, N, 2).
         supervises_regression: False for an example whose targets exist only so that it batches with others
             (stage-3 instructions beside replayed stage-2 conversations): none of its positions counts in the L1
             terms, whatever the model's `absent_targets`.
@@ -56,24 +60,95 @@ class TrainingExample:
     media_path: str
     media_key: str
     messages: list[dict[str, Any]]
-    point_targets: list[dict[str, Any]] | None = None
-    trajectory_targets: list[dict[str, Any]] | None = None
+    point_targets: list[SpanTarget] | None = None
+    trajectory_targets: list[SpanTarget] | None = None
     supervises_regression: bool = True
     duration: float | None = None
 
     def to_row(self) -> dict[str, Any]:
-        """A flat row for a `datasets.Dataset` (nested structures as JSON text, so Arrow never guesses a schema)."""
-        row = asdict(self)
-        for key in ("messages", "point_targets", "trajectory_targets"):
-            row[key] = json.dumps(row[key]) if row[key] is not None else ""
-        return row
+        """A row of a `datasets.Dataset` with the columns `row_features()` declares (no schema left to guess)."""
+        return {
+            "example_id": self.example_id, "where": self.where, "media_kind": self.media_kind,
+            "media_path": self.media_path, "media_key": self.media_key,
+            "messages": [_message_row(message, self.where) for message in self.messages],
+            "point_targets": _targets_row(self.point_targets),
+            "trajectory_targets": _targets_row(self.trajectory_targets),
+            "supervises_regression": self.supervises_regression, "duration": self.duration,
+        }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "TrainingExample":
-        values = dict(row)
-        for key in ("messages", "point_targets", "trajectory_targets"):
-            values[key] = json.loads(values[key]) if values.get(key) else None
-        return cls(**{k: values[k] for k in cls.__dataclass_fields__})
+        """The example `to_row` stored (target values as numpy arrays)."""
+        return cls(
+            example_id=row["example_id"], where=row["where"], media_kind=row["media_kind"],
+            media_path=row["media_path"], media_key=row["media_key"],
+            messages=[_message_from_row(message) for message in row["messages"]],
+            point_targets=_targets_from_row(row["point_targets"]),
+            trajectory_targets=_targets_from_row(row["trajectory_targets"]),
+            supervises_regression=row["supervises_regression"], duration=row["duration"],
+        )
+
+
+def row_features(value_rank: dict[str, int] | None = None) -> Any:
+    """The `datasets.Features` of `TrainingExample.to_row`: a message's content is either `text` (a string) or
+    `parts` (`{"type", "text"}` items); a target's `value` is a point (2,) or a trajectory (P, N, 2)."""
+    import datasets
+
+    def nested(rank: int) -> Any:
+        feature: Any = datasets.Value("float64")
+        for _ in range(rank):
+            feature = datasets.List(feature)
+        return feature
+
+    def targets(rank: int) -> Any:
+        return datasets.List({
+            "turn": datasets.Value("int32"), "start": datasets.Value("int32"), "end": datasets.Value("int32"),
+            "name": datasets.Value("string"), "value": nested(rank),
+        })
+
+    string = datasets.Value("string")
+    return datasets.Features({
+        "example_id": string, "where": string, "media_kind": string, "media_path": string, "media_key": string,
+        "messages": datasets.List(
+            {"role": string, "text": string, "parts": datasets.List({"type": string, "text": string})}
+        ),
+        "point_targets": targets(1),
+        "trajectory_targets": targets(3),
+        "supervises_regression": datasets.Value("bool"),
+        "duration": datasets.Value("float64"),
+    })
+
+
+def _message_row(message: dict[str, Any], where: str) -> dict[str, Any]:
+    content = message["content"]
+    if isinstance(content, str):
+        return {"role": message["role"], "text": content, "parts": None}
+    for part in content:
+        if set(part) - {"type", "text"}:
+            raise BadRecordError(where, f"a message part may hold only 'type' and 'text', got {sorted(part)}")
+    parts = [{"type": part["type"], "text": part.get("text")} for part in content]
+    return {"role": message["role"], "text": None, "parts": parts}
+
+
+def _message_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    if row["parts"] is None:
+        return {"role": row["role"], "content": row["text"]}
+    parts = [{"type": p["type"], **({"text": p["text"]} if p["text"] is not None else {})} for p in row["parts"]]
+    return {"role": row["role"], "content": parts}
+
+
+def _targets_row(targets: list[SpanTarget] | None) -> list[dict[str, Any]] | None:
+    if targets is None:
+        return None
+    return [{"turn": t.turn, "start": t.span[0], "end": t.span[1], "name": t.name,
+             "value": np.asarray(t.value, dtype=np.float64).tolist()} for t in targets]
+
+
+def _targets_from_row(rows: list[dict[str, Any]] | None) -> list[SpanTarget] | None:
+    if rows is None:
+        return None
+    return [SpanTarget(span=(r["start"], r["end"]), value=np.asarray(r["value"], dtype=np.float64), turn=r["turn"],
+                       name=r["name"]) for r in rows]
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Atomic file writing (`file_writing_pite`): replacement, the old file kept on failure, no temporaries left behind,
-usual permissions, data flushed to disk before the move, and the bytes of the JSON/JSONL/text writers."""
+"""Atomic file writing (`pite.core.file_writing`): replacement, the old file kept on failure, no temporaries left
+behind, usual permissions, data flushed to disk before the move, and the bytes of the JSON/JSONL/text writers."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pite.processing import file_writing_pite
-from pite.processing.file_writing_pite import TEMPORARY_PREFIX, atomic_write, write_json, write_jsonl, write_text
+from pite.core import file_writing
+from pite.core.file_writing import TEMPORARY_PREFIX, atomic_write, write_json, write_jsonl, write_text
 
 
 def _usual_mode() -> int:
@@ -48,7 +48,7 @@ def test_a_failing_move_removes_the_temporary(tmp_path, monkeypatch):
     def refuse(source, destination):
         raise PermissionError(f"cannot move {source} onto {destination}")
 
-    monkeypatch.setattr(file_writing_pite.os, "replace", refuse)
+    monkeypatch.setattr(file_writing.os, "replace", refuse)
     with pytest.raises(PermissionError, match="cannot move"):
         write_text(tmp_path / "notes.txt", "x")
     assert list(tmp_path.iterdir()) == []
@@ -67,7 +67,7 @@ def test_the_temporary_is_hidden_keeps_the_suffix_and_is_on_disk_before_the_move
         assert not (tmp_path / "clip.mp4").exists()
         Path(temporary).write_bytes(b"frames")
 
-    monkeypatch.setattr(file_writing_pite.os, "fsync", fsync)
+    monkeypatch.setattr(file_writing.os, "fsync", fsync)
     atomic_write(tmp_path / "clip.mp4", write)
     (temporary,) = seen
     assert temporary.parent == tmp_path and temporary.name.startswith(TEMPORARY_PREFIX + "clip.")

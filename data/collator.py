@@ -13,15 +13,14 @@ from typing import Any
 
 import torch
 
-from pite.processing import IGNORE_INDEX
+from pite.modeling_pite.losses_pite import ABSENT_COORDINATE, IGNORE_INDEX
 
-ABSENT = -1.0
 # per-token key -> padding value; every one of them is (L, ...) per sample
 PADDED_KEYS = {
     "input_ids": None,  # the tokenizer's pad id
     "labels": IGNORE_INDEX,
-    "point_labels": ABSENT,
-    "trajectory_labels": ABSENT,
+    "point_labels": ABSENT_COORDINATE,
+    "trajectory_labels": ABSENT_COORDINATE,
     "point_mask": False,
     "trajectory_mask": False,
     "attention_mask": 0,  # built from the lengths when samples carry none

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pite.processing.chat_template_pite import V1_SYSTEM
 from pite.processing.time_pite import format_frame_index, format_time_span
 
-from .world_image import LOCATIONS
-from .world_scene import COLOURS, DIRECTIONS, SHAPES, STILL_EVENTS, VideoScene, WorldConfig, event_verb
+from .image import LOCATIONS
+from .scene import COLOURS, DIRECTIONS, SHAPES, STILL_EVENTS, VideoScene, WorldConfig, event_verb
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 # ActivityNet-QA `type` codes: 0 motion, 3 yes/no, 4 colour, 5 object, 7 number.
@@ -68,9 +68,8 @@ def temporal_instructions(scene: VideoScene, num_frames: int) -> list[tuple[str,
     The instruction sets of real stage-3 data hold temporal questions too; without them a small model forgets the
     time-span answer format while it learns the one-word answers of the other questions.
     """
-    from pite.eval.prompts import grounding_question
+    from pite.data.templates import GROUNDING_ANSWER, grounding_question
     from pite.processing import format_time_span
-    from pite.training.templates import GROUNDING_ANSWER
 
     pairs = []
     for event in scene.events:

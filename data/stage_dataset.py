@@ -17,11 +17,11 @@ from typing import Any
 
 import datasets
 
-from .data_instructions import detect_instruction_format, valley_example, videoinstruct_example
-from .data_narratives import narrative_example
-from .data_pite143k import pite143k_example
 from .featurize import ExampleFeaturizer
-from .records import BadRecordError, BadRecordPolicy, TrainingExample, read_json_records
+from .instructions import detect_instruction_format, valley_example, videoinstruct_example
+from .narratives import narrative_example
+from .pite143k import pite143k_example
+from .records import BadRecordError, BadRecordPolicy, TrainingExample, read_json_records, row_features
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,10 @@ def load_stage_examples(
     if not data_files:
         raise ValueError(f"no data files given for stage {stage} (set data_files)")
     if len(media_dirs) not in (1, len(data_files)):
-        raise ValueError(f"give one media folder for all data files or one per file: {len(data_files)} files, {len(media_dirs)} folders")
+        raise ValueError(
+            f"give one media folder for all data files or one per file: {len(data_files)} files, "
+            f"{len(media_dirs)} folders"
+        )
     report = DataReport()
     examples: list[TrainingExample] = []
     num_frames, num_points = featurizer.processor.num_frames, featurizer.num_points
@@ -100,7 +103,7 @@ def load_stage_examples(
 def examples_to_dataset(examples: Sequence[TrainingExample], featurizer: ExampleFeaturizer) -> datasets.Dataset:
     """A `datasets.Dataset` of the examples whose rows read as model inputs (see `ExampleFeaturizer.transform`)."""
     rows = [example.to_row() for example in examples]
-    dataset = datasets.Dataset.from_list(rows)
+    dataset = datasets.Dataset.from_list(rows, features=row_features())
     return dataset.with_transform(featurizer.transform)
 
 

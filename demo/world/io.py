@@ -1,7 +1,7 @@
 """Media writers for the synthetic world: JPEG and mp4 (PyAV), written atomically.
 
 Atomic writing itself (temporary file in the destination folder, then `os.replace`) and the JSON/JSONL writers live
-in `pite.processing.file_writing_pite`.
+in `pite.core.file_writing`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pite.processing.file_writing_pite import atomic_write
+from pite.core.file_writing import atomic_write
 
 __all__ = ["VIDEO_CODECS", "available_video_codec", "write_jpeg", "write_mp4"]
 

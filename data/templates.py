@@ -26,8 +26,9 @@ DENSE_CAPTION_QUESTIONS = (
     "Give a breakdown of the events in the video together with their time segments.",
 )
 
-# Stage 2: temporal grounding of one event uses the evaluation's question (`pite.eval.prompts.grounding_question`,
-# VTimeLLM's "During which frames can we see {event}?"), so training and evaluation ask alike; the answer is:
+# Stage 2: temporal grounding of one event asks the evaluation's question (VTimeLLM's `questions` in
+# `vtimellm/eval/eval.py`; `pite.eval.prompts` asks it too), so training and evaluation ask alike; the answer is:
+GROUNDING_QUESTION = "During which frames can we see {}?"
 GROUNDING_ANSWER = "From {start} to {end}."
 
 # Stage 2: captioning of one segment; the answer is the event's caption.
@@ -43,3 +44,15 @@ DENSE_CAPTION_ITEM = "{caption}, from {start} to {end}."
 def pick(templates: Sequence[str], key: str, purpose: str) -> str:
     """The template of `templates` that record `key` uses for `purpose` (stable across runs and machines)."""
     return templates[zlib.crc32(f"{purpose}:{key}".encode()) % len(templates)]
+
+
+def grounding_question(sentence: str) -> str:
+    """VTimeLLM's grounding question for an event sentence: stripped, lower-cased, without a final period.
+
+    >>> grounding_question("A person opens the door.")
+    'During which frames can we see a person opens the door?'
+    """
+    sentence = sentence.strip().lower()
+    if sentence.endswith("."):
+        sentence = sentence[:-1]
+    return GROUNDING_QUESTION.format(sentence)

@@ -6,7 +6,7 @@ Layout of a cache folder:
     ...                         (F = 1 for an image), keyed by the file's path relative to the media folder
     parts/00001-of-00004/       a multi-process run's part: the same layout, written by process 1 of 4 alone
 
-Every file is written atomically (`pite.processing.file_writing_pite`), the index after its
+Every file is written atomically (`pite.core.file_writing`), the index after its
 shard, so an interrupted run leaves a consistent cache and `extract_features` resumes with the files not yet indexed.
 
 Several processes (`part=(rank, world_size)`): process `rank` takes files `rank, rank + world_size, ...` of the sorted
@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from pite.processing.file_writing_pite import TEMPORARY_PREFIX, atomic_write, write_json
+from pite.core.file_writing import TEMPORARY_PREFIX, atomic_write, write_json
 
 from .records import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
@@ -102,8 +103,8 @@ class FeatureCache:
     def check_compatible(self, fingerprint: str) -> None:
         if fingerprint != self.fingerprint:
             raise ValueError(
-                f"the feature cache {self.directory!r} was extracted with a different vision tower (weights or dtype), "
-                "image processor or num_frames than this model and processor (fingerprints differ); re-run "
+                f"the feature cache {self.directory!r} was extracted with a different vision tower (weights or "
+                "dtype), image processor or num_frames than this model and processor (fingerprints differ); re-run "
                 "`pite extract-features` with this checkpoint and dtype, or train from pixels"
             )
 
@@ -313,10 +314,19 @@ def _extract_into(model: Any, processor: Any, media_dir: str, directory: str, in
         write_json(os.path.join(directory, INDEX_NAME), index)
 
 
+def media_pixels(processor: Any, path: str, kind: str) -> torch.Tensor:
+    """(F, 3, H, W) CLIP-normalised frames of one file: F = N sampled frames of a video, F = 1 for an image.
+
+    Training without a cache (`ExampleFeaturizer`) reads its frames here too, so cached features are exactly those.
+    """
+    if kind == "image":
+        with Image.open(path) as image:
+            return processor(images=[image.convert("RGB")], return_tensors="pt")["pixel_values"]
+    return processor(videos=[path], return_tensors="pt")["pixel_values_videos"][0]
+
+
 def _pixels(processor: Any, path: str) -> torch.Tensor:
     """(F, 3, H, W) CLIP-normalised frames of one file (F = 1 for an image), exactly as training reads them."""
-    from .featurize import media_pixels
-
     kind = "image" if path.lower().endswith(IMAGE_EXTENSIONS) else "video"
     return media_pixels(processor, path, kind)
 

@@ -6,11 +6,11 @@
 |---|---|
 | `stage1/localized_narratives.jsonl`, `stage1/images/{image_id}.jpg` | Localized Narratives |
 | `stage2/pite_train.jsonl`, `videos/train/{video_id}.mp4` | PiTe-143k style (events, spans, (P, N, 2) trajectories) |
-| `stage3/valley_instruct.json`, `stage3/videoinstruct_100k.json` | Valley-Instruct and VideoInstruct-100K, on `videos/train` |
+| `stage3/valley_instruct.json`, `stage3/videoinstruct_100k.json` | Valley-Instruct, VideoInstruct-100K |
 | `eval/videos/v_{name}.mp4` | held-out videos, ActivityNet naming |
 | `eval/activitynet_captions/val_1.json` | ActivityNet Captions (grounding, dense captioning) |
 | `eval/activitynet_qa/test_q.json`, `test_a.json` | ActivityNet-QA (`video_name` without `v_`, as published) |
-| `eval/trajectories.jsonl` | PiTe-143k style ground truth for the held-out videos (`video` relative to `eval/videos`) |
+| `eval/trajectories.jsonl` | PiTe-143k style ground truth of the held-out videos (`video` relative to `eval/videos`) |
 | `world.json` | the manifest (`WorldManifest`, paths relative to `out_dir`) |
 
 Every video, image and held-out video draws from its own generator `np.random.default_rng([seed, split, index])`:
@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pite.processing.file_writing_pite import write_json, write_jsonl
+from pite.core.file_writing import write_json, write_jsonl
 
-from .world_image import ImageScene, localized_narrative, render_image, sample_image_scene
-from .world_io import available_video_codec, write_jpeg, write_mp4
-from .world_scene import COLOURS, SHAPES, VideoScene, WorldConfig, render_video, sample_video_scene
-from .world_text import (
+from .image import ImageScene, localized_narrative, render_image, sample_image_scene
+from .io import available_video_codec, write_jpeg, write_mp4
+from .scene import COLOURS, SHAPES, VideoScene, WorldConfig, render_video, sample_video_scene
+from .text import (
     QA_TYPE_CODES,
     VideoQuestion,
     answer_vocabulary,
@@ -41,7 +41,7 @@ from .world_text import (
     video_questions,
     world_corpus,
 )
-from .world_track import event_trajectory, object_key_points
+from .track import event_trajectory, object_key_points
 
 SPLIT_CODES = {"train": 0, "eval": 1, "image": 2}
 MANIFEST_NAME = "world.json"

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from transformers.utils.chat_template_utils import render_jinja_template
 
+from pite.modeling_pite.losses_pite import ABSENT_COORDINATE, IGNORE_INDEX
 from pite.processing.chat_template_pite import (
-    IGNORE_INDEX,
     V1_CHAT_TEMPLATE,
     VIDEO_TOKEN,
     expand_video_tokens,
@@ -123,7 +123,6 @@ def tokenize_conversation(
     )
 
 
-ABSENT = -1.0
 
 
 @dataclass
@@ -160,7 +159,7 @@ def build_span_labels(
     Raises ValueError naming the target if its span lies outside its answer, its value has the wrong shape or
     non-finite entries, or two targets claim the same token (nothing is silently overwritten).
     """
-    labels = np.full((len(conversation.input_ids), *value_shape), ABSENT, dtype=np.float32)
+    labels = np.full((len(conversation.input_ids), *value_shape), ABSENT_COORDINATE, dtype=np.float32)
     owner = np.full(len(conversation.input_ids), -1, dtype=np.int64)
     starts, ends = conversation.offsets[:, 0], conversation.offsets[:, 1]
     turns = conversation.assistant_turns

@@ -13,26 +13,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pite.processing import IGNORE_INDEX, VideoInputError, read_image, read_video
+from pite.modeling_pite.losses_pite import IGNORE_INDEX
+from pite.processing import VideoInputError, read_image, read_video
 
-from .feature_cache import FeatureCache
+from .feature_cache import FeatureCache, media_pixels
 from .records import BadRecordError, TrainingExample
-from .targets import SpanTarget, build_training_features
-
-
-def media_pixels(processor: Any, path: str, kind: str) -> torch.Tensor:
-    """(F, 3, H, W) CLIP-normalised frames of one file: F = N sampled frames of a video, F = 1 for an image."""
-    if kind == "image":
-        with Image.open(path) as image:
-            return processor(images=[image.convert("RGB")], return_tensors="pt")["pixel_values"]
-    return processor(videos=[path], return_tensors="pt")["pixel_values_videos"][0]
-
-
-def _span_targets(targets: list[dict[str, Any]] | None) -> list[SpanTarget] | None:
-    if targets is None:
-        return None
-    return [SpanTarget(span=tuple(t["span"]), value=t["value"], turn=t["turn"], name=t.get("name", "")) for t in targets]
-
+from .targets import build_training_features
 
 # A record's times and trajectories are relative to its stated duration: more than this far from the file's, they
 # describe another cut of the video (or a truncated file). Real annotations round durations, hence the slack.
@@ -66,13 +52,14 @@ class ExampleFeaturizer:
         self.feature_cache = feature_cache
 
     def text_features(self, example: TrainingExample) -> dict[str, np.ndarray]:
-        """`input_ids`, `labels` (L,), and `point_labels` (L, 2) / `trajectory_labels` (L, P, N, 2) if the example has targets."""
+        """`input_ids`, `labels` (L,), and `point_labels` (L, 2) / `trajectory_labels` (L, P, N, 2) if the example
+        has targets."""
         try:
             features = build_training_features(
                 self.processor,
                 example.messages,
-                trajectory_targets=_span_targets(example.trajectory_targets),
-                point_targets=_span_targets(example.point_targets),
+                trajectory_targets=example.trajectory_targets,
+                point_targets=example.point_targets,
                 num_points=self.num_points,
             )
         except ValueError as error:
@@ -98,7 +85,8 @@ class ExampleFeaturizer:
         return features
 
     def visual_features(self, example: TrainingExample) -> dict[str, torch.Tensor]:
-        """`video_features` (F, D) from the cache, else `pixel_values_videos` (N, 3, H, W) or `pixel_values` (3, H, W)."""
+        """`video_features` (F, D) from the cache, else `pixel_values_videos` (N, 3, H, W) or `pixel_values`
+        (3, H, W)."""
         expected_frames = 1 if example.media_kind == "image" else self.processor.num_frames
         if self.feature_cache is not None:
             try:
@@ -107,7 +95,9 @@ class ExampleFeaturizer:
                 raise BadRecordError(example.where, f"{error.args[0]}; run `pite extract-features` over this media folder") from error
             if features.shape[0] != expected_frames:
                 raise BadRecordError(
-                    example.where, f"cached features of {example.media_key!r} have {features.shape[0]} frames, expected {expected_frames}"
+                    example.where,
+                    f"cached features of {example.media_key!r} have {features.shape[0]} frames, "
+                    f"expected {expected_frames}",
                 )
             return {"video_features": features}
         try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .world_scene import ShapeObject, WorldConfig, make_background, paint, render_labels
+from .scene import ShapeObject, WorldConfig, make_background, paint, render_labels
 
 # Grid cell (column, row) of the 3x3 thirds -> the location words for an object there.
 LOCATIONS: dict[tuple[int, int], str] = {

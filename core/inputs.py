@@ -1,6 +1,6 @@
 """Checks of the files and folders a command is given, made before any heavy work, with errors that name the path.
 
-Shared by every `pite` command (see `pite.cli.errors` for the error types and how `pite` reports them):
+Shared by every `pite` command (see `pite.core.errors` for the error types and how `pite` reports them):
 `check_output_folder` refuses an existing output (and, always, an output that is the command's own input);
 `check_safetensors_file` / `check_checkpoint_weights` refuse truncated or corrupted weights by reading headers only;
 `reading` turns a dependency's error while loading a path into one naming that path.

@@ -14,7 +14,7 @@ import numpy as np
 from pite.annotation.keypoints import kmeans_pp
 from pite.processing.video_reading_pite import sample_frame_indices
 
-from .world_scene import Event, VideoScene
+from .scene import Event, VideoScene
 
 # A first frame with fewer visible pixels than this is too small to cluster (a sliver at the edge or under another
 # shape); the key points come from the first frame that shows more of the object.

@@ -8,7 +8,7 @@ Temporaries are hidden, start with `TEMPORARY_PREFIX` (folder scanners skip such
 suffix, so writers that pick a format from the extension still work. They are created with mode 0o666 less the
 process umask, so finished files get the usual permissions (not the owner-only 0o600 of `tempfile.mkstemp`).
 
-This file is Hub remote code (a sibling of `visualization_pite`): it imports only the standard library.
+It imports only the standard library.
 """
 
 from __future__ import annotations

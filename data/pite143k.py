@@ -3,8 +3,8 @@
 One video becomes one multi-turn conversation (VTimeLLM-style tasks, times as two-digit frame indices):
 1. dense captioning: "{caption}, from SS to EE." for every event, in order of start time;
 2. one question per event, alternating (from a per-video start) between
-   temporal grounding (`pite.eval.prompts.grounding_question`: "During which frames can we see {caption}?"
-   -> "From SS to EE.") and
+   temporal grounding (`pite.data.templates.grounding_question`, the evaluation's question:
+   "During which frames can we see {caption}?" -> "From SS to EE.") and
    segment captioning ("What is happening from SS to EE?" -> "{caption}.").
 Half of the videos (a stable hash of the id) ask their first event question before the dense captioning.
 Every grounded noun phrase of a caption written in an answer carries its object's trajectory (P, N, 2) on each of its
@@ -13,29 +13,31 @@ tokens; the question text and the times carry none.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from typing import Any
 
 import numpy as np
 
-from pite.eval.prompts import grounding_question
+from pite.modeling_pite.losses_pite import ABSENT_COORDINATE
 from pite.processing import format_time_span
 
 from .records import BadRecordError, TrainingExample, media_in_folder, require
+from .targets import SpanTarget
 from .templates import (
     DENSE_CAPTION_ITEM,
     DENSE_CAPTION_QUESTIONS,
     GROUNDING_ANSWER,
     SEGMENT_CAPTION_QUESTIONS,
+    grounding_question,
     pick,
 )
 
 
-ABSENT = -1.0  # a point (-1, -1): the object is not visible in that frame (the release's convention)
-
-
-def _checked_objects(event: dict, caption: str, where: str, trajectory_shape: tuple[int, int, int]) -> list[dict]:
-    """The event's objects as targets relative to `caption`: {"span", "value", "name"}."""
+def _checked_objects(
+    event: dict, caption: str, where: str, trajectory_shape: tuple[int, int, int]
+) -> list[SpanTarget]:
+    """The event's objects as trajectory targets with spans relative to `caption`."""
     objects = []
     for index, item in enumerate(event.get("objects") or []):
         name = f"object {index}"
@@ -61,21 +63,22 @@ def _checked_objects(event: dict, caption: str, where: str, trajectory_shape: tu
             )
         if not np.isfinite(trajectory).all():
             raise BadRecordError(where, f"{name}: trajectory holds NaN or infinite values (use -1 for absent)")
-        absent = (trajectory == ABSENT).all(axis=-1)
+        absent = (trajectory == ABSENT_COORDINATE).all(axis=-1)
         outside = ~absent & ((trajectory < 0.0) | (trajectory > 1.0)).any(axis=-1)
         if outside.any():
             point, frame = (int(i) for i in np.argwhere(outside)[0])
             raise BadRecordError(
                 where, f"{name}: trajectory point {point} of frame {frame} is {trajectory[point, frame].tolist()}: "
-                f"coordinates must be normalised to [0, 1], or ({ABSENT:g}, {ABSENT:g}) where the object is absent "
+                f"coordinates must be normalised to [0, 1], or ({ABSENT_COORDINATE:g}, {ABSENT_COORDINATE:g}) where "
+                "the object is absent "
                 f"({int(outside.sum())} such point(s))"
             )
-        objects.append({"span": [start, end], "value": trajectory.tolist(), "name": phrase or name})
+        objects.append(SpanTarget(span=(start, end), value=trajectory, name=phrase or name))
     return objects
 
 
-def _shifted(objects: list[dict], offset: int) -> list[dict]:
-    return [{**item, "span": [item["span"][0] + offset, item["span"][1] + offset]} for item in objects]
+def _shifted(objects: list[SpanTarget], offset: int) -> list[SpanTarget]:
+    return [dataclasses.replace(item, span=(item.span[0] + offset, item.span[1] + offset)) for item in objects]
 
 
 def pite143k_example(
@@ -148,7 +151,7 @@ def pite143k_example(
     for turn, (question, answer, turn_targets) in enumerate(turns):
         content = [{"type": "video"}, {"type": "text", "text": question}] if turn == 0 else question
         messages += [{"role": "user", "content": content}, {"role": "assistant", "content": answer}]
-        targets += [{**target, "turn": turn} for target in turn_targets]
+        targets += [dataclasses.replace(target, turn=turn) for target in turn_targets]
     return TrainingExample(
         example_id=video_id,
         where=where,

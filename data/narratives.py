@@ -2,17 +2,18 @@
 
 One record becomes one single-turn conversation: the user shows the image (one `<video>` token) and asks for a
 description; the answer is the record's `caption`. Each utterance of the caption is supervised with the mean mouse
-position of its time span (`pite.training.targets.localized_narrative_targets`), on every token of the utterance.
+position of its time span (`pite.data.targets.localized_narrative_targets`), on every token of the utterance.
 Images are `{images_dir}/{image_id}.jpg` (`.png`, `.jpeg` also tried).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from .targets import localized_narrative_targets
-
 from .records import IMAGE_EXTENSIONS, BadRecordError, TrainingExample, find_media, media_key, require
+from .targets import localized_narrative_targets
 from .templates import NARRATIVE_QUESTIONS, pick
 
 
@@ -34,7 +35,7 @@ def narrative_example(record: dict, where: str, images_dir: str) -> TrainingExam
         value = np.asarray(target.value, dtype=np.float64)
         if not np.isfinite(value).all():
             raise BadRecordError(where, f"utterance {target.name!r} has a non-finite trace point")
-        point_targets.append({"turn": -1, "span": list(target.span), "value": value.tolist(), "name": target.name})
+        point_targets.append(dataclasses.replace(target, value=value, turn=-1))
     question = pick(NARRATIVE_QUESTIONS, image_id, "narrative")
     messages = [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]},
