@@ -56,7 +56,13 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     assert 'The shipped model was trained with `absent_targets="mask"`' in report
     assert metrics["settings"]["stage3_rehearsal"] and "stage 3 also replays the stage-2 conversations" in report
     example = metrics["example"]
-    assert example["phrase"] in example["caption"] and 0 <= example["teacher_forced_L1"] < 4
+    assert any(example["phrase"] in caption for caption, _, _ in example["true_events"])
+    assert 0 <= example["teacher_forced_L1"] < 4 and isinstance(example["frame_index_spans"], list)
+    if example["drawn"] == "generated":  # drawn from the tokens the model wrote, not teacher-forced
+        assert example["phrase"] in example["answer"] and 0 <= example["generated_L1"] < 4
+    else:
+        assert example["drawn"] == "teacher-forced" and example["generated_L1"] is None
+    assert 'trajectory_window="video"' in report
     with Image.open(out / "trajectories.png") as sheet:
         assert sheet.size[0] > 0
     with Image.open(out / "trajectories.gif") as gif:

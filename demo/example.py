@@ -1,0 +1,126 @@
+"""The demo report's held-out example: what the model generated, with the trajectories it predicted while generating.
+
+The model is asked to caption the events of a held-out video with their time segments (the recipe's dense-captioning
+question). `post_process_generation` reads the generated answer with the world's object phrases of that video: the
+time spans it wrote, and, for the first object phrase it wrote, the trajectory predicted with the phrase's tokens
+during generation (mean over the tokens, as the library reports a phrase). That trajectory is drawn over the frames
+beside the ground truth of the first event naming the same object. The teacher-forced L1 of the same object on its
+true caption, the quantity the trajectory metric averages, is reported beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+# Held-out videos tried in order until the model writes one of the video's object phrases.
+MAX_VIDEOS_TRIED = 10
+MAX_NEW_TOKENS = 64
+
+
+def _visible_l1(predicted: np.ndarray, truth: np.ndarray) -> float | None:
+    """Mean L1 (|dx| + |dy|, normalised) over the ground truth's visible points; None when there are none."""
+    visible = (truth >= 0).all(axis=-1)
+    return float(np.abs(predicted - truth)[visible].sum(axis=-1).mean()) if visible.any() else None
+
+
+def _normalised(trajectory_px: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(P, N, 2) pixels with NaN where absent -> normalised with the absent coordinate."""
+    from pite.modeling_pite.losses_pite import ABSENT_COORDINATE
+
+    scaled = trajectory_px / np.array([width, height], dtype=np.float64)
+    return np.where(np.isnan(scaled), ABSENT_COORDINATE, scaled)
+
+
+@torch.no_grad()
+def teacher_forced_trajectory(model, processor, video_inputs, question: str, event: dict, target: dict) -> np.ndarray:
+    """(P, N, 2) normalised: the model's trajectory for `target`'s phrase, teacher-forced on the event's caption."""
+    from pite.data.targets import SpanTarget, build_training_features
+    from pite.modeling_pite.losses_pite import ABSENT_COORDINATE
+
+    truth = np.asarray(target["trajectory"])
+    caption = event["caption"] if event["caption"].endswith(".") else event["caption"] + "."
+    user = {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}
+    features = build_training_features(
+        processor,
+        [user, {"role": "assistant", "content": caption}],
+        trajectory_targets=[SpanTarget(span=tuple(target["span"]), value=truth, turn=0, name=target["phrase"])],
+        num_points=model.config.num_trajectory_points,
+    )
+    labels = np.asarray(features["trajectory_labels"])
+    phrase_tokens = np.flatnonzero((labels != ABSENT_COORDINATE).any(axis=(1, 2, 3)))
+    input_ids = torch.as_tensor(features["input_ids"])[None]
+    outputs = model(input_ids=input_ids, pixel_values_videos=video_inputs["pixel_values_videos"])
+    # the prediction at position t is for token t + 1
+    return outputs.trajectory_predictions[0, phrase_tokens - 1].mean(dim=0).numpy()
+
+
+@torch.no_grad()
+def generated_example(model, processor, manifest, out: Path) -> dict[str, Any]:
+    """Generate on held-out videos until the answer names an object of the video; draw that object's generated
+    trajectory against the truth into `out/trajectories.png` and `.gif`. Returns what the report prints."""
+    from pite.core.file_writing import atomic_write
+    from pite.data.templates import DENSE_CAPTION_QUESTIONS
+    from pite.processing import read_video, save_contact_sheet, save_trajectory_gif
+
+    question = DENSE_CAPTION_QUESTIONS[0]
+    user = {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}
+    prompt = processor.apply_chat_template([user], add_generation_prompt=True)
+    first, tried = None, 0
+    for line in Path(manifest.eval_trajectories).read_text().splitlines()[:MAX_VIDEOS_TRIED]:
+        record = json.loads(line)
+        objects = {obj["phrase"]: (event, obj) for event in record["events"] for obj in event["objects"]
+                   if (np.asarray(obj["trajectory"]) >= 0).all(axis=-1).any()}
+        if not objects:
+            continue
+        video_path = str(Path(manifest.eval_videos_dir) / record["video"])
+        inputs = processor(text=prompt, videos=video_path)
+        metadata = inputs.pop("video_metadata")
+        generated = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                                   return_dict_in_generate=True)
+        (result,) = processor.post_process_generation(generated, metadata, inputs["input_ids"].shape[1],
+                                                      phrases=sorted(objects, key=len, reverse=True))
+        tried += 1
+        named = [phrase for phrase in result["phrases"] if phrase["trajectory"] is not None]
+        attempt = (record, objects, video_path, inputs, metadata, result, named[0] if named else None)
+        first = first or attempt
+        if named:
+            break
+    if first is None:
+        raise ValueError(f"{manifest.eval_trajectories}: no held-out video has a visible tracked object to draw")
+    # When the model names no object in any video tried, the first video's first object is drawn teacher-forced.
+    record, objects, video_path, inputs, metadata, result, phrase = attempt if attempt[-1] is not None else first
+    name = phrase["text"] if phrase is not None else next(iter(objects))
+    event, target = objects[name]
+    truth = np.asarray(target["trajectory"])
+    start, end = (_frame(event[key], record["duration"], model) for key in ("start", "end"))
+    forced = teacher_forced_trajectory(model, processor, inputs, f"What is happening from {start} to {end}?", event,
+                                       target)
+    if phrase is not None:
+        predicted = _normalised(np.asarray(phrase["trajectory"]), metadata[0]["width"], metadata[0]["height"])
+    else:
+        predicted = forced
+    frames = read_video(video_path, num_frames=model.config.num_frames).frames
+    drawn = {"predicted": [predicted], "ground_truth": [truth]}
+    sheet = atomic_write(out / "trajectories.png", lambda path: save_contact_sheet(frames, path, **drawn))
+    gif = atomic_write(out / "trajectories.gif", lambda path: save_trajectory_gif(frames, path, **drawn))
+    return {
+        "video": record["video"], "question": question, "answer": result["text"],
+        "frame_index_spans": [list(span) for span in result["frame_index_spans"]],
+        "true_events": [[e["caption"], _frame(e["start"], record["duration"], model),
+                         _frame(e["end"], record["duration"], model)] for e in record["events"]],
+        "phrase": name, "drawn": "generated" if phrase is not None else "teacher-forced",
+        "generated_L1": _visible_l1(predicted, truth) if phrase is not None else None,
+        "teacher_forced_L1": _visible_l1(forced, truth), "videos_tried": tried,
+        "contact_sheet": Path(sheet).name, "gif": Path(gif).name,
+    }
+
+
+def _frame(seconds: float, duration: float, model) -> str:
+    from pite.processing import format_frame_index, seconds_to_frame_index
+
+    return format_frame_index(seconds_to_frame_index(seconds, duration, model.config.num_frames, clip=True))
