@@ -486,9 +486,10 @@ def _check_declared_frames(stream: Any, found: int, name: str) -> None:
 
 
 def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str,
-                    frame_transform: FrameTransform | None = None, decode_strategy: str = "auto") -> SampledVideo:
+                    frame_transform: FrameTransform | None = None, decode_strategy: str = "auto",
+                    fall_back: bool = False) -> SampledVideo:
     """`read_video` of an encoded input with PyAV demuxing (T, key frames, times) and PyAV's `decode_frames` or, for
-    `backend="torchcodec"`, torchcodec's decoder."""
+    `backend="torchcodec"`, torchcodec's decoder (`fall_back`: PyAV's where torchcodec fails)."""
     av = _import_video_library("av", backend)
     encoded = _encoded_input(source, name)
     try:
@@ -502,14 +503,22 @@ def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str,
         try:
             structure = probe_key_frames(container, name)
             indices = sample_frame_indices(structure.num_frames, num_frames)
-            if backend != "torchcodec":
+            decoded_by_torchcodec = False
+            if backend == "torchcodec":
+                try:
+                    frames, (height, width) = decode_with_torchcodec(encoded, indices, name, frame_transform)
+                    decoded_by_torchcodec = True
+                except VideoInputError:
+                    # torchcodec stops early on some streams PyAV reads (x264 open GOPs): "auto" reads those
+                    # with PyAV; an explicit backend="torchcodec" reports it.
+                    if not fall_back:
+                        raise
+            if not decoded_by_torchcodec:
                 frames, _, (height, width) = decode_frames(container, structure, indices, name, decode_strategy,
                                                            frame_transform)
         except av.error.FFmpegError as error:
             raise VideoInputError(f"could not decode the sampled frames of video {name}: {error}") from error
         time_base, rate = Fraction(stream.time_base), stream.average_rate or stream.guessed_rate
-    if backend == "torchcodec":
-        frames, (height, width) = decode_with_torchcodec(encoded, indices, name, frame_transform)
     # Times count from the first frame, as decord's do (a stream may start at a non-zero timestamp).
     start, last = structure.frame_pts[0], structure.frame_pts[-1]
     if not rate:
@@ -600,8 +609,8 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None, ba
         return _read_with_decord(source, num_frames, name, backend, frame_transform)
     if resolved == "torchcodec":
         _import_video_library("torchcodec", backend)  # a clear ImportError before anything is read
-    return _read_with_pyav(source, num_frames, name, resolved if backend == "auto" else backend, frame_transform,
-                           decode_strategy)
+    return _read_with_pyav(source, num_frames, name, resolved, frame_transform, decode_strategy,
+                           fall_back=backend == "auto")
 
 
 def read_image(image: ImageInput) -> SampledVideo:
