@@ -150,7 +150,8 @@ def test_auto_reads_with_pyav_and_with_decord_where_av_is_missing(video_factory,
 
 def test_missing_libraries_and_bad_backend(video_factory, indexed_frames, monkeypatch):
     path = video_factory(30)
-    with pytest.raises(ValueError, match="backend must be one of 'auto', 'decord', 'pyav', 'torchcodec', got 'ffmpeg'"):
+    with pytest.raises(ValueError,
+                       match="backend must be one of 'auto', 'decord', 'pyav', 'torchcodec', got 'ffmpeg'"):
         read_video(path, 5, backend="ffmpeg")
     with pytest.raises(ValueError, match="backend must be one of"):
         read_video(indexed_frames(3), 2, backend="PyAV")

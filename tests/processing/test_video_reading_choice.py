@@ -18,7 +18,7 @@ from .test_video_pyav_backend import encode
 
 av = pytest.importorskip("av")
 needs_torchcodec = pytest.mark.skipif(not reading.torchcodec_available(),
-                                      reason="torchcodec (a build for this torch, and FFmpeg's libraries) not loadable")
+                                      reason="torchcodec (a build for this torch, FFmpeg's libraries) not loadable")
 CASES = ["h264 with B-frames", "mpeg4", "vp9 in webm", "h264, variable frame rate", "h264, open GOPs"]
 
 
