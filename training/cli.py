@@ -64,9 +64,10 @@ def _extract_parser() -> argparse.ArgumentParser:
     parser.add_argument("--files", nargs="*", default=None, help="only these files (paths relative to --media-dir)")
     parser.add_argument("--batch-size", type=int, default=8, help="files per tower forward pass")
     parser.add_argument("--shard-size", type=int, default=256, help="files per safetensors shard")
-    parser.add_argument("--num-workers", type=int, default=1,
+    parser.add_argument("--num-workers", type=int, default=0,
                         help="DataLoader worker processes decoding the next batches while the tower runs on this one "
-                             "(0: decode in the main process); the features are the same either way")
+                             "(default 0: decode in the main process, as DataLoader and Trainer default); the "
+                             "features are the same either way")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"), help="tower dtype")
     parser.add_argument("--skip-bad-records", action="store_true",
