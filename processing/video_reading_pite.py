@@ -5,14 +5,15 @@ T is the number of frames a full decode yields, and the N indices are `np.linspa
 integers (first and last frame included; shorter videos repeat frames). The release decodes every frame with
 `torchvision.io.read_video` (PyAV underneath); here encoded videos are decoded only as far as the sampled indices
 need, with the same pixels as a full decode. Three backends: torchcodec (`VideoDecoder(seek_mode="exact")
-.get_frames_at`, PyTorch's decoder; "auto" where it can be imported), PyAV (`decode_frames`: per file, either from
-the key frame before each sampled frame, decoding forward, or one sequential pass, whichever the key-frame layout
-makes cheaper, `choose_decode_strategy`) or decord (`VideoReader.get_batch`; VTimeLLM's reader, an option). All
-return the same indices and metadata (T, times and rate come from PyAV's demuxing for torchcodec as for PyAV), and
-the same frames where decord seeks exactly (`benchmarks/RESULTS.md` has their speeds). `frame_transform` is applied
-to each sampled frame as soon as it is decoded (the processor resizes there), so the N frames are never all held
-at full resolution. torchcodec, decord and av are imported lazily, inside try blocks, so that this file loads as Hub
-remote code on machines without them (transformers' import check skips imports inside try blocks).
+.get_frames_at`, PyTorch's decoder; "auto" where it can be imported and the samples call for seeks), PyAV
+(`decode_frames`: per file, either from the key frame before each sampled frame, decoding forward, or one
+sequential pass, whichever the key-frame layout makes cheaper, `choose_decode_strategy`) or decord
+(`VideoReader.get_batch`; VTimeLLM's reader, an option). All return the same indices and metadata (T, times and
+rate come from PyAV's demuxing for torchcodec as for PyAV), and the same frames where decord seeks exactly
+(`benchmarks/RESULTS.md` has their speeds). `frame_transform` is applied to each sampled frame as soon as it is
+decoded (the processor resizes there), so the N frames are never all held at full resolution. torchcodec, decord
+and av are imported lazily, inside try blocks, so that this file loads as Hub remote code on machines without them
+(transformers' import check skips imports inside try blocks).
 
 Containers that declare their frame count (mp4, mov) are checked against what demuxing finds: a file with fewer
 readable frames than it declares (truncated) is refused rather than read as a shorter video.
@@ -37,8 +38,8 @@ from PIL import Image
 # array (T, H, W, 3), or a sequence of frames (PIL images or uint8 arrays (H, W, 3)).
 VideoInput = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray, "list[Image.Image]"]
 ImageInput = Union[Image.Image, np.ndarray]
-# `read_video(backend=...)`: "auto" is torchcodec where it can be imported (and loads its FFmpeg), else PyAV, else
-# decord.
+# `read_video(backend=...)`: "auto" chooses per file between torchcodec (where it can be imported and loads its
+# FFmpeg) and PyAV, else decord.
 VIDEO_BACKENDS = ("auto", "decord", "pyav", "torchcodec")
 # `read_video(decode_strategy=...)` of the PyAV backend: "auto" chooses per file (`choose_decode_strategy`).
 DECODE_STRATEGIES = ("auto", "seek", "sequential")
@@ -46,6 +47,9 @@ DECODE_STRATEGIES = ("auto", "seek", "sequential")
 FrameTransform = Callable[[np.ndarray], np.ndarray]
 # Frames torchcodec and decord decode per call when a transform shrinks them: bounds the full-resolution frames held.
 TRANSFORM_CHUNK = 8
+# torchcodec with a transform: frames per `get_frames_at` call. At 4K, 8 per call held 541 MB above the baseline
+# for 100 frames (benchmarks, row video_memory); one per call holds one full-resolution frame at a time.
+TORCHCODEC_TRANSFORM_CHUNK = 1
 # What one seek costs, in decoded frames (the demuxer's seek, the decoder's flush and restart); measured on the
 # benchmark streams (`benchmarks/video.py`, row video): a seek to a key frame costs about what decoding 4 frames does.
 SEEK_COST_FRAMES = 4
@@ -448,18 +452,20 @@ def decode_with_torchcodec(
     """The frames at display `indices` of an encoded video, decoded by torchcodec's exact-seek `VideoDecoder`
     (frame i is the i-th in presentation order, as in `probe_key_frames`), one FFmpeg thread as PyAV decodes.
 
-    With `frame_transform`, `TRANSFORM_CHUNK` frames per `get_frames_at` call, each transformed before the next
-    call (the decoder keeps its position between calls and decodes on within a GOP). Returns (frames (N, h, w, 3),
-    (height, width) before the transform)."""
+    With `frame_transform`, `TORCHCODEC_TRANSFORM_CHUNK` frames per `get_frames_at` call, each transformed before
+    the next call (the decoder keeps its position between calls and decodes on within a GOP). Returns
+    (frames (N, h, w, 3), (height, width) before the transform)."""
     decoders = _import_video_library("torchcodec", "torchcodec")
     source = encoded.getvalue() if isinstance(encoded, io.BytesIO) else encoded
     distinct = sorted(set(int(i) for i in indices))
-    chunk = TRANSFORM_CHUNK if frame_transform is not None else len(distinct)
     collector = _FrameCollector(indices, frame_transform)
     try:
         decoder = decoders.VideoDecoder(source, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1)
-        for start in range(0, len(distinct), chunk):
-            part = distinct[start:start + chunk]
+        if frame_transform is None:  # torchcodec's own output, in the order of `indices`: no second copy
+            frames = decoder.get_frames_at([int(i) for i in indices]).data.numpy()
+            return frames, (int(frames.shape[1]), int(frames.shape[2]))
+        for start in range(0, len(distinct), TORCHCODEC_TRANSFORM_CHUNK):
+            part = distinct[start:start + TORCHCODEC_TRANSFORM_CHUNK]
             for index, frame in zip(part, decoder.get_frames_at(part).data.numpy()):
                 collector.add(index, frame)
     except (RuntimeError, ValueError, IndexError) as error:
@@ -489,7 +495,8 @@ def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str,
                     frame_transform: FrameTransform | None = None, decode_strategy: str = "auto",
                     fall_back: bool = False) -> SampledVideo:
     """`read_video` of an encoded input with PyAV demuxing (T, key frames, times) and PyAV's `decode_frames` or, for
-    `backend="torchcodec"`, torchcodec's decoder (`fall_back`: PyAV's where torchcodec fails)."""
+    `backend="torchcodec"`, torchcodec's decoder. `fall_back` ("auto" asked for): PyAV's one pass where the
+    key-frame layout calls for one, and PyAV's decoder where torchcodec fails."""
     av = _import_video_library("av", backend)
     encoded = _encoded_input(source, name)
     try:
@@ -504,6 +511,13 @@ def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str,
             structure = probe_key_frames(container, name)
             indices = sample_frame_indices(structure.num_frames, num_frames)
             decoded_by_torchcodec = False
+            if fall_back and backend == "torchcodec" and decode_strategy == "auto":
+                # "auto" per file: torchcodec where the samples call for seeks (its seeks cost less than PyAV's),
+                # PyAV's single pass where one pass is cheaper (faster than torchcodec's exact-mode decoding on
+                # the benchmark's 720p and 1080p streams, `benchmarks/RESULTS.md`).
+                decode_strategy = choose_decode_strategy(structure, indices)
+                if decode_strategy == "sequential":
+                    backend = "pyav"
             if backend == "torchcodec":
                 try:
                     frames, (height, width) = decode_with_torchcodec(encoded, indices, name, frame_transform)
@@ -549,10 +563,11 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None, ba
         fps: frame rate of *decoded* inputs (arrays, frame lists), used for timestamps and duration. Encoded
             inputs carry their own timing; passing `fps` for them is an error (it would be silently ignored).
         backend: reader of encoded inputs, one of `VIDEO_BACKENDS`: "torchcodec", "decord", "pyav", or "auto"
-            (torchcodec where it can be imported, else PyAV, else decord). torchcodec's T, times and rate are PyAV's
-            (it demuxes the file for them); its frames are those of a full decode (tested). PyAV and decord seek
-            to the same indices and give the same metadata: T counted from
-            the stream's packets (not the header, which some containers lack), times from the first frame's
+            (per file: torchcodec's seeks where it can be imported and `choose_decode_strategy` says "seek", PyAV's
+            one pass where it says "sequential"; without torchcodec, PyAV; without PyAV, decord). torchcodec's T,
+            times and rate are PyAV's (it demuxes the file for them); its frames are those of a full decode
+            (tested). PyAV and decord seek to the same indices and give the same metadata: T counted from the
+            stream's packets (not the header, which some containers lack), times from the first frame's
             timestamp, `fps` the container's average frame rate. Where they can differ: decord's times are float32;
             without an average frame rate PyAV takes FFmpeg's guessed rate; without packet durations PyAV's
             `duration` is the last timestamp + 1 / fps. PyAV's frames are those of a full decode (tested); decord's

@@ -94,6 +94,8 @@ def test_torchcodec_gives_the_frames_and_metadata_of_pyav(streams, case):
     assert by_torchcodec.metadata == by_pyav.metadata
     with open(path, "rb") as file:  # bytes too
         np.testing.assert_array_equal(read_video(file.read(), 9, backend="torchcodec").frames, by_pyav.frames)
+    repeated = read_video(path, 250, backend="torchcodec")  # more samples than frames: indices repeat
+    np.testing.assert_array_equal(repeated.frames, read_video(path, 250, backend="pyav").frames)
 
 
 @needs_torchcodec
@@ -106,14 +108,20 @@ def test_where_torchcodec_stops_early_auto_reads_with_pyav(streams):
 
 
 @needs_torchcodec
-def test_auto_reads_with_torchcodec_where_it_loads(video_factory, monkeypatch):
-    path = video_factory(30)
+def test_auto_seeks_with_torchcodec_and_reads_one_pass_with_pyav(video_factory, monkeypatch):
     calls = []
     real = reading.decode_with_torchcodec
     monkeypatch.setattr(reading, "decode_with_torchcodec", lambda *args: calls.append(args) or real(*args))
-    by_auto = read_video(path, 5)
+    sparse = video_factory(200, codec="mpeg4")  # 6 samples, a key frame every 12 frames: seek
+    by_auto = read_video(sparse, 6)
     assert len(calls) == 1
-    np.testing.assert_array_equal(by_auto.frames, read_video(path, 5, backend="pyav").frames)
+    np.testing.assert_array_equal(by_auto.frames, read_video(sparse, 6, backend="pyav").frames)
+    dense = video_factory(30)  # one GOP, every frame up to the last wanted: one pass, with PyAV
+    by_auto = read_video(dense, 5)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(by_auto.frames, read_video(dense, 5, backend="torchcodec").frames)
+    read_video(dense, 5, decode_strategy="seek")  # a strategy asked for: auto keeps torchcodec
+    assert len(calls) == 3
 
 
 @pytest.mark.parametrize("backend", ["pyav", "decord", "torchcodec"])
