@@ -4,16 +4,15 @@ Frames are sampled as the authors' release samples them (`utils/misc.py: extract
 T is the number of frames a full decode yields, and the N indices are `np.linspace(0, T - 1, N)` truncated to
 integers (first and last frame included; shorter videos repeat frames). The release decodes every frame with
 `torchvision.io.read_video` (PyAV underneath); here encoded videos are decoded only as far as the sampled indices
-need, with the same pixels as a full decode. Three backends: torchcodec (`VideoDecoder(seek_mode="exact")
-.get_frames_at`, PyTorch's decoder; "auto" where it can be imported and the samples call for seeks), PyAV
-(`decode_frames`: per file, either from the key frame before each sampled frame, decoding forward, or one
-sequential pass, whichever the key-frame layout makes cheaper, `choose_decode_strategy`) or decord
-(`VideoReader.get_batch`; VTimeLLM's reader, an option). All return the same indices and metadata (T, times and
-rate come from PyAV's demuxing for torchcodec as for PyAV), and the same frames where decord seeks exactly
-(`benchmarks/RESULTS.md` has their speeds). `frame_transform` is applied to each sampled frame as soon as it is
-decoded (the processor resizes there), so the N frames are never all held at full resolution. torchcodec, decord
-and av are imported lazily, inside try blocks, so that this file loads as Hub remote code on machines without them
-(transformers' import check skips imports inside try blocks).
+need, with the same pixels as a full decode. Three backends: PyAV (the default, `decode_frames`: per file, either
+from the key frame before each sampled frame, decoding forward, or one sequential pass, whichever the key-frame
+layout makes cheaper, `choose_decode_strategy`), torchcodec (`VideoDecoder(seek_mode="exact").get_frames_at`,
+PyTorch's decoder; an option) or decord (`VideoReader.get_batch`; VTimeLLM's reader, an option). All return the
+same indices and metadata (T, times and rate come from PyAV's demuxing for torchcodec as for PyAV), and the same
+frames where decord seeks exactly (`benchmarks/RESULTS.md` has their speeds). `frame_transform` is applied to each
+sampled frame as soon as it is decoded (the processor resizes there), so the N frames are never all held at full
+resolution. torchcodec, decord and av are imported lazily, inside try blocks, so that this file loads as Hub remote
+code on machines without them (transformers' import check skips imports inside try blocks).
 
 Containers that declare their frame count (mp4, mov) are checked against what demuxing finds: a file with fewer
 readable frames than it declares (truncated) is refused rather than read as a shorter video.
@@ -38,8 +37,8 @@ from PIL import Image
 # array (T, H, W, 3), or a sequence of frames (PIL images or uint8 arrays (H, W, 3)).
 VideoInput = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray, "list[Image.Image]"]
 ImageInput = Union[Image.Image, np.ndarray]
-# `read_video(backend=...)`: "auto" chooses per file between torchcodec (where it can be imported and loads its
-# FFmpeg) and PyAV, else decord.
+# `read_video(backend=...)`: "auto" is PyAV (seeking or one pass, chosen per file) where it can be imported, else
+# decord. torchcodec is an option: on the benchmark streams it was not reliably faster (`benchmarks/RESULTS.md`).
 VIDEO_BACKENDS = ("auto", "decord", "pyav", "torchcodec")
 # `read_video(decode_strategy=...)` of the PyAV backend: "auto" chooses per file (`choose_decode_strategy`).
 DECODE_STRATEGIES = ("auto", "seek", "sequential")
@@ -218,16 +217,16 @@ def torchcodec_available() -> bool:
 
 
 def _resolve_backend(backend: str) -> str:
-    """The backend that reads encoded inputs for a `VIDEO_BACKENDS` value: "auto" is torchcodec where it can be
-    imported (fastest for the same frames, `benchmarks/RESULTS.md`; it also needs PyAV, for T and times), else PyAV,
-    else "decord"."""
+    """The backend that reads encoded inputs for a `VIDEO_BACKENDS` value: "auto" is PyAV where it can be imported
+    (faster than decord for the same frames, and than torchcodec or as fast, `benchmarks/RESULTS.md`), else
+    "decord"."""
     if backend != "auto":
         return backend
     try:
         import av  # noqa: F401
     except ImportError:
         return "decord"
-    return "torchcodec" if torchcodec_available() else "pyav"
+    return "pyav"
 
 
 def _encoded_input(source: Any, name: str) -> str | io.BytesIO:
@@ -492,11 +491,9 @@ def _check_declared_frames(stream: Any, found: int, name: str) -> None:
 
 
 def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str,
-                    frame_transform: FrameTransform | None = None, decode_strategy: str = "auto",
-                    fall_back: bool = False) -> SampledVideo:
+                    frame_transform: FrameTransform | None = None, decode_strategy: str = "auto") -> SampledVideo:
     """`read_video` of an encoded input with PyAV demuxing (T, key frames, times) and PyAV's `decode_frames` or, for
-    `backend="torchcodec"`, torchcodec's decoder. `fall_back` ("auto" asked for): PyAV's one pass where the
-    key-frame layout calls for one, and PyAV's decoder where torchcodec fails."""
+    `backend="torchcodec"`, torchcodec's decoder."""
     av = _import_video_library("av", backend)
     encoded = _encoded_input(source, name)
     try:
@@ -510,24 +507,10 @@ def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str,
         try:
             structure = probe_key_frames(container, name)
             indices = sample_frame_indices(structure.num_frames, num_frames)
-            decoded_by_torchcodec = False
-            if fall_back and backend == "torchcodec" and decode_strategy == "auto":
-                # "auto" per file: torchcodec where the samples call for seeks (its seeks cost less than PyAV's),
-                # PyAV's single pass where one pass is cheaper (faster than torchcodec's exact-mode decoding on
-                # the benchmark's 720p and 1080p streams, `benchmarks/RESULTS.md`).
-                decode_strategy = choose_decode_strategy(structure, indices)
-                if decode_strategy == "sequential":
-                    backend = "pyav"
             if backend == "torchcodec":
-                try:
-                    frames, (height, width) = decode_with_torchcodec(encoded, indices, name, frame_transform)
-                    decoded_by_torchcodec = True
-                except VideoInputError:
-                    # torchcodec stops early on some streams PyAV reads (x264 open GOPs): "auto" reads those
-                    # with PyAV; an explicit backend="torchcodec" reports it.
-                    if not fall_back:
-                        raise
-            if not decoded_by_torchcodec:
+                # torchcodec 0.13 stops early on some streams PyAV reads (x264 open GOPs): it raises, naming PyAV.
+                frames, (height, width) = decode_with_torchcodec(encoded, indices, name, frame_transform)
+            else:
                 frames, _, (height, width) = decode_frames(container, structure, indices, name, decode_strategy,
                                                            frame_transform)
         except av.error.FFmpegError as error:
@@ -563,8 +546,8 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None, ba
         fps: frame rate of *decoded* inputs (arrays, frame lists), used for timestamps and duration. Encoded
             inputs carry their own timing; passing `fps` for them is an error (it would be silently ignored).
         backend: reader of encoded inputs, one of `VIDEO_BACKENDS`: "torchcodec", "decord", "pyav", or "auto"
-            (per file: torchcodec's seeks where it can be imported and `choose_decode_strategy` says "seek", PyAV's
-            one pass where it says "sequential"; without torchcodec, PyAV; without PyAV, decord). torchcodec's T,
+            (PyAV, seeking or in one pass as `choose_decode_strategy` decides per file; without PyAV, decord).
+            torchcodec (an option; not reliably faster on the benchmark streams) reads the same frames; its T,
             times and rate are PyAV's (it demuxes the file for them); its frames are those of a full decode
             (tested). PyAV and decord seek to the same indices and give the same metadata: T counted from the
             stream's packets (not the header, which some containers lack), times from the first frame's
@@ -624,8 +607,7 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None, ba
         return _read_with_decord(source, num_frames, name, backend, frame_transform)
     if resolved == "torchcodec":
         _import_video_library("torchcodec", backend)  # a clear ImportError before anything is read
-    return _read_with_pyav(source, num_frames, name, resolved, frame_transform, decode_strategy,
-                           fall_back=backend == "auto")
+    return _read_with_pyav(source, num_frames, name, resolved, frame_transform, decode_strategy)
 
 
 def read_image(image: ImageInput) -> SampledVideo:

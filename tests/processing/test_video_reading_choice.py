@@ -99,7 +99,7 @@ def test_torchcodec_gives_the_frames_and_metadata_of_pyav(streams, case):
 
 
 @needs_torchcodec
-def test_where_torchcodec_stops_early_auto_reads_with_pyav(streams):
+def test_where_torchcodec_stops_early_it_says_so(streams):
     path = streams["h264, open GOPs"]
     with pytest.raises(VideoInputError, match="torchcodec could not decode the sampled frames of video .*open_gop"):
         read_video(path, 9, backend="torchcodec")
@@ -107,21 +107,16 @@ def test_where_torchcodec_stops_early_auto_reads_with_pyav(streams):
     np.testing.assert_array_equal(by_auto.frames, full_decode(path)[by_auto.metadata["frame_indices"]])
 
 
-@needs_torchcodec
-def test_auto_seeks_with_torchcodec_and_reads_one_pass_with_pyav(video_factory, monkeypatch):
+def test_auto_reads_with_pyav_choosing_per_file(video_factory, monkeypatch):
     calls = []
-    real = reading.decode_with_torchcodec
-    monkeypatch.setattr(reading, "decode_with_torchcodec", lambda *args: calls.append(args) or real(*args))
-    sparse = video_factory(200, codec="mpeg4")  # 6 samples, a key frame every 12 frames: seek
-    by_auto = read_video(sparse, 6)
-    assert len(calls) == 1
-    np.testing.assert_array_equal(by_auto.frames, read_video(sparse, 6, backend="pyav").frames)
-    dense = video_factory(30)  # one GOP, every frame up to the last wanted: one pass, with PyAV
-    by_auto = read_video(dense, 5)
-    assert len(calls) == 1
-    np.testing.assert_array_equal(by_auto.frames, read_video(dense, 5, backend="torchcodec").frames)
-    read_video(dense, 5, decode_strategy="seek")  # a strategy asked for: auto keeps torchcodec
-    assert len(calls) == 3
+    real = reading.decode_frames
+    monkeypatch.setattr(reading, "decode_frames", lambda *args: calls.append(args) or real(*args))
+    read_video(video_factory(200, codec="mpeg4"), 6)  # 6 samples, a key frame every 12 frames
+    read_video(video_factory(30), 5)  # one GOP: every frame up to the last sample is decoded either way
+    structures = [args[1] for args in calls]
+    assert [reading.choose_decode_strategy(s, args[2]) for s, args in zip(structures, calls)] == ["seek",
+                                                                                                 "sequential"]
+    assert [args[4] for args in calls] == ["auto", "auto"]
 
 
 @pytest.mark.parametrize("backend", ["pyav", "decord", "torchcodec"])
