@@ -33,9 +33,11 @@ def timed(function: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
 
 
 def timed_alternating(
-    functions: Mapping[str, Callable[[], object]], repeats: int = 7, warmup: int = 1
+    functions: Mapping[str, Callable[[], object]], repeats: int = 7, warmup: int = 1,
+    reduce: Callable[[list[float]], float] = statistics.median,
 ) -> dict[str, float]:
-    """Median wall time (s) of each named function, measured round-robin so machine load hits all of them alike."""
+    """Median (or `reduce`, e.g. `min`) wall time (s) of each named function, measured round-robin so machine load
+    hits all of them alike."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     if not functions:
@@ -49,7 +51,7 @@ def timed_alternating(
             start = time.perf_counter()
             function()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: reduce(values) for name, values in times.items()}
 
 
 def result(

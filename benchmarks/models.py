@@ -34,6 +34,9 @@ class BenchSizes:
     video_fps: int = 30
     video_width: int = 854
     video_height: int = 480
+    hd_seconds: int = 20  # the 720p and 1080p streams of the video row
+    uhd_frames: int = 100  # frames of the 4K clip of the video_memory row (all sampled)
+    extraction_videos: int = 8  # videos of the extraction row
     batch_sizes: tuple[int, ...] = (1, 4, 8)
 
     def __post_init__(self) -> None:
@@ -41,18 +44,22 @@ class BenchSizes:
             value = getattr(self, field.name)
             values = value if isinstance(value, tuple) else (value,)
             if not values or any(not isinstance(v, int) or v < 1 for v in values):
-                raise ValueError(f"benchmark size {field.name} must be a positive integer (or a list of them), got {value!r}")
+                raise ValueError(f"benchmark size {field.name} must be a positive integer (or a list of them), "
+                                 f"got {value!r}")
         if self.image_size % 14:
-            raise ValueError(f"benchmark size image_size must be a multiple of the 14-pixel patch, got {self.image_size}")
+            raise ValueError("benchmark size image_size must be a multiple of the 14-pixel patch, "
+                             f"got {self.image_size}")
         if self.hidden_size % self.num_heads or self.vision_hidden_size % 4:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must divide by num_heads ({self.num_heads}) and vision_hidden_size "
                 f"({self.vision_hidden_size}) by the vision tower's 4 heads"
             )
         if self.vocab_size < 8:
-            raise ValueError(f"benchmark size vocab_size must be >= 8 (special tokens + <video>), got {self.vocab_size}")
+            raise ValueError("benchmark size vocab_size must be >= 8 (special tokens + <video>), "
+                             f"got {self.vocab_size}")
         if self.train_text_tokens < 9 or self.prompt_text_tokens < 9:
-            raise ValueError("train_text_tokens and prompt_text_tokens must be >= 9 (8 tokens before the frames + 1 after)")
+            raise ValueError("train_text_tokens and prompt_text_tokens must be >= 9 "
+                             "(8 tokens before the frames + 1 after)")
 
     @property
     def video_token_id(self) -> int:

@@ -99,7 +99,7 @@ def row_peer(sizes: BenchSizes) -> list[dict[str, Any]]:
         pixels = torch.randn(1, frames, 3, sizes.image_size, sizes.image_size)
 
         @torch.no_grad()
-        def peer_answer() -> None:
+        def peer_answer(peer: VideoLlavaForConditionalGeneration = peer) -> None:  # this iteration's model, bound
             peer.generate(input_ids=ids, pixel_values_videos=pixels, **common)
 
         # Long peer runs take seconds each: fewer repeats, still alternated with PiTe.
@@ -111,7 +111,7 @@ def row_peer(sizes: BenchSizes) -> list[dict[str, Any]]:
                  video_llava_s=times["peer"], video_llava_frames=frames, video_llava_tokens=ids.shape[1]),
             f"{sizes.image_size} px frames, {sizes.vision_layers}-layer ViT, {sizes.num_layers}-layer LLM, prefill + "
             f"{sizes.new_tokens} tokens; PiTe encodes {sizes.num_frames} frames through the ViT"))
-        del peer
+        del peer, peer_answer  # free this size's model before the next is built
     return records
 
 

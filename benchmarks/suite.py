@@ -26,7 +26,7 @@ import torch
 
 from pite.core.file_writing import write_json
 
-from . import fast_paths, gpu, rows_core, video
+from . import fast_paths, gpu, rows_core, video, video_input
 from .measure import failed, format_table, meets_target
 from .models import BenchSizes
 
@@ -36,7 +36,10 @@ ROWS: dict[str, tuple[Row, str]] = {
     "overhead": (rows_core.row_overhead, "PiTe fwd+bwd with cached features / LlamaForCausalLM, same length (<= 1.10)"),
     "generation": (rows_core.row_generation, "PiTe generate with trajectories / Llama generate, same tokens (<= 1.10)"),
     "peer": (rows_core.row_peer, "Video-LLaVA at 8 and N frames / PiTe at N frames, one question end to end"),
-    "video": (video.row_video, "frames decoded and time: decord seeks, sequential PyAV, full decode; GOP 30/60/250"),
+    "video": (video.row_video, "default reader / fastest of torchcodec, decord, PyAV seek / one pass, sequential, "
+                               "full decode: GOP 30/60/250, 720p, 1080p (<= 1.10)"),
+    "video_memory": (video_input.row_video_memory, "4K, 100 frames read + preprocessed: MB above baseline (<= 400)"),
+    "extraction": (video_input.row_extraction, "extract-features frames/s with DataLoader workers / without"),
     "features": (rows_core.row_features, "vision frames/s and the train step on pixels / on cached features"),
     "sdpa": (fast_paths.row_sdpa, "eager / SDPA attention (train step, generate)"),
     "static": (fast_paths.row_static, "dynamic / static KV cache (generate)"),

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ from safetensors.torch import save_file
 
 from pite.core.file_writing import TEMPORARY_PREFIX, atomic_write, write_json
 
+from .extraction_pipeline import ExtractionTimes, load_batches
 from .records import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 logger = logging.getLogger(__name__)
@@ -129,6 +131,7 @@ class ExtractionReport:
     extracted: int = 0
     already_cached: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    times: ExtractionTimes = field(default_factory=ExtractionTimes)
 
 
 def _shard_name(number: int) -> str:
@@ -228,6 +231,7 @@ def extract_features(
     skip_bad_records: bool = False,
     progress: bool = True,
     part: tuple[int, int] = (0, 1),
+    num_workers: int = 0,
 ) -> ExtractionReport:
     """Compute and store the frozen tower's per-frame features of every media file under `media_dir`.
 
@@ -239,6 +243,8 @@ def extract_features(
         skip_bad_records: record unreadable files in the index's "failed" map and go on, instead of raising.
         part: (rank, world_size): extract files rank, rank + world_size, ... of the sorted list into this process's
             part folder (see the module docstring); the caller merges the parts with `merge_feature_parts`.
+        num_workers: DataLoader workers decoding the next batches while the tower runs (`extraction_pipeline`);
+            0 reads in this process. The features do not depend on it.
 
     Resumes: files already in the cache or in any of its parts are skipped; a one-process run first merges parts
     an earlier multi-process run left unmerged. Raises ValueError if the folder holds a cache of another model.
@@ -269,39 +275,43 @@ def extract_features(
     try:
         batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
         bar = tqdm(total=len(batches), desc="extracting features", unit="batch", disable=not progress)
-        _extract_into(model, processor, media_dir, target, index, batches, shard_size, skip_bad_records, report, bar)
+        started = time.perf_counter()
+        _extract_into(model, processor, media_dir, target, index, batches, shard_size, skip_bad_records, report, bar,
+                      num_workers)
+        report.times.wall_s = time.perf_counter() - started
     finally:
         model.train(was_training)
     return report
 
 
 def _extract_into(model: Any, processor: Any, media_dir: str, directory: str, index: dict, batches: list[list[str]],
-                  shard_size: int, skip_bad_records: bool, report: ExtractionReport, bar: Any) -> None:
+                  shard_size: int, skip_bad_records: bool, report: ExtractionReport, bar: Any,
+                  num_workers: int = 0) -> None:
     """Extract `batches` of files into the cache folder `directory` whose index is `index`; shards of >= shard_size."""
-    from pite.processing import VideoInputError
-
     shard_number = _next_shard_number(directory)
     pending: dict[str, torch.Tensor] = {}
     tower_device = next(model.model.vision_tower.parameters()).device  # only the tower needs to be on the accelerator
-    for batch in batches:
+    for loaded in load_batches(processor, media_dir, batches, num_workers, report.times):
         batch_keys, pixels = [], []
-        for key in batch:
-            path = os.path.join(media_dir, key)
-            try:
-                pixels.append(_pixels(processor, path))
-            except (VideoInputError, OSError, ValueError) as error:
+        for item in loaded:
+            key, path = item.key, os.path.join(media_dir, item.key)
+            if item.error is not None:
                 if not skip_bad_records:
-                    raise ValueError(f"cannot extract features of {path!r}: {error}") from error
-                report.failed[key] = index["failed"][key] = str(error)
-                logger.warning("skipping unreadable media %s: %s", path, error)
+                    raise ValueError(f"cannot extract features of {path!r}: {item.error}") from item.error
+                report.failed[key] = index["failed"][key] = str(item.error)
+                logger.warning("skipping unreadable media %s: %s", path, item.error)
                 continue
             batch_keys.append(key)
+            pixels.append(item.pixels)
             index["failed"].pop(key, None)
+        started = time.perf_counter()
         for group in _same_shape_groups(batch_keys, pixels):
             stacked = torch.stack([pixels[i] for i in group]).to(tower_device)
             features = model.get_video_features(stacked).pooler_output.float().cpu()
             for row, i in enumerate(group):
                 pending[batch_keys[i]] = features[row].contiguous()
+            report.times.frames += stacked.shape[0] * stacked.shape[1]
+        report.times.tower_s += time.perf_counter() - started
         report.extracted += len(batch_keys)
         if len(pending) >= shard_size:
             _write_shard(directory, index, shard_number, pending)
@@ -312,23 +322,6 @@ def _extract_into(model: Any, processor: Any, media_dir: str, directory: str, in
         _write_shard(directory, index, shard_number, pending)
     else:
         write_json(os.path.join(directory, INDEX_NAME), index)
-
-
-def media_pixels(processor: Any, path: str, kind: str) -> torch.Tensor:
-    """(F, 3, H, W) CLIP-normalised frames of one file: F = N sampled frames of a video, F = 1 for an image.
-
-    Training without a cache (`ExampleFeaturizer`) reads its frames here too, so cached features are exactly those.
-    """
-    if kind == "image":
-        with Image.open(path) as image:
-            return processor(images=[image.convert("RGB")], return_tensors="pt")["pixel_values"]
-    return processor(videos=[path], return_tensors="pt")["pixel_values_videos"][0]
-
-
-def _pixels(processor: Any, path: str) -> torch.Tensor:
-    """(F, 3, H, W) CLIP-normalised frames of one file (F = 1 for an image), exactly as training reads them."""
-    kind = "image" if path.lower().endswith(IMAGE_EXTENSIONS) else "video"
-    return media_pixels(processor, path, kind)
 
 
 def _same_shape_groups(keys: list[str], pixels: list[torch.Tensor]) -> list[list[int]]:

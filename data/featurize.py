@@ -16,7 +16,8 @@ from PIL import Image
 from pite.modeling_pite.losses_pite import IGNORE_INDEX
 from pite.processing import VideoInputError, read_image, read_video
 
-from .feature_cache import FeatureCache, media_pixels
+from .extraction_pipeline import media_pixels
+from .feature_cache import FeatureCache
 from .records import BadRecordError, TrainingExample
 from .targets import build_training_features
 

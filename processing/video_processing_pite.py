@@ -11,7 +11,9 @@ base (what `ProcessorMixin` checks a `video_processor` against); this class impl
 (`sample_frames`, `preprocess`, `_preprocess`) with torch and PIL only.
 
 Resizing (`resize_backend`): "pil" (default) resizes each frame with PIL's bicubic filter, as the CLIP image processor
-the release used does, so the pixels equal that processor's exactly (tested against the authors' pipeline);
+the release used does, so the pixels equal that processor's exactly (tested against the authors' pipeline); it runs
+inside the reader, on each frame as soon as it is decoded (`read_video(frame_transform=...)`), so the N frames are
+never all held at full resolution (100 frames of a 4K video: 2.5 GB of RGB otherwise);
 "torch" resizes the whole clip at once with `torch.nn.functional.interpolate(mode="bicubic", antialias=True)` on
 `device` (e.g. a GPU), in PIL's two passes with PIL's rounding and clipping between them: within 1 grey level of
 PIL per pixel before normalisation, on under 0.1% of the pixels of random-noise frames
@@ -196,11 +198,12 @@ class PiTeVideoProcessor(VideoProcessorMixin):
 
     def read_videos(self, videos: Any, num_frames: int | None = None, video_fps: Any = None,
                     video_backend: str | None = None, video_metadata: Any = None,
-                    do_sample_frames: bool = True) -> list[SampledVideo]:
+                    do_sample_frames: bool = True, frame_transform: Any = None) -> list[SampledVideo]:
         """Sample (decode) each video of `videos` (flattened in order): uint8 frames (N, H, W, 3) and metadata.
 
         `num_frames` / `video_backend` default to the processor's; `video_fps` or `video_metadata` give the frame
-        rate of decoded-frame inputs. `do_sample_frames=False` keeps every frame of decoded inputs."""
+        rate of decoded-frame inputs. `do_sample_frames=False` keeps every frame of decoded inputs.
+        `frame_transform` (uint8 (H, W, 3) -> uint8 (h, w, 3)) is applied to each frame as it is decoded."""
         num_frames = num_frames or self.num_frames
         video_backend = video_backend or self.video_backend
         self._check_options(num_frames, video_backend, None)
@@ -213,7 +216,7 @@ class PiTeVideoProcessor(VideoProcessorMixin):
                 raise ValueError(f"do_sample_frames=False keeps every frame of decoded frames; video "
                                  f"{describe_input(video)} is encoded: let the processor sample its frames")
             count = num_frames if do_sample_frames else len(video)
-            sampled.append(read_video(video, count, fps, backend=video_backend))
+            sampled.append(read_video(video, count, fps, backend=video_backend, frame_transform=frame_transform))
             sampled[-1].metadata["video_backend"] = None if decoded else video_backend
         return sampled
 
@@ -245,12 +248,17 @@ class PiTeVideoProcessor(VideoProcessorMixin):
         if kwargs.get("fps") is not None:
             self.sample_frames(VideoMetadata(total_num_frames=1), fps=kwargs["fps"])  # raises with the reason
         self._check_options(kwargs["num_frames"], kwargs["video_backend"], kwargs["resize_backend"])
-        sampled = self.read_videos(videos, kwargs["num_frames"], kwargs["video_fps"], kwargs["video_backend"],
-                                   kwargs["video_metadata"], bool(kwargs["do_sample_frames"]))
-        frames = [video.frames for video in sampled]
-        metadata = [PiTeVideoMetadata.from_sampled(video) for video in sampled]
         kwargs = self._standardize_kwargs(**kwargs)
         self._validate_preprocess_kwargs(**kwargs)
+        # PIL's resize runs in the reader, frame by frame as decoded; the frames arrive at their resized size.
+        resize_in_reader = bool(kwargs["do_resize"]) and kwargs["resize_backend"] == "pil"
+        transform = self.pil_resize_transform(kwargs["size"], kwargs["resample"]) if resize_in_reader else None
+        sampled = self.read_videos(videos, kwargs["num_frames"], kwargs["video_fps"], kwargs["video_backend"],
+                                   kwargs["video_metadata"], bool(kwargs["do_sample_frames"]), transform)
+        frames = [video.frames for video in sampled]
+        metadata = [PiTeVideoMetadata.from_sampled(video) for video in sampled]
+        if resize_in_reader:
+            kwargs["do_resize"] = False
         pixels = [self._preprocess_one(video, **kwargs) for video in frames]
         data: dict[str, Any] = {"pixel_values_videos": pixels}
         return_tensors = kwargs.get("return_tensors")
@@ -287,6 +295,16 @@ class PiTeVideoProcessor(VideoProcessorMixin):
             std = torch.tensor(image_std, dtype=torch.float32, device=video.device).reshape(shape)
             video = (video - mean) / std
         return video.to(torch.float32).contiguous()
+
+    @classmethod
+    def pil_resize_transform(cls, size: SizeDict, resample: Any) -> Any:
+        """One uint8 frame (H, W, 3) -> the frame resized as the CLIP image processor resizes it (PIL, `resample`,
+        to `size`): what `read_video(frame_transform=...)` applies to each frame as soon as it is decoded."""
+        def resize(frame: np.ndarray) -> np.ndarray:
+            height, width = cls._resize_target(frame[None], size)
+            return np.asarray(Image.fromarray(frame).resize((width, height), resample=resample))
+
+        return resize
 
     @staticmethod
     def _resize_like_pil(video: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -3,13 +3,16 @@
 Frames are sampled as the authors' release samples them (`utils/misc.py: extract_video` of yliu-cs/PiTe):
 T is the number of frames a full decode yields, and the N indices are `np.linspace(0, T - 1, N)` truncated to
 integers (first and last frame included; shorter videos repeat frames). The release decodes every frame with
-`torchvision.io.read_video` (PyAV underneath); here encoded videos are read by *seeking* to the sampled indices,
-never by decoding the whole stream, with the same pixels as a full decode. Two backends: PyAV
-(`decode_by_seeking`: from the key frame before each sampled frame, decoding forward; the default) or decord
-(`VideoReader.get_batch`; VTimeLLM's reader, an option). Both return the same indices and metadata, and the same
-frames where decord seeks exactly (`benchmarks/RESULTS.md` has their speeds). decord and av are imported lazily,
-inside try blocks, so that this file loads as Hub remote code on machines without them (transformers' import check
-skips imports inside try blocks).
+`torchvision.io.read_video` (PyAV underneath); here encoded videos are decoded only as far as the sampled indices
+need, with the same pixels as a full decode. Three backends: PyAV (the default, `decode_frames`: per file, either
+from the key frame before each sampled frame, decoding forward, or one sequential pass, whichever the key-frame
+layout makes cheaper, `choose_decode_strategy`), torchcodec (`VideoDecoder(seek_mode="exact").get_frames_at`,
+PyTorch's decoder; an option) or decord (`VideoReader.get_batch`; VTimeLLM's reader, an option). All return the
+same indices and metadata (T, times and rate come from PyAV's demuxing for torchcodec as for PyAV), and the same
+frames where decord seeks exactly (`benchmarks/RESULTS.md` has their speeds). `frame_transform` is applied to each
+sampled frame as soon as it is decoded (the processor resizes there), so the N frames are never all held at full
+resolution. torchcodec, decord and av are imported lazily, inside try blocks, so that this file loads as Hub remote
+code on machines without them (transformers' import check skips imports inside try blocks).
 
 Containers that declare their frame count (mp4, mov) are checked against what demuxing finds: a file with fewer
 readable frames than it declares (truncated) is refused rather than read as a shorter video.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import bisect
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO, Union
@@ -34,8 +37,21 @@ from PIL import Image
 # array (T, H, W, 3), or a sequence of frames (PIL images or uint8 arrays (H, W, 3)).
 VideoInput = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray, "list[Image.Image]"]
 ImageInput = Union[Image.Image, np.ndarray]
-# `read_video(backend=...)`: "auto" is PyAV where it can be imported, else decord.
-VIDEO_BACKENDS = ("auto", "decord", "pyav")
+# `read_video(backend=...)`: "auto" is PyAV (seeking or one pass, chosen per file) where it can be imported, else
+# decord. torchcodec is an option: on the benchmark streams it was not reliably faster (`benchmarks/RESULTS.md`).
+VIDEO_BACKENDS = ("auto", "decord", "pyav", "torchcodec")
+# `read_video(decode_strategy=...)` of the PyAV backend: "auto" chooses per file (`choose_decode_strategy`).
+DECODE_STRATEGIES = ("auto", "seek", "sequential")
+# One decoded uint8 frame (H, W, 3) -> what is kept of it (e.g. the resized frame (h, w, 3)).
+FrameTransform = Callable[[np.ndarray], np.ndarray]
+# Frames torchcodec and decord decode per call when a transform shrinks them: bounds the full-resolution frames held.
+TRANSFORM_CHUNK = 8
+# torchcodec with a transform: frames per `get_frames_at` call. At 4K, 8 per call held 541 MB above the baseline
+# for 100 frames (benchmarks, row video_memory); one per call holds one full-resolution frame at a time.
+TORCHCODEC_TRANSFORM_CHUNK = 1
+# What one seek costs, in decoded frames (the demuxer's seek, the decoder's flush and restart); measured on the
+# benchmark streams (`benchmarks/video.py`, row video): a seek to a key frame costs about what decoding 4 frames does.
+SEEK_COST_FRAMES = 4
 
 
 class VideoInputError(ValueError):
@@ -115,7 +131,8 @@ def _frame_to_array(frame: Any, name: str) -> np.ndarray:
     return frame
 
 
-def _sample_decoded(frames: np.ndarray, num_frames: int, fps: float | None) -> SampledVideo:
+def _sample_decoded(frames: np.ndarray, num_frames: int, fps: float | None,
+                    frame_transform: FrameTransform | None = None) -> SampledVideo:
     """Sample N frames from already-decoded frames (T, H, W, 3); timing only if `fps` is given."""
     num_source_frames = frames.shape[0]
     indices = sample_frame_indices(num_source_frames, num_frames)
@@ -130,7 +147,39 @@ def _sample_decoded(frames: np.ndarray, num_frames: int, fps: float | None) -> S
         "width": int(frames.shape[2]),
         "height": int(frames.shape[1]),
     }
+    if frame_transform is not None:
+        return SampledVideo(frames=_transformed(frames, indices.tolist(), frame_transform), metadata=metadata)
     return SampledVideo(frames=np.ascontiguousarray(frames[indices]), metadata=metadata)
+
+
+def _transformed(frames: Any, indices: list[int], frame_transform: FrameTransform) -> np.ndarray:
+    """`frame_transform` of frames[i] for i in `indices`, each distinct index transformed once."""
+    kept = {index: frame_transform(np.asarray(frames[index])) for index in sorted(set(indices))}
+    return np.stack([kept[index] for index in indices])
+
+
+class _FrameCollector:
+    """Collects the decoded frames of the distinct sampled indices into one (N, h, w, 3) array in the order of
+    `indices` (repeats included), transforming each as it arrives: no second full-size copy is made."""
+
+    def __init__(self, indices: Sequence[int], frame_transform: FrameTransform | None) -> None:
+        self.indices = [int(i) for i in indices]
+        self.rows: dict[int, list[int]] = {}
+        for row, index in enumerate(self.indices):
+            self.rows.setdefault(index, []).append(row)
+        self.frame_transform = frame_transform
+        self.frames: np.ndarray | None = None
+        self.source_size: tuple[int, int] | None = None  # (height, width) before the transform
+
+    def add(self, index: int, frame: np.ndarray) -> None:
+        if self.source_size is None:
+            self.source_size = (int(frame.shape[0]), int(frame.shape[1]))
+        if self.frame_transform is not None:
+            frame = self.frame_transform(frame)
+        if self.frames is None:
+            self.frames = np.empty((len(self.indices), *frame.shape), dtype=frame.dtype)
+        for row in self.rows[index]:
+            self.frames[row] = frame
 
 
 def _import_video_library(module: str, backend: str) -> Any:
@@ -138,21 +187,39 @@ def _import_video_library(module: str, backend: str) -> Any:
     try:
         if module == "decord":
             import decord as library
+        elif module == "torchcodec":
+            from torchcodec import decoders as library
         else:
             import av as library
-    except ImportError as error:
+    except (ImportError, OSError, RuntimeError) as error:  # torchcodec raises OSError when FFmpeg cannot load
         if backend == "auto":
             raise ImportError(
                 "reading encoded videos needs PyAV or decord (`pip install av` or `pip install decord`)"
+            ) from error
+        if module == "torchcodec":
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ImportError(
+                f"backend={backend!r} needs torchcodec, a build matching the installed torch, and FFmpeg's shared "
+                f"libraries (`pip install torchcodec`, e.g. `apt-get install ffmpeg`): {first_line}"
             ) from error
         library_name = "decord" if module == "decord" else "PyAV"
         raise ImportError(f"backend={backend!r} needs {library_name} (`pip install {module}`)") from error
     return library
 
 
+def torchcodec_available() -> bool:
+    """True where torchcodec imports and loads its FFmpeg libraries (its wheels are tied to one torch version)."""
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401
+    except (ImportError, OSError, RuntimeError):
+        return False
+    return True
+
+
 def _resolve_backend(backend: str) -> str:
-    """The backend that reads encoded inputs for a `VIDEO_BACKENDS` value: "auto" is PyAV where it can be
-    imported (faster than decord for the same frames), else "decord"."""
+    """The backend that reads encoded inputs for a `VIDEO_BACKENDS` value: "auto" is PyAV where it can be imported
+    (faster than decord for the same frames, and than torchcodec or as fast, `benchmarks/RESULTS.md`), else
+    "decord"."""
     if backend != "auto":
         return backend
     try:
@@ -196,14 +263,22 @@ def _open_decord_reader(source: Any, name: str, backend: str) -> Any:
     return reader
 
 
-def _read_with_decord(source: Any, num_frames: int, name: str, backend: str) -> SampledVideo:
+def _read_with_decord(source: Any, num_frames: int, name: str, backend: str,
+                      frame_transform: FrameTransform | None = None) -> SampledVideo:
     """`read_video` of an encoded input with decord (`backend` is the requested one, for the ImportError)."""
     reader = _open_decord_reader(source, name, backend)
     num_source_frames = len(reader)
     indices = sample_frame_indices(num_source_frames, num_frames)
+    distinct = sorted(set(indices.tolist()))
+    # get_batch seeks to each requested index (from its preceding key frame) instead of decoding every frame; with
+    # a transform, a few frames per call, so that only those are held at full resolution.
+    chunk = TRANSFORM_CHUNK if frame_transform is not None else len(distinct)
+    collector = _FrameCollector(indices, frame_transform)
     try:
-        # get_batch seeks to each requested index (from its preceding key frame) instead of decoding every frame.
-        frames = reader.get_batch(indices.tolist()).asnumpy()
+        for start in range(0, len(distinct), chunk):
+            part = distinct[start:start + chunk]
+            for index, frame in zip(part, reader.get_batch(part).asnumpy()):
+                collector.add(index, frame)
         frame_times = reader.get_frame_timestamp(indices.tolist())
         last_frame_end = float(reader.get_frame_timestamp([num_source_frames - 1])[0, 1])
     except Exception as error:  # decord raises its own error types for broken streams
@@ -211,6 +286,7 @@ def _read_with_decord(source: Any, num_frames: int, name: str, backend: str) -> 
             f"decord could not decode the sampled frames of video {name} ({error}); if the file plays elsewhere, "
             "read it with backend='pyav'"
         ) from error
+    height, width = collector.source_size
     metadata = {
         "fps": float(reader.get_avg_fps()),
         # The end of the last frame: T / fps for constant-frame-rate videos.
@@ -218,10 +294,10 @@ def _read_with_decord(source: Any, num_frames: int, name: str, backend: str) -> 
         "num_source_frames": int(num_source_frames),
         "frame_indices": indices.tolist(),
         "timestamps": [float(t) for t in frame_times[:, 0]],
-        "width": int(frames.shape[2]),
-        "height": int(frames.shape[1]),
+        "width": width,
+        "height": height,
     }
-    return SampledVideo(frames=frames, metadata=metadata)
+    return SampledVideo(frames=collector.frames, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -290,25 +366,58 @@ def probe_key_frames(container: Any, name: str = "<video>") -> KeyFrameStructure
         ) from error
 
 
-def decode_by_seeking(
-    container: Any, structure: KeyFrameStructure, indices: Sequence[int], name: str = "<video>"
-) -> tuple[np.ndarray, int]:
+def choose_decode_strategy(structure: KeyFrameStructure, indices: Sequence[int]) -> str:
+    """"seek" or "sequential": whichever decodes fewer frames for `indices`, a seek counted as `SEEK_COST_FRAMES`.
+
+    Seeking decodes, per GOP holding sampled frames, from its key frame (or on from the previous sampled frame) to the
+    last sampled frame in it, plus a seek per such GOP; one sequential pass decodes everything from the first sampled
+    frame's key frame to the last sampled frame. When the samples cover most GOPs nearly to their ends, the pass
+    wins. Either way the frames are the same (a decoder's output does not depend on where it started, from a key
+    frame); only the time differs."""
+    targets = sorted(set(int(i) for i in indices))
+    if not targets:
+        raise ValueError("choose_decode_strategy needs at least one frame index")
+    seek_cost, position = 0, None
+    for target in targets:
+        start = structure.gop_start(target)
+        if position is not None and structure.gop_start(position) == start:
+            seek_cost += target - position
+        else:
+            seek_cost += target - start + 1 + SEEK_COST_FRAMES
+        position = target
+    sequential_cost = targets[-1] - structure.gop_start(targets[0]) + 1 + SEEK_COST_FRAMES
+    return "sequential" if sequential_cost <= seek_cost else "seek"
+
+
+def decode_frames(
+    container: Any, structure: KeyFrameStructure, indices: Sequence[int], name: str = "<video>",
+    strategy: str = "auto", frame_transform: FrameTransform | None = None,
+) -> tuple[np.ndarray, int, tuple[int, int]]:
     """Decode the frames at display `indices` of an open PyAV container's first video stream.
 
-    For each index in ascending order, decoding goes on from the previous one when both lie in the same GOP (a key
-    frame and the frames up to the next one), else it seeks to the index's key frame first; decoded frames are
-    matched to indices by their timestamps. Returns (frames uint8 (N, H, W, 3) RGB in the order of `indices`,
-    repeats included; the number of frames decoded).
+    `strategy` "seek": for each index in ascending order, decoding goes on from the previous one when both lie in
+    the same GOP (a key frame and the frames up to the next one), else it seeks to the index's key frame first.
+    "sequential": one seek to the first index's key frame, then decoding straight through to the last index.
+    "auto": `choose_decode_strategy`. Decoded frames are matched to indices by their timestamps; each sampled frame
+    is converted to RGB and passed through `frame_transform` as soon as it is decoded.
+
+    Returns (frames uint8 (N, h, w, 3) RGB in the order of `indices`, repeats included; the number of frames
+    decoded; (height, width) of the decoded frames before the transform).
     """
     if len(indices) == 0:
-        raise ValueError("decode_by_seeking needs at least one frame index")
+        raise ValueError("decode_frames needs at least one frame index")
+    if strategy not in DECODE_STRATEGIES:
+        raise ValueError(f"decode_strategy must be one of {', '.join(map(repr, DECODE_STRATEGIES))}, got {strategy!r}")
+    if strategy == "auto":
+        strategy = choose_decode_strategy(structure, indices)
     stream = container.streams.video[0]
     index_of_pts = {pts: index for index, pts in enumerate(structure.frame_pts)}
-    kept: dict[int, np.ndarray] = {}
+    collector = _FrameCollector(indices, frame_transform)
     decoded, position, frames = 0, -1, iter(())
     for target in sorted(set(int(i) for i in indices)):
         key_frame = structure.gop_start(target)
-        if position < key_frame:  # nothing decoded in the target's GOP yet: start at its key frame
+        # Nothing decoded in the target's GOP yet (or nothing at all, sequentially): start at its key frame.
+        if position < 0 or (strategy == "seek" and position < key_frame):
             container.seek(structure.frame_pts[key_frame], stream=stream, backward=True, any_frame=False)
             frames = container.decode(stream)
         for frame in frames:
@@ -323,8 +432,45 @@ def decode_by_seeking(
             raise VideoInputError(f"video {name}: the stream ended before frame {target}")
         if position != target:
             raise VideoInputError(f"video {name}: the decoder skipped frame {target} (went on to frame {position})")
-        kept[target] = frame.to_ndarray(format="rgb24")
-    return np.stack([kept[int(i)] for i in indices]), decoded
+        collector.add(target, frame.to_ndarray(format="rgb24"))
+    return collector.frames, decoded, collector.source_size
+
+
+def decode_by_seeking(
+    container: Any, structure: KeyFrameStructure, indices: Sequence[int], name: str = "<video>"
+) -> tuple[np.ndarray, int]:
+    """`decode_frames` with `strategy="seek"`, full-resolution frames: (frames (N, H, W, 3), frames decoded)."""
+    frames, decoded, _ = decode_frames(container, structure, indices, name, strategy="seek")
+    return frames, decoded
+
+
+def decode_with_torchcodec(
+    encoded: str | io.BytesIO, indices: Sequence[int], name: str = "<video>",
+    frame_transform: FrameTransform | None = None,
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The frames at display `indices` of an encoded video, decoded by torchcodec's exact-seek `VideoDecoder`
+    (frame i is the i-th in presentation order, as in `probe_key_frames`), one FFmpeg thread as PyAV decodes.
+
+    With `frame_transform`, `TORCHCODEC_TRANSFORM_CHUNK` frames per `get_frames_at` call, each transformed before
+    the next call (the decoder keeps its position between calls and decodes on within a GOP). Returns
+    (frames (N, h, w, 3), (height, width) before the transform)."""
+    decoders = _import_video_library("torchcodec", "torchcodec")
+    source = encoded.getvalue() if isinstance(encoded, io.BytesIO) else encoded
+    distinct = sorted(set(int(i) for i in indices))
+    collector = _FrameCollector(indices, frame_transform)
+    try:
+        decoder = decoders.VideoDecoder(source, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1)
+        if frame_transform is None:  # torchcodec's own output, in the order of `indices`: no second copy
+            frames = decoder.get_frames_at([int(i) for i in indices]).data.numpy()
+            return frames, (int(frames.shape[1]), int(frames.shape[2]))
+        for start in range(0, len(distinct), TORCHCODEC_TRANSFORM_CHUNK):
+            part = distinct[start:start + TORCHCODEC_TRANSFORM_CHUNK]
+            for index, frame in zip(part, decoder.get_frames_at(part).data.numpy()):
+                collector.add(index, frame)
+    except (RuntimeError, ValueError, IndexError) as error:
+        raise VideoInputError(f"torchcodec could not decode the sampled frames of video {name} ({error}); "
+                              "try backend='pyav'") from error
+    return collector.frames, collector.source_size
 
 
 def _seconds(pts_span: int, time_base: Fraction) -> float:
@@ -344,8 +490,10 @@ def _check_declared_frames(stream: Any, found: int, name: str) -> None:
         )
 
 
-def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str) -> SampledVideo:
-    """`read_video` of an encoded input with PyAV: demux once for T and the key frames, then `decode_by_seeking`."""
+def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str,
+                    frame_transform: FrameTransform | None = None, decode_strategy: str = "auto") -> SampledVideo:
+    """`read_video` of an encoded input with PyAV demuxing (T, key frames, times) and PyAV's `decode_frames` or, for
+    `backend="torchcodec"`, torchcodec's decoder."""
     av = _import_video_library("av", backend)
     encoded = _encoded_input(source, name)
     try:
@@ -359,7 +507,12 @@ def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str) -> Sa
         try:
             structure = probe_key_frames(container, name)
             indices = sample_frame_indices(structure.num_frames, num_frames)
-            frames, _ = decode_by_seeking(container, structure, indices, name)
+            if backend == "torchcodec":
+                # torchcodec 0.13 stops early on some streams PyAV reads (x264 open GOPs): it raises, naming PyAV.
+                frames, (height, width) = decode_with_torchcodec(encoded, indices, name, frame_transform)
+            else:
+                frames, _, (height, width) = decode_frames(container, structure, indices, name, decode_strategy,
+                                                           frame_transform)
         except av.error.FFmpegError as error:
             raise VideoInputError(f"could not decode the sampled frames of video {name}: {error}") from error
         time_base, rate = Fraction(stream.time_base), stream.average_rate or stream.guessed_rate
@@ -376,13 +529,14 @@ def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str) -> Sa
         "num_source_frames": structure.num_frames,
         "frame_indices": indices.tolist(),
         "timestamps": [_seconds(structure.frame_pts[i] - start, time_base) for i in indices],
-        "width": int(frames.shape[2]),
-        "height": int(frames.shape[1]),
+        "width": width,
+        "height": height,
     }
     return SampledVideo(frames=frames, metadata=metadata)
 
 
-def read_video(source: VideoInput, num_frames: int, fps: float | None = None, backend: str = "auto") -> SampledVideo:
+def read_video(source: VideoInput, num_frames: int, fps: float | None = None, backend: str = "auto",
+               frame_transform: FrameTransform | None = None, decode_strategy: str = "auto") -> SampledVideo:
     """Sample `num_frames` frames from one video.
 
     Args:
@@ -391,26 +545,37 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None, ba
         num_frames: N, the number of frames to sample.
         fps: frame rate of *decoded* inputs (arrays, frame lists), used for timestamps and duration. Encoded
             inputs carry their own timing; passing `fps` for them is an error (it would be silently ignored).
-        backend: reader of encoded inputs, one of `VIDEO_BACKENDS`: "decord", "pyav", or "auto" (PyAV where it
-            can be imported, else decord). Both seek to the same indices and give the same metadata: T counted from
-            the stream's packets (not the header, which some containers lack), times from the first frame's
+        backend: reader of encoded inputs, one of `VIDEO_BACKENDS`: "torchcodec", "decord", "pyav", or "auto"
+            (PyAV, seeking or in one pass as `choose_decode_strategy` decides per file; without PyAV, decord).
+            torchcodec (an option; not reliably faster on the benchmark streams) reads the same frames; its T,
+            times and rate are PyAV's (it demuxes the file for them); its frames are those of a full decode
+            (tested). PyAV and decord seek to the same indices and give the same metadata: T counted from the
+            stream's packets (not the header, which some containers lack), times from the first frame's
             timestamp, `fps` the container's average frame rate. Where they can differ: decord's times are float32;
             without an average frame rate PyAV takes FFmpeg's guessed rate; without packet durations PyAV's
             `duration` is the last timestamp + 1 / fps. PyAV's frames are those of a full decode (tested); decord's
             were the same on most streams, but its seeks returned neighbouring frames on some (x264 open GOPs near
             the end, HEVC in Matroska).
+        frame_transform: applied to each sampled uint8 frame (H, W, 3) as soon as it is decoded (e.g. the
+            processor's resize); the returned frames are its outputs, `width` / `height` stay the video's.
+        decode_strategy: PyAV backend only: "seek", "sequential" or "auto" (per file, from the key-frame layout,
+            `choose_decode_strategy`); the frames are the same either way.
 
     Returns:
         a `SampledVideo` with frames (N, H, W, 3) uint8 and the metadata dict.
 
     Raises:
-        ValueError: a `backend` not in `VIDEO_BACKENDS`; `fps` given for an encoded input.
-        ImportError: the backend's library (decord, av; for "auto" either) is not installed.
+        ValueError: a `backend` not in `VIDEO_BACKENDS` or a `decode_strategy` not in `DECODE_STRATEGIES`; `fps`
+            given for an encoded input.
+        ImportError: the backend's library (torchcodec, decord, av; for "auto" av or decord) is not installed.
         FileNotFoundError: a path that does not exist.
         VideoInputError: corrupt/empty/zero-frame videos, unsupported types, shapes or dtypes.
     """
     if backend not in VIDEO_BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, VIDEO_BACKENDS))}, got {backend!r}")
+    if decode_strategy not in DECODE_STRATEGIES:
+        raise ValueError(f"decode_strategy must be one of {', '.join(map(repr, DECODE_STRATEGIES))}, "
+                         f"got {decode_strategy!r}")
     name = describe_input(source)
     if isinstance(source, np.ndarray):
         if source.ndim != 4 or source.shape[-1] != 3:
@@ -421,7 +586,7 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None, ba
             raise VideoInputError(f"video {name} has no frames")
         if source.shape[1] == 0 or source.shape[2] == 0:
             raise VideoInputError(f"video {name}: frames have an empty dimension")
-        return _sample_decoded(source, num_frames, fps)
+        return _sample_decoded(source, num_frames, fps, frame_transform)
     if isinstance(source, (list, tuple)):
         if len(source) == 0:
             raise VideoInputError("video is an empty list of frames")
@@ -429,7 +594,7 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None, ba
         shapes = {array.shape for array in arrays}
         if len(shapes) > 1:
             raise VideoInputError(f"video {name}: frames differ in size: {sorted(shapes)}")
-        return _sample_decoded(np.stack(arrays), num_frames, fps)
+        return _sample_decoded(np.stack(arrays), num_frames, fps, frame_transform)
     if not (isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(source, "read")):
         raise VideoInputError(
             f"unsupported video input {name}: expected a path, bytes, a binary file object, a uint8 array "
@@ -437,9 +602,14 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None, ba
         )
     if fps is not None:
         raise ValueError(f"fps is only for decoded frames; video {name} is encoded and carries its own timing")
-    if _resolve_backend(backend) == "decord":
-        return _read_with_decord(source, num_frames, name, backend)
-    return _read_with_pyav(source, num_frames, name, backend)
+    if isinstance(source, (str, os.PathLike)):
+        _encoded_input(source, name)  # a missing file is named whichever backend was asked for
+    resolved = _resolve_backend(backend)
+    if resolved == "decord":
+        return _read_with_decord(source, num_frames, name, backend, frame_transform)
+    if resolved == "torchcodec":
+        _import_video_library("torchcodec", backend)  # a clear ImportError before anything is read
+    return _read_with_pyav(source, num_frames, name, resolved, frame_transform, decode_strategy)
 
 
 def read_image(image: ImageInput) -> SampledVideo:

@@ -66,6 +66,10 @@ def _extract_parser() -> argparse.ArgumentParser:
     parser.add_argument("--files", nargs="*", default=None, help="only these files (paths relative to --media-dir)")
     parser.add_argument("--batch-size", type=int, default=8, help="files per tower forward pass")
     parser.add_argument("--shard-size", type=int, default=256, help="files per safetensors shard")
+    parser.add_argument("--num-workers", type=int, default=0,
+                        help="DataLoader worker processes decoding the next batches while the tower runs on this one "
+                             "(default 0: decode in the main process, as DataLoader and Trainer default); the "
+                             "features are the same either way")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--dtype", default=None, choices=DTYPE_NAMES, help="tower dtype")
     parser.add_argument("--skip-bad-records", action="store_true",
@@ -125,6 +129,8 @@ def _extract(args: argparse.Namespace) -> int:
 
     state = launched_state()
     part = (state.process_index, state.num_processes) if state is not None else (0, 1)
+    if args.num_workers < 0:
+        raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")
     if not os.path.isdir(args.media_dir):
         raise MissingInputError(f"--media-dir {args.media_dir} is not a folder", path=args.media_dir,
                                 field="--media-dir")
@@ -145,10 +151,13 @@ def _extract(args: argparse.Namespace) -> int:
         model, processor, args.media_dir, args.output_dir, files=args.files, batch_size=args.batch_size,
         shard_size=args.shard_size, skip_bad_records=args.skip_bad_records,
         progress=not args.no_progress and (state is None or state.is_main_process), part=part,
+        num_workers=args.num_workers,
     )
     where = "" if state is None else f"process {part[0]} of {part[1]}: "
     print(f"{where}features of {report.extracted} file(s) written to {report.directory} "
           f"({report.already_cached} already cached, {len(report.failed)} unreadable)")
+    if report.times.files:
+        print(f"{where}{report.times.summary()}")
     for key, reason in report.failed.items():
         print(f"  unreadable: {key}: {reason}", file=sys.stderr)
     if state is not None:

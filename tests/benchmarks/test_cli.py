@@ -55,8 +55,8 @@ def test_bad_options_exit_2_with_a_specific_message(argv, message, capsys):
 def test_list_names_every_row(capsys):
     assert run_bench(["--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == ["overhead", "generation", "peer", "video", "features", "sdpa", "static", "compile", "batch",
-                      "checkpointing", "bf16", "gpu"]
+    assert listed == ["overhead", "generation", "peer", "video", "video_memory", "extraction", "features", "sdpa",
+                      "static", "compile", "batch", "checkpointing", "bf16", "gpu"]
 
 
 def test_a_failing_row_is_reported_and_fails_the_run(bench, monkeypatch, capsys):

@@ -72,3 +72,24 @@ def test_sequential_when_dense_picks_by_key_frame_spacing(bench, grey_video):
 def test_full_decode_decodes_every_frame(bench, grey_video):
     read = bench("video").decode_everything(grey_video, [2, 2, 9])
     assert read.frames_decoded == FRAMES and grey_levels(read.frames) == [2, 2, 9]
+
+
+def test_peers_return_the_sampled_frames(bench, grey_video):
+    from pite.processing.video_reading_pite import torchcodec_available
+
+    video = bench("video")
+    assert grey_levels(video.read_video_pyav_like(grey_video, [9, 2, 2])) == [9, 2, 2]
+    if torchcodec_available():
+        assert grey_levels(video.read_with_torchcodec(grey_video, [9, 2, 2])) == [9, 2, 2]
+
+
+def test_peak_memory_counts_what_a_function_adds(bench):
+    video = bench("video")
+    _, allocated = video.peak_rss_above(lambda: np.ones((200, 2**20), np.uint8).sum())
+    _, nothing = video.peak_rss_above(lambda: None)
+    assert allocated >= 150 * 2**20 and nothing < 50 * 2**20
+
+
+def test_the_video_row_reads_gop_and_hd_streams(bench, tiny_sizes):
+    names = [name for name, *_ in bench("video")._streams(tiny_sizes)]
+    assert names == ["g=30", "g=60", "g=250", "720p", "1080p"]

@@ -167,5 +167,5 @@ def test_video_backend_is_saved_overridable_per_call_and_checked(image_processor
     assert [m["frame_indices"] for m in (by_pyav["video_metadata"][0], by_decord["video_metadata"][0])] == [
         [frame_index_reader(f) for f in read_video(video, N, backend="pyav").frames]] * 2
     torch.testing.assert_close(by_pyav["pixel_values_videos"], by_decord["pixel_values_videos"])
-    with pytest.raises(ValueError, match=r"video_backend must be one of \('auto', 'decord', 'pyav'\), got 'opencv'"):
+    with pytest.raises(ValueError, match=r"video_backend must be one of \('auto', 'decord', 'pyav', 'torchcodec'\), got 'opencv'"):
         PiTeProcessor(image_processor=image_processor, tokenizer=tokenizer, video_backend="opencv")

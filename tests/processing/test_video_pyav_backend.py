@@ -94,15 +94,15 @@ def test_frames_decoded_follow_the_key_frames(video_factory, frame_index_reader,
     assert [frame_index_reader(frame) for frame in frames] == [31, 199, 0, 30, 5, 31]
 
     calls = []
-    real = reading.decode_by_seeking
+    real = reading.decode_frames
 
-    def spy(container, structure, indices, name):
-        calls.append(list(indices))
-        return real(container, structure, indices, name)
+    def spy(container, structure, indices, name, strategy, frame_transform):
+        calls.append((list(indices), strategy))
+        return real(container, structure, indices, name, strategy, frame_transform)
 
-    monkeypatch.setattr(reading, "decode_by_seeking", spy)
-    read_video(path, 6, backend="pyav")
-    assert calls == [sample_frame_indices(200, 6).tolist()]
+    monkeypatch.setattr(reading, "decode_frames", spy)
+    read_video(path, 6, backend="pyav", decode_strategy="seek")
+    assert calls == [(sample_frame_indices(200, 6).tolist(), "seek")]
 
 
 def test_timestamps_that_demuxing_did_not_list_are_an_error(video_factory):
@@ -127,12 +127,15 @@ def test_key_frame_structure_rejects_impossible_layouts():
 
 
 def test_auto_reads_with_pyav_and_with_decord_where_av_is_missing(video_factory, monkeypatch):
+    """Where torchcodec cannot be imported (`test_video_reading_choice.py` covers where it can)."""
     pytest.importorskip("decord")
+    for module in ("torchcodec", "torchcodec.decoders"):  # `import` then raises ImportError, imported before or not
+        monkeypatch.setitem(sys.modules, module, None)
     path = video_factory(30)
     by_pyav, by_decord = (read_video(path, 5, backend=backend) for backend in ("pyav", "decord"))
     calls = []
-    real = reading.decode_by_seeking
-    monkeypatch.setattr(reading, "decode_by_seeking", lambda *args: calls.append(args) or real(*args))
+    real = reading.decode_frames
+    monkeypatch.setattr(reading, "decode_frames", lambda *args: calls.append(args) or real(*args))
     by_auto = read_video(path, 5)
     assert len(calls) == 1  # auto read with PyAV
     np.testing.assert_array_equal(by_auto.frames, by_pyav.frames)
@@ -147,7 +150,8 @@ def test_auto_reads_with_pyav_and_with_decord_where_av_is_missing(video_factory,
 
 def test_missing_libraries_and_bad_backend(video_factory, indexed_frames, monkeypatch):
     path = video_factory(30)
-    with pytest.raises(ValueError, match="backend must be one of 'auto', 'decord', 'pyav', got 'ffmpeg'"):
+    with pytest.raises(ValueError,
+                       match="backend must be one of 'auto', 'decord', 'pyav', 'torchcodec', got 'ffmpeg'"):
         read_video(path, 5, backend="ffmpeg")
     with pytest.raises(ValueError, match="backend must be one of"):
         read_video(indexed_frames(3), 2, backend="PyAV")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pite.cli.main import main as pite_main
-from pite.data.feature_cache import media_pixels
+from pite.data.extraction_pipeline import media_pixels
 from pite.modeling_pite import PiTeForConditionalGeneration
 from pite.training import (
     BadRecordError,
