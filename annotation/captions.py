@@ -95,7 +95,9 @@ def _from_activitynet(data: dict, path: str) -> list[CaptionedVideo]:
     for video_id, entry in data.items():
         where = f"{path}[{video_id!r}]"
         if not isinstance(entry, dict):
-            raise CaptionsError(f"{where}: expected an object with duration/timestamps/sentences, got {type(entry).__name__}")
+            raise CaptionsError(
+                f"{where}: expected an object with duration/timestamps/sentences, got {type(entry).__name__}"
+            )
         missing = [key for key in ("timestamps", "sentences") if key not in entry]
         if missing:
             raise CaptionsError(f"{where}: missing field(s) {missing}")
@@ -106,7 +108,14 @@ def _from_activitynet(data: dict, path: str) -> list[CaptionedVideo]:
         for index, (span, sentence) in enumerate(zip(timestamps, sentences)):
             if not isinstance(span, list) or len(span) != 2:
                 raise CaptionsError(f"{where}.timestamps[{index}]: expected [start, end], got {span!r}")
-            events.append(_event(sentence.strip() if isinstance(sentence, str) else sentence, span[0], span[1], f"{where}.events[{index}]"))
+            events.append(
+                _event(
+                    sentence.strip() if isinstance(sentence, str) else sentence,
+                    span[0],
+                    span[1],
+                    f"{where}.events[{index}]",
+                )
+            )
         videos.append(CaptionedVideo(str(video_id), None, _duration(entry.get("duration"), where), events, where))
     return videos
 
@@ -154,7 +163,9 @@ def load_captions(path: str | os.PathLike) -> list[CaptionedVideo]:
     elif isinstance(data, list):
         videos = [_from_record(record, f"{path}[{index}]") for index, record in enumerate(data)]
     elif data is not None:
-        raise CaptionsError(f"{path}: expected an ActivityNet Captions object, a JSON list or JSONL, got a JSON {type(data).__name__}")
+        raise CaptionsError(
+            f"{path}: expected an ActivityNet Captions object, a JSON list or JSONL, got a JSON {type(data).__name__}"
+        )
     else:
         videos = []
         for number, line in enumerate(text.splitlines(), start=1):

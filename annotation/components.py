@@ -75,7 +75,9 @@ class GroundAndSegment:
             return []
         detections = self.grounder.ground(image, phrases)
         if len(detections) != len(phrases):
-            raise RuntimeError(f"{type(self.grounder).__name__} returned {len(detections)} detections for {len(phrases)} phrases")
+            raise RuntimeError(
+                f"{type(self.grounder).__name__} returned {len(detections)} detections for {len(phrases)} phrases"
+            )
         found = [i for i, detection in enumerate(detections) if detection is not None]
         results: list[np.ndarray | str] = [NOT_GROUNDED] * len(phrases)
         if found:
@@ -83,7 +85,9 @@ class GroundAndSegment:
             masks = self.segmenter.segment(image, boxes)
             if masks.shape != (len(found), *image.shape[:2]):
                 expected = (len(found), *image.shape[:2])
-                raise RuntimeError(f"{type(self.segmenter).__name__} returned masks {masks.shape}, expected {expected}")
+                raise RuntimeError(
+                    f"{type(self.segmenter).__name__} returned masks {masks.shape}, expected {expected}"
+                )
             for i, mask in zip(found, masks):
                 results[i] = mask if mask.any() else EMPTY_MASK
         return results

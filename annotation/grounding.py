@@ -31,7 +31,9 @@ def _gaussian_kernel(sigma: float) -> "torch.Tensor":  # noqa: F821
     return kernel / kernel.sum()
 
 
-def owlv2_pixel_values(image: np.ndarray, size: tuple[int, int], mean: list[float], std: list[float]) -> "torch.Tensor":  # noqa: F821
+def owlv2_pixel_values(
+    image: np.ndarray, size: tuple[int, int], mean: list[float], std: list[float]
+) -> "torch.Tensor":  # noqa: F821
     """(1, 3, size_h, size_w) float32 OWLv2 input for an (H, W, 3) uint8 image (see the module docstring)."""
     import torch
     import torch.nn.functional as F
@@ -66,7 +68,13 @@ class Owlv2Grounder(PretrainedComponent):
         device, dtype: where and how to run (default: CUDA if available, float32).
     """
 
-    def __init__(self, checkpoint: str | os.PathLike, threshold: float = 0.1, device: str | None = None, dtype: str | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike,
+        threshold: float = 0.1,
+        device: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
         from transformers import AutoImageProcessor, AutoTokenizer, Owlv2ForObjectDetection
 
         if not 0 <= threshold <= 1:
@@ -75,7 +83,9 @@ class Owlv2Grounder(PretrainedComponent):
         super().__init__(device, dtype)
         self.model = self.load_model(Owlv2ForObjectDetection, checkpoint, "OWLv2 detector")
         self.tokenizer = load_checkpoint(AutoTokenizer.from_pretrained, checkpoint, "OWLv2 tokenizer")
-        image_processor = load_checkpoint(AutoImageProcessor.from_pretrained, checkpoint, "OWLv2 image-processor config")
+        image_processor = load_checkpoint(
+            AutoImageProcessor.from_pretrained, checkpoint, "OWLv2 image-processor config"
+        )
         size = image_processor.size
         self.size = (int(size["height"]), int(size["width"]))
         self.mean = list(image_processor.image_mean)

@@ -184,9 +184,17 @@ class KeyPointFollower:
         visibility_margin: pixels around a key point that must belong to the mask for it to count as visible.
     """
 
-    def __init__(self, reference_mask: np.ndarray, key_points: np.ndarray, estimate_scale: bool = True, visibility_margin: int = 1) -> None:
+    def __init__(
+        self,
+        reference_mask: np.ndarray,
+        key_points: np.ndarray,
+        estimate_scale: bool = True,
+        visibility_margin: int = 1,
+    ) -> None:
         if reference_mask.ndim != 2 or reference_mask.dtype != bool:
-            raise ValueError(f"reference_mask must be a (H, W) bool array, got {reference_mask.shape} {reference_mask.dtype}")
+            raise ValueError(
+                f"reference_mask must be a (H, W) bool array, got {reference_mask.shape} {reference_mask.dtype}"
+            )
         if visibility_margin < 0:
             raise ValueError(f"visibility_margin must be >= 0, got {visibility_margin}")
         self.shape = reference_mask.shape

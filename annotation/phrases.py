@@ -209,7 +209,9 @@ class SpacyNounPhraseExtractor:
         try:
             import spacy
         except ImportError as error:
-            raise ImportError("SpacyNounPhraseExtractor needs spaCy: `pip install spacy` and an English pipeline") from error
+            raise ImportError(
+                "SpacyNounPhraseExtractor needs spaCy: `pip install spacy` and an English pipeline"
+            ) from error
         try:
             self.nlp = spacy.load(model)
         except OSError as error:
@@ -248,7 +250,9 @@ class NonObjectPhraseFilter:
 
     def __call__(self, phrase: NounPhrase) -> str | None:
         words = [w.lower().replace("\u2019", "'") for w in _WORD.findall(phrase.text) if w[0].isalnum()]
-        content = [w for w in words if w not in DETERMINERS and w not in NUMERALS and w not in PRONOUNS and not w.isdigit()]
+        content = [
+            w for w in words if w not in DETERMINERS and w not in NUMERALS and w not in PRONOUNS and not w.isdigit()
+        ]
         if not content:
             return "no_content"
         if content[-1] in self.heads:

@@ -128,7 +128,9 @@ class VideoAnnotation:
                 }
                 for obj in item.objects
             ]
-            events.append({"caption": item.event.caption, "start": item.event.start, "end": item.event.end, "objects": objects})
+            events.append(
+                {"caption": item.event.caption, "start": item.event.start, "end": item.event.end, "objects": objects}
+            )
         return {"video_id": self.video.video_id, "video": relative_video, "duration": self.duration, "events": events}
 
 
@@ -165,12 +167,22 @@ class AnnotationPipeline:
         if abs(duration - frames.duration) > DURATION_MISMATCH * frames.duration:
             counts["videos_with_duration_mismatch"] += 1
         sampled = sample_frame_indices(frames.num_frames, self.config.num_frames)
-        events = [self._annotate_event(video, index, event, frames, sampled, counts) for index, event in enumerate(video.events)]
+        events = [
+            self._annotate_event(video, index, event, frames, sampled, counts)
+            for index, event in enumerate(video.events)
+        ]
         counts["events"] += len(events)
         counts["objects"] += sum(len(e.objects) for e in events)
         return VideoAnnotation(
-            video=video, video_path=str(video_path), duration=float(duration), width=frames.width, height=frames.height,
-            num_source_frames=frames.num_frames, sampled_indices=sampled, events=events, counts=counts,
+            video=video,
+            video_path=str(video_path),
+            duration=float(duration),
+            width=frames.width,
+            height=frames.height,
+            num_source_frames=frames.num_frames,
+            sampled_indices=sampled,
+            events=events,
+            counts=counts,
         )
 
     def _phrases(self, caption: str, counts: Counter) -> list[NounPhrase]:
@@ -179,7 +191,7 @@ class AnnotationPipeline:
             if caption[phrase.start : phrase.end] != phrase.text:
                 raise RuntimeError(
                     f"{type(self.phrase_extractor).__name__} returned {phrase.text!r} at {phrase.start}:{phrase.end}, "
-                    f"but the caption there reads {caption[phrase.start:phrase.end]!r}"
+                    f"but the caption there reads {caption[phrase.start : phrase.end]!r}"
                 )
             counts["phrases"] += 1
             reason = self.phrase_filter(phrase)
@@ -190,7 +202,13 @@ class AnnotationPipeline:
         return kept
 
     def _annotate_event(
-        self, video: CaptionedVideo, event_index: int, event: CaptionedEvent, frames: VideoFrames, sampled: np.ndarray, counts: Counter
+        self,
+        video: CaptionedVideo,
+        event_index: int,
+        event: CaptionedEvent,
+        frames: VideoFrames,
+        sampled: np.ndarray,
+        counts: Counter,
     ) -> EventAnnotation:
         cfg = self.config
         phrases = self._phrases(event.caption, counts)
@@ -220,8 +238,10 @@ class AnnotationPipeline:
                 continue
             mask = np.asarray(mask)
             if mask.shape != (frames.height, frames.width) or mask.dtype != bool:
-                raise RuntimeError(f"{type(self.masker).__name__} returned a mask {mask.shape} {mask.dtype}, expected "
-                                   f"{(frames.height, frames.width)} bool")
+                raise RuntimeError(
+                    f"{type(self.masker).__name__} returned a mask {mask.shape} {mask.dtype}, expected "
+                    f"{(frames.height, frames.width)} bool"
+                )
             if int(mask.sum()) < min_pixels:
                 counts["dropped_too_small"] += 1
                 continue
@@ -230,14 +250,20 @@ class AnnotationPipeline:
         if not candidates:
             return result
 
-        followers = [KeyPointFollower(mask, points, cfg.estimate_scale, cfg.visibility_margin) for _, mask, points in candidates]
+        followers = [
+            KeyPointFollower(mask, points, cfg.estimate_scale, cfg.visibility_margin) for _, mask, points in candidates
+        ]
         located: list[dict[int, tuple[np.ndarray, np.ndarray]]] = [{} for _ in candidates]
         frame_indices = tracking_frames(first, last, sampled, frames.fps, cfg.track_fps)
         first_masks = np.stack([mask for _, mask, _ in candidates])
         propagated = 0
-        for frame_index, frame_masks in zip(frame_indices.tolist(), self.propagator.propagate(frames.iter_frames(frame_indices), first_masks)):
+        for frame_index, frame_masks in zip(
+            frame_indices.tolist(), self.propagator.propagate(frames.iter_frames(frame_indices), first_masks)
+        ):
             if frame_masks.shape != first_masks.shape:
-                raise RuntimeError(f"{type(self.propagator).__name__} yielded masks {frame_masks.shape}, expected {first_masks.shape}")
+                raise RuntimeError(
+                    f"{type(self.propagator).__name__} yielded masks {frame_masks.shape}, expected {first_masks.shape}"
+                )
             for follower, found, mask in zip(followers, located, frame_masks):
                 found[frame_index] = follower.locate(np.asarray(mask, dtype=bool))
             propagated += 1

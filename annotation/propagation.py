@@ -39,7 +39,9 @@ def _model_classes(model_type: str) -> tuple[type, type]:
         from transformers.models.edgetam_video.modeling_edgetam_video import EdgeTamVideoInferenceSession
 
         return EdgeTamVideoModel, EdgeTamVideoInferenceSession
-    raise ValueError(f"the propagator needs a 'sam2_video' or 'edgetam_video' checkpoint, got model_type {model_type!r}")
+    raise ValueError(
+        f"the propagator needs a 'sam2_video' or 'edgetam_video' checkpoint, got model_type {model_type!r}"
+    )
 
 
 class Sam2VideoPropagator(PretrainedComponent):
@@ -51,7 +53,13 @@ class Sam2VideoPropagator(PretrainedComponent):
         device, dtype: where and how to run (default: CUDA if available, float32).
     """
 
-    def __init__(self, checkpoint: str | os.PathLike, mask_threshold: float = 0.0, device: str | None = None, dtype: str | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike,
+        mask_threshold: float = 0.0,
+        device: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
         from transformers import AutoConfig
 
         self.mask_threshold = mask_threshold
@@ -79,7 +87,11 @@ class Sam2VideoPropagator(PretrainedComponent):
         import torch.nn.functional as F
 
         resized = F.interpolate(
-            torch.from_numpy(mask)[None, None].float(), size=self.size, mode="bilinear", align_corners=False, antialias=True
+            torch.from_numpy(mask)[None, None].float(),
+            size=self.size,
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
         )
         return (resized >= 0.5).float()
 
@@ -95,7 +107,9 @@ class Sam2VideoPropagator(PretrainedComponent):
         """Yields (K, H, W) bool masks for each frame of `frames` (the grounding frame first), see `Propagator`."""
         first_masks = np.asarray(first_masks)
         if first_masks.ndim != 3 or first_masks.dtype != bool:
-            raise ValueError(f"first_masks must be a (K, H, W) bool array, got {first_masks.shape} {first_masks.dtype}")
+            raise ValueError(
+                f"first_masks must be a (K, H, W) bool array, got {first_masks.shape} {first_masks.dtype}"
+            )
         frame_iterator = iter(frames)
         try:
             first = next(frame_iterator)
@@ -110,8 +124,12 @@ class Sam2VideoPropagator(PretrainedComponent):
                 yield first_masks
             return
         session = self.session_class(
-            video_height=height, video_width=width, inference_device=self.device,
-            inference_state_device=self.device, video_storage_device=self.device, dtype=self.dtype,
+            video_height=height,
+            video_width=width,
+            inference_device=self.device,
+            inference_state_device=self.device,
+            video_storage_device=self.device,
+            dtype=self.dtype,
         )
         session.add_new_frame(self._pixel_values(first), frame_idx=0)
         object_ids = list(range(len(first_masks)))

@@ -165,7 +165,9 @@ def annotate_videos(
         todo = todo[:limit]
     config = pipeline.config
     summary = RunSummary(
-        output=out, videos_in_captions=len(videos), videos_in_shard=len(mine),
+        output=out,
+        videos_in_captions=len(videos),
+        videos_in_shard=len(mine),
         videos_already_done=sum(video.video_id in done for video in mine),
         settings={**dataclasses.asdict(config), "shard": list(shard), "videos_dir": os.fspath(videos_dir)},
     )
@@ -181,10 +183,14 @@ def annotate_videos(
                 annotation = pipeline.annotate(video, path)
                 relative = Path(os.path.relpath(path, videos_dir)).as_posix()
                 record = annotation.to_record(relative, config.decimals)
-                check_stage2_record(record, config.num_key_points, config.num_frames, where=f"video {video.video_id!r}")
+                check_stage2_record(
+                    record, config.num_key_points, config.num_frames, where=f"video {video.video_id!r}"
+                )
             except Exception as error:  # one bad video must not stop the run: record it and go on
                 summary.videos_failed += 1
-                summary.failures.append({"video_id": video.video_id, "where": video.where, "error": f"{type(error).__name__}: {error}"})
+                summary.failures.append(
+                    {"video_id": video.video_id, "where": video.where, "error": f"{type(error).__name__}: {error}"}
+                )
                 logger.warning("annotation of %s failed: %s: %s", video.video_id, type(error).__name__, error)
             else:
                 sink.write(json.dumps(record) + "\n")
@@ -212,8 +218,9 @@ def part_path(out: str | os.PathLike, rank: int, world_size: int) -> str:
 def _part_files(out: str) -> list[str]:
     """Finished part outputs next to `out`, of any number of processes, sorted."""
     pattern = re.compile(re.escape(os.path.basename(out)) + r"\.part-\d{5}-of-\d{5}")
-    return sorted(path for path in glob.glob(glob.escape(out) + ".part-*")
-                  if pattern.fullmatch(os.path.basename(path)))
+    return sorted(
+        path for path in glob.glob(glob.escape(out) + ".part-*") if pattern.fullmatch(os.path.basename(path))
+    )
 
 
 def merge_annotation_parts(videos: list[CaptionedVideo], out: str | os.PathLike, world_size: int) -> RunSummary | None:
@@ -249,8 +256,13 @@ def merge_annotation_parts(videos: list[CaptionedVideo], out: str | os.PathLike,
                 summaries.append(json.load(handle))
     combined = None
     if summaries:
-        combined = RunSummary(output=out, videos_in_captions=len(videos), videos_in_shard=0, videos_already_done=0,
-                              settings={**summaries[0]["settings"], "shard": [0, 1], "processes": world_size})
+        combined = RunSummary(
+            output=out,
+            videos_in_captions=len(videos),
+            videos_in_shard=0,
+            videos_already_done=0,
+            settings={**summaries[0]["settings"], "shard": [0, 1], "processes": world_size},
+        )
         for summary in summaries:
             combined.videos_in_shard += summary["videos_in_shard"]
             combined.videos_already_done += summary["videos_already_done"]
@@ -291,8 +303,16 @@ def annotate_videos_in_processes(
     out = os.fspath(out)
     rank, world_size = state.process_index, state.num_processes
     done_final, _ = _done_ids(out, tolerate_truncated_tail=False)
-    part = annotate_videos(videos, videos_dir, part_path(out, rank, world_size), pipeline, shard=(rank, world_size),
-                           progress=progress, limit=limit, done_elsewhere=done_final)
+    part = annotate_videos(
+        videos,
+        videos_dir,
+        part_path(out, rank, world_size),
+        pipeline,
+        shard=(rank, world_size),
+        progress=progress,
+        limit=limit,
+        done_elsewhere=done_final,
+    )
     state.wait_for_everyone()
     merged = merge_annotation_parts(videos, out, world_size) if state.is_main_process else None
     state.wait_for_everyone()

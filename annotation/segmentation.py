@@ -24,7 +24,13 @@ class SamSegmenter(PretrainedComponent):
         device, dtype: where and how to run (default: CUDA if available, float32).
     """
 
-    def __init__(self, checkpoint: str | os.PathLike, mask_threshold: float = 0.0, device: str | None = None, dtype: str | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike,
+        mask_threshold: float = 0.0,
+        device: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
         from transformers import SamModel, SamProcessor
 
         self.mask_threshold = mask_threshold
@@ -50,7 +56,9 @@ class SamSegmenter(PretrainedComponent):
                 multimask_output=False,
             )
         masks = self.processor.post_process_masks(
-            outputs.pred_masks.float().cpu(), inputs["original_sizes"], inputs["reshaped_input_sizes"],
+            outputs.pred_masks.float().cpu(),
+            inputs["original_sizes"],
+            inputs["reshaped_input_sizes"],
             mask_threshold=self.mask_threshold,
         )[0]  # (K, 1, H, W) bool
         return masks[:, 0].numpy().astype(bool)

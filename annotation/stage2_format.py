@@ -29,7 +29,9 @@ class Stage2FormatError(ValueError):
     """A stage-2 record that does not follow the format."""
 
 
-def check_stage2_record(record: object, num_key_points: int | None = None, num_frames: int | None = None, where: str = "record") -> None:
+def check_stage2_record(
+    record: object, num_key_points: int | None = None, num_frames: int | None = None, where: str = "record"
+) -> None:
     """Raise Stage2FormatError naming the first problem of `record`; P and N are checked when given."""
 
     def fail(path: str, why: str) -> None:
@@ -43,7 +45,12 @@ def check_stage2_record(record: object, num_key_points: int | None = None, num_f
         if not isinstance(record[key], str) or not record[key]:
             fail(f".{key}", "must be a non-empty string")
     duration = record["duration"]
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0 or not math.isfinite(duration):
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, (int, float))
+        or not duration > 0
+        or not math.isfinite(duration)
+    ):
         fail(".duration", f"must be a positive number of seconds, got {duration!r}")
     if not isinstance(record["events"], list):
         fail(".events", "must be a list")
@@ -67,11 +74,21 @@ def check_stage2_record(record: object, num_key_points: int | None = None, num_f
             if not isinstance(obj, dict) or set(obj) != OBJECT_KEYS:
                 fail(object_path, f"must be an object with keys {sorted(OBJECT_KEYS)}")
             span = obj["span"]
-            if (not isinstance(span, list) or len(span) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in span)
-                    or not 0 <= span[0] < span[1] <= len(caption)):
-                fail(f"{object_path}.span", f"must be [start, end) inside the caption (length {len(caption)}), got {span!r}")
+            if (
+                not isinstance(span, list)
+                or len(span) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in span)
+                or not 0 <= span[0] < span[1] <= len(caption)
+            ):
+                fail(
+                    f"{object_path}.span",
+                    f"must be [start, end) inside the caption (length {len(caption)}), got {span!r}",
+                )
             if caption[span[0] : span[1]] != obj["phrase"]:
-                fail(f"{object_path}.phrase", f"{obj['phrase']!r} != caption[{span[0]}:{span[1]}] = {caption[span[0]:span[1]]!r}")
+                fail(
+                    f"{object_path}.phrase",
+                    f"{obj['phrase']!r} != caption[{span[0]}:{span[1]}] = {caption[span[0] : span[1]]!r}",
+                )
             try:
                 trajectory = np.asarray(obj["trajectory"], dtype=np.float64)
             except (TypeError, ValueError):

@@ -42,7 +42,9 @@ class VideoFrames:
         try:
             self._reader = decord.VideoReader(self.path, num_threads=1)
         except (RuntimeError, decord.DECORDError) as error:
-            raise VideoInputError(f"could not open video {self.path!r}: corrupt, truncated or not a video ({error})") from error
+            raise VideoInputError(
+                f"could not open video {self.path!r}: corrupt, truncated or not a video ({error})"
+            ) from error
         self.num_frames = len(self._reader)
         if self.num_frames == 0:
             raise VideoInputError(f"video {self.path!r} has no frames")
@@ -75,7 +77,9 @@ def nearest_frame(timestamps: np.ndarray, seconds: float) -> int:
     return int(np.argmin(np.abs(np.asarray(timestamps) - seconds)))
 
 
-def event_frame_window(timestamps: np.ndarray, start: float, end: float, video_duration: float) -> tuple[int, int] | None:
+def event_frame_window(
+    timestamps: np.ndarray, start: float, end: float, video_duration: float
+) -> tuple[int, int] | None:
     """(first, last) source frames of an event [start, end] seconds, inclusive; None if it starts after the video.
 
     Each bound is the frame nearest in time. An end past the video is taken as the last frame (annotation noise,

@@ -14,8 +14,16 @@ from typing import Any
 
 import torch
 
-from .measure import (clear_dynamo_counts, current_rss_bytes, dynamo_counts, peak_rss_bytes, result,
-                      saved_activation_bytes, skipped, timed_alternating)
+from .measure import (
+    clear_dynamo_counts,
+    current_rss_bytes,
+    dynamo_counts,
+    peak_rss_bytes,
+    result,
+    saved_activation_bytes,
+    skipped,
+    timed_alternating,
+)
 from .models import BenchSizes, enable_checkpointing, greedy_kwargs, pite_model, prompt_ids
 
 
@@ -25,10 +33,12 @@ def _train_inputs(model: Any, sizes: BenchSizes, dtype: torch.dtype = torch.floa
     generator = torch.Generator().manual_seed(1)
     config = model.config
     return dict(
-        input_ids=ids, labels=ids,
+        input_ids=ids,
+        labels=ids,
         video_features=torch.randn(1, sizes.num_frames, config.vision_feature_dim, generator=generator).to(dtype),
-        trajectory_labels=torch.rand(1, ids.shape[1], config.num_trajectory_points, sizes.num_frames, 2,
-                                     generator=generator),
+        trajectory_labels=torch.rand(
+            1, ids.shape[1], config.num_trajectory_points, sizes.num_frames, 2, generator=generator
+        ),
     )
 
 
@@ -39,15 +49,22 @@ def _train_step(model: Any, inputs: dict[str, torch.Tensor]) -> None:
 
 def _question(model: Any, sizes: BenchSizes, batch: int = 1) -> dict[str, torch.Tensor]:
     """generate() inputs for `batch` video questions, left-padded to a common length (prompts differ by 0-2 tokens)."""
-    prompts = [prompt_ids(sizes, sizes.num_frames, sizes.prompt_text_tokens + row % 3, seed=row)[0] for row in range(batch)]
+    prompts = [
+        prompt_ids(sizes, sizes.num_frames, sizes.prompt_text_tokens + row % 3, seed=row)[0] for row in range(batch)
+    ]
     length = max(len(p) for p in prompts)
     input_ids = torch.zeros(batch, length, dtype=torch.long)  # pad id 0
     attention_mask = torch.zeros(batch, length, dtype=torch.long)
     for row, prompt in enumerate(prompts):
-        input_ids[row, length - len(prompt):] = prompt
-        attention_mask[row, length - len(prompt):] = 1
-    features = torch.randn(batch, sizes.num_frames, model.config.vision_feature_dim,
-                           generator=torch.Generator().manual_seed(2), dtype=model.dtype)
+        input_ids[row, length - len(prompt) :] = prompt
+        attention_mask[row, length - len(prompt) :] = 1
+    features = torch.randn(
+        batch,
+        sizes.num_frames,
+        model.config.vision_feature_dim,
+        generator=torch.Generator().manual_seed(2),
+        dtype=model.dtype,
+    )
     return dict(input_ids=input_ids, attention_mask=attention_mask, video_features=features)
 
 
@@ -62,20 +79,31 @@ def row_sdpa(sizes: BenchSizes) -> list[dict[str, Any]]:
     eager = copy.deepcopy(sdpa)
     eager.set_attn_implementation("eager")
     inputs = _train_inputs(sdpa, sizes)
-    train = timed_alternating({"eager": lambda: _train_step(eager, inputs), "sdpa": lambda: _train_step(sdpa, inputs)},
-                              repeats=sizes.repeats)
+    train = timed_alternating(
+        {"eager": lambda: _train_step(eager, inputs), "sdpa": lambda: _train_step(sdpa, inputs)}, repeats=sizes.repeats
+    )
     sdpa.eval(), eager.eval()
     question = _question(sdpa, sizes)
-    generate = timed_alternating({"eager": lambda: _answer(eager, question, sizes),
-                                  "sdpa": lambda: _answer(sdpa, question, sizes)}, repeats=sizes.repeats)
+    generate = timed_alternating(
+        {"eager": lambda: _answer(eager, question, sizes), "sdpa": lambda: _answer(sdpa, question, sizes)},
+        repeats=sizes.repeats,
+    )
     length = inputs["input_ids"].shape[1]
     return [
-        result("sdpa (train step)", train["eager"] / train["sdpa"], "eager / SDPA",
-               dict(eager_s=train["eager"], sdpa_s=train["sdpa"]),
-               f"fwd+bwd, {length} tokens, {sizes.num_heads} heads of {sizes.hidden_size // sizes.num_heads}"),
-        result("sdpa (generate)", generate["eager"] / generate["sdpa"], "eager / SDPA",
-               dict(eager_s=generate["eager"], sdpa_s=generate["sdpa"]),
-               f"prefill {question['input_ids'].shape[1]} + {sizes.new_tokens} tokens"),
+        result(
+            "sdpa (train step)",
+            train["eager"] / train["sdpa"],
+            "eager / SDPA",
+            dict(eager_s=train["eager"], sdpa_s=train["sdpa"]),
+            f"fwd+bwd, {length} tokens, {sizes.num_heads} heads of {sizes.hidden_size // sizes.num_heads}",
+        ),
+        result(
+            "sdpa (generate)",
+            generate["eager"] / generate["sdpa"],
+            "eager / SDPA",
+            dict(eager_s=generate["eager"], sdpa_s=generate["sdpa"]),
+            f"prefill {question['input_ids'].shape[1]} + {sizes.new_tokens} tokens",
+        ),
     ]
 
 
@@ -83,17 +111,26 @@ def row_static(sizes: BenchSizes) -> dict[str, Any]:
     """Static (preallocated) KV cache against the default dynamic cache, no compilation; same tokens checked."""
     model = pite_model(sizes).eval()
     question = _question(model, sizes)
-    dynamic, static = _answer(model, question, sizes), _answer(model, question, sizes, cache_implementation="static",
-                                                               disable_compile=True)
+    dynamic, static = (
+        _answer(model, question, sizes),
+        _answer(model, question, sizes, cache_implementation="static", disable_compile=True),
+    )
     if not torch.equal(dynamic.sequences, static.sequences):
         raise RuntimeError("static and dynamic caches generated different tokens")
-    times = timed_alternating({
-        "dynamic": lambda: _answer(model, question, sizes),
-        "static": lambda: _answer(model, question, sizes, cache_implementation="static", disable_compile=True),
-    }, repeats=sizes.repeats)
-    return result("static cache", times["dynamic"] / times["static"], "dynamic cache / static cache",
-                  dict(dynamic_s=times["dynamic"], static_s=times["static"]),
-                  f"prefill {question['input_ids'].shape[1]} + {sizes.new_tokens} tokens, eager")
+    times = timed_alternating(
+        {
+            "dynamic": lambda: _answer(model, question, sizes),
+            "static": lambda: _answer(model, question, sizes, cache_implementation="static", disable_compile=True),
+        },
+        repeats=sizes.repeats,
+    )
+    return result(
+        "static cache",
+        times["dynamic"] / times["static"],
+        "dynamic cache / static cache",
+        dict(dynamic_s=times["dynamic"], static_s=times["static"]),
+        f"prefill {question['input_ids'].shape[1]} + {sizes.new_tokens} tokens, eager",
+    )
 
 
 def compile_config(backend: str = "inductor") -> Any:
@@ -129,30 +166,48 @@ def row_compile(sizes: BenchSizes) -> dict[str, Any]:
     if not torch.equal(first.sequences, reference.sequences):
         raise RuntimeError("compiled generation produced other tokens than eager generation")
     drift = float((first.trajectory_predictions - reference.trajectory_predictions).abs().max())
-    times = timed_alternating({
-        "eager": lambda: _answer(model, question, sizes, disable_compile=True, **static),
-        "compiled": lambda: _answer(model, question, sizes, compile_config=compile_config(), **static),
-    }, repeats=sizes.repeats)
+    times = timed_alternating(
+        {
+            "eager": lambda: _answer(model, question, sizes, disable_compile=True, **static),
+            "compiled": lambda: _answer(model, question, sizes, compile_config=compile_config(), **static),
+        },
+        repeats=sizes.repeats,
+    )
     torch._dynamo.reset()
-    figures.update(eager_s=times["eager"], compiled_s=times["compiled"], first_call_s=compile_s,
-                   trajectory_max_abs_diff=drift)
-    return result("compile", times["eager"] / times["compiled"], "static eager / static compiled", figures,
-                  f"inductor, decode steps compiled (prefill eager), {sizes.new_tokens} tokens; first_call_s includes "
-                  "compilation")
+    figures.update(
+        eager_s=times["eager"], compiled_s=times["compiled"], first_call_s=compile_s, trajectory_max_abs_diff=drift
+    )
+    return result(
+        "compile",
+        times["eager"] / times["compiled"],
+        "static eager / static compiled",
+        figures,
+        f"inductor, decode steps compiled (prefill eager), {sizes.new_tokens} tokens; first_call_s includes "
+        "compilation",
+    )
 
 
 def row_batch(sizes: BenchSizes) -> list[dict[str, Any]]:
     """Generated tokens per second at each batch size (left-padded video questions) against batch 1."""
     model = pite_model(sizes).eval()
     questions = {batch: _question(model, sizes, batch) for batch in sorted(set(sizes.batch_sizes) | {1})}
-    times = timed_alternating({f"b{batch}": (lambda q=q: _answer(model, q, sizes)) for batch, q in questions.items()},
-                              repeats=max(1, sizes.repeats // 2))
+    times = timed_alternating(
+        {f"b{batch}": (lambda q=q: _answer(model, q, sizes)) for batch, q in questions.items()},
+        repeats=max(1, sizes.repeats // 2),
+    )
     tokens_per_s = {batch: batch * sizes.new_tokens / times[f"b{batch}"] for batch in questions}
-    return [result(f"batch {batch}", tokens_per_s[batch] / tokens_per_s[1], "tokens/s at batch / tokens/s at batch 1",
-                   dict(tokens_per_s=tokens_per_s[batch], batch_1_tokens_per_s=tokens_per_s[1], seconds=times[f"b{batch}"]),
-                   f"{sizes.new_tokens} greedy tokens per answer, left-padded prompts of "
-                   f"{questions[batch]['input_ids'].shape[1]} tokens")
-            for batch in questions if batch != 1]
+    return [
+        result(
+            f"batch {batch}",
+            tokens_per_s[batch] / tokens_per_s[1],
+            "tokens/s at batch / tokens/s at batch 1",
+            dict(tokens_per_s=tokens_per_s[batch], batch_1_tokens_per_s=tokens_per_s[1], seconds=times[f"b{batch}"]),
+            f"{sizes.new_tokens} greedy tokens per answer, left-padded prompts of "
+            f"{questions[batch]['input_ids'].shape[1]} tokens",
+        )
+        for batch in questions
+        if batch != 1
+    ]
 
 
 def training_step_peak_rss(sizes_fields: dict[str, Any], checkpointing: bool) -> dict[str, int]:
@@ -178,8 +233,12 @@ print(json.dumps(training_step_peak_rss(json.loads(sys.argv[1]), sys.argv[2] == 
 
 def _peak_rss_in_child(sizes: BenchSizes, checkpointing: bool) -> dict[str, int]:
     fields = dataclasses.asdict(sizes)
-    completed = subprocess.run([sys.executable, "-c", _PEAK_RSS_CHILD, json.dumps(fields), str(int(checkpointing))],
-                               capture_output=True, text=True, timeout=900)
+    completed = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS_CHILD, json.dumps(fields), str(int(checkpointing))],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if completed.returncode:
         raise RuntimeError(f"peak-RSS child process failed: {completed.stderr.strip()[-500:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -194,21 +253,34 @@ def row_checkpointing(sizes: BenchSizes) -> dict[str, Any]:
     inputs = _train_inputs(plain, sizes)
     saved = {}
     for name, model in (("plain", plain), ("checkpointed", checkpointed)):
-        saved[name], loss = saved_activation_bytes(lambda m=model: m(**inputs, use_cache=False).loss, model.parameters())
+        saved[name], loss = saved_activation_bytes(
+            lambda m=model: m(**inputs, use_cache=False).loss, model.parameters()
+        )
         loss.backward()
-    times = timed_alternating({"plain": lambda: _train_step(plain, inputs),
-                               "checkpointed": lambda: _train_step(checkpointed, inputs)}, repeats=sizes.repeats)
-    figures: dict[str, Any] = dict(plain_s=times["plain"], checkpointed_s=times["checkpointed"],
-                                   saved_mb_plain=saved["plain"] / 2**20, saved_mb_checkpointed=saved["checkpointed"] / 2**20)
+    times = timed_alternating(
+        {"plain": lambda: _train_step(plain, inputs), "checkpointed": lambda: _train_step(checkpointed, inputs)},
+        repeats=sizes.repeats,
+    )
+    figures: dict[str, Any] = dict(
+        plain_s=times["plain"],
+        checkpointed_s=times["checkpointed"],
+        saved_mb_plain=saved["plain"] / 2**20,
+        saved_mb_checkpointed=saved["checkpointed"] / 2**20,
+    )
     try:
         for name, flag in (("plain", False), ("checkpointed", True)):
             rss = _peak_rss_in_child(sizes, flag)
             figures[f"step_peak_rss_mb_{name}"] = (rss["peak"] - rss["rss_before"]) / 2**20
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as error:
         figures["step_peak_rss"] = f"unavailable ({error})"
-    return result("checkpointing", times["checkpointed"] / times["plain"], "checkpointed step / plain step", figures,
-                  f"fwd+bwd, {inputs['input_ids'].shape[1]} tokens, {sizes.num_layers} layers, non-reentrant; "
-                  "saved_mb = activations kept for backward")
+    return result(
+        "checkpointing",
+        times["checkpointed"] / times["plain"],
+        "checkpointed step / plain step",
+        figures,
+        f"fwd+bwd, {inputs['input_ids'].shape[1]} tokens, {sizes.num_layers} layers, non-reentrant; "
+        "saved_mb = activations kept for backward",
+    )
 
 
 def _cpu_bf16_flags() -> str:
@@ -233,17 +305,30 @@ def row_bf16(sizes: BenchSizes) -> list[dict[str, Any]]:
         return [skipped("bf16", f"bf16 training step unsupported here ({hardware}): {error}")]
     _train_step(fp32, inputs32)
     repeats = max(1, sizes.repeats // 4)
-    train = timed_alternating({"fp32": lambda: _train_step(fp32, inputs32), "bf16": lambda: _train_step(bf16, inputs16)},
-                              repeats=repeats, warmup=0)
+    train = timed_alternating(
+        {"fp32": lambda: _train_step(fp32, inputs32), "bf16": lambda: _train_step(bf16, inputs16)},
+        repeats=repeats,
+        warmup=0,
+    )
     fp32.eval(), bf16.eval()
     question32, question16 = _question(fp32, sizes), _question(bf16, sizes)
-    generate = timed_alternating({"fp32": lambda: _answer(fp32, question32, sizes),
-                                  "bf16": lambda: _answer(bf16, question16, sizes)}, repeats=max(1, sizes.repeats // 2))
+    generate = timed_alternating(
+        {"fp32": lambda: _answer(fp32, question32, sizes), "bf16": lambda: _answer(bf16, question16, sizes)},
+        repeats=max(1, sizes.repeats // 2),
+    )
     return [
-        result("bf16 (train step)", train["fp32"] / train["bf16"], "fp32 / bf16",
-               dict(fp32_s=train["fp32"], bf16_s=train["bf16"]),
-               f"fwd+bwd, {inputs32['input_ids'].shape[1]} tokens; {hardware}"),
-        result("bf16 (generate)", generate["fp32"] / generate["bf16"], "fp32 / bf16",
-               dict(fp32_s=generate["fp32"], bf16_s=generate["bf16"]),
-               f"prefill {question32['input_ids'].shape[1]} + {sizes.new_tokens} tokens; {hardware}"),
+        result(
+            "bf16 (train step)",
+            train["fp32"] / train["bf16"],
+            "fp32 / bf16",
+            dict(fp32_s=train["fp32"], bf16_s=train["bf16"]),
+            f"fwd+bwd, {inputs32['input_ids'].shape[1]} tokens; {hardware}",
+        ),
+        result(
+            "bf16 (generate)",
+            generate["fp32"] / generate["bf16"],
+            "fp32 / bf16",
+            dict(fp32_s=generate["fp32"], bf16_s=generate["bf16"]),
+            f"prefill {question32['input_ids'].shape[1]} + {sizes.new_tokens} tokens; {hardware}",
+        ),
     ]

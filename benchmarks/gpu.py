@@ -79,7 +79,13 @@ def decode_weight_bytes(model: nn.Module) -> int:
     two regression heads. Not the embedding table (one row is gathered per token), the vision tower or the adapter
     (prefill only)."""
     language_model = model.model.language_model
-    modules = [language_model.layers, language_model.norm, model.lm_head, model.localization_head, model.trajectory_head]
+    modules = [
+        language_model.layers,
+        language_model.norm,
+        model.lm_head,
+        model.localization_head,
+        model.trajectory_head,
+    ]
     return sum(p.numel() * p.element_size() for p in _unique_parameters(modules))
 
 
@@ -98,7 +104,9 @@ def matmul_parameter_counts(model: nn.Module) -> tuple[int, int]:
     frozen = trainable = 0
     for module in [base.model.language_model, base.lm_head, base.localization_head, base.trajectory_head]:
         # peft keeps an unused frozen copy of a module it trains (`original_module`): it does no work.
-        linears = [m for path, m in module.named_modules() if isinstance(m, nn.Linear) and "original_module" not in path]
+        linears = [
+            m for path, m in module.named_modules() if isinstance(m, nn.Linear) and "original_module" not in path
+        ]
         for linear in linears:
             for parameter in linear.parameters(recurse=False):
                 if parameter.requires_grad:
@@ -108,7 +116,9 @@ def matmul_parameter_counts(model: nn.Module) -> tuple[int, int]:
     return frozen, trainable
 
 
-def lora_training_flops_per_token(frozen: int, trainable: int, num_layers: int, hidden_size: int, length: int) -> float:
+def lora_training_flops_per_token(
+    frozen: int, trainable: int, num_layers: int, hidden_size: int, length: int
+) -> float:
     """Model FLOPs per token of a LoRA step (PaLM's accounting, recomputation not counted).
 
     Frozen weights: forward 2 + input-gradient 2 per parameter (no weight gradient). Trainable ones: 2 + 2 + 2.
@@ -144,29 +154,42 @@ class LoRALinear(nn.Module):
 def apply_lora(model: nn.Module, use_peft: bool = True) -> tuple[nn.Module, str]:
     """Freeze `model` and add the stage-2 LoRA and trained modules; returns (model to train, "peft" or "local")."""
     model.requires_grad_(False)
-    names = sorted({path.rsplit(".", 1)[-1] for path, m in model.model.language_model.named_modules()
-                    if isinstance(m, nn.Linear)})
+    names = sorted(
+        {path.rsplit(".", 1)[-1] for path, m in model.model.language_model.named_modules() if isinstance(m, nn.Linear)}
+    )
     if use_peft:
         try:
             from peft import LoraConfig, get_peft_model
         except ImportError:
             use_peft = False
     if use_peft:
-        config = LoraConfig(r=STAGE2_LORA["r"], lora_alpha=STAGE2_LORA["alpha"], lora_dropout=STAGE2_LORA["dropout"],
-                            target_modules=r"model\.language_model\..*\.(" + "|".join(map(re.escape, names)) + ")",
-                            modules_to_save=list(STAGE2_TRAINED_MODULES), bias="none")
+        config = LoraConfig(
+            r=STAGE2_LORA["r"],
+            lora_alpha=STAGE2_LORA["alpha"],
+            lora_dropout=STAGE2_LORA["dropout"],
+            target_modules=r"model\.language_model\..*\.(" + "|".join(map(re.escape, names)) + ")",
+            modules_to_save=list(STAGE2_TRAINED_MODULES),
+            bias="none",
+        )
         return get_peft_model(model, config), "peft"
     for path, module in list(model.model.language_model.named_modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.Linear):
-                setattr(module, child_name, LoRALinear(child, STAGE2_LORA["r"], STAGE2_LORA["alpha"], STAGE2_LORA["dropout"]))
+                setattr(
+                    module,
+                    child_name,
+                    LoRALinear(child, STAGE2_LORA["r"], STAGE2_LORA["alpha"], STAGE2_LORA["dropout"]),
+                )
     for name in STAGE2_TRAINED_MODULES:
         getattr(model, name).requires_grad_(True)
     return model, "local"
 
 
 def build_model(config: Any, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
-    """A randomly initialised PiTe built directly on `device` in `dtype` (no meta tensors: rotary buffers stay right)."""
+    """A randomly initialised PiTe built directly on `device` in `dtype`.
+
+    No meta tensors, so the rotary buffers stay right.
+    """
     from pite.modeling_pite import PiTeForConditionalGeneration
 
     previous = torch.get_default_dtype()
@@ -209,7 +232,9 @@ def _question_ids(config: Any, text_tokens: int, device: torch.device) -> torch.
     return torch.cat([torch.tensor([1]), text[:10], frames, text[10:]])[None].to(device)
 
 
-def _decode_records(model: nn.Module, settings: GpuSettings, device: torch.device, bandwidths: dict[str, float]) -> list[dict]:
+def _decode_records(
+    model: nn.Module, settings: GpuSettings, device: torch.device, bandwidths: dict[str, float]
+) -> list[dict]:
     config = model.config
     ids = _question_ids(config, settings.question_text_tokens, device)
     features = torch.randn(1, config.num_frames, config.vision_feature_dim, device=device, dtype=model.dtype)
@@ -228,8 +253,16 @@ def _decode_records(model: nn.Module, settings: GpuSettings, device: torch.devic
 
         def answer(tokens: int, options=options) -> None:
             with torch.no_grad():
-                model.generate(input_ids=ids, video_features=features, max_new_tokens=tokens, min_new_tokens=tokens,
-                               do_sample=False, pad_token_id=0, return_dict_in_generate=True, **options)
+                model.generate(
+                    input_ids=ids,
+                    video_features=features,
+                    max_new_tokens=tokens,
+                    min_new_tokens=tokens,
+                    do_sample=False,
+                    pad_token_id=0,
+                    return_dict_in_generate=True,
+                    **options,
+                )
 
         try:
             long = _timed_on(device, lambda: answer(settings.decode_tokens + 1), settings.repeats)
@@ -240,15 +273,26 @@ def _decode_records(model: nn.Module, settings: GpuSettings, device: torch.devic
         tokens_per_s = settings.decode_tokens / max(long - short, 1e-9)
         baseline = baseline or tokens_per_s
         compiled = dynamo_counts()
-        figures = dict(tokens_per_s=tokens_per_s, speedup_over_dynamic=tokens_per_s / baseline,
-                       weight_gb=weight_bytes / 1e9, compiled_graphs=compiled["graphs"],
-                       graph_breaks=compiled["graph_breaks"])
+        figures = dict(
+            tokens_per_s=tokens_per_s,
+            speedup_over_dynamic=tokens_per_s / baseline,
+            weight_gb=weight_bytes / 1e9,
+            compiled_graphs=compiled["graphs"],
+            graph_breaks=compiled["graph_breaks"],
+        )
         for label, bandwidth in bandwidths.items():
             figures[f"bound_tokens_per_s_{label}"] = bandwidth_bound_tokens_per_s(weight_bytes, bandwidth)
         issue_bound = figures["bound_tokens_per_s_4.8TBps"]
-        records.append(result(f"gpu decode ({name})", tokens_per_s / issue_bound, "tokens/s / (4.8 TB/s / weight bytes)",
-                              figures, f"batch 1, prompt {ids.shape[1]} tokens, {settings.decode_tokens} tokens timed "
-                              "(generate(1 + n) - generate(1)), per-token trajectories returned"))
+        records.append(
+            result(
+                f"gpu decode ({name})",
+                tokens_per_s / issue_bound,
+                "tokens/s / (4.8 TB/s / weight bytes)",
+                figures,
+                f"batch 1, prompt {ids.shape[1]} tokens, {settings.decode_tokens} tokens timed "
+                "(generate(1 + n) - generate(1)), per-token trajectories returned",
+            )
+        )
     return records
 
 
@@ -260,7 +304,9 @@ def _prefill_record(model: nn.Module, settings: GpuSettings, device: torch.devic
 
     def first_token() -> None:
         with torch.no_grad():
-            model.generate(input_ids=ids, pixel_values_videos=pixels, max_new_tokens=1, do_sample=False, pad_token_id=0)
+            model.generate(
+                input_ids=ids, pixel_values_videos=pixels, max_new_tokens=1, do_sample=False, pad_token_id=0
+            )
 
     def vision() -> None:
         with torch.no_grad():
@@ -280,8 +326,13 @@ def _prefill_record(model: nn.Module, settings: GpuSettings, device: torch.devic
             figures["flash_attention_2"] = f"failed: {type(error).__name__}: {error}"
         finally:
             model.set_attn_implementation(previous)
-    return result("gpu prefill", None, "absolute (GPU)", figures,
-                  f"{config.num_frames} frames at {size} px through the vision tower, prefill, first token")
+    return result(
+        "gpu prefill",
+        None,
+        "absolute (GPU)",
+        figures,
+        f"{config.num_frames} frames at {size} px through the vision tower, prefill, first token",
+    )
 
 
 def _training_record(model: nn.Module, settings: GpuSettings, device: torch.device, peak_flops: float | None) -> dict:
@@ -301,8 +352,9 @@ def _training_record(model: nn.Module, settings: GpuSettings, device: torch.devi
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            loss = train_model(input_ids=ids, labels=ids, video_features=features, trajectory_labels=trajectories,
-                               use_cache=False).loss
+            loss = train_model(
+                input_ids=ids, labels=ids, video_features=features, trajectory_labels=trajectories, use_cache=False
+            ).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -313,21 +365,33 @@ def _training_record(model: nn.Module, settings: GpuSettings, device: torch.devi
     tokens_per_s = batch * length / step_s
     frozen, trainable = matmul_parameter_counts(train_model)
     text_config = config.text_config
-    flops = lora_training_flops_per_token(frozen, trainable, text_config.num_hidden_layers, text_config.hidden_size, length)
-    figures: dict[str, Any] = dict(tokens_per_s=tokens_per_s, step_s=step_s, trainable_params=trainable,
-                                   model_tflops_per_token=flops / 1e12, lora=lora_kind)
+    flops = lora_training_flops_per_token(
+        frozen, trainable, text_config.num_hidden_layers, text_config.hidden_size, length
+    )
+    figures: dict[str, Any] = dict(
+        tokens_per_s=tokens_per_s,
+        step_s=step_s,
+        trainable_params=trainable,
+        model_tflops_per_token=flops / 1e12,
+        lora=lora_kind,
+    )
     if device.type == "cuda":
         figures["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
-    detail = (f"stage-2 LoRA r {STAGE2_LORA['r']} on every LLM linear layer + trajectory head, batch {batch} x {length} "
-              f"tokens ({config.num_frames} frames, cached features), gradient checkpointing, bf16 autocast, AdamW")
+    detail = (
+        f"stage-2 LoRA r {STAGE2_LORA['r']} on every LLM linear layer + trajectory head, batch {batch} x {length} "
+        f"tokens ({config.num_frames} frames, cached features), gradient checkpointing, bf16 autocast, AdamW"
+    )
     if peak_flops is None:
-        return result("gpu stage-2 training", tokens_per_s * flops / 1e12, "model TFLOP/s (device peak unknown)",
-                      figures, detail)
+        return result(
+            "gpu stage-2 training", tokens_per_s * flops / 1e12, "model TFLOP/s (device peak unknown)", figures, detail
+        )
     mfu = model_flops_utilisation(tokens_per_s, flops, peak_flops)
     return result("gpu stage-2 training", mfu, "MFU (model FLOP/s / dense bf16 peak)", figures, detail)
 
 
-def gpu_records(config: Any, device: torch.device, settings: GpuSettings, device_name: str = "") -> list[dict[str, Any]]:
+def gpu_records(
+    config: Any, device: torch.device, settings: GpuSettings, device_name: str = ""
+) -> list[dict[str, Any]]:
     """Decode, prefill and training records for `config` on `device` (the tests call it on CPU with a tiny config)."""
     spec = device_spec(device_name)
     bandwidths = {"4.8TBps": ISSUE_BANDWIDTH}
@@ -335,9 +399,10 @@ def gpu_records(config: Any, device: torch.device, settings: GpuSettings, device
         bandwidths[f"{spec[0].replace(' ', '_')}_spec"] = spec[1]
     model = build_model(config, device)
     records = _decode_records(model, settings, device, bandwidths)
-    for name, measure in (("gpu prefill", lambda: _prefill_record(model, settings, device)),
-                          ("gpu stage-2 training", lambda: _training_record(model, settings, device,
-                                                                             spec[2] if spec else None))):
+    for name, measure in (
+        ("gpu prefill", lambda: _prefill_record(model, settings, device)),
+        ("gpu stage-2 training", lambda: _training_record(model, settings, device, spec[2] if spec else None)),
+    ):
         try:
             records.append(measure())
         except Exception as error:
@@ -348,7 +413,9 @@ def gpu_records(config: Any, device: torch.device, settings: GpuSettings, device
 def row_gpu(sizes: Any) -> list[dict[str, Any]]:
     """The 7B rows on the current CUDA device; skipped without one."""
     if not torch.cuda.is_available():
-        return [skipped("gpu", "no CUDA device (torch.cuda.is_available() is False): the 7B rows run on a GPU machine")]
+        return [
+            skipped("gpu", "no CUDA device (torch.cuda.is_available() is False): the 7B rows run on a GPU machine")
+        ]
     from pite.modeling_pite import PiTeConfig
 
     device = torch.device("cuda", torch.cuda.current_device())

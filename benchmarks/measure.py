@@ -33,7 +33,9 @@ def timed(function: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
 
 
 def timed_alternating(
-    functions: Mapping[str, Callable[[], object]], repeats: int = 7, warmup: int = 1,
+    functions: Mapping[str, Callable[[], object]],
+    repeats: int = 7,
+    warmup: int = 1,
     reduce: Callable[[list[float]], float] = statistics.median,
 ) -> dict[str, float]:
     """Median (or `reduce`, e.g. `min`) wall time (s) of each named function, measured round-robin so machine load
@@ -76,8 +78,14 @@ def result(
         raise ValueError(f"row {row!r}: ratio must be a finite number or None, got {ratio!r}")
     if target is not None and ratio is None:
         raise ValueError(f"row {row!r}: a target needs a ratio")
-    return dict(row=row, ratio=None if ratio is None else float(ratio), ratio_is=ratio_is, target=target,
-                figures=dict(figures), detail=detail)
+    return dict(
+        row=row,
+        ratio=None if ratio is None else float(ratio),
+        ratio_is=ratio_is,
+        target=target,
+        figures=dict(figures),
+        detail=detail,
+    )
 
 
 def skipped(row: str, reason: str) -> dict[str, Any]:
@@ -139,8 +147,9 @@ def dynamo_counts() -> dict[str, int]:
     whether generate() compiled its decode step, and whole."""
     from torch._dynamo.utils import counters
 
-    return dict(graphs=int(counters["stats"].get("unique_graphs", 0)),
-                graph_breaks=int(sum(counters["graph_break"].values())))
+    return dict(
+        graphs=int(counters["stats"].get("unique_graphs", 0)), graph_breaks=int(sum(counters["graph_break"].values()))
+    )
 
 
 def peak_rss_bytes() -> int:
@@ -158,7 +167,9 @@ def current_rss_bytes() -> int:
         return peak_rss_bytes()
 
 
-def saved_activation_bytes(forward: Callable[[], torch.Tensor], exclude: Iterable[torch.Tensor] = ()) -> tuple[int, torch.Tensor]:
+def saved_activation_bytes(
+    forward: Callable[[], torch.Tensor], exclude: Iterable[torch.Tensor] = ()
+) -> tuple[int, torch.Tensor]:
     """Bytes autograd keeps for the backward pass while `forward` runs, and `forward`'s output.
 
     Counts each storage once; storages of `exclude` (the parameters, which exist anyway) are not counted. Tensors

@@ -44,22 +44,26 @@ class BenchSizes:
             value = getattr(self, field.name)
             values = value if isinstance(value, tuple) else (value,)
             if not values or any(not isinstance(v, int) or v < 1 for v in values):
-                raise ValueError(f"benchmark size {field.name} must be a positive integer (or a list of them), "
-                                 f"got {value!r}")
+                raise ValueError(
+                    f"benchmark size {field.name} must be a positive integer (or a list of them), got {value!r}"
+                )
         if self.image_size % 14:
-            raise ValueError("benchmark size image_size must be a multiple of the 14-pixel patch, "
-                             f"got {self.image_size}")
+            raise ValueError(
+                f"benchmark size image_size must be a multiple of the 14-pixel patch, got {self.image_size}"
+            )
         if self.hidden_size % self.num_heads or self.vision_hidden_size % 4:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must divide by num_heads ({self.num_heads}) and vision_hidden_size "
                 f"({self.vision_hidden_size}) by the vision tower's 4 heads"
             )
         if self.vocab_size < 8:
-            raise ValueError("benchmark size vocab_size must be >= 8 (special tokens + <video>), "
-                             f"got {self.vocab_size}")
+            raise ValueError(
+                f"benchmark size vocab_size must be >= 8 (special tokens + <video>), got {self.vocab_size}"
+            )
         if self.train_text_tokens < 9 or self.prompt_text_tokens < 9:
-            raise ValueError("train_text_tokens and prompt_text_tokens must be >= 9 "
-                             "(8 tokens before the frames + 1 after)")
+            raise ValueError(
+                "train_text_tokens and prompt_text_tokens must be >= 9 (8 tokens before the frames + 1 after)"
+            )
 
     @property
     def video_token_id(self) -> int:
@@ -85,25 +89,43 @@ class BenchSizes:
 
 def text_config(sizes: BenchSizes, vocab_size: int | None = None) -> dict:
     """Llama config kwargs at the benchmark size."""
-    return dict(vocab_size=vocab_size or sizes.vocab_size, hidden_size=sizes.hidden_size,
-                intermediate_size=sizes.intermediate_size, num_hidden_layers=sizes.num_layers,
-                num_attention_heads=sizes.num_heads, num_key_value_heads=sizes.num_heads,
-                max_position_embeddings=8192, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    return dict(
+        vocab_size=vocab_size or sizes.vocab_size,
+        hidden_size=sizes.hidden_size,
+        intermediate_size=sizes.intermediate_size,
+        num_hidden_layers=sizes.num_layers,
+        num_attention_heads=sizes.num_heads,
+        num_key_value_heads=sizes.num_heads,
+        max_position_embeddings=8192,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
 
 
 def vision_config(sizes: BenchSizes) -> dict:
     """CLIP vision config kwargs at the benchmark size (4 heads, 14-pixel patches)."""
-    return dict(hidden_size=sizes.vision_hidden_size, intermediate_size=4 * sizes.vision_hidden_size,
-                projection_dim=sizes.vision_hidden_size, num_hidden_layers=sizes.vision_layers, num_attention_heads=4,
-                image_size=sizes.image_size, patch_size=14)
+    return dict(
+        hidden_size=sizes.vision_hidden_size,
+        intermediate_size=4 * sizes.vision_hidden_size,
+        projection_dim=sizes.vision_hidden_size,
+        num_hidden_layers=sizes.vision_layers,
+        num_attention_heads=4,
+        image_size=sizes.image_size,
+        patch_size=14,
+    )
 
 
 def pite_model(sizes: BenchSizes, seed: int = 0):
     """A randomly initialised `PiTeForConditionalGeneration` at the benchmark size (train mode, fp32, CPU)."""
     from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration
 
-    config = PiTeConfig(vision_config=vision_config(sizes), text_config=text_config(sizes),
-                        num_frames=sizes.num_frames, video_token_id=sizes.video_token_id)
+    config = PiTeConfig(
+        vision_config=vision_config(sizes),
+        text_config=text_config(sizes),
+        num_frames=sizes.num_frames,
+        video_token_id=sizes.video_token_id,
+    )
     torch.manual_seed(seed)
     return PiTeForConditionalGeneration(config)
 

@@ -1,4 +1,4 @@
-"""The issue's core rows: PiTe's overhead over plain Llama (training and generation), the Video-LLaVA peer, features."""
+"""The core rows: PiTe's overhead over plain Llama (training and generation), the Video-LLaVA peer, features."""
 
 from __future__ import annotations
 
@@ -7,13 +7,25 @@ from typing import Any
 import torch
 
 from .measure import result, timed, timed_alternating
-from .models import BenchSizes, as_plain_text, greedy_kwargs, llama_model, pite_model, prompt_ids, text_config, vision_config
+from .models import (
+    BenchSizes,
+    as_plain_text,
+    greedy_kwargs,
+    llama_model,
+    pite_model,
+    prompt_ids,
+    text_config,
+    vision_config,
+)
 
 OVERHEAD_TARGET = 1.10
 
 
 def row_overhead(sizes: BenchSizes) -> dict[str, Any]:
-    """Training-step cost of PiTe's additions (adapter, placeholder merge, 2 heads, 2 masked L1 terms), cached features."""
+    """Training-step cost of PiTe's additions (adapter, placeholder merge, 2 heads, 2 masked L1 terms).
+
+    From cached features.
+    """
     pite, llama = pite_model(sizes).train(), llama_model(sizes).train()
     ids = prompt_ids(sizes, sizes.num_frames, sizes.train_text_tokens)
     length = ids.shape[1]
@@ -24,18 +36,29 @@ def row_overhead(sizes: BenchSizes) -> dict[str, Any]:
 
     def pite_step() -> None:
         pite.zero_grad(set_to_none=True)
-        pite(input_ids=ids, video_features=features, labels=ids, point_labels=point_labels,
-             trajectory_labels=trajectory_labels, use_cache=False).loss.backward()
+        pite(
+            input_ids=ids,
+            video_features=features,
+            labels=ids,
+            point_labels=point_labels,
+            trajectory_labels=trajectory_labels,
+            use_cache=False,
+        ).loss.backward()
 
     def llama_step() -> None:
         llama.zero_grad(set_to_none=True)
         llama(input_ids=llama_ids, labels=llama_ids, use_cache=False).loss.backward()
 
     times = timed_alternating({"pite": pite_step, "llama": llama_step}, repeats=sizes.repeats)
-    return result("overhead", times["pite"] / times["llama"], "PiTe step / Llama step",
-                  dict(pite_s=times["pite"], llama_s=times["llama"], tokens=length),
-                  f"fwd+bwd, {length} tokens ({sizes.num_frames} frames, cached features), hidden {sizes.hidden_size}, "
-                  f"{sizes.num_layers} layers, vocab {sizes.vocab_size}, both L1 terms", target=OVERHEAD_TARGET)
+    return result(
+        "overhead",
+        times["pite"] / times["llama"],
+        "PiTe step / Llama step",
+        dict(pite_s=times["pite"], llama_s=times["llama"], tokens=length),
+        f"fwd+bwd, {length} tokens ({sizes.num_frames} frames, cached features), hidden {sizes.hidden_size}, "
+        f"{sizes.num_layers} layers, vocab {sizes.vocab_size}, both L1 terms",
+        target=OVERHEAD_TARGET,
+    )
 
 
 def row_generation(sizes: BenchSizes) -> dict[str, Any]:
@@ -61,10 +84,15 @@ def row_generation(sizes: BenchSizes) -> dict[str, Any]:
 
     # Decoding is quick: twice the repeats, for a tighter median on the targeted ratio.
     times = timed_alternating({"pite": pite_generate, "llama": llama_generate}, repeats=2 * sizes.repeats + 1)
-    return result("generation", times["pite"] / times["llama"], "PiTe generate / Llama generate",
-                  dict(pite_s=times["pite"], llama_s=times["llama"]),
-                  f"prefill {ids.shape[1]} tokens + {sizes.new_tokens} greedy tokens, per-token points and trajectories "
-                  "returned", target=OVERHEAD_TARGET)
+    return result(
+        "generation",
+        times["pite"] / times["llama"],
+        "PiTe generate / Llama generate",
+        dict(pite_s=times["pite"], llama_s=times["llama"]),
+        f"prefill {ids.shape[1]} tokens + {sizes.new_tokens} greedy tokens, per-token points and trajectories "
+        "returned",
+        target=OVERHEAD_TARGET,
+    )
 
 
 def row_peer(sizes: BenchSizes) -> list[dict[str, Any]]:
@@ -90,7 +118,9 @@ def row_peer(sizes: BenchSizes) -> list[dict[str, Any]]:
         config = VideoLlavaConfig(
             vision_config=dict(vision_config(sizes), model_type="clip_vision_model"),
             text_config=dict(text_config(sizes, sizes.vocab_size + 1), model_type="llama"),
-            video_token_index=video_token, image_token_index=image_token, vision_feature_select_strategy="full",
+            video_token_index=video_token,
+            image_token_index=image_token,
+            vision_feature_select_strategy="full",
             video_seq_length=frames * patches,
         )
         torch.manual_seed(0)
@@ -105,12 +135,23 @@ def row_peer(sizes: BenchSizes) -> list[dict[str, Any]]:
         # Long peer runs take seconds each: fewer repeats, still alternated with PiTe.
         repeats = max(1, sizes.repeats // (2 if frames <= 8 else 4))
         times = timed_alternating({"pite": pite_answer, "peer": peer_answer}, repeats=repeats)
-        records.append(result(
-            f"peer ({frames} frames)", times["peer"] / times["pite"], "Video-LLaVA time / PiTe time",
-            dict(pite_s=times["pite"], pite_frames=sizes.num_frames, pite_tokens=pite_ids.shape[1],
-                 video_llava_s=times["peer"], video_llava_frames=frames, video_llava_tokens=ids.shape[1]),
-            f"{sizes.image_size} px frames, {sizes.vision_layers}-layer ViT, {sizes.num_layers}-layer LLM, prefill + "
-            f"{sizes.new_tokens} tokens; PiTe encodes {sizes.num_frames} frames through the ViT"))
+        records.append(
+            result(
+                f"peer ({frames} frames)",
+                times["peer"] / times["pite"],
+                "Video-LLaVA time / PiTe time",
+                dict(
+                    pite_s=times["pite"],
+                    pite_frames=sizes.num_frames,
+                    pite_tokens=pite_ids.shape[1],
+                    video_llava_s=times["peer"],
+                    video_llava_frames=frames,
+                    video_llava_tokens=ids.shape[1],
+                ),
+                f"{sizes.image_size} px frames, {sizes.vision_layers}-layer ViT, {sizes.num_layers}-layer LLM, "
+                f"prefill + {sizes.new_tokens} tokens; PiTe encodes {sizes.num_frames} frames through the ViT",
+            )
+        )
         del peer, peer_answer  # free this size's model before the next is built
     return records
 
@@ -129,10 +170,19 @@ def row_features(sizes: BenchSizes) -> dict[str, Any]:
         pite.zero_grad(set_to_none=True)
         pite(input_ids=ids, labels=ids, use_cache=False, **visual).loss.backward()
 
-    times = timed_alternating({"cached": lambda: step(video_features=features),
-                               "pixels": lambda: step(pixel_values_videos=pixels)}, repeats=sizes.repeats)
-    return result("features", times["pixels"] / times["cached"], "pixel step / cached-feature step",
-                  dict(cached_step_s=times["cached"], pixel_step_s=times["pixels"],
-                       vision_frames_per_s=sizes.num_frames / extract_s),
-                  f"{sizes.vision_layers}-layer {sizes.image_size} px ViT, {sizes.num_frames} frames batched, "
-                  f"{ids.shape[1]} tokens")
+    times = timed_alternating(
+        {"cached": lambda: step(video_features=features), "pixels": lambda: step(pixel_values_videos=pixels)},
+        repeats=sizes.repeats,
+    )
+    return result(
+        "features",
+        times["pixels"] / times["cached"],
+        "pixel step / cached-feature step",
+        dict(
+            cached_step_s=times["cached"],
+            pixel_step_s=times["pixels"],
+            vision_frames_per_s=sizes.num_frames / extract_s,
+        ),
+        f"{sizes.vision_layers}-layer {sizes.image_size} px ViT, {sizes.num_frames} frames batched, "
+        f"{ids.shape[1]} tokens",
+    )

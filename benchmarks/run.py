@@ -1,6 +1,6 @@
 """PiTe benchmarks as a script: `python benchmarks/run.py [options]` is `pite bench [options]` (see suite.py).
 
-    OMP_NUM_THREADS=1 python benchmarks/run.py --rows overhead,generation --json results.json
+OMP_NUM_THREADS=1 python benchmarks/run.py --rows overhead,generation --json results.json
 """
 
 import sys

@@ -33,11 +33,20 @@ from .models import BenchSizes
 Row = Callable[[BenchSizes], "dict[str, Any] | list[dict[str, Any]]"]
 
 ROWS: dict[str, tuple[Row, str]] = {
-    "overhead": (rows_core.row_overhead, "PiTe fwd+bwd with cached features / LlamaForCausalLM, same length (<= 1.10)"),
-    "generation": (rows_core.row_generation, "PiTe generate with trajectories / Llama generate, same tokens (<= 1.10)"),
+    "overhead": (
+        rows_core.row_overhead,
+        "PiTe fwd+bwd with cached features / LlamaForCausalLM, same length (<= 1.10)",
+    ),
+    "generation": (
+        rows_core.row_generation,
+        "PiTe generate with trajectories / Llama generate, same tokens (<= 1.10)",
+    ),
     "peer": (rows_core.row_peer, "Video-LLaVA at 8 and N frames / PiTe at N frames, one question end to end"),
-    "video": (video.row_video, "default reader / fastest of torchcodec, decord, PyAV seek / one pass, sequential, "
-                               "full decode: GOP 30/60/250, 720p, 1080p (<= 1.10)"),
+    "video": (
+        video.row_video,
+        "default reader / fastest of torchcodec, decord, PyAV seek / one pass, sequential, "
+        "full decode: GOP 30/60/250, 720p, 1080p (<= 1.10)",
+    ),
     "video_memory": (video_input.row_video_memory, "4K, 100 frames read + preprocessed: MB above baseline (<= 400)"),
     "extraction": (video_input.row_extraction, "extract-features frames/s with DataLoader workers / without"),
     "features": (rows_core.row_features, "vision frames/s and the train step on pixels / on cached features"),
@@ -73,12 +82,22 @@ def parse_sizes(assignments: list[str]) -> BenchSizes:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark options, shared by `pite bench` and `python benchmarks/run.py`."""
-    parser.add_argument("--rows", default=",".join(ROWS),
-                        help=f"comma-separated rows to run (default: all; --list says what each measures): {', '.join(ROWS)}")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a benchmark size (repeatable), e.g. --set num_layers=2 --set batch_sizes=1,4; "
-                             f"sizes: {', '.join(f.name for f in dataclasses.fields(BenchSizes))}")
-    parser.add_argument("--json", type=Path, default=None, help="also write the environment and results here (atomically)")
+    parser.add_argument(
+        "--rows",
+        default=",".join(ROWS),
+        help=f"comma-separated rows to run (default: all; --list says what each measures): {', '.join(ROWS)}",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a benchmark size (repeatable), e.g. --set num_layers=2 --set batch_sizes=1,4; "
+        f"sizes: {', '.join(f.name for f in dataclasses.fields(BenchSizes))}",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the environment and results here (atomically)"
+    )
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
 
 
@@ -92,11 +111,18 @@ def environment(sizes: BenchSizes) -> dict[str, Any]:
             cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return dict(date=time.strftime("%Y-%m-%d"), python=platform.python_version(), torch=torch.__version__,
-                transformers=transformers.__version__, cpu=cpu, cpu_count=os.cpu_count(),
-                torch_threads=torch.get_num_threads(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
-                cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                sizes=dataclasses.asdict(sizes))
+    return dict(
+        date=time.strftime("%Y-%m-%d"),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        cpu=cpu,
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
+        cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        sizes=dataclasses.asdict(sizes),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,8 +137,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"pite bench: {error}", file=sys.stderr)
         return 2
     if os.environ.get("OMP_NUM_THREADS") is None:
-        print("pite bench: OMP_NUM_THREADS is not set; on a shared CPU set it (e.g. to 1) for stable ratios",
-              file=sys.stderr)
+        print(
+            "pite bench: OMP_NUM_THREADS is not set; on a shared CPU set it (e.g. to 1) for stable ratios",
+            file=sys.stderr,
+        )
     records: list[dict[str, Any]] = []
     for name in rows:
         print(f"running {name} ...", file=sys.stderr, flush=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from pite.processing.video_reading_pite import KeyFrameStructure, decode_by_seeking
 from pite.processing.video_reading_pite import probe_key_frames as probe_container
 
@@ -54,15 +55,23 @@ def write_test_video(
         raise ValueError(f"H.264 yuv420p needs even frame sizes, got {width}x{height}")
     rng = np.random.default_rng(0)
     block = 8
-    texture = np.repeat(np.repeat(rng.integers(0, 256, (height // block + 1, width // block + 1, 3), dtype=np.uint8),
-                                  block, 0), block, 1)[:height]
+    texture = np.repeat(
+        np.repeat(rng.integers(0, 256, (height // block + 1, width // block + 1, 3), dtype=np.uint8), block, 0),
+        block,
+        1,
+    )[:height]
     with av.open(os.fspath(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         # Fixed GOP: no scene-cut key frames, no B-frames (decode order = display order).
-        stream.options = {"preset": "ultrafast", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
-                          "bframes": "0"}
+        stream.options = {
+            "preset": "ultrafast",
+            "g": str(gop),
+            "keyint_min": str(gop),
+            "sc_threshold": "0",
+            "bframes": "0",
+        }
         for index in range(num_frames):
             if textured:
                 frame = np.ascontiguousarray(np.roll(texture, 3 * index, axis=1)[:, :width])
@@ -236,10 +245,12 @@ def _status_kib(field: str) -> int:
 
 def _streams(sizes: BenchSizes) -> list[tuple[str, int, int, int, int]]:
     """(name, frames, width, height, key frame interval) of the streams the video row reads."""
-    streams = [(f"g={gop}", sizes.video_seconds * sizes.video_fps, sizes.video_width, sizes.video_height, gop)
-               for gop in GOPS]
-    streams += [(f"{height}p", sizes.hd_seconds * sizes.video_fps, width, height, gop)
-                for width, height, gop in HD_STREAMS]
+    streams = [
+        (f"g={gop}", sizes.video_seconds * sizes.video_fps, sizes.video_width, sizes.video_height, gop) for gop in GOPS
+    ]
+    streams += [
+        (f"{height}p", sizes.hd_seconds * sizes.video_fps, width, height, gop) for width, height, gop in HD_STREAMS
+    ]
     return streams
 
 
@@ -260,9 +271,14 @@ def row_video(sizes: BenchSizes) -> list[dict[str, Any]]:
 
     records = []
     if not torchcodec_available():
-        records.append(skipped("video (torchcodec)", "torchcodec cannot be imported here (`pip install -e .[bench]` "
-                               "with a torchcodec build for this torch, plus FFmpeg's shared libraries, e.g. "
-                               "`apt-get install ffmpeg`); its columns are left out"))
+        records.append(
+            skipped(
+                "video (torchcodec)",
+                "torchcodec cannot be imported here (`pip install -e .[bench]` "
+                "with a torchcodec build for this torch, plus FFmpeg's shared libraries, e.g. "
+                "`apt-get install ffmpeg`); its columns are left out",
+            )
+        )
     default_backend = _resolve_backend("auto")
     with tempfile.TemporaryDirectory() as tmp:
         for name, frames_in_video, width, height, gop in _streams(sizes):
@@ -272,10 +288,12 @@ def row_video(sizes: BenchSizes) -> list[dict[str, Any]]:
             indices = sample_frame_indices(structure.num_frames, sizes.num_frames).tolist()
             readers: dict[str, Callable[[], np.ndarray]] = {
                 "default": lambda: read_video(str(path), sizes.num_frames).frames,
-                "pyav_seek": lambda: read_video(str(path), sizes.num_frames, backend="pyav",
-                                                decode_strategy="seek").frames,
-                "pyav_one_pass": lambda: read_video(str(path), sizes.num_frames, backend="pyav",
-                                                    decode_strategy="sequential").frames,
+                "pyav_seek": lambda: (
+                    read_video(str(path), sizes.num_frames, backend="pyav", decode_strategy="seek").frames
+                ),
+                "pyav_one_pass": lambda: (
+                    read_video(str(path), sizes.num_frames, backend="pyav", decode_strategy="sequential").frames
+                ),
                 "decord": lambda: read_video(str(path), sizes.num_frames, backend="decord").frames,
                 "sequential_pyav": lambda: read_video_pyav_like(path, indices),
                 "full_decode": lambda: decode_everything(path, indices).frames,
@@ -295,16 +313,25 @@ def row_video(sizes: BenchSizes) -> list[dict[str, Any]]:
             fastest = min(times, key=times.get)
             figures.update({f"{reader}_s": seconds for reader, seconds in times.items()})
             figures.update(
-                fastest=fastest, default_backend=default_backend,
-                pyav_strategy=choose_decode_strategy(structure, indices), frames_in_video=structure.num_frames,
-                key_frames=len(structure.key_frames), decoded_by_seek=frames_decoded_by_seeking(structure, indices),
+                fastest=fastest,
+                default_backend=default_backend,
+                pyav_strategy=choose_decode_strategy(structure, indices),
+                frames_in_video=structure.num_frames,
+                key_frames=len(structure.key_frames),
+                decoded_by_seek=frames_decoded_by_seeking(structure, indices),
                 decoded_one_pass=frames_decoded_sequentially(indices),
                 full_over_default=times["full_decode"] / times["default"],
             )
-            records.append(result(
-                f"video ({name})", times["default"] / times[fastest], "PiTe default reader / fastest reader", figures,
-                f"{sizes.num_frames} of {structure.num_frames} frames ({frames_in_video / sizes.video_fps:g} s, "
-                f"{sizes.video_fps} fps, {width}x{height} H.264, key frame every {gop}); *_max_abs_diff against a "
-                "full decode; *_peak_mb: resident memory above the reader's start", target=1.10,
-            ))
+            records.append(
+                result(
+                    f"video ({name})",
+                    times["default"] / times[fastest],
+                    "PiTe default reader / fastest reader",
+                    figures,
+                    f"{sizes.num_frames} of {structure.num_frames} frames ({frames_in_video / sizes.video_fps:g} s, "
+                    f"{sizes.video_fps} fps, {width}x{height} H.264, key frame every {gop}); *_max_abs_diff against a "
+                    "full decode; *_peak_mb: resident memory above the reader's start",
+                    target=1.10,
+                )
+            )
     return records

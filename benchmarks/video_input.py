@@ -52,8 +52,12 @@ print(json.dumps(dict(baseline_mb=baseline, peak_above_mb=status("VmHWM") - base
 
 
 def _memory_case(path: Path, mode: str, backend: str, num_frames: int) -> dict[str, Any]:
-    run = subprocess.run([sys.executable, "-c", _MEMORY_CASE, str(path), mode, backend, str(num_frames)],
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    run = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CASE, str(path), mode, backend, str(num_frames)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     if run.returncode != 0:
         raise RuntimeError(f"memory case {mode}/{backend} failed: {run.stderr.strip()[-2000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -76,15 +80,25 @@ def row_video_memory(sizes: BenchSizes) -> list[dict[str, Any]]:
             before, after = (_memory_case(path, mode, backend, sizes.uhd_frames) for mode in ("before", "after"))
             if before["sha256"] != after["sha256"]:
                 raise RuntimeError(f"{backend}: resizing while decoding changed the pixels")
-            records.append(result(
-                f"video_memory ({backend})", after["peak_above_mb"], "MB above the interpreter's baseline, "
-                "resizing while decoding", dict(
-                    before_peak_above_mb=round(before["peak_above_mb"]),
-                    after_peak_above_mb=round(after["peak_above_mb"]),
-                    before_s=before["seconds"], after_s=after["seconds"], baseline_mb=round(after["baseline_mb"]),
-                    same_pixels=True, pixels_shape=after["shape"]),
-                f"{sizes.uhd_frames} of {sizes.uhd_frames} frames of a {UHD[0]}x{UHD[1]} H.264 clip, CLIP resize + "
-                "crop to 224 px, read + preprocess in a fresh interpreter, 1 thread", target=MEMORY_TARGET_MB))
+            records.append(
+                result(
+                    f"video_memory ({backend})",
+                    after["peak_above_mb"],
+                    "MB above the interpreter's baseline, resizing while decoding",
+                    dict(
+                        before_peak_above_mb=round(before["peak_above_mb"]),
+                        after_peak_above_mb=round(after["peak_above_mb"]),
+                        before_s=before["seconds"],
+                        after_s=after["seconds"],
+                        baseline_mb=round(after["baseline_mb"]),
+                        same_pixels=True,
+                        pixels_shape=after["shape"],
+                    ),
+                    f"{sizes.uhd_frames} of {sizes.uhd_frames} frames of a {UHD[0]}x{UHD[1]} H.264 clip, CLIP "
+                    "resize + crop to 224 px, read + preprocess in a fresh interpreter, 1 thread",
+                    target=MEMORY_TARGET_MB,
+                )
+            )
     return records
 
 
@@ -114,8 +128,9 @@ def row_extraction(sizes: BenchSizes) -> dict[str, Any]:
     from pite.training import FeatureCache, extract_features
 
     model = pite_model(sizes).eval()
-    image_processor = CLIPImageProcessorPil(size={"shortest_edge": sizes.image_size},
-                                            crop_size={"height": sizes.image_size, "width": sizes.image_size})
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": sizes.image_size}, crop_size={"height": sizes.image_size, "width": sizes.image_size}
+    )
     processor = VideoOnlyProcessor(image_processor, sizes.num_frames)
     counter = itertools.count()
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,40 +138,66 @@ def row_extraction(sizes: BenchSizes) -> dict[str, Any]:
         media.mkdir()
         seconds = 10
         for index in range(sizes.extraction_videos):
-            write_test_video(media / f"v{index}.mp4", seconds * sizes.video_fps, sizes.video_fps, sizes.video_width,
-                             sizes.video_height, gop=60)
+            write_test_video(
+                media / f"v{index}.mp4",
+                seconds * sizes.video_fps,
+                sizes.video_fps,
+                sizes.video_width,
+                sizes.video_height,
+                gop=60,
+            )
         caches: dict[int, str] = {}
 
         def extract(workers: int) -> None:
             caches[workers] = os.path.join(tmp, f"cache{next(counter)}")
-            extract_features(model, processor, str(media), caches[workers], batch_size=4, progress=False,
-                             num_workers=workers)
+            extract_features(
+                model, processor, str(media), caches[workers], batch_size=4, progress=False, num_workers=workers
+            )
 
-        times = timed_alternating({workers: (lambda w=workers: extract(w)) for workers in (0, 1, 2)},
-                                  repeats=max(1, sizes.repeats // 3), warmup=0)
+        times = timed_alternating(
+            {workers: (lambda w=workers: extract(w)) for workers in (0, 1, 2)},
+            repeats=max(1, sizes.repeats // 3),
+            warmup=0,
+        )
         reference = FeatureCache(caches[0])
-        same = all(torch.equal(FeatureCache(caches[workers]).load(key), reference.load(key))
-                   for workers in (1, 2) for key in reference.index["entries"])
+        same = all(
+            torch.equal(FeatureCache(caches[workers]).load(key), reference.load(key))
+            for workers in (1, 2)
+            for key in reference.index["entries"]
+        )
         one = str(media / "v0.mp4")
-        split = timed_alternating({
-            "decode": lambda: read_video(one, sizes.num_frames),
-            "decode_preprocess": lambda: processor(videos=[one], return_tensors="pt"),
-        }, repeats=max(1, sizes.repeats // 2))
+        split = timed_alternating(
+            {
+                "decode": lambda: read_video(one, sizes.num_frames),
+                "decode_preprocess": lambda: processor(videos=[one], return_tensors="pt"),
+            },
+            repeats=max(1, sizes.repeats // 2),
+        )
         pixels = processor(videos=[one], return_tensors="pt")["pixel_values_videos"]
         with torch.no_grad():
-            tower = timed_alternating({"tower": lambda: model.get_video_features(pixels)},
-                                      repeats=max(1, sizes.repeats // 2))["tower"]
+            tower = timed_alternating(
+                {"tower": lambda: model.get_video_features(pixels)}, repeats=max(1, sizes.repeats // 2)
+            )["tower"]
     frames = sizes.extraction_videos * sizes.num_frames
     best = min((1, 2), key=times.get)
     return result(
-        "extraction", times[0] / times[best], f"frames/s with {best} worker(s) / without", dict(
-            wall_s_0_workers=times[0], wall_s_1_worker=times[1], wall_s_2_workers=times[2],
-            frames_per_s_0_workers=frames / times[0], frames_per_s_1_worker=frames / times[1],
-            frames_per_s_2_workers=frames / times[2], same_features=same,
-            per_file_decode_s=split["decode"], per_file_preprocess_s=split["decode_preprocess"] - split["decode"],
-            per_file_tower_s=tower),
+        "extraction",
+        times[0] / times[best],
+        f"frames/s with {best} worker(s) / without",
+        dict(
+            wall_s_0_workers=times[0],
+            wall_s_1_worker=times[1],
+            wall_s_2_workers=times[2],
+            frames_per_s_0_workers=frames / times[0],
+            frames_per_s_1_worker=frames / times[1],
+            frames_per_s_2_workers=frames / times[2],
+            same_features=same,
+            per_file_decode_s=split["decode"],
+            per_file_preprocess_s=split["decode_preprocess"] - split["decode"],
+            per_file_tower_s=tower,
+        ),
         f"{sizes.extraction_videos} videos of {seconds} s ({sizes.video_width}x{sizes.video_height} H.264, key frame "
         f"every 60), {sizes.num_frames} frames each to {sizes.image_size} px, batches of 4 files, "
         f"{sizes.vision_layers}-layer CLIP tower; {os.cpu_count()} cores, OMP_NUM_THREADS="
-        f"{os.environ.get('OMP_NUM_THREADS')}")
-
+        f"{os.environ.get('OMP_NUM_THREADS')}",
+    )

@@ -44,7 +44,9 @@ def load_benchmarks(directory: Path | None = None) -> ModuleType:
         if Path(loaded.__file__).resolve() != init:
             raise ImportError(f"{BENCHMARKS_PACKAGE} is already loaded from {loaded.__file__}, not {init}")
         return importlib.import_module(f"{BENCHMARKS_PACKAGE}.suite")
-    spec = importlib.util.spec_from_file_location(BENCHMARKS_PACKAGE, init, submodule_search_locations=[str(directory)])
+    spec = importlib.util.spec_from_file_location(
+        BENCHMARKS_PACKAGE, init, submodule_search_locations=[str(directory)]
+    )
     package = importlib.util.module_from_spec(spec)
     sys.modules[BENCHMARKS_PACKAGE] = package
     try:
@@ -69,8 +71,9 @@ def _suite_or_exit() -> ModuleType:
 def build_parser(command: str = "bench") -> argparse.ArgumentParser:
     """The `pite bench` options (see `benchmarks/suite.py`)."""
     suite = _suite_or_exit()
-    parser = argparse.ArgumentParser(prog=f"pite {command}", description=suite.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"pite {command}", description=suite.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     suite.add_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     return parser
@@ -83,8 +86,9 @@ def run(command: str, args: argparse.Namespace) -> int:
     json_file = getattr(args, "json", None)
     if json_file is not None and Path(json_file).exists() and not args.overwrite and not args.list:
         # checked before the rows run (minutes), not when the results are written
-        raise OutputExistsError(f"{json_file} already exists (pass --overwrite to replace it)", path=json_file,
-                                field="--json")
+        raise OutputExistsError(
+            f"{json_file} already exists (pass --overwrite to replace it)", path=json_file, field="--json"
+        )
     return _suite_or_exit().run(args)
 
 

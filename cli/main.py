@@ -23,7 +23,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("pite.demo.cli", "generate a synthetic world, train the 3 stages of a tiny PiTe, evaluate, report"),
     "train": ("pite.training.cli", "train one stage of the recipe (--stage 1|2|3 --config FILE [key=value ...])"),
     "extract-features": ("pite.training.cli", "run the frozen CLIP tower once over videos and cache frame features"),
-    "eval": ("pite.eval.cli", "evaluate: grounding | dense-captioning | qa | trajectory | score (predictions files, no model)"),
+    "eval": (
+        "pite.eval.cli",
+        "evaluate: grounding | dense-captioning | qa | trajectory | score (predictions files, no model)",
+    ),
     "annotate": ("pite.annotation.cli", "build PiTe-143k-style trajectory annotations from captioned videos"),
     "build": ("pite.hub.cli", "assemble an untrained PiTe from local Llama/Vicuna and CLIP checkpoints"),
     "convert-original": ("pite.hub.cli", "convert the authors' released checkpoints (LoRA stages) into this format"),
@@ -42,7 +45,8 @@ def _top_level_parser() -> argparse.ArgumentParser:
         prog="pite",
         description="PiTe: pixel-temporal alignment for large video-language models.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="commands:\n" + "\n".join(f"  {name:<18} {help_}" for name, (_, help_) in SUBCOMMANDS.items())
+        epilog="commands:\n"
+        + "\n".join(f"  {name:<18} {help_}" for name, (_, help_) in SUBCOMMANDS.items())
         + "\n\nRun `pite COMMAND --help` for a command's options.",
     )
     parser.add_argument("command", choices=sorted(SUBCOMMANDS), metavar="COMMAND")
@@ -65,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
-            print(f"pite: the '{command}' command is not available in this installation ({module_name} missing)",
-                  file=sys.stderr)
+            print(
+                f"pite: the '{command}' command is not available in this installation ({module_name} missing)",
+                file=sys.stderr,
+            )
             return 2
         raise
     parser = module.build_parser(command)

@@ -84,4 +84,6 @@ def write_json(path: str | os.PathLike, data: object) -> Path:
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[object]) -> Path:
     """Write one compact JSON object (sorted keys) a line, atomically."""
-    return write_text(path, "".join(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n" for record in records))
+    return write_text(
+        path, "".join(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n" for record in records)
+    )

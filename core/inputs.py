@@ -33,8 +33,11 @@ def refuse_own_input(target: str | os.PathLike, inputs: dict[str, str | os.PathL
         source = Path(source).resolve()
         if source == resolved or resolved in source.parents:
             holding = "" if source == resolved else "a folder holding "
-            raise OutputExistsError(f"the output {target} is {holding}the input {role} {source}: writing it would "
-                                    "destroy that input; choose another output", path=target)
+            raise OutputExistsError(
+                f"the output {target} is {holding}the input {role} {source}: writing it would "
+                "destroy that input; choose another output",
+                path=target,
+            )
     return target
 
 
@@ -80,29 +83,39 @@ def check_safetensors_file(path: str | os.PathLike) -> None:
     with open(path, "rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:
-            raise InvalidInputError(f"{path}: not a safetensors file ({size} bytes, shorter than the 8-byte header "
-                                    "length)", path=path)
+            raise InvalidInputError(
+                f"{path}: not a safetensors file ({size} bytes, shorter than the 8-byte header length)", path=path
+            )
         header_length = struct.unpack("<Q", prefix)[0]
         if header_length > min(MAX_SAFETENSORS_HEADER, size - 8):
-            raise InvalidInputError(f"{path}: not a complete safetensors file (header of {header_length} bytes "
-                                    f"declared, file of {size} bytes): truncated or not safetensors", path=path)
+            raise InvalidInputError(
+                f"{path}: not a complete safetensors file (header of {header_length} bytes "
+                f"declared, file of {size} bytes): truncated or not safetensors",
+                path=path,
+            )
         try:
             header = json.loads(handle.read(header_length))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise InvalidInputError(f"{path}: not a safetensors file (its header is not JSON: {error})",
-                                    path=path) from None
+            raise InvalidInputError(
+                f"{path}: not a safetensors file (its header is not JSON: {error})", path=path
+            ) from None
     if not isinstance(header, dict):
         raise InvalidInputError(f"{path}: not a safetensors file (its header is not a JSON object)", path=path)
     try:
-        data_end = max((int(entry["data_offsets"][1]) for name, entry in header.items() if name != "__metadata__"),
-                       default=0)
+        data_end = max(
+            (int(entry["data_offsets"][1]) for name, entry in header.items() if name != "__metadata__"), default=0
+        )
     except (TypeError, KeyError, IndexError, ValueError):
-        raise InvalidInputError(f"{path}: not a safetensors file (a header entry has no data_offsets)",
-                                path=path) from None
+        raise InvalidInputError(
+            f"{path}: not a safetensors file (a header entry has no data_offsets)", path=path
+        ) from None
     expected = 8 + header_length + data_end
     if size != expected:
-        raise InvalidInputError(f"{path}: truncated or corrupted safetensors file: its header describes "
-                                f"{expected} bytes, the file has {size}", path=path)
+        raise InvalidInputError(
+            f"{path}: truncated or corrupted safetensors file: its header describes "
+            f"{expected} bytes, the file has {size}",
+            path=path,
+        )
 
 
 def check_checkpoint_weights(folder: str | os.PathLike) -> None:
@@ -114,12 +127,14 @@ def check_checkpoint_weights(folder: str | os.PathLike) -> None:
         try:
             shards = sorted(set(json.loads(index_file.read_text(encoding="utf-8"))["weight_map"].values()))
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
-            raise InvalidInputError(f"{index_file}: not a safetensors index (no readable weight_map: {error})",
-                                    path=index_file) from None
+            raise InvalidInputError(
+                f"{index_file}: not a safetensors index (no readable weight_map: {error})", path=index_file
+            ) from None
         for shard in shards:
             if not (folder / shard).is_file():
-                raise MissingInputError(f"{folder / shard} is missing (named in {index_file.name})",
-                                        path=folder / shard)
+                raise MissingInputError(
+                    f"{folder / shard} is missing (named in {index_file.name})", path=folder / shard
+                )
             check_safetensors_file(folder / shard)
     elif (folder / "model.safetensors").is_file():
         check_safetensors_file(folder / "model.safetensors")

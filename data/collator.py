@@ -73,10 +73,17 @@ class PiTeDataCollator:
         batch: dict[str, torch.Tensor] = {}
         for key in [k for k in PADDED_KEYS if k in keys]:
             fill = self.pad_token_id if key == "input_ids" else PADDED_KEYS[key]
-            batch[key] = self._pad([torch.as_tensor(sample[key]) for sample in samples], width, fill, key, names, lengths)
+            batch[key] = self._pad(
+                [torch.as_tensor(sample[key]) for sample in samples], width, fill, key, names, lengths
+            )
         if "attention_mask" not in batch:
             batch["attention_mask"] = self._pad(
-                [torch.ones(length, dtype=torch.long) for length in lengths], width, 0, "attention_mask", names, lengths
+                [torch.ones(length, dtype=torch.long) for length in lengths],
+                width,
+                0,
+                "attention_mask",
+                names,
+                lengths,
             )
         tensors = [torch.as_tensor(sample[visual[0]]) for sample in samples]
         shapes = {tuple(t.shape) for t in tensors}
@@ -98,17 +105,22 @@ class PiTeDataCollator:
         metadata = sample.get("video_metadata")
         if isinstance(metadata, (list, tuple)):
             if len(metadata) != 1:
-                raise ValueError(f"{name}: video_metadata holds {len(metadata)} entries; a sample is one conversation "
-                                 "with one video or image")
+                raise ValueError(
+                    f"{name}: video_metadata holds {len(metadata)} entries; a sample is one conversation "
+                    "with one video or image"
+                )
             sample = {**sample, "video_metadata": metadata[0]}
         if ids.dim() == 1:
             out = dict(sample)
         elif ids.dim() == 2 and ids.shape[0] == 1:
-            out = {key: (torch.as_tensor(value)[0] if key not in ("example_id", "video_metadata") else value)
-                   for key, value in sample.items()}
+            out = {
+                key: (torch.as_tensor(value)[0] if key not in ("example_id", "video_metadata") else value)
+                for key, value in sample.items()
+            }
         else:
-            raise ValueError(f"{name}: input_ids has shape {tuple(ids.shape)}; a sample is one conversation, (L,) or "
-                             "(1, L)")
+            raise ValueError(
+                f"{name}: input_ids has shape {tuple(ids.shape)}; a sample is one conversation, (L,) or (1, L)"
+            )
         if "attention_mask" in out:
             mask = torch.as_tensor(out["attention_mask"])
             if mask.shape != out["input_ids"].shape or not bool(mask.all()):
@@ -116,7 +128,9 @@ class PiTeDataCollator:
             out["attention_mask"] = mask.long()
         return out
 
-    def _pad(self, rows: list[torch.Tensor], width: int, fill: Any, key: str, names: list[str], lengths: list[int]) -> torch.Tensor:
+    def _pad(
+        self, rows: list[torch.Tensor], width: int, fill: Any, key: str, names: list[str], lengths: list[int]
+    ) -> torch.Tensor:
         trailing = {tuple(row.shape[1:]) for row in rows}
         if len(trailing) > 1:
             raise ValueError(f"{key} entries differ in shape within a batch: {sorted(trailing)} ({', '.join(names)})")
@@ -128,5 +142,5 @@ class PiTeDataCollator:
             if self.padding_side == "right":
                 out[index, : len(row)] = row
             else:
-                out[index, width - len(row):] = row
+                out[index, width - len(row) :] = row
         return out

@@ -23,7 +23,6 @@ from PIL import Image
 from .records import IMAGE_EXTENSIONS
 
 
-
 def media_pixels(processor: Any, path: str, kind: str) -> torch.Tensor:
     """(F, 3, H, W) CLIP-normalised frames of one file: F = N sampled frames of a video, F = 1 for an image.
 
@@ -64,15 +63,16 @@ class ExtractionTimes:
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
 
     def summary(self) -> str:
-        return (f"{self.frames} frames of {self.files} file(s) in {self.wall_s:.1f} s: {self.frames_per_s:.1f} "
-                f"frames/s (reading {self.read_s:.1f} s, waiting for reads {self.wait_s:.1f} s, "
-                f"tower {self.tower_s:.1f} s)")
+        return (
+            f"{self.frames} frames of {self.files} file(s) in {self.wall_s:.1f} s: {self.frames_per_s:.1f} "
+            f"frames/s (reading {self.read_s:.1f} s, waiting for reads {self.wait_s:.1f} s, "
+            f"tower {self.tower_s:.1f} s)"
+        )
 
 
 def read_media(processor: Any, media_dir: str, key: str) -> LoadedMedia:
     """The pixels of file `key` under `media_dir` as training reads them; unreadable files give their error."""
     from pite.processing import VideoInputError
-
 
     path = os.path.join(media_dir, key)
     kind = "image" if path.lower().endswith(IMAGE_EXTENSIONS) else "video"
@@ -106,8 +106,13 @@ def _one_thread(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def load_batches(processor: Any, media_dir: str, batches: Sequence[Sequence[str]], num_workers: int = 0,
-                 times: ExtractionTimes | None = None) -> Iterator[list[LoadedMedia]]:
+def load_batches(
+    processor: Any,
+    media_dir: str,
+    batches: Sequence[Sequence[str]],
+    num_workers: int = 0,
+    times: ExtractionTimes | None = None,
+) -> Iterator[list[LoadedMedia]]:
     """The `LoadedMedia` of each batch of `batches`, in order, read by `num_workers` DataLoader worker processes
     (0: in this process). `times`, when given, accumulates `read_s`, `wait_s` and `files`."""
     if not isinstance(num_workers, int) or num_workers < 0:
@@ -116,8 +121,17 @@ def load_batches(processor: Any, media_dir: str, batches: Sequence[Sequence[str]
     if num_workers == 0:
         source = (dataset[index] for index in range(len(dataset)))
     else:
-        source = iter(torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers,
-                                                  collate_fn=_as_is, worker_init_fn=_one_thread, prefetch_factor=2))
+        source = iter(
+            torch.utils.data.DataLoader(
+                dataset,
+                batch_size=None,
+                shuffle=False,
+                num_workers=num_workers,
+                collate_fn=_as_is,
+                worker_init_fn=_one_thread,
+                prefetch_factor=2,
+            )
+        )
     while True:
         start = time.perf_counter()
         try:

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -80,7 +79,9 @@ class FeatureCache:
         self.directory = os.fspath(directory)
         path = os.path.join(self.directory, INDEX_NAME)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"no feature cache at {self.directory!r} ({INDEX_NAME} missing); run `pite extract-features`")
+            raise FileNotFoundError(
+                f"no feature cache at {self.directory!r} ({INDEX_NAME} missing); run `pite extract-features`"
+            )
         with open(path, encoding="utf-8") as handle:
             self.index = json.load(handle)
         if self.index.get("format_version") != FORMAT_VERSION:
@@ -115,7 +116,10 @@ class FeatureCache:
         shard = self.index["entries"].get(key)
         if shard is None:
             reason = self.failed.get(key)
-            raise KeyError(f"{key!r} is not in the feature cache {self.directory!r}" + (f" (extraction failed: {reason})" if reason else ""))
+            raise KeyError(
+                f"{key!r} is not in the feature cache {self.directory!r}"
+                + (f" (extraction failed: {reason})" if reason else "")
+            )
         handle = self._handles.get(shard)
         if handle is None:
             handle = self._handles[shard] = safe_open(os.path.join(self.directory, shard), framework="pt")
@@ -140,8 +144,7 @@ def _shard_name(number: int) -> str:
 
 def _next_shard_number(directory: str) -> int:
     """One past the highest shard number in `directory`: a new shard never replaces one (indexed or not)."""
-    numbers = [int(name[9:14]) for name in os.listdir(directory)
-               if re.fullmatch(r"features-\d{5}\.safetensors", name)]
+    numbers = [int(name[9:14]) for name in os.listdir(directory) if re.fullmatch(r"features-\d{5}\.safetensors", name)]
     return max(numbers, default=-1) + 1
 
 
@@ -171,9 +174,15 @@ def _part_indexes(output_dir: str) -> list[tuple[str, dict]]:
 
 
 def _new_index(model: Any, processor: Any, fingerprint: str) -> dict:
-    return {"format_version": FORMAT_VERSION, "fingerprint": fingerprint, "num_frames": processor.num_frames,
-            "vision_feature": model.config.vision_feature, "feature_dim": model.config.vision_feature_dim,
-            "entries": {}, "failed": {}}
+    return {
+        "format_version": FORMAT_VERSION,
+        "fingerprint": fingerprint,
+        "num_frames": processor.num_frames,
+        "vision_feature": model.config.vision_feature,
+        "feature_dim": model.config.vision_feature_dim,
+        "entries": {},
+        "failed": {},
+    }
 
 
 def _open_index(directory: str, fingerprint: str) -> dict | None:
@@ -202,9 +211,11 @@ def merge_feature_parts(output_dir: str | os.PathLike) -> int:
     taken = 0
     for folder, part in parts:
         if part["fingerprint"] != index["fingerprint"]:
-            raise ValueError(f"{os.path.join(output_dir, folder)} was extracted with another vision tower, image "
-                             f"processor or num_frames than the rest of {output_dir!r} (fingerprints differ); "
-                             "remove one of them")
+            raise ValueError(
+                f"{os.path.join(output_dir, folder)} was extracted with another vision tower, image "
+                f"processor or num_frames than the rest of {output_dir!r} (fingerprints differ); "
+                "remove one of them"
+            )
         for key, shard in part["entries"].items():
             location = f"{folder}/{shard}"
             taken += index["entries"].get(key) != location
@@ -273,20 +284,31 @@ def extract_features(
     was_training = model.training
     model.eval()
     try:
-        batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+        batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
         bar = tqdm(total=len(batches), desc="extracting features", unit="batch", disable=not progress)
         started = time.perf_counter()
-        _extract_into(model, processor, media_dir, target, index, batches, shard_size, skip_bad_records, report, bar,
-                      num_workers)
+        _extract_into(
+            model, processor, media_dir, target, index, batches, shard_size, skip_bad_records, report, bar, num_workers
+        )
         report.times.wall_s = time.perf_counter() - started
     finally:
         model.train(was_training)
     return report
 
 
-def _extract_into(model: Any, processor: Any, media_dir: str, directory: str, index: dict, batches: list[list[str]],
-                  shard_size: int, skip_bad_records: bool, report: ExtractionReport, bar: Any,
-                  num_workers: int = 0) -> None:
+def _extract_into(
+    model: Any,
+    processor: Any,
+    media_dir: str,
+    directory: str,
+    index: dict,
+    batches: list[list[str]],
+    shard_size: int,
+    skip_bad_records: bool,
+    report: ExtractionReport,
+    bar: Any,
+    num_workers: int = 0,
+) -> None:
     """Extract `batches` of files into the cache folder `directory` whose index is `index`; shards of >= shard_size."""
     shard_number = _next_shard_number(directory)
     pending: dict[str, torch.Tensor] = {}

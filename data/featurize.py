@@ -31,8 +31,9 @@ def check_duration(example: TrainingExample, file_duration: float) -> None:
     slack = max(DURATION_TOLERANCE[0], DURATION_TOLERANCE[1] * example.duration)
     if abs(example.duration - file_duration) > slack:
         raise BadRecordError(
-            example.where, f"duration {example.duration:g} s but its video {example.media_path!r} lasts "
-            f"{file_duration:.2f} s: the times and trajectories would not match the frames"
+            example.where,
+            f"duration {example.duration:g} s but its video {example.media_path!r} lasts "
+            f"{file_duration:.2f} s: the times and trajectories would not match the frames",
         )
 
 
@@ -46,7 +47,9 @@ class ExampleFeaturizer:
         feature_cache: when given, every example's visual input is read from it.
     """
 
-    def __init__(self, processor: Any, num_points: int, max_length: int | None, feature_cache: FeatureCache | None = None) -> None:
+    def __init__(
+        self, processor: Any, num_points: int, max_length: int | None, feature_cache: FeatureCache | None = None
+    ) -> None:
         self.processor = processor
         self.num_points = num_points
         self.max_length = max_length
@@ -81,7 +84,8 @@ class ExampleFeaturizer:
                 features[mask] = (features["labels"] != IGNORE_INDEX) & example.supervises_regression
         if not (features["labels"][1:] != IGNORE_INDEX).any():
             raise BadRecordError(
-                example.where, f"no answer token to learn from (empty answers, or all cut by max_length={self.max_length})"
+                example.where,
+                f"no answer token to learn from (empty answers, or all cut by max_length={self.max_length})",
             )
         return features
 
@@ -93,7 +97,9 @@ class ExampleFeaturizer:
             try:
                 features = self.feature_cache.load(example.media_key)
             except KeyError as error:
-                raise BadRecordError(example.where, f"{error.args[0]}; run `pite extract-features` over this media folder") from error
+                raise BadRecordError(
+                    example.where, f"{error.args[0]}; run `pite extract-features` over this media folder"
+                ) from error
             if features.shape[0] != expected_frames:
                 raise BadRecordError(
                     example.where,
@@ -104,7 +110,9 @@ class ExampleFeaturizer:
         try:
             pixels = media_pixels(self.processor, example.media_path, example.media_kind)
         except (VideoInputError, OSError, ValueError) as error:
-            raise BadRecordError(example.where, f"unreadable {example.media_kind} {example.media_path!r}: {error}") from error
+            raise BadRecordError(
+                example.where, f"unreadable {example.media_kind} {example.media_path!r}: {error}"
+            ) from error
         if example.media_kind == "image":
             return {"pixel_values": pixels[0]}
         return {"pixel_values_videos": pixels}
@@ -118,7 +126,11 @@ class ExampleFeaturizer:
                 raise BadRecordError(
                     example.where,
                     f"{example.media_key!r} is not in the feature cache {self.feature_cache.directory!r}"
-                    + (f" (its extraction failed: {reason})" if reason else "; run `pite extract-features` over this media folder"),
+                    + (
+                        f" (its extraction failed: {reason})"
+                        if reason
+                        else "; run `pite extract-features` over this media folder"
+                    ),
                 )
         elif verify_media:
             file_duration = None
@@ -129,13 +141,17 @@ class ExampleFeaturizer:
                 else:
                     file_duration = read_video(example.media_path, 1).metadata["duration"]
             except (VideoInputError, OSError, ValueError) as error:
-                raise BadRecordError(example.where, f"unreadable {example.media_kind} {example.media_path!r}: {error}") from error
+                raise BadRecordError(
+                    example.where, f"unreadable {example.media_kind} {example.media_path!r}: {error}"
+                ) from error
             if example.media_kind == "video" and example.duration is not None and file_duration is not None:
                 check_duration(example, file_duration)
 
     def __call__(self, example: TrainingExample) -> dict[str, Any]:
         features: dict[str, Any] = {"example_id": example.where}
-        features.update({key: torch.from_numpy(np.asarray(value)) for key, value in self.text_features(example).items()})
+        features.update(
+            {key: torch.from_numpy(np.asarray(value)) for key, value in self.text_features(example).items()}
+        )
         features.update(self.visual_features(example))
         return features
 

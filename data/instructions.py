@@ -19,7 +19,7 @@ ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assi
 
 
 def detect_instruction_format(record: Any, path: str) -> str:
-    """"valley" or "videoinstruct", from the keys of a file's first record."""
+    """ "valley" or "videoinstruct", from the keys of a file's first record."""
     if isinstance(record, dict) and "conversations" in record:
         return "valley"
     if isinstance(record, dict) and {"q", "a"} <= set(record):
@@ -34,7 +34,10 @@ def detect_instruction_format(record: Any, path: str) -> str:
 def _user_content_with_video(text: str, where: str) -> list[dict[str, Any]]:
     """The first user turn as content items, the video where its `<video>` placeholder was (else first)."""
     if text.count(VIDEO_TOKEN) > 1:
-        raise BadRecordError(where, f"the first human turn holds {text.count(VIDEO_TOKEN)} {VIDEO_TOKEN} placeholders; one video per record")
+        raise BadRecordError(
+            where,
+            f"the first human turn holds {text.count(VIDEO_TOKEN)} {VIDEO_TOKEN} placeholders; one video per record",
+        )
     before, found, after = text.partition(VIDEO_TOKEN)
     if not found:
         before, after = "", text
@@ -57,7 +60,9 @@ def valley_example(record: dict[str, Any], where: str, videos_dir: str) -> Train
     messages = []
     for index, turn in enumerate(turns):
         if not isinstance(turn, dict) or turn.get("from") not in ROLES or not isinstance(turn.get("value"), str):
-            raise BadRecordError(where, f"turn {index} must be {{'from': 'human'|'gpt', 'value': str}}, got {turn!r:.80}")
+            raise BadRecordError(
+                where, f"turn {index} must be {{'from': 'human'|'gpt', 'value': str}}, got {turn!r:.80}"
+            )
         role = ROLES[turn["from"]]
         expected = "user" if index % 2 == 0 else "assistant"
         if role != expected:

@@ -68,10 +68,11 @@ def _checked_objects(
         if outside.any():
             point, frame = (int(i) for i in np.argwhere(outside)[0])
             raise BadRecordError(
-                where, f"{name}: trajectory point {point} of frame {frame} is {trajectory[point, frame].tolist()}: "
+                where,
+                f"{name}: trajectory point {point} of frame {frame} is {trajectory[point, frame].tolist()}: "
                 f"coordinates must be normalised to [0, 1], or ({ABSENT_COORDINATE:g}, {ABSENT_COORDINATE:g}) where "
                 "the object is absent "
-                f"({int(outside.sum())} such point(s))"
+                f"({int(outside.sum())} such point(s))",
             )
         objects.append(SpanTarget(span=(start, end), value=trajectory, name=phrase or name))
     return objects

@@ -68,24 +68,32 @@ class TrainingExample:
     def to_row(self) -> dict[str, Any]:
         """A row of a `datasets.Dataset` with the columns `row_features()` declares (no schema left to guess)."""
         return {
-            "example_id": self.example_id, "where": self.where, "media_kind": self.media_kind,
-            "media_path": self.media_path, "media_key": self.media_key,
+            "example_id": self.example_id,
+            "where": self.where,
+            "media_kind": self.media_kind,
+            "media_path": self.media_path,
+            "media_key": self.media_key,
             "messages": [_message_row(message, self.where) for message in self.messages],
             "point_targets": _targets_row(self.point_targets),
             "trajectory_targets": _targets_row(self.trajectory_targets),
-            "supervises_regression": self.supervises_regression, "duration": self.duration,
+            "supervises_regression": self.supervises_regression,
+            "duration": self.duration,
         }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "TrainingExample":
         """The example `to_row` stored (target values as numpy arrays)."""
         return cls(
-            example_id=row["example_id"], where=row["where"], media_kind=row["media_kind"],
-            media_path=row["media_path"], media_key=row["media_key"],
+            example_id=row["example_id"],
+            where=row["where"],
+            media_kind=row["media_kind"],
+            media_path=row["media_path"],
+            media_key=row["media_key"],
             messages=[_message_from_row(message) for message in row["messages"]],
             point_targets=_targets_from_row(row["point_targets"]),
             trajectory_targets=_targets_from_row(row["trajectory_targets"]),
-            supervises_regression=row["supervises_regression"], duration=row["duration"],
+            supervises_regression=row["supervises_regression"],
+            duration=row["duration"],
         )
 
 
@@ -101,22 +109,33 @@ def row_features(value_rank: dict[str, int] | None = None) -> Any:
         return feature
 
     def targets(rank: int) -> Any:
-        return datasets.List({
-            "turn": datasets.Value("int32"), "start": datasets.Value("int32"), "end": datasets.Value("int32"),
-            "name": datasets.Value("string"), "value": nested(rank),
-        })
+        return datasets.List(
+            {
+                "turn": datasets.Value("int32"),
+                "start": datasets.Value("int32"),
+                "end": datasets.Value("int32"),
+                "name": datasets.Value("string"),
+                "value": nested(rank),
+            }
+        )
 
     string = datasets.Value("string")
-    return datasets.Features({
-        "example_id": string, "where": string, "media_kind": string, "media_path": string, "media_key": string,
-        "messages": datasets.List(
-            {"role": string, "text": string, "parts": datasets.List({"type": string, "text": string})}
-        ),
-        "point_targets": targets(1),
-        "trajectory_targets": targets(3),
-        "supervises_regression": datasets.Value("bool"),
-        "duration": datasets.Value("float64"),
-    })
+    return datasets.Features(
+        {
+            "example_id": string,
+            "where": string,
+            "media_kind": string,
+            "media_path": string,
+            "media_key": string,
+            "messages": datasets.List(
+                {"role": string, "text": string, "parts": datasets.List({"type": string, "text": string})}
+            ),
+            "point_targets": targets(1),
+            "trajectory_targets": targets(3),
+            "supervises_regression": datasets.Value("bool"),
+            "duration": datasets.Value("float64"),
+        }
+    )
 
 
 def _message_row(message: dict[str, Any], where: str) -> dict[str, Any]:
@@ -140,15 +159,27 @@ def _message_from_row(row: dict[str, Any]) -> dict[str, Any]:
 def _targets_row(targets: list[SpanTarget] | None) -> list[dict[str, Any]] | None:
     if targets is None:
         return None
-    return [{"turn": t.turn, "start": t.span[0], "end": t.span[1], "name": t.name,
-             "value": np.asarray(t.value, dtype=np.float64).tolist()} for t in targets]
+    return [
+        {
+            "turn": t.turn,
+            "start": t.span[0],
+            "end": t.span[1],
+            "name": t.name,
+            "value": np.asarray(t.value, dtype=np.float64).tolist(),
+        }
+        for t in targets
+    ]
 
 
 def _targets_from_row(rows: list[dict[str, Any]] | None) -> list[SpanTarget] | None:
     if rows is None:
         return None
-    return [SpanTarget(span=(r["start"], r["end"]), value=np.asarray(r["value"], dtype=np.float64), turn=r["turn"],
-                       name=r["name"]) for r in rows]
+    return [
+        SpanTarget(
+            span=(r["start"], r["end"]), value=np.asarray(r["value"], dtype=np.float64), turn=r["turn"], name=r["name"]
+        )
+        for r in rows
+    ]
 
 
 @dataclass

@@ -35,8 +35,9 @@ class DataReport:
     per_file: dict[str, str] = field(default_factory=dict)
 
 
-def _converter(stage: int, path: str, media_dir: str, num_frames: int, num_points: int, max_events: int | None,
-               first_record: Any) -> Callable[[Any, str], TrainingExample]:
+def _converter(
+    stage: int, path: str, media_dir: str, num_frames: int, num_points: int, max_events: int | None, first_record: Any
+) -> Callable[[Any, str], TrainingExample]:
     if stage == 1:
         return lambda record, where: narrative_example(record, where, media_dir)
     if stage == 2:
@@ -83,7 +84,11 @@ def load_stage_examples(
                     raise record
                 try:
                     example = convert(record, where)
-                except (TypeError, KeyError, AttributeError) as error:  # malformed values the loaders did not anticipate
+                except (
+                    TypeError,
+                    KeyError,
+                    AttributeError,
+                ) as error:  # malformed values the loaders did not anticipate
                     raise BadRecordError(where, f"malformed record ({type(error).__name__}: {error})") from error
                 featurizer.check(example, verify_media)
             except BadRecordError as error:
@@ -107,9 +112,7 @@ def examples_to_dataset(examples: Sequence[TrainingExample], featurizer: Example
     return dataset.with_transform(featurizer.transform)
 
 
-def with_rehearsal(
-    examples: Sequence[TrainingExample], rehearsal: Sequence[TrainingExample]
-) -> list[TrainingExample]:
+def with_rehearsal(examples: Sequence[TrainingExample], rehearsal: Sequence[TrainingExample]) -> list[TrainingExample]:
     """Stage-3 instructions plus replayed stage-2 conversations, as one list whose samples batch together.
 
     Every instruction gets an empty list of trajectory targets and `supervises_regression=False` (it adds nothing to
@@ -120,7 +123,8 @@ def with_rehearsal(
         if example.trajectory_targets is None:
             raise ValueError(f"{example.where}: a rehearsal record must carry trajectory targets (a PiTe-143k record)")
     padded = [
-        example if example.trajectory_targets is not None
+        example
+        if example.trajectory_targets is not None
         else dataclasses.replace(example, trajectory_targets=[], supervises_regression=False)
         for example in examples
     ]
@@ -147,7 +151,12 @@ def build_stage_dataset(
         if stage != 3:
             raise ValueError(f"rehearsal data is for stage 3, not stage {stage}")
         rehearsal, rehearsal_report = load_stage_examples(
-            2, rehearsal_data_files, rehearsal_media_dirs or media_dirs, featurizer, skip_bad_records, verify_media,
+            2,
+            rehearsal_data_files,
+            rehearsal_media_dirs or media_dirs,
+            featurizer,
+            skip_bad_records,
+            verify_media,
             max_events_per_video,
         )
         examples = with_rehearsal(examples, rehearsal)

@@ -119,10 +119,12 @@ def tokenize_conversation(
             raise ValueError(f"chat template did not render the assistant answer {content[:40]!r} verbatim")
         assistant_turns.append((start, content))
     return TokenizedConversation(
-        text=text, input_ids=ids[expand], labels=labels[expand], offsets=offsets[expand], assistant_turns=assistant_turns
+        text=text,
+        input_ids=ids[expand],
+        labels=labels[expand],
+        offsets=offsets[expand],
+        assistant_turns=assistant_turns,
     )
-
-
 
 
 @dataclass
@@ -147,7 +149,9 @@ def _check_span(span: Sequence[int], text: str, where: str) -> tuple[int, int]:
         raise ValueError(f"{where}: span must be (start, end), got {span!r}")
     start, end = int(span[0]), int(span[1])
     if not 0 <= start < end <= len(text):
-        raise ValueError(f"{where}: span [{start}, {end}) lies outside the answer text of length {len(text)} or is empty")
+        raise ValueError(
+            f"{where}: span [{start}, {end}) lies outside the answer text of length {len(text)} or is empty"
+        )
     return start, end
 
 
@@ -209,14 +213,17 @@ def localized_narrative_targets(record: dict[str, Any], turn: int = -1) -> list[
     Use with an assistant answer equal to `record["caption"]` (`turn` says which assistant turn).
     Raises ValueError naming the record and utterance when the record is malformed.
     """
-    record_name = f"Localized Narratives record {record.get('image_id', '?')!r} (annotator {record.get('annotator_id', '?')})"
+    record_name = (
+        f"Localized Narratives record {record.get('image_id', '?')!r} (annotator {record.get('annotator_id', '?')})"
+    )
     for key in ("caption", "timed_caption", "traces"):
         if key not in record:
             raise ValueError(f"{record_name}: missing field {key!r}")
     caption = record["caption"]
     try:
         trace = np.asarray(
-            [[point["x"], point["y"], point["t"]] for segment in record["traces"] for point in segment], dtype=np.float64
+            [[point["x"], point["y"], point["t"]] for segment in record["traces"] for point in segment],
+            dtype=np.float64,
         ).reshape(-1, 3)
     except (KeyError, TypeError) as error:
         raise ValueError(f"{record_name}: traces must be lists of {{x, y, t}} points ({error!r})") from error
@@ -259,8 +266,9 @@ def build_training_features(
     Returns `input_ids`, `labels` (L,) (-100 outside assistant turns), and if targets are given
     `trajectory_labels` (L, P, N, 2) and/or `point_labels` (L, 2), -1 where a token has no target.
     """
-    conversation = tokenize_conversation(processor.tokenizer, messages, processor.num_frames, processor.chat_template,
-                                         processor.video_token)
+    conversation = tokenize_conversation(
+        processor.tokenizer, messages, processor.num_frames, processor.chat_template, processor.video_token
+    )
     features = {"input_ids": conversation.input_ids, "labels": conversation.labels}
     if trajectory_targets is not None:
         features["trajectory_labels"] = build_trajectory_labels(

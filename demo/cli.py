@@ -23,8 +23,11 @@ def run(command: str, args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not args.overwrite)):
-        raise OutputExistsError(f"{out} already exists and is not an empty folder (pass --overwrite to write into it)",
-                                path=out, field="--out")
+        raise OutputExistsError(
+            f"{out} already exists and is not an empty folder (pass --overwrite to write into it)",
+            path=out,
+            field="--out",
+        )
     settings = DemoSettings.quick() if args.quick else DemoSettings()
     run_demo(args.out, dataclasses.replace(settings, seed=args.seed))
     return 0

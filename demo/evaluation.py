@@ -61,13 +61,19 @@ def grounding_evaluation(model, processor, captions_file: str, videos_dir: str, 
         grounding_scores([tuple(sorted(rng.uniform(0, r.duration, size=2))) for r in records], references)["mIoU"]
         for _ in range(100)
     ]
-    return {"model": scores, "random_interval_mIoU": float(np.mean(random_mious)),
-            "examples": [{"question": r.query, "answer": a, "truth": list(r.intervals[0])}
-                         for r, a in list(zip(records, answers))[:5]]}
+    return {
+        "model": scores,
+        "random_interval_mIoU": float(np.mean(random_mious)),
+        "examples": [
+            {"question": r.query, "answer": a, "truth": list(r.intervals[0])}
+            for r, a in list(zip(records, answers))[:5]
+        ],
+    }
 
 
-def qa_evaluation(model, processor, questions_file: str, answers_file: str, videos_dir: str,
-                  training_qa: list[tuple[str, str]]) -> dict[str, Any]:
+def qa_evaluation(
+    model, processor, questions_file: str, answers_file: str, videos_dir: str, training_qa: list[tuple[str, str]]
+) -> dict[str, Any]:
     """`training_qa`: (question, answer) pairs of the training set, for the majority baseline."""
     records = read_activitynet_qa(questions_file, answers_file, videos_dir).records
     predicted = _answers(PiTeGenerator(model, processor), records)
@@ -76,30 +82,47 @@ def qa_evaluation(model, processor, questions_file: str, answers_file: str, vide
     for question, answer in training_qa:
         by_kind.setdefault(question_kind(question), Counter())[normalise_answer(answer)] += 1
     overall = Counter(normalise_answer(answer) for _, answer in training_qa)
-    majority = [by_kind.get(question_kind(r.query), overall).most_common(1)[0][0] == normalise_answer(r.answer)
-                for r in records]
+    majority = [
+        by_kind.get(question_kind(r.query), overall).most_common(1)[0][0] == normalise_answer(r.answer)
+        for r in records
+    ]
     per_kind: dict[str, dict[str, int]] = {}
     for record, model_right, majority_right in zip(records, correct, majority):
-        counts = per_kind.setdefault(question_kind(record.query), {"questions": 0, "model_correct": 0, "majority_correct": 0})
+        counts = per_kind.setdefault(
+            question_kind(record.query), {"questions": 0, "model_correct": 0, "majority_correct": 0}
+        )
         counts["questions"] += 1
         counts["model_correct"] += int(model_right)
         counts["majority_correct"] += int(majority_right)
-    return {"model_accuracy": 100.0 * float(np.mean(correct)), "majority_accuracy": 100.0 * float(np.mean(majority)),
-            "num_questions": len(records), "by_kind": per_kind,
-            "examples": [{"question": r.query, "answer": p, "truth": r.answer} for r, p in list(zip(records, predicted))[:5]]}
+    return {
+        "model_accuracy": 100.0 * float(np.mean(correct)),
+        "majority_accuracy": 100.0 * float(np.mean(majority)),
+        "num_questions": len(records),
+        "by_kind": per_kind,
+        "examples": [
+            {"question": r.query, "answer": p, "truth": r.answer} for r, p in list(zip(records, predicted))[:5]
+        ],
+    }
 
 
-def trajectory_evaluation(trained, untrained, processor, trajectories_file: str, videos_dir: str,
-                          after_stage2=None) -> dict[str, Any]:
+def trajectory_evaluation(
+    trained, untrained, processor, trajectories_file: str, videos_dir: str, after_stage2=None
+) -> dict[str, Any]:
     """Scores of the final model, the untrained one, the constant centre, and (if given) the stage-2 checkpoint:
     stage 3 trains answers only, so comparing it with stage 2 shows how much it moved what the head reads."""
     result = evaluate_trajectories(trained, processor, trajectories_file, videos_dir, progress=False)
     before = evaluate_trajectories(untrained, processor, trajectories_file, videos_dir, progress=False)
-    scores = {"trained": result.scores, "untrained": before.scores, "constant_centre": result.baseline,
-              "num_videos": result.num_videos, "skipped": result.skipped}
+    scores = {
+        "trained": result.scores,
+        "untrained": before.scores,
+        "constant_centre": result.baseline,
+        "num_videos": result.num_videos,
+        "skipped": result.skipped,
+    }
     if after_stage2 is not None:
-        scores["after_stage2"] = evaluate_trajectories(after_stage2, processor, trajectories_file, videos_dir,
-                                                       progress=False).scores
+        scores["after_stage2"] = evaluate_trajectories(
+            after_stage2, processor, trajectories_file, videos_dir, progress=False
+        ).scores
     return scores
 
 
@@ -124,12 +147,15 @@ def grounded_word_evaluation(model, processor, trajectories_file: str, videos_di
         record = json.loads(line)
         video = processor(videos=str(Path(videos_dir) / record["video"]))
         for event in record["events"]:
-            times = format_time_span(event["start"], event["end"], record["duration"], model.config.num_frames,
-                                     clip=True)
+            times = format_time_span(
+                event["start"], event["end"], record["duration"], model.config.num_frames, clip=True
+            )
             question = f"What is happening {times}?"
             caption = event["caption"]
-            messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]},
-                        {"role": "assistant", "content": caption}]
+            messages = [
+                {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]},
+                {"role": "assistant", "content": caption},
+            ]
             features = build_training_features(processor, messages)
             ids = torch.as_tensor(features["input_ids"])[None]
             start = int(np.flatnonzero(features["labels"] != IGNORE_INDEX)[0])  # the answer's first token
@@ -139,13 +165,21 @@ def grounded_word_evaluation(model, processor, trajectories_file: str, videos_di
             (result,) = processor.post_process_generation(generated, video["video_metadata"], start)
             if result["text"] != caption:
                 raise ValueError(f"{record['video']}: the caption does not decode back to itself: {result['text']!r}")
-            objects = [tuple(obj["span"]) for obj in event["objects"]
-                       if (np.asarray(obj["trajectory"]) >= 0).all(axis=-1).any()]
+            objects = [
+                tuple(obj["span"])
+                for obj in event["objects"]
+                if (np.asarray(obj["trajectory"]) >= 0).all(axis=-1).any()
+            ]
             spans = [match.span() for match in WORD_PATTERN.finditer(caption)]
             truth = {span for span in spans if any(a < span[1] and span[0] < b for a, b in objects)}
             grounded = {tuple(phrase["char_span"]) for phrase in result["phrases"]}
             words, reported, truly = words + len(spans), reported + len(grounded), truly + len(truth)
             hits += len(grounded & truth)
-    return {"model": _precision_recall(reported, truly, hits), "every_word": _precision_recall(words, truly, truly),
-            "words": words, "object_words": truly, "reported": reported,
-            "absent_targets": model.config.absent_targets}
+    return {
+        "model": _precision_recall(reported, truly, hits),
+        "every_word": _precision_recall(words, truly, truly),
+        "words": words,
+        "object_words": truly,
+        "reported": reported,
+        "absent_targets": model.config.absent_targets,
+    }

@@ -73,17 +73,23 @@ def generated_example(model, processor, manifest, out: Path) -> dict[str, Any]:
     first, tried = None, 0
     for line in Path(manifest.eval_trajectories).read_text().splitlines()[:MAX_VIDEOS_TRIED]:
         record = json.loads(line)
-        objects = {obj["phrase"]: (event, obj) for event in record["events"] for obj in event["objects"]
-                   if (np.asarray(obj["trajectory"]) >= 0).all(axis=-1).any()}
+        objects = {
+            obj["phrase"]: (event, obj)
+            for event in record["events"]
+            for obj in event["objects"]
+            if (np.asarray(obj["trajectory"]) >= 0).all(axis=-1).any()
+        }
         if not objects:
             continue
         video_path = str(Path(manifest.eval_videos_dir) / record["video"])
         inputs = processor(text=prompt, videos=video_path)
         metadata = inputs.pop("video_metadata")
-        generated = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
-                                   return_dict_in_generate=True)
-        (result,) = processor.post_process_generation(generated, metadata, inputs["input_ids"].shape[1],
-                                                      phrases=sorted(objects, key=len, reverse=True))
+        generated = model.generate(
+            **inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, return_dict_in_generate=True
+        )
+        (result,) = processor.post_process_generation(
+            generated, metadata, inputs["input_ids"].shape[1], phrases=sorted(objects, key=len, reverse=True)
+        )
         tried += 1
         named = [phrase for phrase in result["phrases"] if phrase["trajectory"] is not None]
         attempt = (record, objects, video_path, inputs, metadata, result, named[0] if named else None)
@@ -98,8 +104,9 @@ def generated_example(model, processor, manifest, out: Path) -> dict[str, Any]:
     event, target = objects[name]
     truth = np.asarray(target["trajectory"])
     start, end = (_frame(event[key], record["duration"], model) for key in ("start", "end"))
-    forced = teacher_forced_trajectory(model, processor, inputs, f"What is happening from {start} to {end}?", event,
-                                       target)
+    forced = teacher_forced_trajectory(
+        model, processor, inputs, f"What is happening from {start} to {end}?", event, target
+    )
     if phrase is not None:
         predicted = _normalised(np.asarray(phrase["trajectory"]), metadata[0]["width"], metadata[0]["height"])
     else:
@@ -109,14 +116,21 @@ def generated_example(model, processor, manifest, out: Path) -> dict[str, Any]:
     sheet = atomic_write(out / "trajectories.png", lambda path: save_contact_sheet(frames, path, **drawn))
     gif = atomic_write(out / "trajectories.gif", lambda path: save_trajectory_gif(frames, path, **drawn))
     return {
-        "video": record["video"], "question": question, "answer": result["text"],
+        "video": record["video"],
+        "question": question,
+        "answer": result["text"],
         "frame_index_spans": [list(span) for span in result["frame_index_spans"]],
-        "true_events": [[e["caption"], _frame(e["start"], record["duration"], model),
-                         _frame(e["end"], record["duration"], model)] for e in record["events"]],
-        "phrase": name, "drawn": "generated" if phrase is not None else "teacher-forced",
+        "true_events": [
+            [e["caption"], _frame(e["start"], record["duration"], model), _frame(e["end"], record["duration"], model)]
+            for e in record["events"]
+        ],
+        "phrase": name,
+        "drawn": "generated" if phrase is not None else "teacher-forced",
         "generated_L1": _visible_l1(predicted, truth) if phrase is not None else None,
-        "teacher_forced_L1": _visible_l1(forced, truth), "videos_tried": tried,
-        "contact_sheet": Path(sheet).name, "gif": Path(gif).name,
+        "teacher_forced_L1": _visible_l1(forced, truth),
+        "videos_tried": tried,
+        "contact_sheet": Path(sheet).name,
+        "gif": Path(gif).name,
     }
 
 

@@ -79,9 +79,16 @@ class DemoSettings:
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        return cls(num_train_videos=8, num_eval_videos=3, num_images=16, vision_pretraining_videos=8, vision_steps=30,
-                   text_steps=30,
-                   stage_epochs=(1, 1, 1), logging_steps=1)
+        return cls(
+            num_train_videos=8,
+            num_eval_videos=3,
+            num_images=16,
+            vision_pretraining_videos=8,
+            vision_steps=30,
+            text_steps=30,
+            stage_epochs=(1, 1, 1),
+            logging_steps=1,
+        )
 
 
 def build_tiny_config(settings: DemoSettings, vocab_size: int, video_token_id: int, special_ids: dict[str, int]):
@@ -89,14 +96,23 @@ def build_tiny_config(settings: DemoSettings, vocab_size: int, video_token_id: i
 
     return PiTeConfig(
         vision_config=dict(
-            hidden_size=settings.vision_hidden, intermediate_size=4 * settings.vision_hidden,
-            projection_dim=settings.vision_hidden, num_hidden_layers=2, num_attention_heads=4,
-            image_size=settings.image_size, patch_size=settings.patch_size,
+            hidden_size=settings.vision_hidden,
+            intermediate_size=4 * settings.vision_hidden,
+            projection_dim=settings.vision_hidden,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=settings.image_size,
+            patch_size=settings.patch_size,
         ),
         text_config=dict(
-            vocab_size=vocab_size, hidden_size=settings.text_hidden, intermediate_size=4 * settings.text_hidden,
-            num_hidden_layers=settings.text_layers, num_attention_heads=4, num_key_value_heads=4,
-            max_position_embeddings=2048, **special_ids,
+            vocab_size=vocab_size,
+            hidden_size=settings.text_hidden,
+            intermediate_size=4 * settings.text_hidden,
+            num_hidden_layers=settings.text_layers,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=2048,
+            **special_ids,
         ),
         num_frames=settings.num_frames,
         video_token_id=video_token_id,
@@ -137,8 +153,13 @@ def frame_encoder_data(settings: DemoSettings, manifest, processor) -> tuple[tor
 
     def add(frames: np.ndarray, labels: np.ndarray, objects) -> None:
         pixels.append(processor.image_processor(list(frames), return_tensors="pt")["pixel_values"])
-        targets.append(torch.from_numpy(colour_position_targets(
-            labels, [o.colour for o in objects], [o.shape for o in objects], config.colours, config.shapes)))
+        targets.append(
+            torch.from_numpy(
+                colour_position_targets(
+                    labels, [o.colour for o in objects], [o.shape for o in objects], config.colours, config.shapes
+                )
+            )
+        )
 
     for index in range(settings.vision_pretraining_videos):
         # Training-split videos beyond those the demo trains on (indices from PRETRAINING_VIDEO_OFFSET): distinct
@@ -182,29 +203,47 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
         phases.update()
 
     phases.set_postfix_str("synthetic world")
-    manifest = generate_world(out / "data", num_train_videos=settings.num_train_videos,
-                              num_eval_videos=settings.num_eval_videos, num_images=settings.num_images,
-                              num_frames=settings.num_frames, seed=settings.seed, progress=True,
-                              config=WorldConfig(trajectory_window=settings.trajectory_window))
+    manifest = generate_world(
+        out / "data",
+        num_train_videos=settings.num_train_videos,
+        num_eval_videos=settings.num_eval_videos,
+        num_images=settings.num_images,
+        num_frames=settings.num_frames,
+        seed=settings.seed,
+        progress=True,
+        config=WorldConfig(trajectory_window=settings.trajectory_window),
+    )
     corpus = demo_corpus(manifest)
     processor = build_processor(settings, corpus)
     tokenizer = processor.tokenizer
     phase_done("data_and_tokenizer_s")
 
     phases.set_postfix_str("pretraining the stand-in CLIP and Llama")
-    special_ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id)
+    special_ids = dict(
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
     config = build_tiny_config(settings, len(tokenizer), processor.video_token_id, special_ids)
     pixels, targets, num_shapes = frame_encoder_data(settings, manifest, processor)
     bar, report = _progress_bar(settings.vision_steps, "frame encoder")
-    tower, tower_losses = pretrain_frame_encoder(config.vision_config, pixels, targets, num_shapes,
-                                                 steps=settings.vision_steps, batch_size=32, seed=settings.seed,
-                                                 progress=report)
+    tower, tower_losses = pretrain_frame_encoder(
+        config.vision_config,
+        pixels,
+        targets,
+        num_shapes,
+        steps=settings.vision_steps,
+        batch_size=32,
+        seed=settings.seed,
+        progress=report,
+    )
     bar.close()
     bar, report = _progress_bar(settings.text_steps, "language model")
     language_model, text_losses = pretrain_language_model(
-        config.text_config, pack_corpus(tokenizer, corpus, block_size=64), steps=settings.text_steps,
-        seed=settings.seed, progress=report)
+        config.text_config,
+        pack_corpus(tokenizer, corpus, block_size=64),
+        steps=settings.text_steps,
+        seed=settings.seed,
+        progress=report,
+    )
     bar.close()
     phase_done("pretraining_s")
 
@@ -225,11 +264,21 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
 
     phases.set_postfix_str("training stages 1 -> 2 -> 3")
     common = dict(
-        bf16=False, use_cpu=True, per_device_train_batch_size=settings.batch_size,
-        global_batch_size=settings.batch_size, gradient_checkpointing=False, dataloader_num_workers=0,
-        save_strategy="no", logging_steps=settings.logging_steps, report_to=[],
-        lora_r=settings.lora_r, lora_alpha=2 * settings.lora_r, max_length=2048, seed=settings.seed,
-        localization_loss_weight=settings.localization_loss_weight, absent_targets=settings.absent_targets,
+        bf16=False,
+        use_cpu=True,
+        per_device_train_batch_size=settings.batch_size,
+        global_batch_size=settings.batch_size,
+        gradient_checkpointing=False,
+        dataloader_num_workers=0,
+        save_strategy="no",
+        logging_steps=settings.logging_steps,
+        report_to=[],
+        lora_r=settings.lora_r,
+        lora_alpha=2 * settings.lora_r,
+        max_length=2048,
+        seed=settings.seed,
+        localization_loss_weight=settings.localization_loss_weight,
+        absent_targets=settings.absent_targets,
         disable_tqdm=False,
         # The checkpoints folder is the demo's own (inside --out): a rerun retrains it.
         overwrite_output_dir=True,
@@ -242,19 +291,44 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     rehearsal = {3: dict(rehearsal_data_files=[manifest.stage2_annotations])} if settings.stage3_rehearsal else {}
     previous, training_log = str(untrained_dir), {}
     for (stage, data_files, media_dir, cache), epochs, learning_rate in zip(
-            stages, settings.stage_epochs, settings.stage_learning_rates):
-        previous = train_stage(stage, previous, out / "checkpoints" / f"stage{stage}", data_files, media_dir,
-                               overrides=dict(common, num_train_epochs=epochs, learning_rate=learning_rate,
-                                              feature_cache_dir=str(cache), **rehearsal.get(stage, {})))
+        stages, settings.stage_epochs, settings.stage_learning_rates
+    ):
+        previous = train_stage(
+            stage,
+            previous,
+            out / "checkpoints" / f"stage{stage}",
+            data_files,
+            media_dir,
+            overrides=dict(
+                common,
+                num_train_epochs=epochs,
+                learning_rate=learning_rate,
+                feature_cache_dir=str(cache),
+                **rehearsal.get(stage, {}),
+            ),
+        )
         training_log[f"stage{stage}"] = _loss_summary(Path(previous) / "pite_training.json")
     if settings.compare_absent_targets:
-        (_, data_files, media_dir, cache), epochs, learning_rate = stages[1], settings.stage_epochs[1], \
-            settings.stage_learning_rates[1]
+        (_, data_files, media_dir, cache), epochs, learning_rate = (
+            stages[1],
+            settings.stage_epochs[1],
+            settings.stage_learning_rates[1],
+        )
         other = "regress" if settings.absent_targets == "mask" else "mask"
-        compared = train_stage(2, str(out / "checkpoints" / "stage1"), out / "checkpoints" / f"stage2-{other}",
-                               data_files, media_dir,
-                               overrides=dict(common, num_train_epochs=epochs, learning_rate=learning_rate,
-                                              feature_cache_dir=str(cache), absent_targets=other))
+        compared = train_stage(
+            2,
+            str(out / "checkpoints" / "stage1"),
+            out / "checkpoints" / f"stage2-{other}",
+            data_files,
+            media_dir,
+            overrides=dict(
+                common,
+                num_train_epochs=epochs,
+                learning_rate=learning_rate,
+                feature_cache_dir=str(cache),
+                absent_targets=other,
+            ),
+        )
         training_log[f"stage2-{other}"] = _loss_summary(Path(compared) / "pite_training.json")
     phase_done("training_s")
 
@@ -270,12 +344,25 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     untrained = PiTeForConditionalGeneration.from_pretrained(untrained_dir).eval()
     after_stage2 = PiTeForConditionalGeneration.from_pretrained(out / "checkpoints" / "stage2").eval()
     evaluation = {
-        "trajectory": trajectory_evaluation(trained, untrained, processor, manifest.eval_trajectories,
-                                            manifest.eval_videos_dir, after_stage2=after_stage2),
-        "grounding": grounding_evaluation(trained, processor, manifest.eval_captions, manifest.eval_videos_dir,
-                                          seed=settings.seed),
-        "qa": qa_evaluation(trained, processor, manifest.eval_qa_questions, manifest.eval_qa_answers,
-                            manifest.eval_videos_dir, training_qa_pairs(manifest)),
+        "trajectory": trajectory_evaluation(
+            trained,
+            untrained,
+            processor,
+            manifest.eval_trajectories,
+            manifest.eval_videos_dir,
+            after_stage2=after_stage2,
+        ),
+        "grounding": grounding_evaluation(
+            trained, processor, manifest.eval_captions, manifest.eval_videos_dir, seed=settings.seed
+        ),
+        "qa": qa_evaluation(
+            trained,
+            processor,
+            manifest.eval_qa_questions,
+            manifest.eval_qa_answers,
+            manifest.eval_videos_dir,
+            training_qa_pairs(manifest),
+        ),
         "grounded_words": {
             name: grounded_word_evaluation(model, processor, manifest.eval_trajectories, manifest.eval_videos_dir)
             for name, model in (("shipped", trained), ("after_stage2", after_stage2))
@@ -285,7 +372,8 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
         other = "regress" if settings.absent_targets == "mask" else "mask"
         compared_model = PiTeForConditionalGeneration.from_pretrained(out / "checkpoints" / f"stage2-{other}").eval()
         evaluation["grounded_words"]["after_stage2_other"] = grounded_word_evaluation(
-            compared_model, processor, manifest.eval_trajectories, manifest.eval_videos_dir)
+            compared_model, processor, manifest.eval_trajectories, manifest.eval_videos_dir
+        )
     phase_done("evaluation_s")
 
     phases.set_postfix_str("pictures and export")
@@ -333,8 +421,11 @@ def _loss_summary(summary_file: Path) -> dict[str, Any]:
     history = [h for h in summary["log_history"] if "loss" in h]
     keys = ("loss", "lm_loss", "localization_loss", "trajectory_loss")
     pick = lambda h: {k: round(h[k], 4) for k in keys if k in h}  # noqa: E731
-    return {"steps": summary["global_step"], "first": pick(history[0]) if history else {},
-            "last": pick(history[-1]) if history else {}}
+    return {
+        "steps": summary["global_step"],
+        "first": pick(history[0]) if history else {},
+        "last": pick(history[-1]) if history else {},
+    }
 
 
 def beats_baselines(evaluation: dict[str, Any]) -> dict[str, bool]:
@@ -342,13 +433,16 @@ def beats_baselines(evaluation: dict[str, Any]) -> dict[str, bool]:
     return {
         "trajectory_vs_constant_centre": trajectory["trained"]["L1"] < trajectory["constant_centre"]["L1"],
         "trajectory_vs_untrained": trajectory["trained"]["L1"] < trajectory["untrained"]["L1"],
-        "grounding_vs_random_interval": evaluation["grounding"]["model"]["mIoU"] > evaluation["grounding"]["random_interval_mIoU"],
+        "grounding_vs_random_interval": evaluation["grounding"]["model"]["mIoU"]
+        > evaluation["grounding"]["random_interval_mIoU"],
         "qa_vs_majority": evaluation["qa"]["model_accuracy"] > evaluation["qa"]["majority_accuracy"],
         # Grounded words are judged on the model trained with the release's setting: a "mask" model never learns
         # absence and grounds every word by construction.
         "grounded_words_vs_every_word": any(
-            _grounds_better(words) for words in evaluation["grounded_words"].values()
-            if words["absent_targets"] == "regress"),
+            _grounds_better(words)
+            for words in evaluation["grounded_words"].values()
+            if words["absent_targets"] == "regress"
+        ),
     }
 
 
@@ -361,8 +455,11 @@ def _grounds_better(words: dict[str, Any]) -> bool:
 def _grounded_word_rows(words: dict[str, Any], verdict: str) -> list[str]:
     """Report rows: grounded words (precision / recall / F1) of each evaluated model against every word; the verdict
     sits on the rows of models trained with the release's `absent_targets="regress"`."""
-    labels = {"shipped": "shipped model", "after_stage2": "checkpoint after stage 2",
-              "after_stage2_other": "stage 2 retrained with the other absent_targets"}
+    labels = {
+        "shipped": "shipped model",
+        "after_stage2": "checkpoint after stage 2",
+        "after_stage2_other": "stage 2 retrained with the other absent_targets",
+    }
     rows = []
     for name, label in labels.items():
         if name not in words:
@@ -415,18 +512,24 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"{grounding['model']['num_queries']} grounding queries "
         f"({grounding['model']['num_invalid']} answers without a parsable span), {qa['num_questions']} questions.",
         "",
-        "QA by question kind, correct answers (model / majority answer): " + "; ".join(
+        "QA by question kind, correct answers (model / majority answer): "
+        + "; ".join(
             f"{kind}: {counts['model_correct']} / {counts['majority_correct']} of {counts['questions']}"
-            for kind, counts in qa["by_kind"].items()) + ".",
+            for kind, counts in qa["by_kind"].items()
+        )
+        + ".",
         "",
-        f"The shipped model was trained with `absent_targets=\"{settings['absent_targets']}\"`"
-        + (" for its trajectory figures. The release regresses (-1, -1) where a word names no object or its object "
-           "is absent (`\"regress\"`): that model grounds object words and not the others (the grounded-word rows), "
-           "but at this scale it also answers (-1, -1) in many frames where the object is visible."
-           if settings["absent_targets"] == "mask" else " (the release's setting)."),
+        f'The shipped model was trained with `absent_targets="{settings["absent_targets"]}"`'
+        + (
+            " for its trajectory figures. The release regresses (-1, -1) where a word names no object or its object "
+            'is absent (`"regress"`): that model grounds object words and not the others (the grounded-word rows), '
+            "but at this scale it also answers (-1, -1) in many frames where the object is visible."
+            if settings["absent_targets"] == "mask"
+            else " (the release's setting)."
+        ),
         f"Key points are tracked from an event's first frame to the "
         f"{'end of the video' if settings['trajectory_window'] == 'video' else 'end of the event'} "
-        f"(`trajectory_window=\"{settings['trajectory_window']}\"`).",
+        f'(`trajectory_window="{settings["trajectory_window"]}"`).',
         "",
         "## How the model was made",
         "PiTe starts from pretrained CLIP and Vicuna. Their tiny stand-ins here are briefly pretrained on "
@@ -438,15 +541,19 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"{metrics['frame_encoder']['final_loss']:.3f});",
         f"- tokenizer: byte-fallback BPE ({settings['vocab_size']} tokens) trained offline on the world's texts, "
         "each one-word answer repeated so that it is one token, as in a real LLM vocabulary (split into letters, "
-        "\"no\" lost to \"yes\" on every yes/no question);",
+        '"no" lost to "yes" on every yes/no question);',
         f"- language model: the tiny Llama is trained as a plain causal LM on the world's text for "
         f"{settings['text_steps']} steps (loss {metrics['language_model']['initial_loss']:.3f} -> "
         f"{metrics['language_model']['final_loss']:.3f}); no video, time or trajectory supervision;",
         "- stages 1 -> 2 -> 3 with `pite.training.train_stage` (LoRA, heads, eq. 9), from cached frozen-tower features"
-        + (". One departure from the paper's recipe: stage 3 also replays the stage-2 conversations with their "
-           "trajectory loss (`rehearsal_data_files`); trained on answers alone, the tiny model's stage-3 LoRA "
-           "moves the hidden states its trajectory head reads and its trajectories fall behind the constant centre "
-           "(compare the stage-2 checkpoint's row):" if settings["stage3_rehearsal"] else ":"),
+        + (
+            ". One departure from the paper's recipe: stage 3 also replays the stage-2 conversations with their "
+            "trajectory loss (`rehearsal_data_files`); trained on answers alone, the tiny model's stage-3 LoRA "
+            "moves the hidden states its trajectory head reads and its trajectories fall behind the constant centre "
+            "(compare the stage-2 checkpoint's row):"
+            if settings["stage3_rehearsal"]
+            else ":"
+        ),
     ]
     for stage, summary in metrics["training"].items():
         lines.append(f"  - {stage}: {summary['steps']} steps, first {summary['first']} -> last {summary['last']}")
@@ -456,20 +563,24 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"Video `{example['video']}`: {example['question']}",
         f"Generated answer: {example['answer']!r}; time spans it wrote (frame indices): "
         f"{example['frame_index_spans']}. True events: "
-        + "; ".join(f"{caption!r} from {start} to {end}" for caption, start, end in example["true_events"]) + ".",
-        (f"Trajectories of `{example['phrase']}` as the model predicted them while generating the phrase (dots), "
-         f"vs ground truth (squares), L1 {example['generated_L1']:.3f}; teacher-forced on the true caption, as the "
-         f"metric is, L1 {example['teacher_forced_L1']:.3f}: "
-         if example["drawn"] == "generated" else
-         f"The model named no object of the {example['videos_tried']} videos asked; drawn instead: trajectories of "
-         f"`{example['phrase']}` teacher-forced on its true caption (dots) vs ground truth (squares), L1 "
-         f"{example['teacher_forced_L1']:.3f}: ")
+        + "; ".join(f"{caption!r} from {start} to {end}" for caption, start, end in example["true_events"])
+        + ".",
+        (
+            f"Trajectories of `{example['phrase']}` as the model predicted them while generating the phrase (dots), "
+            f"vs ground truth (squares), L1 {example['generated_L1']:.3f}; teacher-forced on the true caption, as the "
+            f"metric is, L1 {example['teacher_forced_L1']:.3f}: "
+            if example["drawn"] == "generated"
+            else f"The model named no object of the {example['videos_tried']} videos asked; drawn instead: "
+            f"trajectories of `{example['phrase']}` teacher-forced on its true caption (dots) vs ground truth "
+            f"(squares), L1 {example['teacher_forced_L1']:.3f}: "
+        )
         + f"`{example['contact_sheet']}`, `{example['gif']}`",
         "",
-        "Grounding examples: " + "; ".join(f"{e['question']} -> {e['answer']!r} (truth {e['truth']})"
-                                           for e in grounding["examples"][:3]),
+        "Grounding examples: "
+        + "; ".join(f"{e['question']} -> {e['answer']!r} (truth {e['truth']})" for e in grounding["examples"][:3]),
         "",
-        "QA examples: " + "; ".join(f"{e['question']} -> {e['answer']!r} (truth {e['truth']!r})" for e in qa["examples"][:3]),
+        "QA examples: "
+        + "; ".join(f"{e['question']} -> {e['answer']!r} (truth {e['truth']!r})" for e in qa["examples"][:3]),
         "",
         "## Timings (s)",
         " | ".join(f"{k} {v:.1f}" for k, v in metrics["timings"].items()),

@@ -19,7 +19,10 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 
 def colour_position_targets(
-    labels: np.ndarray, object_colours: Sequence[str], object_shapes: Sequence[str], colours: Sequence[str],
+    labels: np.ndarray,
+    object_colours: Sequence[str],
+    object_shapes: Sequence[str],
+    colours: Sequence[str],
     shapes: Sequence[str],
 ) -> np.ndarray:
     """Per frame and colour: (present, centre x, centre y, one-hot shape), 0 for absent colours.

@@ -115,7 +115,7 @@ def python_tokenize(sentences: Sequence[str]) -> list[str]:
         # "don't" -> "do n't" as PTB does, before the word regex can keep "n" with its word
         lowered = re.sub(r"(\w)n't\b", r"\1 n't", lowered)
         tokens = [_BRACKETS.get(token, token) for token in _PY_TOKEN.findall(lowered)]
-        tokens = ['``' if token == '"' else token for token in tokens]
+        tokens = ["``" if token == '"' else token for token in tokens]
         tokenized.append(" ".join(token for token in tokens if token not in drop))
     return tokenized
 

@@ -50,23 +50,41 @@ def _add_model_options(parser: argparse.ArgumentParser, default_batch_size: int)
     parser.add_argument("--data", required=True, help="the benchmark annotation file")
     parser.add_argument("--videos", required=True, help="folder of the videos")
     parser.add_argument("--output", required=True, help="results JSON to write (the table is printed too)")
-    parser.add_argument("--batch-size", type=positive_int, default=default_batch_size,
-                        help=f"videos per forward pass (default {default_batch_size})")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=default_batch_size,
+        help=f"videos per forward pass (default {default_batch_size})",
+    )
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--dtype", choices=DTYPE_NAMES, default=None,
-                        help="model dtype (default: float32 on CPU, the checkpoint's on GPU)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="load model and processor with the folder's own code (AutoModel/AutoProcessor) instead "
-                        "of the installed pite classes")
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPE_NAMES,
+        default=None,
+        help="model dtype (default: float32 on CPU, the checkpoint's on GPU)",
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="load model and processor with the folder's own code (AutoModel/AutoProcessor) instead "
+        "of the installed pite classes",
+    )
 
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--predictions", default=None,
-                        help="resumable predictions JSON (default: OUTPUT with the suffix .predictions.json)")
+    parser.add_argument(
+        "--predictions",
+        default=None,
+        help="resumable predictions JSON (default: OUTPUT with the suffix .predictions.json)",
+    )
     parser.add_argument("--max-new-tokens", type=positive_int, default=256, help="answer length limit (default 256)")
-    parser.add_argument("--num-frames", type=positive_int, default=None,
-                        help="frames sampled per video (default: the processor's N); times in answers are read "
-                        "as indices of these frames")
+    parser.add_argument(
+        "--num-frames",
+        type=positive_int,
+        default=None,
+        help="frames sampled per video (default: the processor's N); times in answers are read "
+        "as indices of these frames",
+    )
     parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding (default greedy)")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (with --do-sample)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (with --do-sample)")
@@ -75,30 +93,57 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_protocol_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
-                        help="reference (default): the numbers of VTimeLLM's evaluation code / Video-ChatGPT's judge "
-                        "script, quirks included; corrected: our fixes (listed in eval/README.md)")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=DEFAULT_PROTOCOL,
+        help="reference (default): the numbers of VTimeLLM's evaluation code / Video-ChatGPT's judge "
+        "script, quirks included; corrected: our fixes (listed in eval/README.md)",
+    )
 
 
 def _add_judge_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     judge = parser.add_argument_group("judge (Video-ChatGPT protocol; the judge model and temperature are recorded)")
-    judge.add_argument("--judge", choices=("openai", "local"), required=required,
-                       help="openai: any OpenAI-compatible chat-completions endpoint; local: a transformers causal LM")
-    judge.add_argument("--judge-model", required=required,
-                       help="endpoint model name (e.g. gpt-3.5-turbo-0125), or the local model's folder")
-    judge.add_argument("--judge-base-url", default=DEFAULT_JUDGE_URL, help=f"endpoint base URL (default {DEFAULT_JUDGE_URL})")
-    judge.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
-                       help="environment variable holding the API key (default OPENAI_API_KEY; unset: no key sent)")
-    judge.add_argument("--judge-temperature", type=float, default=0.0,
-                       help="judge sampling temperature (default 0.0; a local judge is always greedy)")
-    judge.add_argument("--judge-cache", default=None,
-                       help="SQLite cache of judge replies (default: OUTPUT with the suffix .judgments.sqlite)")
+    judge.add_argument(
+        "--judge",
+        choices=("openai", "local"),
+        required=required,
+        help="openai: any OpenAI-compatible chat-completions endpoint; local: a transformers causal LM",
+    )
+    judge.add_argument(
+        "--judge-model",
+        required=required,
+        help="endpoint model name (e.g. gpt-3.5-turbo-0125), or the local model's folder",
+    )
+    judge.add_argument(
+        "--judge-base-url", default=DEFAULT_JUDGE_URL, help=f"endpoint base URL (default {DEFAULT_JUDGE_URL})"
+    )
+    judge.add_argument(
+        "--judge-api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (default OPENAI_API_KEY; unset: no key sent)",
+    )
+    judge.add_argument(
+        "--judge-temperature",
+        type=float,
+        default=0.0,
+        help="judge sampling temperature (default 0.0; a local judge is always greedy)",
+    )
+    judge.add_argument(
+        "--judge-cache",
+        default=None,
+        help="SQLite cache of judge replies (default: OUTPUT with the suffix .judgments.sqlite)",
+    )
     judge.add_argument("--judge-workers", type=positive_int, default=1, help="concurrent judge requests (default 1)")
     judge.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per judge request (default 60)")
     judge.add_argument("--judge-max-retries", type=int, default=5, help="retries of a failed request (default 5)")
     judge.add_argument("--judge-seed", type=int, default=None, help="'seed' sent to endpoints that support it")
-    judge.add_argument("--judge-max-new-tokens", type=positive_int, default=64,
-                       help="reply length limit of a local judge (default 64)")
+    judge.add_argument(
+        "--judge-max-new-tokens",
+        type=positive_int,
+        default=64,
+        help="reply length limit of a local judge (default 64)",
+    )
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
@@ -106,7 +151,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     if command != "eval":
         raise ValueError(f"pite.eval.cli has no command {command!r}; it provides 'eval'")
     parser = argparse.ArgumentParser(
-        prog="pite eval", description=__doc__.split("\n\n")[0],
+        prog="pite eval",
+        description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run `pite eval TASK --help` for a task's options.",
     )
@@ -114,17 +160,26 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
     grounding = tasks.add_parser("grounding", help="temporal grounding: R@1 at IoU 0.3/0.5/0.7, mIoU")
     _add_model_options(grounding, default_batch_size=8)
-    grounding.add_argument("--format", choices=GROUNDING_FORMATS, default="activitynet-captions",
-                           help="annotation format (default activitynet-captions)")
-    grounding.add_argument("--charades-csv", nargs="+", default=None,
-                           help="Charades CSV(s) with the video lengths (needed for charades-sta)")
+    grounding.add_argument(
+        "--format",
+        choices=GROUNDING_FORMATS,
+        default="activitynet-captions",
+        help="annotation format (default activitynet-captions)",
+    )
+    grounding.add_argument(
+        "--charades-csv",
+        nargs="+",
+        default=None,
+        help="Charades CSV(s) with the video lengths (needed for charades-sta)",
+    )
     _add_generation_options(grounding)
     _add_protocol_option(grounding)
 
     captioning = tasks.add_parser("dense-captioning", help="dense video captioning: SODA_c, CIDEr, METEOR, P/R")
     _add_model_options(captioning, default_batch_size=8)
-    captioning.add_argument("--format", choices=("activitynet-captions",), default="activitynet-captions",
-                            help="annotation format")
+    captioning.add_argument(
+        "--format", choices=("activitynet-captions",), default="activitynet-captions", help="annotation format"
+    )
     _add_generation_options(captioning)
     _add_protocol_option(captioning)
 
@@ -132,41 +187,73 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     _add_model_options(qa, default_batch_size=8)
     qa.add_argument("--format", choices=tuple(QA_FORMATS), required=True, help="annotation format")
     qa.add_argument("--youtube-mapping", default=None, help="MSVD's youtube_mapping.txt (needed for msvd-qa)")
-    qa.add_argument("--answers", default=None, help="ActivityNet-QA answers file *_a.json (needed for activitynet-qa; "
-                    "--data is the questions file *_q.json)")
+    qa.add_argument(
+        "--answers",
+        default=None,
+        help="ActivityNet-QA answers file *_a.json (needed for activitynet-qa; --data is the questions file *_q.json)",
+    )
     _add_generation_options(qa)
     _add_judge_options(qa)
     _add_protocol_option(qa)
 
-    trajectory = tasks.add_parser("trajectory", help="teacher-forced trajectory accuracy on PiTe-143k-style data: "
-                                  "masked L1, PCK@5%%/10%%, beside the constant-centre baseline")
+    trajectory = tasks.add_parser(
+        "trajectory",
+        help="teacher-forced trajectory accuracy on PiTe-143k-style data: "
+        "masked L1, PCK@5%%/10%%, beside the constant-centre baseline",
+    )
     _add_model_options(trajectory, default_batch_size=1)
-    trajectory.add_argument("--max-events", type=positive_int, default=None,
-                            help="keep only the first events of each video (as training's max_events_per_video)")
-    trajectory.add_argument("--skip-bad-records", action="store_true",
-                            help="count malformed records as skipped instead of stopping at the first")
+    trajectory.add_argument(
+        "--max-events",
+        type=positive_int,
+        default=None,
+        help="keep only the first events of each video (as training's max_events_per_video)",
+    )
+    trajectory.add_argument(
+        "--skip-bad-records",
+        action="store_true",
+        help="count malformed records as skipped instead of stopping at the first",
+    )
     trajectory.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     from pite.eval.scoring import SCORE_FORMATS, SCORE_TASKS
 
-    score = tasks.add_parser("score", help="score a predictions file of any model (VTimeLLM log, Video-ChatGPT QA, "
-                             "pite, ActivityNet submission): no model, no video")
+    score = tasks.add_parser(
+        "score",
+        help="score a predictions file of any model (VTimeLLM log, Video-ChatGPT QA, "
+        "pite, ActivityNet submission): no model, no video",
+    )
     score.add_argument("score_task", choices=SCORE_TASKS, metavar="TASK", help=f"one of {', '.join(SCORE_TASKS)}")
     score.add_argument("--predictions", required=True, help="the predictions file")
-    score.add_argument("--references", default=None,
-                       help="ground truth: ActivityNet Captions JSON (grounding, dense-captioning; a VTimeLLM log's "
-                       "grounding lines can go without: their stored IoUs are used); for qa optionally "
-                       "ActivityNet-QA's *_a.json (official exact-match accuracy over all its questions)")
-    score.add_argument("--charades-csv", nargs="+", default=None,
-                       help="grounding with Charades-STA references (--references charades_sta_test.txt): the "
-                       "Charades CSV(s) with the video lengths")
-    score.add_argument("--format", choices=SCORE_FORMATS, default="auto",
-                       help="predictions layout (default auto: recognised from the content)")
+    score.add_argument(
+        "--references",
+        default=None,
+        help="ground truth: ActivityNet Captions JSON (grounding, dense-captioning; a VTimeLLM log's "
+        "grounding lines can go without: their stored IoUs are used); for qa optionally "
+        "ActivityNet-QA's *_a.json (official exact-match accuracy over all its questions)",
+    )
+    score.add_argument(
+        "--charades-csv",
+        nargs="+",
+        default=None,
+        help="grounding with Charades-STA references (--references charades_sta_test.txt): the "
+        "Charades CSV(s) with the video lengths",
+    )
+    score.add_argument(
+        "--format",
+        choices=SCORE_FORMATS,
+        default="auto",
+        help="predictions layout (default auto: recognised from the content)",
+    )
     _add_protocol_option(score)
-    score.add_argument("--num-frames", type=positive_int, default=100,
-                       help="frames the answers' indices count (default 100, VTimeLLM's and PiTe's)")
-    score.add_argument("--model-name", default=None,
-                       help="row name in the table (default: the predictions file's name)")
+    score.add_argument(
+        "--num-frames",
+        type=positive_int,
+        default=100,
+        help="frames the answers' indices count (default 100, VTimeLLM's and PiTe's)",
+    )
+    score.add_argument(
+        "--model-name", default=None, help="row name in the table (default: the predictions file's name)"
+    )
     score.add_argument("--output", default=None, help="results JSON to write (the table is printed in any case)")
     score.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     _add_judge_options(score, required=False)
@@ -230,12 +317,19 @@ def _generate(args: argparse.Namespace, dataset, output: Path) -> tuple[Any, Any
     num_frames = args.num_frames or int(processor.num_frames)
     if args.task != "qa" and num_frames > MAX_TEXT_FRAMES:
         raise UsageError(f"times in answers are two-digit frame indices: --num-frames must be <= {MAX_TEXT_FRAMES}")
-    settings = GenerationSettings(args.max_new_tokens, num_frames, args.do_sample, args.temperature, args.top_p, args.seed)
+    settings = GenerationSettings(
+        args.max_new_tokens, num_frames, args.do_sample, args.temperature, args.top_p, args.seed
+    )
     meta = {
-        "task": args.task, "format": args.format, "data": str(Path(args.data).resolve()),
-        "model": str(Path(args.model).resolve()), "dtype": args.dtype or "default",
-        "prompt": "v1 chat template, pite.eval.prompts", "num_frames": num_frames,
-        "max_new_tokens": args.max_new_tokens, "do_sample": args.do_sample,
+        "task": args.task,
+        "format": args.format,
+        "data": str(Path(args.data).resolve()),
+        "model": str(Path(args.model).resolve()),
+        "dtype": args.dtype or "default",
+        "prompt": "v1 chat template, pite.eval.prompts",
+        "num_frames": num_frames,
+        "max_new_tokens": args.max_new_tokens,
+        "do_sample": args.do_sample,
         **({"temperature": args.temperature, "top_p": args.top_p, "seed": args.seed} if args.do_sample else {}),
     }
     predictions = Path(args.predictions) if args.predictions else sibling(output, ".predictions.json")
@@ -251,8 +345,11 @@ def _generate(args: argparse.Namespace, dataset, output: Path) -> tuple[Any, Any
     try:
         summary = generate_predictions(dataset, generate_fn, store, args.batch_size, progress=not args.no_progress)
     except BaseException:
-        print(f"pite eval {args.task}: generation stopped; {len(store) - before} new answers ({len(store)} in all) are "
-              f"saved in {predictions}: run the same command again to resume", file=sys.stderr)
+        print(
+            f"pite eval {args.task}: generation stopped; {len(store) - before} new answers ({len(store)} in all) are "
+            f"saved in {predictions}: run the same command again to resume",
+            file=sys.stderr,
+        )
         raise
     return store, summary, num_frames, meta
 
@@ -266,8 +363,14 @@ def _run_generation_task(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"the references file {args.data} holds no queries: nothing to evaluate")
     store, summary, num_frames, meta = _generate(args, dataset, output)
     name = _model_name(args)
-    result: dict[str, Any] = {"task": args.task, "model": name, "dataset": dataset.name, "settings": meta,
-                              "protocol": args.protocol, "predictions_file": str(store.path)}
+    result: dict[str, Any] = {
+        "task": args.task,
+        "model": name,
+        "dataset": dataset.name,
+        "settings": meta,
+        "protocol": args.protocol,
+        "predictions_file": str(store.path),
+    }
     if args.task == "grounding":
         scores = runner.score_grounding(dataset, store, num_frames, protocol=args.protocol)
         table = tables.activitynet_table({name: {"grounding": scores}})
@@ -291,21 +394,32 @@ def _run_generation_task(args: argparse.Namespace) -> dict[str, Any]:
         scores = judged.summary()
         result["judge_cache"] = str(cache_path)
         result["judgments"] = [
-            {"sample_id": j.sample_id, "verdict": j.verdict, "score": j.score, "skipped_reason": j.skipped_reason,
-             "raw_reply": j.raw_reply}
+            {
+                "sample_id": j.sample_id,
+                "verdict": j.verdict,
+                "score": j.score,
+                "skipped_reason": j.skipped_reason,
+                "raw_reply": j.raw_reply,
+            }
             for j in judged.judgments
         ]
         table = tables.qa_table({name: {QA_FORMATS[args.format]: judged}}, datasets=(QA_FORMATS[args.format],))
         result["exact_match"] = _exact_match(args, dataset, store)
         exact = result["exact_match"]
-        table += (f"\nExact-match accuracy: {exact['accuracy']:.1f} "
-                  f"({exact['num_correct']} of {exact['num_questions']})")
+        table += (
+            f"\nExact-match accuracy: {exact['accuracy']:.1f} ({exact['num_correct']} of {exact['num_questions']})"
+        )
     answered = sum(1 for r in dataset.records if store.has(r.sample_id))
     result.update(
         scores=scores,
-        counts={"records": len(dataset.records), "answered": answered, "generated_now": summary.generated,
-                "answered_before": summary.already_done, "skipped": len(summary.skipped_samples),
-                "missing_videos": len(summary.missing_videos)},
+        counts={
+            "records": len(dataset.records),
+            "answered": answered,
+            "generated_now": summary.generated,
+            "answered_before": summary.already_done,
+            "skipped": len(summary.skipped_samples),
+            "missing_videos": len(summary.missing_videos),
+        },
         skipped=summary.skip_reasons,
         table=table,
     )
@@ -317,8 +431,11 @@ def _exact_match(args: argparse.Namespace, dataset, store) -> dict[str, Any]:
     from pite.eval.judge import QASample
     from pite.eval.scoring import exact_match_scores
 
-    samples = [QASample(r.sample_id, r.query or "", r.answer or "", store.output(r.sample_id))
-               for r in dataset.records if store.has(r.sample_id)]
+    samples = [
+        QASample(r.sample_id, r.query or "", r.answer or "", store.output(r.sample_id))
+        for r in dataset.records
+        if store.has(r.sample_id)
+    ]
     answers = args.answers if args.format == "activitynet-qa" else None
     return exact_match_scores(samples, answers, args.protocol)
 
@@ -330,15 +447,33 @@ def _run_trajectory(args: argparse.Namespace) -> dict[str, Any]:
 
     model, processor = load_for_inference(args.model, args.device, args.dtype, args.trust_remote_code)
     evaluation = evaluate_trajectories(
-        model, processor, args.data, args.videos, batch_size=args.batch_size, max_events=args.max_events,
-        skip_bad_records=args.skip_bad_records, progress=not args.no_progress,
+        model,
+        processor,
+        args.data,
+        args.videos,
+        batch_size=args.batch_size,
+        max_events=args.max_events,
+        skip_bad_records=args.skip_bad_records,
+        progress=not args.no_progress,
     )
     name = _model_name(args)
     table = tables.trajectory_table({name: evaluation.scores, CENTRE_ROW: evaluation.baseline})
-    settings = {"task": "trajectory", "data": str(Path(args.data).resolve()), "model": str(Path(args.model).resolve()),
-                "num_frames": int(processor.num_frames), "max_events": args.max_events, "dtype": args.dtype or "default"}
-    return {"task": "trajectory", "model": name, "dataset": Path(args.data).name, "settings": settings,
-            **evaluation.to_json(), "table": table}
+    settings = {
+        "task": "trajectory",
+        "data": str(Path(args.data).resolve()),
+        "model": str(Path(args.model).resolve()),
+        "num_frames": int(processor.num_frames),
+        "max_events": args.max_events,
+        "dtype": args.dtype or "default",
+    }
+    return {
+        "task": "trajectory",
+        "model": name,
+        "dataset": Path(args.data).name,
+        "settings": settings,
+        **evaluation.to_json(),
+        "table": table,
+    }
 
 
 def _check_paths(args: argparse.Namespace) -> None:
@@ -349,9 +484,14 @@ def _check_paths(args: argparse.Namespace) -> None:
 
     if Path(args.model).is_dir():
         check_checkpoint_weights(args.model)
-    inputs = {"--data": args.data, "--model": args.model, "--videos": args.videos,
-              "--youtube-mapping": getattr(args, "youtube_mapping", None), "--answers": getattr(args, "answers", None),
-              **{f"--charades-csv {csv}": csv for csv in getattr(args, "charades_csv", None) or ()}}
+    inputs = {
+        "--data": args.data,
+        "--model": args.model,
+        "--videos": args.videos,
+        "--youtube-mapping": getattr(args, "youtube_mapping", None),
+        "--answers": getattr(args, "answers", None),
+        **{f"--charades-csv {csv}": csv for csv in getattr(args, "charades_csv", None) or ()},
+    }
     for option in ("output", "predictions", "judge_cache"):
         if getattr(args, option, None):
             target = refuse_own_input(getattr(args, option), inputs)
@@ -364,8 +504,11 @@ def _check_paths(args: argparse.Namespace) -> None:
         except (UnicodeDecodeError, json.JSONDecodeError):
             previous = None
         if not isinstance(previous, dict) or previous.get("task") != args.task:
-            raise OutputExistsError(f"--output {output} exists and is not the results file of a `pite eval "
-                                    f"{args.task}` run; choose another --output or remove it", path=output)
+            raise OutputExistsError(
+                f"--output {output} exists and is not the results file of a `pite eval "
+                f"{args.task}` run; choose another --output or remove it",
+                path=output,
+            )
 
 
 def run(command: str, args: argparse.Namespace) -> int:
@@ -391,7 +534,9 @@ def run(command: str, args: argparse.Namespace) -> int:
     print(result["table"])
     skipped = result.get("skipped") or {}
     if skipped:
-        print(f"\n{len(skipped)} skipped (reasons in {args.output}): e.g. {next(iter(skipped))}: "
-              f"{next(iter(skipped.values()))}")
+        print(
+            f"\n{len(skipped)} skipped (reasons in {args.output}): e.g. {next(iter(skipped))}: "
+            f"{next(iter(skipped.values()))}"
+        )
     print(f"\nresults written to {args.output}")
     return 0

@@ -119,7 +119,9 @@ def _load_json(path: str | Path):
 def _require(value, kind: type | tuple[type, ...], where: str, name: str):
     if isinstance(value, bool) or not isinstance(value, kind):
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        raise DatasetFormatError(f"{where}: field '{name}' must be {'/'.join(k.__name__ for k in kinds)}, got {value!r}")
+        raise DatasetFormatError(
+            f"{where}: field '{name}' must be {'/'.join(k.__name__ for k in kinds)}, got {value!r}"
+        )
     return value
 
 
@@ -156,7 +158,9 @@ def read_activitynet_captions(
     path = Path(path)
     data = _load_json(path)
     if not isinstance(data, dict):
-        raise DatasetFormatError(f"{path}: expected an object mapping video ids to annotations, got {type(data).__name__}")
+        raise DatasetFormatError(
+            f"{path}: expected an object mapping video ids to annotations, got {type(data).__name__}"
+        )
     finder = _VideoFinder(videos_dir)
     records = []
     for video_id, annotation in data.items():
@@ -170,7 +174,9 @@ def read_activitynet_captions(
         texts = tuple(_require(s, str, f"{where}, event {k}", "sentences") for k, s in enumerate(sentences))
         video_path = finder.find(video_id, [video_id])
         if task == "dense_captioning":
-            records.append(EvalRecord(video_id, task, video_id, video_path, duration, intervals=intervals, sentences=texts))
+            records.append(
+                EvalRecord(video_id, task, video_id, video_path, duration, intervals=intervals, sentences=texts)
+            )
         else:
             records.extend(
                 EvalRecord(f"{video_id}#{k}", task, video_id, video_path, duration, query=text, intervals=(interval,))
@@ -229,13 +235,20 @@ def read_charades_sta(
                     raise
                 raise DatasetFormatError(f"{where}: start/end are not numbers: {parts[1:]!r}") from error
             if video_id not in durations:
-                raise DatasetFormatError(f"{where}: video {video_id!r} has no 'length' in {[str(p) for p in csv_paths]}")
+                raise DatasetFormatError(
+                    f"{where}: video {video_id!r} has no 'length' in {[str(p) for p in csv_paths]}"
+                )
             k = counts.get(video_id, 0)
             counts[video_id] = k + 1
             records.append(
                 EvalRecord(
-                    f"{video_id}#{k}", "grounding", video_id, finder.find(video_id, [video_id]),
-                    durations[video_id], query=sentence.strip(), intervals=(interval,),
+                    f"{video_id}#{k}",
+                    "grounding",
+                    video_id,
+                    finder.find(video_id, [video_id]),
+                    durations[video_id],
+                    query=sentence.strip(),
+                    intervals=(interval,),
                 )
             )
     return EvalDataset(path.name, records, list(finder.missing))
@@ -269,7 +282,9 @@ def read_youtube_mapping(path: str | Path) -> dict[str, str]:
                 continue
             parts = line.split()
             if len(parts) != 2:
-                raise DatasetFormatError(f"{path}: line {line_number}: expected 'youtube_clip_name vidN', got {line.strip()!r}")
+                raise DatasetFormatError(
+                    f"{path}: line {line_number}: expected 'youtube_clip_name vidN', got {line.strip()!r}"
+                )
             mapping[parts[1]] = parts[0]
     return mapping
 
@@ -333,11 +348,18 @@ def read_activitynet_qa(
         stems = [video_name] if video_name.startswith("v_") else [video_name, f"v_{video_name}"]
         records.append(
             EvalRecord(
-                question_id, "qa", video_name, finder.find(video_name, stems), query=question,
-                answer=answer["answer"], extra={"type": answer["type"]},
+                question_id,
+                "qa",
+                video_name,
+                finder.find(video_name, stems),
+                query=question,
+                answer=answer["answer"],
+                extra={"type": answer["type"]},
             )
         )
     unanswered = set(answer_by_id) - seen
     if unanswered:
-        raise DatasetFormatError(f"{answers_path}: {len(unanswered)} answers have no question, e.g. {sorted(unanswered)[:5]}")
+        raise DatasetFormatError(
+            f"{answers_path}: {len(unanswered)} answers have no question, e.g. {sorted(unanswered)[:5]}"
+        )
     return EvalDataset(questions_path.name, records, list(finder.missing))

@@ -231,7 +231,13 @@ def dense_captioning_scores(
         tiou: {v: _caption_pairs(predicted[v], video_references[v], tiou) for v in predicted} for tiou in tious
     }
     sentences = sorted(
-        {s for pairs in pairs_per_tiou.values() for video_pairs in pairs.values() for pair in video_pairs for s in pair}
+        {
+            s
+            for pairs in pairs_per_tiou.values()
+            for video_pairs in pairs.values()
+            for pair in video_pairs
+            for s in pair
+        }
         | {e.sentence for refs in reference_sets for events in refs.values() for e in events}
         | {e.sentence for events in soda_predicted.values() for e in events}
     )
@@ -272,7 +278,10 @@ def dense_captioning_scores(
                 for v, events in soda_predicted.items()
             }
             tokenized_references = [
-                {v: [CaptionEvent(tokenized[e.sentence], e.start, e.end) for e in events] for v, events in refs.items()}
+                {
+                    v: [CaptionEvent(tokenized[e.sentence], e.start, e.end) for e in events]
+                    for v, events in refs.items()
+                }
                 for refs in reference_sets
             ]
             soda = soda_c_scores(

@@ -132,8 +132,9 @@ def grounding_text_scores(
     """
     check_protocol(protocol)
     if not len(answers) == len(references) == len(durations):
-        raise ValueError(f"{len(answers)} answers, {len(references)} ground truths, {len(durations)} durations: "
-                         "they must align")
+        raise ValueError(
+            f"{len(answers)} answers, {len(references)} ground truths, {len(durations)} durations: they must align"
+        )
     if protocol == "corrected":
         intervals = [parse_grounding_answer(a, d, num_frames) for a, d in zip(answers, durations)]
         return grounding_scores(intervals, references, thresholds, protocol, query_ids)

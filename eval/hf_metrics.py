@@ -67,7 +67,9 @@ def parse_config_name(config_name: str | None) -> tuple[bool, str]:
         parts = parts[1:]
     protocol = parts[0] if parts else DEFAULT_PROTOCOL
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown config {config_name!r}: use 'default', 'text', one of {PROTOCOLS} or 'text-<protocol>'")
+        raise ValueError(
+            f"unknown config {config_name!r}: use 'default', 'text', one of {PROTOCOLS} or 'text-<protocol>'"
+        )
     return text, protocol
 
 
@@ -87,8 +89,14 @@ class TemporalGrounding(evaluate.Metric):
         )
 
     def _compute(
-        self, predictions, references, durations=None, num_frames: int = DEFAULT_NUM_FRAMES, thresholds=(0.3, 0.5, 0.7),
-        protocol=None, query_ids=None,
+        self,
+        predictions,
+        references,
+        durations=None,
+        num_frames: int = DEFAULT_NUM_FRAMES,
+        thresholds=(0.3, 0.5, 0.7),
+        protocol=None,
+        query_ids=None,
     ):
         text, config_protocol = parse_config_name(self.config_name)
         protocol = check_protocol(protocol or config_protocol)
@@ -96,7 +104,9 @@ class TemporalGrounding(evaluate.Metric):
         if text:
             if durations is None or len(durations) != len(predictions):
                 raise ValueError("config 'text' needs durations=[seconds], one per prediction")
-            return grounding_text_scores(predictions, references, durations, num_frames, thresholds, protocol, query_ids)
+            return grounding_text_scores(
+                predictions, references, durations, num_frames, thresholds, protocol, query_ids
+            )
         intervals = [tuple(p) if len(p) else None for p in predictions]
         return grounding_scores(intervals, references, thresholds, protocol, query_ids)
 
@@ -125,8 +135,14 @@ class DenseVideoCaptioning(evaluate.Metric):
         )
 
     def _compute(
-        self, predictions, references, video_ids=None, tious=DEFAULT_TIOUS, max_proposals=DEFAULT_MAX_PROPOSALS,
-        meteor=None, protocol=None,
+        self,
+        predictions,
+        references,
+        video_ids=None,
+        tious=DEFAULT_TIOUS,
+        max_proposals=DEFAULT_MAX_PROPOSALS,
+        meteor=None,
+        protocol=None,
     ):
         protocol = check_protocol(protocol or parse_config_name(self.config_name)[1])
         video_ids = [str(i) for i in range(len(predictions))] if video_ids is None else [str(v) for v in video_ids]
@@ -162,7 +178,9 @@ class TrajectoryAccuracy(evaluate.Metric):
             raise ValueError("give both width and height, or neither")
         if width is not None:  # one size per sample -> one per point
             width, height = np.repeat(np.asarray(width, float), sizes), np.repeat(np.asarray(height, float), sizes)
-        return trajectory_scores(flat_predictions.reshape(-1, 2), flat_references.reshape(-1, 2), width, height, thresholds)
+        return trajectory_scores(
+            flat_predictions.reshape(-1, 2), flat_references.reshape(-1, 2), width, height, thresholds
+        )
 
 
 class VideoQAJudge(evaluate.Metric):
@@ -176,11 +194,20 @@ class VideoQAJudge(evaluate.Metric):
                 "predictions: predicted answers; references: correct answers; questions=[...]; judge=a backend from "
                 "pite.eval.judge_backends; optional cache=JudgmentCache or a path, sample_ids=[...], num_workers."
             ),
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
         )
 
     def _compute(
-        self, predictions, references, questions=None, judge=None, cache=None, sample_ids=None, num_workers=1,
+        self,
+        predictions,
+        references,
+        questions=None,
+        judge=None,
+        cache=None,
+        sample_ids=None,
+        num_workers=1,
         protocol=None,
     ):
         protocol = check_protocol(protocol or parse_config_name(self.config_name)[1])

@@ -171,7 +171,9 @@ def _parse_vtimellm_json(text: str, duration: float, num_frames: int) -> list[Ca
     return events
 
 
-def _make_event(caption: str, start_frame: int, end_frame: int, duration: float, num_frames: int) -> CaptionEvent | None:
+def _make_event(
+    caption: str, start_frame: int, end_frame: int, duration: float, num_frames: int
+) -> CaptionEvent | None:
     if not caption or not _usable_span(start_frame, end_frame, num_frames):
         return None
     start, end = frame_index_span_to_seconds(start_frame, end_frame, duration, num_frames, end="after_frame")

@@ -305,7 +305,5 @@ def judge_qa(
                         other.cancel()
             if failure is not None:
                 raise failure
-    judgments = [
-        judgment_from_reply(s.sample_id, replies[s.sample_id], model, temperature, protocol) for s in samples
-    ]
+    judgments = [judgment_from_reply(s.sample_id, replies[s.sample_id], model, temperature, protocol) for s in samples]
     return aggregate_judgments(judgments, model, temperature, protocol)

@@ -24,6 +24,11 @@ def judge_backend(args: argparse.Namespace) -> Any:
     if args.judge == "local":
         return TransformersJudge.from_pretrained(args.judge_model, max_new_tokens=args.judge_max_new_tokens)
     return OpenAIChatJudge(
-        args.judge_base_url, args.judge_model, api_key_env=args.judge_api_key_env, temperature=args.judge_temperature,
-        timeout=args.judge_timeout, max_retries=args.judge_max_retries, seed=args.judge_seed,
+        args.judge_base_url,
+        args.judge_model,
+        api_key_env=args.judge_api_key_env,
+        temperature=args.judge_temperature,
+        timeout=args.judge_timeout,
+        max_retries=args.judge_max_retries,
+        seed=args.judge_seed,
     )

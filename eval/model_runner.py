@@ -61,7 +61,9 @@ class GenerationSettings:
         if self.num_frames is not None and self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
-            raise ValueError(f"sampling needs temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
+            raise ValueError(
+                f"sampling needs temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}"
+            )
 
     def generate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `model.generate`."""
@@ -158,7 +160,9 @@ class PiTeGenerator:
             return None
         prompts = [chat_prompt(self.processor, task_question(records[index])) for index in indices]
         videos = [str(records[index].video_path) for index in indices]
-        return self.processor(text=prompts, videos=videos, num_frames=self.num_frames, padding=True, return_tensors="pt")
+        return self.processor(
+            text=prompts, videos=videos, num_frames=self.num_frames, padding=True, return_tensors="pt"
+        )
 
     def _unreadable(self, video: Path) -> str | None:
         """Why `video` cannot be read, or None if it can."""

@@ -37,7 +37,9 @@ class PredictionStore:
             (the runner does, also when generation fails).
     """
 
-    def __init__(self, path: str | Path, meta: Mapping[str, object] | None = None, flush_interval: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, meta: Mapping[str, object] | None = None, flush_interval: float = 10.0
+    ) -> None:
         self.path = Path(path)
         self.meta = dict(meta or {})
         self.flush_interval = flush_interval
@@ -59,7 +61,9 @@ class PredictionStore:
         stored_meta = json.loads(json.dumps(stored.get("meta", {})))
         wanted_meta = json.loads(json.dumps(self.meta))  # compare as JSON sees them (tuples -> lists)
         if self.meta and stored_meta != wanted_meta:
-            differing = sorted(k for k in set(stored_meta) | set(wanted_meta) if stored_meta.get(k) != wanted_meta.get(k))
+            differing = sorted(
+                k for k in set(stored_meta) | set(wanted_meta) if stored_meta.get(k) != wanted_meta.get(k)
+            )
             raise ValueError(
                 f"{self.path} holds predictions made with different settings ({differing}); "
                 "use another output file, or delete this one to start over"

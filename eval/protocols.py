@@ -137,7 +137,10 @@ def vtimellm_dense_captions(answer: str, duration: float, num_frames: int = REFE
     events = []
     for event in merged:
         start, end = event["timestamp"]
-        events.append({"sentence": event["sentence"],
-                       "timestamp": list(frame_index_span_to_seconds(start, end, duration, num_frames,
-                                                                     end="after_frame"))})
+        events.append(
+            {
+                "sentence": event["sentence"],
+                "timestamp": list(frame_index_span_to_seconds(start, end, duration, num_frames, end="after_frame")),
+            }
+        )
     return events

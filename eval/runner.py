@@ -144,8 +144,12 @@ def score_grounding(
     """
     records = _predicted(dataset, store, "grounding")
     scores = grounding_text_scores(
-        [store.output(r.sample_id) for r in records], [r.intervals[0] for r in records],
-        [r.duration for r in records], num_frames, protocol=protocol, query_ids=[r.sample_id for r in records],
+        [store.output(r.sample_id) for r in records],
+        [r.intervals[0] for r in records],
+        [r.duration for r in records],
+        num_frames,
+        protocol=protocol,
+        query_ids=[r.sample_id for r in records],
     )
     scores["num_unanswered"] = len(dataset.records) - len(records)
     return scores
@@ -187,7 +191,11 @@ def score_dense_captioning(
     """SODA_c, CIDEr, METEOR, precision, recall (x100) of the stored answers against the dataset's events."""
     records = _predicted(dataset, store, "dense_captioning")
     references = {
-        r.video_id: {"duration": r.duration, "timestamps": [list(i) for i in r.intervals], "sentences": list(r.sentences)}
+        r.video_id: {
+            "duration": r.duration,
+            "timestamps": [list(i) for i in r.intervals],
+            "sentences": list(r.sentences),
+        }
         for r in dataset.records
     }
     scores = dense_captioning_scores(

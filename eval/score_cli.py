@@ -32,8 +32,10 @@ def _score(args: argparse.Namespace) -> dict[str, Any]:
     fmt = scoring.detect_format(predictions) if args.format == "auto" else args.format
     task = args.score_task
     if fmt not in scoring.TASK_FORMATS[task]:
-        raise ValueError(f"{predictions}: format {fmt!r} holds no {task} predictions "
-                         f"(for {task}: {', '.join(scoring.TASK_FORMATS[task])})")
+        raise ValueError(
+            f"{predictions}: format {fmt!r} holds no {task} predictions "
+            f"(for {task}: {', '.join(scoring.TASK_FORMATS[task])})"
+        )
     if args.charades_csv and task != "grounding":
         raise ValueError("--charades-csv belongs to grounding")
     if args.judge is not None and task != "qa":
@@ -43,15 +45,19 @@ def _score(args: argparse.Namespace) -> dict[str, Any]:
     if args.judge == "local" and args.judge_temperature != 0.0:
         raise ValueError("a local judge decodes greedily: --judge-temperature must be 0")
     result: dict[str, Any] = {
-        "task": task, "model": _table_row(args), "format": fmt, "protocol": args.protocol,
+        "task": task,
+        "model": _table_row(args),
+        "format": fmt,
+        "protocol": args.protocol,
         "predictions_file": str(predictions.resolve()),
         "references_file": None if args.references is None else str(Path(args.references).resolve()),
         "num_frames": args.num_frames,
     }
     row = result["model"]
     if task == "grounding":
-        scores = scoring.score_grounding_file(predictions, args.references, fmt, args.protocol, args.num_frames,
-                                              args.charades_csv)
+        scores = scoring.score_grounding_file(
+            predictions, args.references, fmt, args.protocol, args.num_frames, args.charades_csv
+        )
         table = tables.activitynet_table({row: {"grounding": scores}})
     elif task == "dense-captioning":
         scores = scoring.score_dense_captioning_file(predictions, args.references, fmt, args.protocol, args.num_frames)
@@ -62,8 +68,11 @@ def _score(args: argparse.Namespace) -> dict[str, Any]:
         scores, table = _score_qa(args, predictions, result)
     unreadable = scores.get("unreadable_lines") if isinstance(scores, dict) else None
     if unreadable:
-        print(f"pite eval score: {len(unreadable)} line(s) of {predictions} are not JSON objects and were skipped "
-              f"(as VTimeLLM's metric.py skips them): lines {unreadable[:10]}", file=sys.stderr)
+        print(
+            f"pite eval score: {len(unreadable)} line(s) of {predictions} are not JSON objects and were skipped "
+            f"(as VTimeLLM's metric.py skips them): lines {unreadable[:10]}",
+            file=sys.stderr,
+        )
     result.update(scores=scores, table=table)
     return result
 
@@ -73,8 +82,10 @@ def _score_qa(args: argparse.Namespace, predictions: Path, result: dict[str, Any
     from pite.eval.judge_backends import JudgeRequestError
 
     samples = scoring.read_video_chatgpt_qa(predictions)
-    scores: dict[str, Any] = {"exact_match": scoring.exact_match_scores(samples, args.references, args.protocol),
-                              "num_predictions": len(samples)}
+    scores: dict[str, Any] = {
+        "exact_match": scoring.exact_match_scores(samples, args.references, args.protocol),
+        "num_predictions": len(samples),
+    }
     if args.judge is not None:
         base = Path(args.output) if args.output else predictions
         cache_path = Path(args.judge_cache) if args.judge_cache else sibling(base, ".judgments.sqlite")
@@ -88,8 +99,13 @@ def _score_qa(args: argparse.Namespace, predictions: Path, result: dict[str, Any
         scores["judge"] = judged.summary()
         result["judge_cache"] = str(cache_path)
         result["judgments"] = [
-            {"sample_id": j.sample_id, "verdict": j.verdict, "score": j.score, "skipped_reason": j.skipped_reason,
-             "raw_reply": j.raw_reply}
+            {
+                "sample_id": j.sample_id,
+                "verdict": j.verdict,
+                "score": j.score,
+                "skipped_reason": j.skipped_reason,
+                "raw_reply": j.raw_reply,
+            }
             for j in judged.judgments
         ]
         table = tables.qa_table({_table_row(args): {"QA": judged}}, datasets=("QA",))
@@ -106,8 +122,10 @@ def run_score(args: argparse.Namespace) -> int:
     from pite.core.file_writing import write_json
 
     if args.output is not None and Path(args.output).exists() and not args.overwrite:
-        print(f"pite eval score: {args.output} exists: give --overwrite to replace it, or another --output",
-              file=sys.stderr)
+        print(
+            f"pite eval score: {args.output} exists: give --overwrite to replace it, or another --output",
+            file=sys.stderr,
+        )
         return 2
     try:
         result = _score(args)

@@ -129,7 +129,9 @@ def _no_entries(path: Path, what: str) -> None:
 
 
 def score_vtimellm_grounding(
-    log_path: str | Path, references_path: str | Path | None, protocol: str = DEFAULT_PROTOCOL,
+    log_path: str | Path,
+    references_path: str | Path | None,
+    protocol: str = DEFAULT_PROTOCOL,
     num_frames: int = DEFAULT_NUM_FRAMES,
 ) -> dict[str, object]:
     """R@1 / mIoU of the `grounding` lines of a VTimeLLM log (see the module docstring)."""
@@ -142,8 +144,10 @@ def score_vtimellm_grounding(
     extra: dict[str, object] = {"unreadable_lines": log.unreadable_lines}
     if references_path is None:
         if protocol != "reference":
-            raise ValueError("without --references only the IoUs stored in the log can be used, which are "
-                             "VTimeLLM's: give --references to score under the corrected protocol")
+            raise ValueError(
+                "without --references only the IoUs stored in the log can be used, which are "
+                "VTimeLLM's: give --references to score under the corrected protocol"
+            )
         ious, invalid = [], 0
         for number, entry in lines:
             info = _log_field(log_path, number, entry, "info", dict)
@@ -162,8 +166,10 @@ def score_vtimellm_grounding(
             raise PredictionsFormatError(f"{log_path}: line {number}: video {video_id!r} is not in {references_path}")
         timestamps = references[video_id]["timestamps"]
         if not 0 <= sentence_id < len(timestamps):
-            raise PredictionsFormatError(f"{log_path}: line {number}: sentence_id {sentence_id} is not an event of "
-                                         f"{video_id!r} in {references_path} ({len(timestamps)} events)")
+            raise PredictionsFormatError(
+                f"{log_path}: line {number}: sentence_id {sentence_id} is not an event of "
+                f"{video_id!r} in {references_path} ({len(timestamps)} events)"
+            )
         answers.append(str(_log_field(log_path, number, entry, "answer", str)))
         intervals.append(tuple(timestamps[sentence_id]))
         durations.append(float(references[video_id]["duration"]))
@@ -179,7 +185,9 @@ def score_vtimellm_grounding(
 
 
 def vtimellm_log_captions(
-    log_path: str | Path, references: Mapping[str, Mapping], protocol: str = DEFAULT_PROTOCOL,
+    log_path: str | Path,
+    references: Mapping[str, Mapping],
+    protocol: str = DEFAULT_PROTOCOL,
     num_frames: int = DEFAULT_NUM_FRAMES,
 ) -> tuple[dict[str, list[dict]], list[int]]:
     """`({video_id: [{"sentence", "timestamp"}]}, unreadable line numbers)` of a log's `captioning` lines."""
@@ -203,8 +211,12 @@ def vtimellm_log_captions(
 
 
 def score_dense_captioning_file(
-    predictions_path: str | Path, references_path: str | Path | None, fmt: str, protocol: str = DEFAULT_PROTOCOL,
-    num_frames: int = DEFAULT_NUM_FRAMES, meteor=None,
+    predictions_path: str | Path,
+    references_path: str | Path | None,
+    fmt: str,
+    protocol: str = DEFAULT_PROTOCOL,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    meteor=None,
 ) -> dict[str, object]:
     """SODA_c, CIDEr, METEOR, P / R / F1 of a predictions file in format `fmt` (see the module docstring)."""
     check_protocol(protocol)
@@ -238,8 +250,12 @@ def _pite_store(path: str | Path) -> PredictionStore:
 
 
 def score_grounding_file(
-    predictions_path: str | Path, references_path: str | Path | None, fmt: str, protocol: str = DEFAULT_PROTOCOL,
-    num_frames: int = DEFAULT_NUM_FRAMES, charades_csv: list[str | Path] | None = None,
+    predictions_path: str | Path,
+    references_path: str | Path | None,
+    fmt: str,
+    protocol: str = DEFAULT_PROTOCOL,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    charades_csv: list[str | Path] | None = None,
 ) -> dict[str, object]:
     """R@1 at IoU 0.3 / 0.5 / 0.7 and mIoU of a predictions file in format `fmt`.
 
@@ -248,13 +264,17 @@ def score_grounding_file(
     """
     if fmt == "vtimellm":
         if charades_csv:
-            raise ValueError("a VTimeLLM log names ActivityNet-style sentence ids: score it against ActivityNet "
-                             "Captions references, without --charades-csv")
+            raise ValueError(
+                "a VTimeLLM log names ActivityNet-style sentence ids: score it against ActivityNet "
+                "Captions references, without --charades-csv"
+            )
         return score_vtimellm_grounding(predictions_path, references_path, protocol, num_frames)
     if fmt == "pite":
         if references_path is None:
-            raise ValueError("scoring grounding needs --references (an ActivityNet Captions file such as val_2.json, "
-                             "or charades_sta_test.txt with --charades-csv)")
+            raise ValueError(
+                "scoring grounding needs --references (an ActivityNet Captions file such as val_2.json, "
+                "or charades_sta_test.txt with --charades-csv)"
+            )
         if charades_csv:
             dataset = read_charades_sta(references_path, charades_csv, None)
         else:
@@ -290,8 +310,10 @@ def read_video_chatgpt_qa(path: str | Path) -> list[QASample]:
             names = ("id", "question", "answer", "pred")
         missing = [name for name in names if name not in item]
         if missing:
-            raise PredictionsFormatError(f"{where}: field(s) {missing} missing (a record holds either "
-                                         "{id, question, answer, pred} or {video_name, Q, A, pred})")
+            raise PredictionsFormatError(
+                f"{where}: field(s) {missing} missing (a record holds either "
+                "{id, question, answer, pred} or {video_name, Q, A, pred})"
+            )
         key, question, answer, prediction = (item[name] for name in names)
         if names[0] == "video_name":
             per_video[key] = per_video.get(key, -1) + 1
@@ -333,8 +355,12 @@ def exact_match_scores(
 
     if answers_path is None:
         correct = sum(1 for s in samples if same(s.prediction, s.answer))
-        return {"accuracy": 100.0 * correct / len(samples), "num_correct": correct, "num_questions": len(samples),
-                "protocol": protocol}
+        return {
+            "accuracy": 100.0 * correct / len(samples),
+            "num_correct": correct,
+            "num_questions": len(samples),
+            "protocol": protocol,
+        }
     answers_path = Path(answers_path)
     with open(answers_path, encoding="utf-8") as handle:
         answers = json.load(handle)
@@ -359,5 +385,10 @@ def exact_match_scores(
         counts[0] += int(hit)
         counts[1] += 1
     correct = sum(c for c, _ in per_type.values())
-    return {"accuracy": 100.0 * correct / len(by_id), "num_correct": correct, "num_questions": len(by_id),
-            "by_type": {t: 100.0 * c / n for t, (c, n) in sorted(per_type.items())}, "protocol": protocol}
+    return {
+        "accuracy": 100.0 * correct / len(by_id),
+        "num_correct": correct,
+        "num_questions": len(by_id),
+        "by_type": {t: 100.0 * c / n for t, (c, n) in sorted(per_type.items())},
+        "protocol": protocol,
+    }

@@ -38,7 +38,7 @@ PROTOCOL_DESCRIPTIONS = {
 
 
 def protocol_line(protocols: Mapping[str, None] | list[str]) -> str:
-    """"Protocol: ..." naming every protocol in `protocols` (in order, without repeats), "-" if none is known."""
+    """ "Protocol: ..." naming every protocol in `protocols` (in order, without repeats), "-" if none is known."""
     names = [PROTOCOL_DESCRIPTIONS.get(str(p), str(p)) for p in dict.fromkeys(protocols) if p is not None]
     return "Protocol: " + ("; ".join(names) or "-")
 

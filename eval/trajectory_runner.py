@@ -142,8 +142,12 @@ def _score_batch(model: Any, collator: PiTeDataCollator, samples: list[_Sample])
         scores = trajectory_scores(predicted, target, sample.width, sample.height)
         centre = trajectory_scores(np.full_like(target, CENTRE), target, sample.width, sample.height)
         rows.append(
-            {"video_id": sample.video_id, "num_tokens": int(tokens.sum()), **scores,
-             **{f"baseline_{key}": value for key, value in centre.items() if key != "num_points"}}
+            {
+                "video_id": sample.video_id,
+                "num_tokens": int(tokens.sum()),
+                **scores,
+                **{f"baseline_{key}": value for key, value in centre.items() if key != "num_points"},
+            }
         )
     return rows
 
@@ -187,7 +191,9 @@ def evaluate_trajectories(
     skipped: dict[str, str] = {}
     per_video: list[dict[str, Any]] = []
     pending: list[_Sample] = []
-    for where, record in tqdm(list(read_json_records(data_file)), desc="trajectories", unit="video", disable=not progress):
+    for where, record in tqdm(
+        list(read_json_records(data_file)), desc="trajectories", unit="video", disable=not progress
+    ):
         name = f"{where} ({record.get('video_id')})" if isinstance(record, dict) else where
         try:
             if isinstance(record, BadRecordError):
@@ -210,8 +216,10 @@ def evaluate_trajectories(
     if not per_video:
         raise ValueError(f"no record of {data_file} could be scored ({len(skipped)} skipped: {skipped})")
     baseline_rows = [
-        {**{key.removeprefix("baseline_"): value for key, value in row.items() if key.startswith("baseline_")},
-         "num_points": row["num_points"]}
+        {
+            **{key.removeprefix("baseline_"): value for key, value in row.items() if key.startswith("baseline_")},
+            "num_points": row["num_points"],
+        }
         for row in per_video
     ]
     return TrajectoryEvalResult(

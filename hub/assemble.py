@@ -71,8 +71,10 @@ def load_tokenizer(llm_dir: str | os.PathLike) -> Any:
         # Vicuna ships only the SentencePiece model; transformers converts it, which needs these two packages.
         missing = [name for name in ("sentencepiece", "google.protobuf") if not _module_available(name)]
         if missing:
-            raise ValueError(f"{folder / 'tokenizer.model'}: reading a SentencePiece tokenizer needs "
-                             f"`pip install sentencepiece protobuf` (missing: {', '.join(missing)})")
+            raise ValueError(
+                f"{folder / 'tokenizer.model'}: reading a SentencePiece tokenizer needs "
+                f"`pip install sentencepiece protobuf` (missing: {', '.join(missing)})"
+            )
     try:
         tokenizer = AutoTokenizer.from_pretrained(os.fspath(llm_dir))
     except (OSError, ValueError) as error:
@@ -95,7 +97,9 @@ def load_language_model(llm_dir: str | os.PathLike, dtype: torch.dtype | None) -
     with reading(llm_dir, "the language model's config"):
         config = AutoConfig.from_pretrained(os.fspath(llm_dir))
     if config.model_type != "llama":
-        raise ValueError(f"{Path(llm_dir) / 'config.json'}: model_type is {config.model_type!r}; PiTe needs a Llama/Vicuna LM")
+        raise ValueError(
+            f"{Path(llm_dir) / 'config.json'}: model_type is {config.model_type!r}; PiTe needs a Llama/Vicuna LM"
+        )
     check_checkpoint_weights(llm_dir)
     with quiet_transformers(), reading(llm_dir, "the language model's weights"):
         model, info = LlamaForCausalLM.from_pretrained(
@@ -106,8 +110,10 @@ def load_language_model(llm_dir: str | os.PathLike, dtype: torch.dtype | None) -
         missing.discard("lm_head.weight")
     missing = sorted(missing)
     if missing or info["mismatched_keys"]:
-        raise ValueError(f"{llm_dir}: weights missing or of the wrong shape for LlamaForCausalLM: "
-                         f"{missing[:5] or sorted(info['mismatched_keys'])[:5]}")
+        raise ValueError(
+            f"{llm_dir}: weights missing or of the wrong shape for LlamaForCausalLM: "
+            f"{missing[:5] or sorted(info['mismatched_keys'])[:5]}"
+        )
     return model
 
 
@@ -116,7 +122,9 @@ def load_vision_tower(vision_dir: str | os.PathLike, dtype: torch.dtype | None) 
     with reading(vision_dir, "the CLIP config"):
         config = AutoConfig.from_pretrained(os.fspath(vision_dir))
     if config.model_type not in ("clip", "clip_vision_model"):
-        raise ValueError(f"{Path(vision_dir) / 'config.json'}: model_type is {config.model_type!r}; PiTe needs a CLIP model")
+        raise ValueError(
+            f"{Path(vision_dir) / 'config.json'}: model_type is {config.model_type!r}; PiTe needs a CLIP model"
+        )
     check_checkpoint_weights(vision_dir)
     with quiet_transformers(), reading(vision_dir, "the CLIP weights"):
         tower, info = CLIPVisionModelWithProjection.from_pretrained(
@@ -125,10 +133,15 @@ def load_vision_tower(vision_dir: str | os.PathLike, dtype: torch.dtype | None) 
     missing = sorted(info["missing_keys"])
     unexpected = sorted(k for k in info["unexpected_keys"] if not k.startswith(CLIP_TEXT_PREFIXES))
     if missing or unexpected or info["mismatched_keys"]:
-        hint = " (a CLIPVisionModel folder has no visual_projection: use the full CLIPModel)" if any(
-            k.startswith("visual_projection") for k in missing) else ""
-        raise ValueError(f"{vision_dir}: not a CLIP vision tower with projection; missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}, mismatched {sorted(info['mismatched_keys'])[:5]}{hint}")
+        hint = (
+            " (a CLIPVisionModel folder has no visual_projection: use the full CLIPModel)"
+            if any(k.startswith("visual_projection") for k in missing)
+            else ""
+        )
+        raise ValueError(
+            f"{vision_dir}: not a CLIP vision tower with projection; missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}, mismatched {sorted(info['mismatched_keys'])[:5]}{hint}"
+        )
     return tower
 
 
@@ -136,8 +149,9 @@ def load_image_processor(vision_dir: str | os.PathLike) -> CLIPImageProcessorPil
     """The CLIP image processor saved with the vision checkpoint (its resize, crop and normalisation)."""
     path = Path(vision_dir) / "preprocessor_config.json"
     if not path.is_file():
-        raise MissingInputError(f"{path} is missing: the CLIP folder must hold its image processor configuration",
-                                path=path)
+        raise MissingInputError(
+            f"{path} is missing: the CLIP folder must hold its image processor configuration", path=path
+        )
     with reading(path, "the image processor configuration"):
         return CLIPImageProcessorPil.from_pretrained(os.fspath(vision_dir))
 
@@ -158,7 +172,7 @@ def language_model_weights(language_model: LlamaForCausalLM) -> dict[str, torch.
     weights = {}
     for name, tensor in language_model.state_dict().items():
         if name.startswith("model."):
-            weights["model.language_model." + name[len("model."):]] = tensor
+            weights["model.language_model." + name[len("model.") :]] = tensor
         elif name.startswith("lm_head."):
             weights[name] = tensor
         else:
@@ -222,8 +236,9 @@ def make_processor(image_processor: Any, tokenizer: Any, num_frames: int) -> PiT
     return PiTeProcessor(image_processor=image_processor, tokenizer=tokenizer, num_frames=num_frames)
 
 
-def save_checkpoint(model: PiTeForConditionalGeneration, processor: PiTeProcessor, out_dir: str | os.PathLike,
-                    overwrite: bool = False) -> Path:
+def save_checkpoint(
+    model: PiTeForConditionalGeneration, processor: PiTeProcessor, out_dir: str | os.PathLike, overwrite: bool = False
+) -> Path:
     """Write model (remote code, safetensors, generation config) and processor to `out_dir`, atomically."""
     check_model_and_processor(model, processor)
     with atomic_directory(out_dir, overwrite=overwrite) as staging:

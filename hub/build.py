@@ -56,8 +56,17 @@ def build_from_base(
     image_processor = load_image_processor(vision_dir)
     language_model = load_language_model(llm_dir, dtype)
     vision_tower = load_vision_tower(vision_dir, dtype or language_model.dtype)
-    return build_checkpoint(language_model, vision_tower, tokenizer, image_processor, out_dir, num_frames=num_frames,
-                            num_trajectory_points=num_trajectory_points, dtype=dtype, overwrite=overwrite)
+    return build_checkpoint(
+        language_model,
+        vision_tower,
+        tokenizer,
+        image_processor,
+        out_dir,
+        num_frames=num_frames,
+        num_trajectory_points=num_trajectory_points,
+        dtype=dtype,
+        overwrite=overwrite,
+    )
 
 
 def build_checkpoint(
@@ -81,7 +90,14 @@ def build_checkpoint(
     The language model is resized in place.
     """
     video_token_id = resize_for_tokenizer(language_model, tokenizer)
-    model = assemble_pite(language_model, vision_tower, video_token_id, new_weights=new_weights, num_frames=num_frames,
-                          num_trajectory_points=num_trajectory_points, dtype=dtype)
+    model = assemble_pite(
+        language_model,
+        vision_tower,
+        video_token_id,
+        new_weights=new_weights,
+        num_frames=num_frames,
+        num_trajectory_points=num_trajectory_points,
+        dtype=dtype,
+    )
     processor = make_processor(image_processor, tokenizer, num_frames)
     return save_checkpoint(model, processor, out_dir, overwrite=overwrite)

@@ -47,9 +47,9 @@ ORIGINAL_TO_PITE_MODULES = {
 
 def normalise_non_lora_keys(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The release's key rule: drop "base_model.", then, if any key starts "model.model.", drop one "model."."""
-    weights = {(k[len("base_model."):] if k.startswith("base_model.") else k): v for k, v in weights.items()}
+    weights = {(k[len("base_model.") :] if k.startswith("base_model.") else k): v for k, v in weights.items()}
     if any(k.startswith("model.model.") for k in weights):
-        weights = {(k[len("model."):] if k.startswith("model.") else k): v for k, v in weights.items()}
+        weights = {(k[len("model.") :] if k.startswith("model.") else k): v for k, v in weights.items()}
     return weights
 
 
@@ -57,7 +57,9 @@ def vision_adapter_weights(path: Path) -> dict[str, torch.Tensor]:
     """{"weight", "bias"} of the adapter from a `vision_adapter.bin` (the release's `get_w(..., "vision_adapter")`)."""
     weights = {k.split("vision_adapter.")[1]: v for k, v in load_weights_file(path).items() if "vision_adapter." in k}
     if set(weights) != {"weight", "bias"}:
-        raise ValueError(f"{path}: expected vision_adapter weight and bias, found {sorted(weights) or 'no adapter keys'}")
+        raise ValueError(
+            f"{path}: expected vision_adapter weight and bias, found {sorted(weights) or 'no adapter keys'}"
+        )
     return weights
 
 
@@ -67,8 +69,11 @@ def original_layout_model(
     """The base LM with the release's three extra Linear modules on `.model`, filled with NaN until loaded."""
     model = load_language_model(base_dir, dtype)
     hidden = model.config.hidden_size
-    shapes = {"vision_adapter": (feature_dim, hidden), "localization_projector": (hidden, 2),
-              "trajectory_projector": (hidden, trajectory_dim)}
+    shapes = {
+        "vision_adapter": (feature_dim, hidden),
+        "localization_projector": (hidden, 2),
+        "trajectory_projector": (hidden, trajectory_dim),
+    }
     for name, (in_features, out_features) in shapes.items():
         module = nn.Linear(in_features, out_features, dtype=model.dtype)
         nn.init.constant_(module.weight, float("nan"))
@@ -77,8 +82,9 @@ def original_layout_model(
     return model
 
 
-def _load_into(model: nn.Module, weights: dict[str, torch.Tensor], source: Path, loaded: set[str],
-               skip_unmatched: bool) -> None:
+def _load_into(
+    model: nn.Module, weights: dict[str, torch.Tensor], source: Path, loaded: set[str], skip_unmatched: bool
+) -> None:
     parameters = dict(model.named_parameters())
     unmatched = sorted(k for k in weights if k not in parameters)
     if unmatched and not skip_unmatched:
@@ -92,8 +98,11 @@ def _load_into(model: nn.Module, weights: dict[str, torch.Tensor], source: Path,
         if parameters[name].shape != tensor.shape:
             raise ValueError(
                 f"{source}: {name} has shape {tuple(tensor.shape)}, the model expects {tuple(parameters[name].shape)}"
-                + (" (set --num-frames / --num-trajectory-points to the release's P and N)"
-                   if "trajectory_projector" in name else "")
+                + (
+                    " (set --num-frames / --num-trajectory-points to the release's P and N)"
+                    if "trajectory_projector" in name
+                    else ""
+                )
             )
         with torch.no_grad():
             parameters[name].copy_(tensor)
@@ -104,9 +113,12 @@ def _merge_lora(model: nn.Module, stage_dir: Path) -> nn.Module:
     """Apply the stage's LoRA adapter and merge it; every saved LoRA tensor must land on a module."""
     from peft import PeftConfig, PeftModel, load_peft_weights, set_peft_model_state_dict
 
-    if not (stage_dir / ADAPTER_CONFIG_FILE).is_file() or not any((stage_dir / f).is_file() for f in ADAPTER_WEIGHT_FILES):
-        raise MissingInputError(f"{stage_dir}: a LoRA stage needs {ADAPTER_CONFIG_FILE} and one of "
-                                f"{ADAPTER_WEIGHT_FILES}", path=stage_dir)
+    if not (stage_dir / ADAPTER_CONFIG_FILE).is_file() or not any(
+        (stage_dir / f).is_file() for f in ADAPTER_WEIGHT_FILES
+    ):
+        raise MissingInputError(
+            f"{stage_dir}: a LoRA stage needs {ADAPTER_CONFIG_FILE} and one of {ADAPTER_WEIGHT_FILES}", path=stage_dir
+        )
     with reading(stage_dir / ADAPTER_CONFIG_FILE, "the LoRA adapter config"):
         config = PeftConfig.from_pretrained(os.fspath(stage_dir))
     if config.peft_type != "LORA":
@@ -121,8 +133,10 @@ def _merge_lora(model: nn.Module, stage_dir: Path) -> nn.Module:
     result = set_peft_model_state_dict(peft_model, adapter_weights)
     missing = [k for k in result.missing_keys if "lora_" in k]
     if result.unexpected_keys or missing:
-        raise ValueError(f"{stage_dir}: LoRA weights do not fit the model's modules: unexpected "
-                         f"{list(result.unexpected_keys)[:3]}, missing {missing[:3]}")
+        raise ValueError(
+            f"{stage_dir}: LoRA weights do not fit the model's modules: unexpected "
+            f"{list(result.unexpected_keys)[:3]}, missing {missing[:3]}"
+        )
     return peft_model.merge_and_unload()
 
 
@@ -142,8 +156,10 @@ def merge_original_stages(
     candidates = [stage / VISION_ADAPTER_FILE for stage in (stage_dirs[1], stage_dirs[0])]
     adapter_file = next((path for path in candidates if path.is_file()), None)
     if adapter_file is None:
-        raise MissingInputError(f"no {VISION_ADAPTER_FILE} in stage 2 or stage 1: looked for "
-                                f"{[str(p) for p in candidates]}", path=candidates[0])
+        raise MissingInputError(
+            f"no {VISION_ADAPTER_FILE} in stage 2 or stage 1: looked for {[str(p) for p in candidates]}",
+            path=candidates[0],
+        )
     adapter = vision_adapter_weights(adapter_file)
     _load_into(model, {f"model.vision_adapter.{k}": v for k, v in adapter.items()}, adapter_file, loaded, False)
     for stage_dir in stage_dirs:
@@ -155,7 +171,9 @@ def merge_original_stages(
         for kind in ("weight", "bias"):
             name = f"model.{original}.{kind}"
             if name not in loaded:
-                raise ValueError(f"no stage provides {name} (looked in {VISION_ADAPTER_FILE} and every {NON_LORA_FILE})")
+                raise ValueError(
+                    f"no stage provides {name} (looked in {VISION_ADAPTER_FILE} and every {NON_LORA_FILE})"
+                )
             if not torch.isfinite(model.get_parameter(name)).all():
                 raise ValueError(f"{name} holds non-finite values after loading and merging")
     return model
@@ -199,15 +217,28 @@ def convert_original(
     if len(stage_dirs) != 3:
         raise ValueError(f"expected 3 stage folders, got {len(stage_dirs)}")
     stages = [require_directory(stage, f"--stage{i + 1}") for i, stage in enumerate(stage_dirs)]
-    check_output_folder(out_dir, overwrite, {"--base": base, "--clip": clip_dir,
-                                             **{f"--stage{i + 1}": stage for i, stage in enumerate(stages)}})
+    check_output_folder(
+        out_dir,
+        overwrite,
+        {"--base": base, "--clip": clip_dir, **{f"--stage{i + 1}": stage for i, stage in enumerate(stages)}},
+    )
     tokenizer = load_tokenizer(base)
     image_processor = load_image_processor(clip_dir)
     vision_tower = load_vision_tower(clip_dir, dtype)
     trajectory_dim = num_trajectory_points * num_frames * 2
-    merged = merge_original_stages(base, stages, vision_tower.config.projection_dim, trajectory_dim, dtype,
-                                   skip_unmatched_keys)
+    merged = merge_original_stages(
+        base, stages, vision_tower.config.projection_dim, trajectory_dim, dtype, skip_unmatched_keys
+    )
     head_weights = split_original_modules(merged)
-    return build_checkpoint(merged, vision_tower, tokenizer, image_processor, out_dir, new_weights=head_weights,
-                            num_frames=num_frames, num_trajectory_points=num_trajectory_points, dtype=dtype,
-                            overwrite=overwrite)
+    return build_checkpoint(
+        merged,
+        vision_tower,
+        tokenizer,
+        image_processor,
+        out_dir,
+        new_weights=head_weights,
+        num_frames=num_frames,
+        num_trajectory_points=num_trajectory_points,
+        dtype=dtype,
+        overwrite=overwrite,
+    )

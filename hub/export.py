@@ -98,8 +98,9 @@ def export_for_hub(
     forget_config_sources(model.config)
     forget_tokenizer_loading_state(processor.tokenizer)
     greedy_generation_config(model, processor.tokenizer)
-    readme = render_model_card(template, model.config, model.num_parameters(), str(model.dtype).removeprefix("torch."),
-                               repo_id)
+    readme = render_model_card(
+        template, model.config, model.num_parameters(), str(model.dtype).removeprefix("torch."), repo_id
+    )
     with atomic_directory(target, overwrite=overwrite) as staging:
         model.save_pretrained(staging, max_shard_size=max_shard_size)
         processor.save_pretrained(staging)

@@ -16,7 +16,15 @@ from pite.core.errors import InvalidInputError, MissingInputError, OutputExistsE
 from pite.core.inputs import check_safetensors_file
 
 # Keys a config records about where it was loaded from or what it was part of; never part of a new model's config.
-PROVENANCE_KEYS = ("_name_or_path", "name_or_path", "architectures", "transformers_version", "auto_map", "dtype", "torch_dtype")
+PROVENANCE_KEYS = (
+    "_name_or_path",
+    "name_or_path",
+    "architectures",
+    "transformers_version",
+    "auto_map",
+    "dtype",
+    "torch_dtype",
+)
 
 
 def require_directory(path: str | os.PathLike, role: str) -> Path:

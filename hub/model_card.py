@@ -25,7 +25,8 @@ def default_model_card_path() -> Path:
     if not REPOSITORY_MODEL_CARD.is_file():
         raise MissingInputError(
             f"no model card template at {REPOSITORY_MODEL_CARD} (installed without the repository?): "
-            "pass --model-card PATH to the model_card.md of the PiTe repository", path=REPOSITORY_MODEL_CARD
+            "pass --model-card PATH to the model_card.md of the PiTe repository",
+            path=REPOSITORY_MODEL_CARD,
         )
     return REPOSITORY_MODEL_CARD
 
@@ -34,10 +35,16 @@ def checkpoint_details(config: Any, num_parameters: int, dtype: str) -> str:
     """A markdown table of what this checkpoint is, from its PiTeConfig."""
     text, vision = config.text_config, config.vision_config
     rows = [
-        ("language model", f"Llama, {text.num_hidden_layers} layers, hidden {text.hidden_size}, "
-                           f"vocabulary {text.vocab_size} (`<video>` = id {config.video_token_id})"),
-        ("vision tower", f"CLIP ViT, {vision.num_hidden_layers} layers, hidden {vision.hidden_size}, "
-                         f"{vision.image_size} px, patch {vision.patch_size}, frozen"),
+        (
+            "language model",
+            f"Llama, {text.num_hidden_layers} layers, hidden {text.hidden_size}, "
+            f"vocabulary {text.vocab_size} (`<video>` = id {config.video_token_id})",
+        ),
+        (
+            "vision tower",
+            f"CLIP ViT, {vision.num_hidden_layers} layers, hidden {vision.hidden_size}, "
+            f"{vision.image_size} px, patch {vision.patch_size}, frozen",
+        ),
         ("frame feature", f"`{config.vision_feature}` ({config.vision_feature_dim}-d), one per frame"),
         ("frames per video (N)", str(config.num_frames)),
         ("key points per object (P)", str(config.num_trajectory_points)),

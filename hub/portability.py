@@ -32,7 +32,9 @@ def _file_text(path: Path) -> tuple[str | None, bytes]:
         return None, raw
 
 
-def machine_specific_strings(folder: str | os.PathLike, extra_forbidden: Iterable[str | os.PathLike] = ()) -> list[str]:
+def machine_specific_strings(
+    folder: str | os.PathLike, extra_forbidden: Iterable[str | os.PathLike] = ()
+) -> list[str]:
     """Every place in `folder` (recursively) that names an absolute path or this machine.
 
     Looks for: the absolute-path pattern above in every text file (safetensors: their header); each string of
@@ -45,8 +47,11 @@ def machine_specific_strings(folder: str | os.PathLike, extra_forbidden: Iterabl
     if home not in ("", "/"):
         literals.add(home)
     hostname = socket.gethostname().split(".")[0]
-    host_pattern = (re.compile(rf"(?<![\w-]){re.escape(hostname)}(?![\w-])", re.IGNORECASE)
-                    if len(hostname) >= MIN_HOSTNAME_LENGTH else None)
+    host_pattern = (
+        re.compile(rf"(?<![\w-]){re.escape(hostname)}(?![\w-])", re.IGNORECASE)
+        if len(hostname) >= MIN_HOSTNAME_LENGTH
+        else None
+    )
     problems = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = path.relative_to(folder).as_posix()
@@ -57,7 +62,7 @@ def machine_specific_strings(folder: str | os.PathLike, extra_forbidden: Iterabl
         if text is None:
             continue
         for match in ABSOLUTE_PATH.finditer(text):
-            snippet = text[match.start(): match.start() + 60].split("\n")[0]
+            snippet = text[match.start() : match.start() + 60].split("\n")[0]
             problems.append(f"{name}: absolute path {json.dumps(snippet)}")
         if host_pattern is not None and path.name not in VOCABULARY_FILES and host_pattern.search(text):
             problems.append(f"{name}: names this machine ({hostname!r})")

@@ -32,7 +32,11 @@ def push_to_hub(
         raise ValueError(f"{folder} is not ready to push:\n  " + "\n  ".join(problems))
     api = HfApi()
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    commit = api.upload_folder(repo_id=repo_id, folder_path=os.fspath(folder), repo_type="model",
-                               commit_message=commit_message, create_pr=create_pr)
+    commit = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=os.fspath(folder),
+        repo_type="model",
+        commit_message=commit_message,
+        create_pr=create_pr,
+    )
     return str(getattr(commit, "pr_url", None) or getattr(commit, "commit_url", commit))
-

@@ -99,8 +99,11 @@ class PiTeConfig(PretrainedConfig):
         self.text_config = _as_config(text_config, LlamaConfig, VICUNA_7B_V1_5)
         if vision_feature not in VISION_FEATURES:
             raise ValueError(f"vision_feature must be one of {VISION_FEATURES}, got {vision_feature!r}")
-        for name, value in (("num_frames", num_frames), ("num_trajectory_points", num_trajectory_points),
-                            ("coordinate_dim", coordinate_dim)):
+        for name, value in (
+            ("num_frames", num_frames),
+            ("num_trajectory_points", num_trajectory_points),
+            ("coordinate_dim", coordinate_dim),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0 <= video_token_id < self.text_config.vocab_size:

@@ -160,8 +160,10 @@ class PiTeGenerationMixin(GenerationMixin):
         if recorder.points and mode in SEQUENCE_ALIGNED_MODES:
             points, trajectories = torch.cat(recorder.points, 1), torch.cat(recorder.trajectories, 1)
         elif recorder.points and mode in BEAM_MODES and output.beam_indices is not None:
-            points, trajectories = (self._follow_beams(torch.cat(steps, 1), output.beam_indices)
-                                    for steps in (recorder.points, recorder.trajectories))
+            points, trajectories = (
+                self._follow_beams(torch.cat(steps, 1), output.beam_indices)
+                for steps in (recorder.points, recorder.trajectories)
+            )
         if points is not None and (points.shape[0], points.shape[1]) != self._generated_shape(output, args, kwargs):
             logger.warning_once(
                 f"generate() recorded {tuple(points.shape[:2])} (sequences, tokens) predictions but returned "

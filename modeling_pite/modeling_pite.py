@@ -29,6 +29,7 @@ except ImportError:  # transformers without it: torch's own check, a compiler hi
     def torch_compilable_check(condition: torch.Tensor, message: str) -> None:
         torch._check_tensor_all(condition, lambda: message)
 
+
 from .configuration_pite import PiTeConfig
 from .generation_pite import (
     CACHE_KWARG,
@@ -49,6 +50,7 @@ logger = logging.get_logger(__name__)
 
 # Loss-normalisation counts a trainer may pass for exact gradient accumulation (see `PiTeForConditionalGeneration`).
 LOSS_COUNT_KWARGS = ("num_items_in_batch", "num_point_items_in_batch", "num_trajectory_items_in_batch")
+
 
 class PiTeKwargs(TransformersKwargs, total=False):
     """Forward kwargs beyond transformers' own: loss normalisers (see `PiTeForConditionalGeneration`) and
@@ -177,8 +179,10 @@ class PiTePreTrainedModel(PreTrainedModel):
             if type(error).__name__ != "SafetensorError":  # safetensors' own error names no file
                 raise
             source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
-            raise OSError(f"{_damaged_safetensors(source) or source}: the weights are truncated or corrupted "
-                          f"({error}); save, export or download them again") from error
+            raise OSError(
+                f"{_damaged_safetensors(source) or source}: the weights are truncated or corrupted "
+                f"({error}); save, export or download them again"
+            ) from error
         model = loaded[0] if isinstance(loaded, tuple) else loaded
         # Loading rebuilds every parameter with requires_grad=True: re-apply the configured freezing.
         for module in model.modules():
@@ -271,8 +275,15 @@ class PiTeModel(PiTePreTrainedModel):
         video_features: torch.Tensor | None,
     ) -> tuple[str, torch.Tensor] | None:
         """(name, tensor) of the one visual input given, images as one-frame videos; None without one."""
-        given = [n for n, v in (("pixel_values_videos", pixel_values_videos), ("pixel_values", pixel_values),
-                                ("video_features", video_features)) if v is not None]
+        given = [
+            n
+            for n, v in (
+                ("pixel_values_videos", pixel_values_videos),
+                ("pixel_values", pixel_values),
+                ("video_features", video_features),
+            )
+            if v is not None
+        ]
         if len(given) > 1:
             raise ValueError(f"give one visual input per call, got {given}")
         if pixel_values is not None:
@@ -575,8 +586,16 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
         point_predictions, trajectory_predictions = self._regression_predictions(kept)
 
         loss_terms = self._loss_terms(
-            logits, point_predictions, trajectory_predictions, labels, point_labels, trajectory_labels,
-            point_mask, trajectory_mask, shift_labels=shift_labels, **loss_counts,
+            logits,
+            point_predictions,
+            trajectory_predictions,
+            labels,
+            point_labels,
+            trajectory_labels,
+            point_mask,
+            trajectory_mask,
+            shift_labels=shift_labels,
+            **loss_counts,
         )
         return PiTeCausalLMOutputWithPast(
             logits=logits,
@@ -611,8 +630,10 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
         token_labels = shift_labels if shift_labels is not None else None if labels is None else labels[:, 1:]
         if token_labels is not None:
             stats.append((token_labels != IGNORE_INDEX).sum())
-        for name, targets, mask in (("point_labels", point_labels, point_mask),
-                                    ("trajectory_labels", trajectory_labels, trajectory_mask)):
+        for name, targets, mask in (
+            ("point_labels", point_labels, point_mask),
+            ("trajectory_labels", trajectory_labels, trajectory_mask),
+        ):
             if targets is None:
                 continue
             used = valid_point_mask(targets, mask, ABSENT_COORDINATE).unsqueeze(-1)
@@ -671,8 +692,16 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
             if num_items_in_batch is not None:
                 token_share = ce_count / num_items_in_batch
         regression = self.regression_loss_terms(
-            point_predictions, trajectory_predictions, labels, point_labels, trajectory_labels, point_mask,
-            trajectory_mask, num_point_items_in_batch, num_trajectory_items_in_batch, token_share,
+            point_predictions,
+            trajectory_predictions,
+            labels,
+            point_labels,
+            trajectory_labels,
+            point_mask,
+            trajectory_mask,
+            num_point_items_in_batch,
+            num_trajectory_items_in_batch,
+            token_share,
         )
         terms.update(regression)
         if terms:
@@ -701,11 +730,22 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
         config = self.config
         terms: dict[str, torch.Tensor] = {}
         for name, predictions, targets, mask, count, entry_shape in (
-            ("point_labels", point_predictions, point_labels, point_mask, num_point_items_in_batch,
-             (config.coordinate_dim,)),
-            ("trajectory_labels", trajectory_predictions, trajectory_labels, trajectory_mask,
-             num_trajectory_items_in_batch,
-             (config.num_trajectory_points, config.num_frames, config.coordinate_dim)),
+            (
+                "point_labels",
+                point_predictions,
+                point_labels,
+                point_mask,
+                num_point_items_in_batch,
+                (config.coordinate_dim,),
+            ),
+            (
+                "trajectory_labels",
+                trajectory_predictions,
+                trajectory_labels,
+                trajectory_mask,
+                num_trajectory_items_in_batch,
+                (config.num_trajectory_points, config.num_frames, config.coordinate_dim),
+            ),
         ):
             if targets is None:
                 continue
@@ -721,6 +761,7 @@ class PiTeForConditionalGeneration(PiTePreTrainedModel, PiTeGenerationMixin):
                     value = value * token_share
             terms["localization_loss" if name == "point_labels" else "trajectory_loss"] = value
         return terms
+
 
 # transformers inspects the signature of a remote-code model's forward on every decode step: compute it once.
 PiTeForConditionalGeneration.forward.__signature__ = inspect.signature(PiTeForConditionalGeneration.forward)

@@ -28,7 +28,7 @@ V1_SYSTEM = (
 # Whitespace control: every literal the format needs is written as a string expression, so `{%-`/`-%}` only
 # trim the template's own indentation.
 V1_CHAT_TEMPLATE = (
-    "{%- set default_system = \"" + V1_SYSTEM + "\" -%}"
+    '{%- set default_system = "' + V1_SYSTEM + '" -%}'
     "{%- if messages and messages[0]['role'] == 'system' -%}"
     "{%- if messages[0]['content'] is string -%}{%- set system = messages[0]['content'] -%}"
     "{%- else -%}{%- set system = messages[0]['content'] | map(attribute='text') | join('') -%}{%- endif -%}"

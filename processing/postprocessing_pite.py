@@ -38,7 +38,11 @@ def _to_numpy(array: Any) -> np.ndarray | None:
     if array is None:
         return None
     if isinstance(array, torch.Tensor):
-        return array.detach().to("cpu", torch.float32).numpy() if array.is_floating_point() else array.detach().cpu().numpy()
+        return (
+            array.detach().to("cpu", torch.float32).numpy()
+            if array.is_floating_point()
+            else array.detach().cpu().numpy()
+        )
     return np.asarray(array)
 
 
@@ -153,7 +157,11 @@ def post_process_generation(
             tokens = np.flatnonzero((spans[:, 0] < end) & (spans[:, 1] > start))
             if len(tokens) == 0:
                 continue
-            unit: dict[str, Any] = {"text": text[start:end], "char_span": (start, end), "token_indices": tokens.tolist()}
+            unit: dict[str, Any] = {
+                "text": text[start:end],
+                "char_span": (start, end),
+                "token_indices": tokens.tolist(),
+            }
             # The word rule decides on the trajectory when the model predicts one, else on the point.
             keep = phrases is not None
             for key, array in (("point", points), ("trajectory", trajectories)):
@@ -169,6 +177,11 @@ def post_process_generation(
         duration, num_frames = metadata.get("duration"), len(metadata["frame_indices"])
         time_spans = parse_time_spans(text, duration, num_frames) if duration and num_frames <= MAX_TEXT_FRAMES else []
         results.append(
-            {"text": text, "phrases": found, "time_spans": time_spans, "frame_index_spans": parse_frame_index_spans(text)}
+            {
+                "text": text,
+                "phrases": found,
+                "time_spans": time_spans,
+                "frame_index_spans": parse_frame_index_spans(text),
+            }
         )
     return results

@@ -25,9 +25,19 @@ from .video_reading_pite import SampledVideo, VideoInputError, describe_input
 from .visualization_pite import save_contact_sheet, save_trajectory_gif
 
 # Text kwargs the chunked tokenization implements; any other one given a non-default value is refused.
-SUPPORTED_TEXT_KWARGS = {"add_special_tokens", "padding", "truncation", "max_length", "padding_side",
-                         "pad_to_multiple_of", "return_attention_mask", "return_tensors", "return_offsets_mapping",
-                         "return_text_replacement_offsets", "return_mm_token_type_ids"}
+SUPPORTED_TEXT_KWARGS = {
+    "add_special_tokens",
+    "padding",
+    "truncation",
+    "max_length",
+    "padding_side",
+    "pad_to_multiple_of",
+    "return_attention_mask",
+    "return_tensors",
+    "return_offsets_mapping",
+    "return_text_replacement_offsets",
+    "return_mm_token_type_ids",
+}
 
 
 class PiTeProcessorKwargs(ProcessingKwargs, total=False):
@@ -88,8 +98,9 @@ class PiTeProcessor(ProcessorMixin):
         self.video_token = self.image_token = video_token
         token_id = tokenizer.convert_tokens_to_ids(video_token)
         if token_id is None or token_id == tokenizer.unk_token_id or tokenizer.tokenize(video_token) != [video_token]:
-            raise ValueError(f"the tokenizer has no special token {video_token!r}: add it with add_special_tokens "
-                             "first")
+            raise ValueError(
+                f"the tokenizer has no special token {video_token!r}: add it with add_special_tokens first"
+            )
         self.video_token_id = self.image_token_id = int(token_id)
         super().__init__(image_processor, video_processor, tokenizer, chat_template=chat_template or V1_CHAT_TEMPLATE)
 
@@ -128,8 +139,9 @@ class PiTeProcessor(ProcessorMixin):
         return super().check_argument_for_proper_class(argument_name, argument)
 
     @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path: Any, processor_dict: dict | None = None,
-                                       **kwargs: Any) -> list[Any]:
+    def _get_arguments_from_pretrained(
+        cls, pretrained_model_name_or_path: Any, processor_dict: dict | None = None, **kwargs: Any
+    ) -> list[Any]:
         """[image_processor, video_processor, tokenizer] of a saved folder.
 
         The video processor is loaded with `PiTeVideoProcessor.from_pretrained` rather than `AutoVideoProcessor`,
@@ -148,8 +160,9 @@ class PiTeProcessor(ProcessorMixin):
             )
         video_settings = {key: kwargs.pop(key) for key in ("num_frames", "video_backend") if key in kwargs}
         try:
-            image_processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder,
-                                                                 **kwargs)
+            image_processor = AutoImageProcessor.from_pretrained(
+                pretrained_model_name_or_path, subfolder=subfolder, **kwargs
+            )
         except ImportError:
             # transformers 5.17 without torchvision refuses AutoImageProcessor; the PIL class of the saved type
             # (CLIP's) loads the same settings.
@@ -161,13 +174,15 @@ class PiTeProcessor(ProcessorMixin):
                 raise
             image_processor = pil_class.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
         if "video_processor" in processor_dict:
-            video_processor = PiTeVideoProcessor.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder,
-                                                                 **kwargs, **video_settings)
+            video_processor = PiTeVideoProcessor.from_pretrained(
+                pretrained_model_name_or_path, subfolder=subfolder, **kwargs, **video_settings
+            )
         else:
             saved = {key: processor_dict[key] for key in ("num_frames", "video_backend") if key in processor_dict}
             video_processor = PiTeVideoProcessor.from_image_processor(image_processor, **{**saved, **video_settings})
-        tokenizer = cls._load_tokenizer_from_pretrained("tokenizer", pretrained_model_name_or_path,
-                                                        subfolder=subfolder, **kwargs)
+        tokenizer = cls._load_tokenizer_from_pretrained(
+            "tokenizer", pretrained_model_name_or_path, subfolder=subfolder, **kwargs
+        )
         return [image_processor, video_processor, tokenizer]
 
     def save_pretrained(self, save_directory: Any, push_to_hub: bool = False, **kwargs: Any) -> list[str]:
@@ -192,8 +207,9 @@ class PiTeProcessor(ProcessorMixin):
         if unknown:
             raise TypeError(f"unexpected arguments for PiTeProcessor: {sorted(unknown)}")
 
-    def read_videos(self, videos: Any, num_frames: int | None = None, video_fps: Any = None,
-                    video_backend: str | None = None) -> list[SampledVideo]:
+    def read_videos(
+        self, videos: Any, num_frames: int | None = None, video_fps: Any = None, video_backend: str | None = None
+    ) -> list[SampledVideo]:
         """Sample N frames from each video (flattened in order) without preprocessing them; see `read_video`.
 
         Defaults are the video processor's `num_frames` and `video_backend`."""
@@ -253,14 +269,16 @@ class PiTeProcessor(ProcessorMixin):
             if text_kwargs.get("return_mm_token_type_ids") or merged.get("return_mm_token_type_ids"):
                 # transformers' convention: 1 image, 2 video; PiTe's one placeholder id serves both.
                 kind = 2 if videos is not None else 1
-                data["mm_token_type_ids"] = [[kind if token == self.video_token_id else 0 for token in ids]
-                                             for ids in data["input_ids"]]
+                data["mm_token_type_ids"] = [
+                    [kind if token == self.video_token_id else 0 for token in ids] for ids in data["input_ids"]
+                ]
         if metadata and return_metadata:
             data["video_metadata"] = metadata
         return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["video_metadata"])
 
-    def _get_num_multimodal_tokens(self, image_sizes: Any = None, video_sizes: Any = None, **kwargs: Any
-                                   ) -> MultiModalData:
+    def _get_num_multimodal_tokens(
+        self, image_sizes: Any = None, video_sizes: Any = None, **kwargs: Any
+    ) -> MultiModalData:
         """Tokens per image (1) and per video (`num_frames`; with `do_sample_frames=False` set on the video
         processor, the video's own frame count T of its (T, H, W) size) under the processor's defaults."""
         data = {}
@@ -275,8 +293,11 @@ class PiTeProcessor(ProcessorMixin):
     def _flat_images(self, images: Any) -> list[Any]:
         """Images as one flat list, paths and URLs loaded (`apply_chat_template` passes per-sample lists)."""
         if isinstance(images, (list, tuple)):
-            flat = [image for item in images for image in (self._flat_images(item) if isinstance(item, (list, tuple))
-                                                              else [item])]
+            flat = [
+                image
+                for item in images
+                for image in (self._flat_images(item) if isinstance(item, (list, tuple)) else [item])
+            ]
         else:
             flat = [images]
         loaded = self.image_processor.fetch_images(flat)
@@ -291,25 +312,35 @@ class PiTeProcessor(ProcessorMixin):
             array = np.asarray(image)
             height, width = get_image_size(array, infer_channel_dimension_format(array, num_channels=(1, 3, 4)))
         else:
-            raise VideoInputError(f"unsupported image input {describe_input(image)}: expected a PIL image, an array "
-                                  "(H, W, C) or (C, H, W), a path or a URL")
+            raise VideoInputError(
+                f"unsupported image input {describe_input(image)}: expected a PIL image, an array "
+                "(H, W, C) or (C, H, W), a path or a URL"
+            )
         return PiTeVideoMetadata(total_num_frames=1, width=int(width), height=int(height), frames_indices=[0])
 
-    def _tokenize(self, text: str | Sequence[str], frames_per_item: list[int], text_kwargs: dict[str, Any]
-                  ) -> dict[str, Any]:
+    def _tokenize(
+        self, text: str | Sequence[str], frames_per_item: list[int], text_kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
         """Chunked ids (`tokenize_around_video`), `<video>` expanded per frame, truncated and padded as asked."""
         texts = [text] if isinstance(text, str) else list(text)
         if not all(isinstance(sample, str) for sample in texts):
             raise ValueError("text must be a string or a list of strings")
-        unsupported = {key for key, value in text_kwargs.items()
-                       if key not in SUPPORTED_TEXT_KWARGS and value not in (None, False)}
+        unsupported = {
+            key
+            for key, value in text_kwargs.items()
+            if key not in SUPPORTED_TEXT_KWARGS and value not in (None, False)
+        }
         if unsupported:
-            raise ValueError(f"PiTeProcessor does not support the text kwargs {sorted(unsupported)} (its prompt ids "
-                             "are tokenized in chunks around <video>)")
+            raise ValueError(
+                f"PiTeProcessor does not support the text kwargs {sorted(unsupported)} (its prompt ids "
+                "are tokenized in chunks around <video>)"
+            )
         add_special_tokens = text_kwargs.get("add_special_tokens") is not False
         with_offsets = bool(text_kwargs.get("return_offsets_mapping"))
-        encoded = [tokenize_around_video(self.tokenizer, sample, self.video_token, add_special_tokens, with_offsets)
-                   for sample in texts]
+        encoded = [
+            tokenize_around_video(self.tokenizer, sample, self.video_token, add_special_tokens, with_offsets)
+            for sample in texts
+        ]
         placeholders = [ids.count(self.video_token_id) for ids, _ in encoded]
         if sum(placeholders) != len(frames_per_item):
             raise ValueError(
@@ -318,33 +349,44 @@ class PiTeProcessor(ProcessorMixin):
             )
         sequences, offsets, used = [], [], 0
         for index, ((ids, spans), count) in enumerate(zip(encoded, placeholders)):
-            expand = expand_video_tokens(ids, self.video_token_id, frames_per_item[used:used + count],
-                                         source=f"text {index}")
+            expand = expand_video_tokens(
+                ids, self.video_token_id, frames_per_item[used : used + count], source=f"text {index}"
+            )
             sequences.append(np.asarray(ids, dtype=np.int64)[expand].tolist())
             offsets.append(spans[expand].tolist() if with_offsets else None)
             used += count
-        sequences, offsets = self._truncate(sequences, offsets, text_kwargs.get("truncation"),
-                                            text_kwargs.get("max_length"))
+        sequences, offsets = self._truncate(
+            sequences, offsets, text_kwargs.get("truncation"), text_kwargs.get("max_length")
+        )
         padding = text_kwargs.get("padding", False)
-        if padding in (False, None, "do_not_pad") and len({len(ids) for ids in sequences}) > 1 and \
-                text_kwargs.get("return_tensors") is not None:
+        if (
+            padding in (False, None, "do_not_pad")
+            and len({len(ids) for ids in sequences}) > 1
+            and text_kwargs.get("return_tensors") is not None
+        ):
             raise ValueError(f"prompts differ in length {[len(ids) for ids in sequences]}; pass padding=True")
-        if padding not in (False, None, "do_not_pad") and self.tokenizer.pad_token_id is None \
-                and len({len(ids) for ids in sequences}) > 1:
+        if (
+            padding not in (False, None, "do_not_pad")
+            and self.tokenizer.pad_token_id is None
+            and len({len(ids) for ids in sequences}) > 1
+        ):
             raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token to pad a batch")
         padding_side = text_kwargs.get("padding_side") or self.tokenizer.padding_side
-        padded = dict(self.tokenizer.pad(
-            {"input_ids": sequences},
-            padding=padding if padding is not None else False,
-            # Truncation is done above; the tokenizer only needs max_length to pad up to it.
-            max_length=text_kwargs.get("max_length") if padding == "max_length" else None,
-            pad_to_multiple_of=text_kwargs.get("pad_to_multiple_of"),
-            padding_side=padding_side,
-            return_attention_mask=text_kwargs.get("return_attention_mask"),
-        ))
+        padded = dict(
+            self.tokenizer.pad(
+                {"input_ids": sequences},
+                padding=padding if padding is not None else False,
+                # Truncation is done above; the tokenizer only needs max_length to pad up to it.
+                max_length=text_kwargs.get("max_length") if padding == "max_length" else None,
+                pad_to_multiple_of=text_kwargs.get("pad_to_multiple_of"),
+                padding_side=padding_side,
+                return_attention_mask=text_kwargs.get("return_attention_mask"),
+            )
+        )
         if with_offsets:  # padding covers no characters: (0, 0), on the side the ids were padded
             padded["offset_mapping"] = [
-                [[0, 0]] * (len(ids) - len(spans)) + spans if padding_side == "left"
+                [[0, 0]] * (len(ids) - len(spans)) + spans
+                if padding_side == "left"
                 else spans + [[0, 0]] * (len(ids) - len(spans))
                 for ids, spans in zip(padded["input_ids"], offsets)
             ]
@@ -353,16 +395,20 @@ class PiTeProcessor(ProcessorMixin):
             padded["text_replacement_offsets"] = [[] for _ in texts]
         return padded
 
-    def _truncate(self, sequences: list[list[int]], offsets: list[Any], truncation: Any, max_length: int | None
-                  ) -> tuple[list[list[int]], list[Any]]:
+    def _truncate(
+        self, sequences: list[list[int]], offsets: list[Any], truncation: Any, max_length: int | None
+    ) -> tuple[list[list[int]], list[Any]]:
         """Cut each sequence (and its offsets) to `max_length` on the tokenizer's truncation side; never through a
         video's tokens."""
         if truncation in (None, False, "do_not_truncate") or max_length is None:
             return sequences, offsets
         if truncation not in (True, "longest_first", "only_first"):
             raise ValueError(f"truncation must be True, 'longest_first', 'only_first' or False, got {truncation!r}")
-        keep = slice(-max_length, None) if getattr(self.tokenizer, "truncation_side", "right") == "left" \
+        keep = (
+            slice(-max_length, None)
+            if getattr(self.tokenizer, "truncation_side", "right") == "left"
             else slice(0, max_length)
+        )
         cut = [ids[keep] for ids in sequences]
         before = [ids.count(self.video_token_id) for ids in sequences]
         after = [ids.count(self.video_token_id) for ids in cut]

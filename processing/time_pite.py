@@ -89,7 +89,9 @@ def parse_frame_index_spans(text: str) -> list[tuple[int, int]]:
     return [(int(match.group(1)), int(match.group(3))) for match in TIME_SPAN_PATTERN.finditer(text)]
 
 
-def parse_time_spans(text: str, duration: float, num_frames: int = 100, end: str = "frame") -> list[tuple[float, float]]:
+def parse_time_spans(
+    text: str, duration: float, num_frames: int = 100, end: str = "frame"
+) -> list[tuple[float, float]]:
     """All time spans written in `text`, converted to seconds with `frame_index_span_to_seconds(..., end=end)`.
 
     Returns an empty list when the text holds no span (the grounding metric then scores IoU 0).

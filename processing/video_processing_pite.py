@@ -105,9 +105,16 @@ class PiTeVideoMetadata(VideoMetadata):
     @classmethod
     def from_sampled(cls, sampled: SampledVideo) -> "PiTeVideoMetadata":
         meta = sampled.metadata
-        return cls(total_num_frames=meta["num_source_frames"], fps=meta["fps"], width=meta["width"],
-                   height=meta["height"], duration=meta["duration"], video_backend=meta.get("video_backend"),
-                   frames_indices=list(meta["frame_indices"]), timestamps=meta["timestamps"])
+        return cls(
+            total_num_frames=meta["num_source_frames"],
+            fps=meta["fps"],
+            width=meta["width"],
+            height=meta["height"],
+            duration=meta["duration"],
+            video_backend=meta.get("video_backend"),
+            frames_indices=list(meta["frame_indices"]),
+            timestamps=meta["timestamps"],
+        )
 
 
 def _to_numpy(videos: Any) -> Any:
@@ -178,15 +185,18 @@ class PiTeVideoProcessor(VideoProcessorMixin):
             raise ValueError(f"resize_backend must be one of {RESIZE_BACKENDS}, got {resize_backend!r}")
 
     # ------------------------------------------------------------------ sampling and decoding
-    def sample_frames(self, metadata: VideoMetadata, num_frames: int | None = None, fps: float | None = None,
-                      **kwargs: Any) -> np.ndarray:
+    def sample_frames(
+        self, metadata: VideoMetadata, num_frames: int | None = None, fps: float | None = None, **kwargs: Any
+    ) -> np.ndarray:
         """The release's indices: `np.linspace(0, T - 1, N, dtype=np.int32)` with T = `metadata.total_num_frames`.
 
         Sampling at a target `fps` is not the release's rule and is refused. Returns int64 (N,).
         """
         if fps is not None:
-            raise ValueError("PiTe samples num_frames frames spread over the whole video (the release's rule); "
-                             "sampling at a target fps is not supported")
+            raise ValueError(
+                "PiTe samples num_frames frames spread over the whole video (the release's rule); "
+                "sampling at a target fps is not supported"
+            )
         return sample_frame_indices(int(metadata.total_num_frames), int(num_frames or self.num_frames))
 
     def fetch_videos(self, video_url_or_urls: Any, sample_indices_fn: Any = None) -> tuple[list, list]:
@@ -196,9 +206,16 @@ class PiTeVideoProcessor(VideoProcessorMixin):
         sampled = [read_video(video, self.num_frames, backend=self.video_backend) for video in flat]
         return [video.frames for video in sampled], [PiTeVideoMetadata.from_sampled(v) for v in sampled]
 
-    def read_videos(self, videos: Any, num_frames: int | None = None, video_fps: Any = None,
-                    video_backend: str | None = None, video_metadata: Any = None,
-                    do_sample_frames: bool = True, frame_transform: Any = None) -> list[SampledVideo]:
+    def read_videos(
+        self,
+        videos: Any,
+        num_frames: int | None = None,
+        video_fps: Any = None,
+        video_backend: str | None = None,
+        video_metadata: Any = None,
+        do_sample_frames: bool = True,
+        frame_transform: Any = None,
+    ) -> list[SampledVideo]:
         """Sample (decode) each video of `videos` (flattened in order): uint8 frames (N, H, W, 3) and metadata.
 
         `num_frames` / `video_backend` default to the processor's; `video_fps` or `video_metadata` give the frame
@@ -213,8 +230,10 @@ class PiTeVideoProcessor(VideoProcessorMixin):
         for video, fps in zip(flat, fps_list):
             decoded = isinstance(video, (np.ndarray, list, tuple))
             if not do_sample_frames and not decoded:
-                raise ValueError(f"do_sample_frames=False keeps every frame of decoded frames; video "
-                                 f"{describe_input(video)} is encoded: let the processor sample its frames")
+                raise ValueError(
+                    f"do_sample_frames=False keeps every frame of decoded frames; video "
+                    f"{describe_input(video)} is encoded: let the processor sample its frames"
+                )
             count = num_frames if do_sample_frames else len(video)
             sampled.append(read_video(video, count, fps, backend=video_backend, frame_transform=frame_transform))
             sampled[-1].metadata["video_backend"] = None if decoded else video_backend
@@ -253,8 +272,15 @@ class PiTeVideoProcessor(VideoProcessorMixin):
         # PIL's resize runs in the reader, frame by frame as decoded; the frames arrive at their resized size.
         resize_in_reader = bool(kwargs["do_resize"]) and kwargs["resize_backend"] == "pil"
         transform = self.pil_resize_transform(kwargs["size"], kwargs["resample"]) if resize_in_reader else None
-        sampled = self.read_videos(videos, kwargs["num_frames"], kwargs["video_fps"], kwargs["video_backend"],
-                                   kwargs["video_metadata"], bool(kwargs["do_sample_frames"]), transform)
+        sampled = self.read_videos(
+            videos,
+            kwargs["num_frames"],
+            kwargs["video_fps"],
+            kwargs["video_backend"],
+            kwargs["video_metadata"],
+            bool(kwargs["do_sample_frames"]),
+            transform,
+        )
         frames = [video.frames for video in sampled]
         metadata = [PiTeVideoMetadata.from_sampled(video) for video in sampled]
         if resize_in_reader:
@@ -268,16 +294,30 @@ class PiTeVideoProcessor(VideoProcessorMixin):
             data["video_metadata"] = metadata
         return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["video_metadata"])
 
-    def _preprocess_one(self, frames: np.ndarray, do_resize: bool, size: SizeDict, resample: Any,
-                        do_center_crop: bool, crop_size: SizeDict, do_rescale: bool, rescale_factor: float,
-                        do_normalize: bool, image_mean: Any, image_std: Any, device: Any = None,
-                        resize_backend: str = "pil", **kwargs: Any) -> torch.Tensor:
+    def _preprocess_one(
+        self,
+        frames: np.ndarray,
+        do_resize: bool,
+        size: SizeDict,
+        resample: Any,
+        do_center_crop: bool,
+        crop_size: SizeDict,
+        do_rescale: bool,
+        rescale_factor: float,
+        do_normalize: bool,
+        image_mean: Any,
+        image_std: Any,
+        device: Any = None,
+        resize_backend: str = "pil",
+        **kwargs: Any,
+    ) -> torch.Tensor:
         """uint8 frames (N, H, W, 3) -> float32 (N, 3, h, w), in the CLIP image processor's order of operations."""
         if do_resize:
             height, width = self._resize_target(frames, size)
             if resize_backend == "pil":
-                frames = np.stack([np.asarray(Image.fromarray(frame).resize((width, height), resample=resample))
-                                   for frame in frames])
+                frames = np.stack(
+                    [np.asarray(Image.fromarray(frame).resize((width, height), resample=resample)) for frame in frames]
+                )
                 video = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2)
             else:
                 video = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).to(torch.float32)
@@ -300,6 +340,7 @@ class PiTeVideoProcessor(VideoProcessorMixin):
     def pil_resize_transform(cls, size: SizeDict, resample: Any) -> Any:
         """One uint8 frame (H, W, 3) -> the frame resized as the CLIP image processor resizes it (PIL, `resample`,
         to `size`): what `read_video(frame_transform=...)` applies to each frame as soon as it is decoded."""
+
         def resize(frame: np.ndarray) -> np.ndarray:
             height, width = cls._resize_target(frame[None], size)
             return np.asarray(Image.fromarray(frame).resize((width, height), resample=resample))
@@ -311,16 +352,27 @@ class PiTeVideoProcessor(VideoProcessorMixin):
         """Bicubic resize of float frames (N, 3, H, W) holding uint8 levels, as PIL resizes 8-bit images: the
         horizontal pass, then the vertical one, each rounded and clipped to [0, 255]. Without the clipping between
         passes, overshoot on sharp edges differs from PIL by up to 23 levels (measured on noise)."""
-        video = torch.nn.functional.interpolate(video, size=(video.shape[-2], width), mode="bicubic",
-                                                antialias=True, align_corners=False).round().clamp(0, 255)
-        return torch.nn.functional.interpolate(video, size=(height, width), mode="bicubic",
-                                               antialias=True, align_corners=False).round().clamp(0, 255)
+        video = (
+            torch.nn.functional.interpolate(
+                video, size=(video.shape[-2], width), mode="bicubic", antialias=True, align_corners=False
+            )
+            .round()
+            .clamp(0, 255)
+        )
+        return (
+            torch.nn.functional.interpolate(
+                video, size=(height, width), mode="bicubic", antialias=True, align_corners=False
+            )
+            .round()
+            .clamp(0, 255)
+        )
 
     @staticmethod
     def _resize_target(frames: np.ndarray, size: SizeDict) -> tuple[int, int]:
         if size.shortest_edge:
-            return get_resize_output_image_size(frames[0], size=size.shortest_edge, default_to_square=False,
-                                                input_data_format=ChannelDimension.LAST)
+            return get_resize_output_image_size(
+                frames[0], size=size.shortest_edge, default_to_square=False, input_data_format=ChannelDimension.LAST
+            )
         if size.height and size.width:
             return size.height, size.width
         raise ValueError(f"size must hold 'shortest_edge' or 'height' and 'width', got {dict(size)}")
@@ -333,17 +385,28 @@ class PiTeVideoProcessor(VideoProcessorMixin):
         if (new_height, new_width) != (height, width):
             top_pad, left_pad = ceil((new_height - height) / 2), ceil((new_width - width) / 2)
             padded = video.new_zeros((*video.shape[:-2], new_height, new_width))
-            padded[..., top_pad:top_pad + height, left_pad:left_pad + width] = video
+            padded[..., top_pad : top_pad + height, left_pad : left_pad + width] = video
             video = padded
         top, left = (new_height - crop_height) // 2, (new_width - crop_width) // 2
-        return video[..., top:top + crop_height, left:left + crop_width]
+        return video[..., top : top + crop_height, left : left + crop_width]
 
     @classmethod
     def from_image_processor(cls, image_processor: Any, **kwargs: Any) -> "PiTeVideoProcessor":
         """A video processor with `image_processor`'s resize/crop/rescale/normalize settings (CLIP's)."""
         settings = {}
-        for name in ("size", "crop_size", "resample", "do_resize", "do_center_crop", "do_rescale", "rescale_factor",
-                     "do_normalize", "image_mean", "image_std", "do_convert_rgb"):
+        for name in (
+            "size",
+            "crop_size",
+            "resample",
+            "do_resize",
+            "do_center_crop",
+            "do_rescale",
+            "rescale_factor",
+            "do_normalize",
+            "image_mean",
+            "image_std",
+            "do_convert_rgb",
+        ):
             value = getattr(image_processor, name, None)
             if value is not None:
                 settings[name] = dict(value) if isinstance(value, (dict, SizeDict)) else value

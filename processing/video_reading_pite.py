@@ -131,8 +131,9 @@ def _frame_to_array(frame: Any, name: str) -> np.ndarray:
     return frame
 
 
-def _sample_decoded(frames: np.ndarray, num_frames: int, fps: float | None,
-                    frame_transform: FrameTransform | None = None) -> SampledVideo:
+def _sample_decoded(
+    frames: np.ndarray, num_frames: int, fps: float | None, frame_transform: FrameTransform | None = None
+) -> SampledVideo:
     """Sample N frames from already-decoded frames (T, H, W, 3); timing only if `fps` is given."""
     num_source_frames = frames.shape[0]
     indices = sample_frame_indices(num_source_frames, num_frames)
@@ -263,8 +264,9 @@ def _open_decord_reader(source: Any, name: str, backend: str) -> Any:
     return reader
 
 
-def _read_with_decord(source: Any, num_frames: int, name: str, backend: str,
-                      frame_transform: FrameTransform | None = None) -> SampledVideo:
+def _read_with_decord(
+    source: Any, num_frames: int, name: str, backend: str, frame_transform: FrameTransform | None = None
+) -> SampledVideo:
     """`read_video` of an encoded input with decord (`backend` is the requested one, for the ImportError)."""
     reader = _open_decord_reader(source, name, backend)
     num_source_frames = len(reader)
@@ -276,7 +278,7 @@ def _read_with_decord(source: Any, num_frames: int, name: str, backend: str,
     collector = _FrameCollector(indices, frame_transform)
     try:
         for start in range(0, len(distinct), chunk):
-            part = distinct[start:start + chunk]
+            part = distinct[start : start + chunk]
             for index, frame in zip(part, reader.get_batch(part).asnumpy()):
                 collector.add(index, frame)
         frame_times = reader.get_frame_timestamp(indices.tolist())
@@ -357,9 +359,11 @@ def probe_key_frames(container: Any, name: str = "<video>") -> KeyFrameStructure
     packets.sort()  # decode order -> display order
     last_pts, _, last_duration = packets[-1]
     try:
-        return KeyFrameStructure(frame_pts=tuple(pts for pts, _, _ in packets),
-                                 key_frames=tuple(i for i, (_, key, _) in enumerate(packets) if key),
-                                 end_pts=last_pts + last_duration if last_duration > 0 else None)
+        return KeyFrameStructure(
+            frame_pts=tuple(pts for pts, _, _ in packets),
+            key_frames=tuple(i for i, (_, key, _) in enumerate(packets) if key),
+            end_pts=last_pts + last_duration if last_duration > 0 else None,
+        )
     except ValueError as error:
         raise VideoInputError(
             f"video {name} cannot be read by seeking with PyAV: {error}; try backend='decord'"
@@ -367,7 +371,7 @@ def probe_key_frames(container: Any, name: str = "<video>") -> KeyFrameStructure
 
 
 def choose_decode_strategy(structure: KeyFrameStructure, indices: Sequence[int]) -> str:
-    """"seek" or "sequential": whichever decodes fewer frames for `indices`, a seek counted as `SEEK_COST_FRAMES`.
+    """ "seek" or "sequential": whichever decodes fewer frames for `indices`, a seek counted as `SEEK_COST_FRAMES`.
 
     Seeking decodes, per GOP holding sampled frames, from its key frame (or on from the previous sampled frame) to the
     last sampled frame in it, plus a seek per such GOP; one sequential pass decodes everything from the first sampled
@@ -390,8 +394,12 @@ def choose_decode_strategy(structure: KeyFrameStructure, indices: Sequence[int])
 
 
 def decode_frames(
-    container: Any, structure: KeyFrameStructure, indices: Sequence[int], name: str = "<video>",
-    strategy: str = "auto", frame_transform: FrameTransform | None = None,
+    container: Any,
+    structure: KeyFrameStructure,
+    indices: Sequence[int],
+    name: str = "<video>",
+    strategy: str = "auto",
+    frame_transform: FrameTransform | None = None,
 ) -> tuple[np.ndarray, int, tuple[int, int]]:
     """Decode the frames at display `indices` of an open PyAV container's first video stream.
 
@@ -423,8 +431,9 @@ def decode_frames(
         for frame in frames:
             decoded += 1
             if frame.pts not in index_of_pts:
-                raise VideoInputError(f"video {name}: decoded a frame with timestamp {frame.pts} that demuxing did "
-                                      "not list")
+                raise VideoInputError(
+                    f"video {name}: decoded a frame with timestamp {frame.pts} that demuxing did not list"
+                )
             position = index_of_pts[frame.pts]
             if position >= target:
                 break
@@ -445,7 +454,9 @@ def decode_by_seeking(
 
 
 def decode_with_torchcodec(
-    encoded: str | io.BytesIO, indices: Sequence[int], name: str = "<video>",
+    encoded: str | io.BytesIO,
+    indices: Sequence[int],
+    name: str = "<video>",
     frame_transform: FrameTransform | None = None,
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """The frames at display `indices` of an encoded video, decoded by torchcodec's exact-seek `VideoDecoder`
@@ -464,12 +475,13 @@ def decode_with_torchcodec(
             frames = decoder.get_frames_at([int(i) for i in indices]).data.numpy()
             return frames, (int(frames.shape[1]), int(frames.shape[2]))
         for start in range(0, len(distinct), TORCHCODEC_TRANSFORM_CHUNK):
-            part = distinct[start:start + TORCHCODEC_TRANSFORM_CHUNK]
+            part = distinct[start : start + TORCHCODEC_TRANSFORM_CHUNK]
             for index, frame in zip(part, decoder.get_frames_at(part).data.numpy()):
                 collector.add(index, frame)
     except (RuntimeError, ValueError, IndexError) as error:
-        raise VideoInputError(f"torchcodec could not decode the sampled frames of video {name} ({error}); "
-                              "try backend='pyav'") from error
+        raise VideoInputError(
+            f"torchcodec could not decode the sampled frames of video {name} ({error}); try backend='pyav'"
+        ) from error
     return collector.frames, collector.source_size
 
 
@@ -490,8 +502,14 @@ def _check_declared_frames(stream: Any, found: int, name: str) -> None:
         )
 
 
-def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str,
-                    frame_transform: FrameTransform | None = None, decode_strategy: str = "auto") -> SampledVideo:
+def _read_with_pyav(
+    source: Any,
+    num_frames: int,
+    name: str,
+    backend: str,
+    frame_transform: FrameTransform | None = None,
+    decode_strategy: str = "auto",
+) -> SampledVideo:
     """`read_video` of an encoded input with PyAV demuxing (T, key frames, times) and PyAV's `decode_frames` or, for
     `backend="torchcodec"`, torchcodec's decoder."""
     av = _import_video_library("av", backend)
@@ -511,8 +529,9 @@ def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str,
                 # torchcodec 0.13 stops early on some streams PyAV reads (x264 open GOPs): it raises, naming PyAV.
                 frames, (height, width) = decode_with_torchcodec(encoded, indices, name, frame_transform)
             else:
-                frames, _, (height, width) = decode_frames(container, structure, indices, name, decode_strategy,
-                                                           frame_transform)
+                frames, _, (height, width) = decode_frames(
+                    container, structure, indices, name, decode_strategy, frame_transform
+                )
         except av.error.FFmpegError as error:
             raise VideoInputError(f"could not decode the sampled frames of video {name}: {error}") from error
         time_base, rate = Fraction(stream.time_base), stream.average_rate or stream.guessed_rate
@@ -535,8 +554,14 @@ def _read_with_pyav(source: Any, num_frames: int, name: str, backend: str,
     return SampledVideo(frames=frames, metadata=metadata)
 
 
-def read_video(source: VideoInput, num_frames: int, fps: float | None = None, backend: str = "auto",
-               frame_transform: FrameTransform | None = None, decode_strategy: str = "auto") -> SampledVideo:
+def read_video(
+    source: VideoInput,
+    num_frames: int,
+    fps: float | None = None,
+    backend: str = "auto",
+    frame_transform: FrameTransform | None = None,
+    decode_strategy: str = "auto",
+) -> SampledVideo:
     """Sample `num_frames` frames from one video.
 
     Args:
@@ -574,8 +599,9 @@ def read_video(source: VideoInput, num_frames: int, fps: float | None = None, ba
     if backend not in VIDEO_BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, VIDEO_BACKENDS))}, got {backend!r}")
     if decode_strategy not in DECODE_STRATEGIES:
-        raise ValueError(f"decode_strategy must be one of {', '.join(map(repr, DECODE_STRATEGIES))}, "
-                         f"got {decode_strategy!r}")
+        raise ValueError(
+            f"decode_strategy must be one of {', '.join(map(repr, DECODE_STRATEGIES))}, got {decode_strategy!r}"
+        )
     name = describe_input(source)
     if isinstance(source, np.ndarray):
         if source.ndim != 4 or source.shape[-1] != 3:

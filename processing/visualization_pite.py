@@ -84,8 +84,10 @@ def render_frames(
     # Object k's point p has the same colour in ground truth and prediction; the marker style tells them apart.
     layers = [
         (object_index, _normalised(o, coordinates, source_width, source_height), style)
-        for objects, style in ((_as_objects(ground_truth, num_frames, "ground_truth"), "truth"),
-                               (_as_objects(predicted, num_frames, "predicted"), "prediction"))
+        for objects, style in (
+            (_as_objects(ground_truth, num_frames, "ground_truth"), "truth"),
+            (_as_objects(predicted, num_frames, "predicted"), "prediction"),
+        )
         for object_index, o in enumerate(objects)
     ]
     radius = max(2, width // 64)
@@ -149,7 +151,9 @@ def save_trajectory_gif(
     images = render_frames(frames, predicted, ground_truth, width=frame_width, coordinates=coordinates)
 
     def write(target: str) -> None:
-        images[0].save(target, format="GIF", save_all=True, append_images=images[1:], duration=frame_duration_ms, loop=0)
+        images[0].save(
+            target, format="GIF", save_all=True, append_images=images[1:], duration=frame_duration_ms, loop=0
+        )
 
     return _save(path, write)
 

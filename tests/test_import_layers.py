@@ -124,7 +124,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def _example(graph: dict[str, set[str]], folder_of: dict[str, str], source: str, target: str) -> str:
     module, imported = next(
-        (m, t) for m, targets in sorted(graph.items()) for t in sorted(targets)
+        (m, t)
+        for m, targets in sorted(graph.items())
+        for t in sorted(targets)
         if folder_of[m] == source and folder_of[t] == target
     )
     return f"{source} -> {target} (pite.{module} imports pite.{imported})"
@@ -147,9 +149,7 @@ def test_no_circle_between_top_level_folders():
 
 def test_no_circle_between_modules_of_one_folder():
     graph, folder_of = import_graph()
-    within = {
-        module: {t for t in targets if folder_of[t] == folder_of[module]} for module, targets in graph.items()
-    }
+    within = {module: {t for t in targets if folder_of[t] == folder_of[module]} for module, targets in graph.items()}
     # A package's __init__ re-exporting its modules is not a circle when they import only their siblings.
     within = {
         module: {t for t in targets if not (t == folder_of[module] and "." in module)}

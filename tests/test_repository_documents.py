@@ -51,8 +51,9 @@ def test_ci_runs_exactly_the_readme_test_command_with_the_linters_first():
     ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert ci_lines[-1].strip() == command
     steps = [step.strip() for step in command.split("&&")]
-    lint, fmt, tests = (next(i for i, s in enumerate(steps) if key in s) for key in
-                        ("ruff check .", "ruff format --check .", "pytest"))
+    lint, fmt, tests = (
+        next(i for i, s in enumerate(steps) if key in s) for key in ("ruff check .", "ruff format --check .", "pytest")
+    )
     assert lint < fmt < tests
 
 

@@ -52,8 +52,10 @@ def main(argv: list[str]) -> int:
         venv.create(target, with_pip=True)
     command = [str(python), "-m", "pip", "install", "--quiet", *requirements(platform.machine())]
     if subprocess.run(command).returncode != 0:
-        print(f"installing the torchvision environment into {target} failed (command: {' '.join(command)})",
-              file=sys.stderr)
+        print(
+            f"installing the torchvision environment into {target} failed (command: {' '.join(command)})",
+            file=sys.stderr,
+        )
         return 1
     print(f"torchvision environment ready in {target} ({time.perf_counter() - start:.0f} s)")
     return 0

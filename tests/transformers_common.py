@@ -39,8 +39,19 @@ def cache_root() -> Path:
 def _download_and_extract(root: Path) -> None:
     version = transformers.__version__
     with tempfile.TemporaryDirectory() as scratch:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
-                   "--dest", scratch, f"transformers=={version}"]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--quiet",
+            "--dest",
+            scratch,
+            f"transformers=={version}",
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         archives = list(Path(scratch).glob("transformers-*.tar.gz"))
         if done.returncode != 0 or not archives:
@@ -50,7 +61,7 @@ def _download_and_extract(root: Path) -> None:
         with tarfile.open(archives[0]) as archive:
             for member in archive.getmembers():
                 if member.isfile() and member.name.startswith(prefix) and member.name.endswith(".py"):
-                    target = staging / member.name[len(prefix):]
+                    target = staging / member.name[len(prefix) :]
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(archive.extractfile(member).read())
         if not (staging / REQUIRED).is_file():

@@ -76,8 +76,12 @@ def newest_complete_checkpoint(output_dir: str) -> str | None:
     for _, path in sorted(steps, reverse=True):
         if os.path.isfile(os.path.join(path, TRAINER_STATE_NAME)):
             if incomplete:
-                logger.warning("skipping incomplete checkpoint(s) without %s: %s; resuming from %s",
-                               TRAINER_STATE_NAME, ", ".join(incomplete), path)
+                logger.warning(
+                    "skipping incomplete checkpoint(s) without %s: %s; resuming from %s",
+                    TRAINER_STATE_NAME,
+                    ", ".join(incomplete),
+                    path,
+                )
             return path
         incomplete.append(path)
     if incomplete:
@@ -123,8 +127,12 @@ def _check_starting_model(model_path: str | None, output_dir: str) -> None:
     if not isinstance(model_path, str) or not os.path.isdir(model_path):
         return
     if os.path.realpath(model_path) == os.path.realpath(output_dir):
-        raise OutputExistsError(f"output_dir {output_dir} is model_name_or_path: the stage would overwrite the model "
-                                "it starts from; choose another output_dir", path=output_dir, field="output_dir")
+        raise OutputExistsError(
+            f"output_dir {output_dir} is model_name_or_path: the stage would overwrite the model "
+            "it starts from; choose another output_dir",
+            path=output_dir,
+            field="output_dir",
+        )
     check_checkpoint_weights(model_path)
 
 
@@ -185,18 +193,32 @@ def run_stage(
     fingerprint = feature_fingerprint(model, processor) if needs_fingerprint else None
     max_length = config.max_length
     num_points = model.config.num_trajectory_points
-    featurizer = ExampleFeaturizer(processor, num_points, max_length, _feature_cache(config.feature_cache_dir, fingerprint))
+    featurizer = ExampleFeaturizer(
+        processor, num_points, max_length, _feature_cache(config.feature_cache_dir, fingerprint)
+    )
     train_dataset, train_report = build_stage_dataset(
-        stage, config.data_files, config.media_dir, featurizer, config.skip_bad_records, config.verify_media,
-        config.max_events_per_video, config.rehearsal_data_files, config.rehearsal_media_dir,
+        stage,
+        config.data_files,
+        config.media_dir,
+        featurizer,
+        config.skip_bad_records,
+        config.verify_media,
+        config.max_events_per_video,
+        config.rehearsal_data_files,
+        config.rehearsal_media_dir,
     )
     eval_dataset, eval_report = None, None
     if config.eval_data_files:
         eval_cache = _feature_cache(config.eval_feature_cache_dir or config.feature_cache_dir, fingerprint)
         eval_featurizer = ExampleFeaturizer(processor, num_points, max_length, eval_cache)
         eval_dataset, eval_report = build_stage_dataset(
-            stage, config.eval_data_files, config.eval_media_dir or config.media_dir, eval_featurizer,
-            config.skip_bad_records, config.verify_media, config.max_events_per_video,
+            stage,
+            config.eval_data_files,
+            config.eval_media_dir or config.media_dir,
+            eval_featurizer,
+            config.skip_bad_records,
+            config.verify_media,
+            config.max_events_per_video,
         )
 
     peft_model = prepare_model_for_stage(model, stage, config)
@@ -246,8 +268,18 @@ def train_stage(
     callbacks: Sequence[Any] | None = None,
 ) -> str:
     """Train one stage (see `run_stage` for the arguments); returns the output folder (a merged checkpoint)."""
-    run = run_stage(stage, model, output_dir, data_files, media_dir, processor, config_file, overrides,
-                    resume_from_checkpoint, callbacks)
+    run = run_stage(
+        stage,
+        model,
+        output_dir,
+        data_files,
+        media_dir,
+        processor,
+        config_file,
+        overrides,
+        resume_from_checkpoint,
+        callbacks,
+    )
     return run.config.output_dir
 
 

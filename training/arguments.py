@@ -12,8 +12,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 STAGES = (1, 2, 3)
-LIST_FIELDS = ("data_files", "media_dir", "eval_data_files", "eval_media_dir", "rehearsal_data_files",
-               "rehearsal_media_dir")
+LIST_FIELDS = (
+    "data_files",
+    "media_dir",
+    "eval_data_files",
+    "eval_media_dir",
+    "rehearsal_data_files",
+    "rehearsal_media_dir",
+)
 
 
 @dataclass
@@ -22,19 +28,25 @@ class PiTeStageArguments:
 
     stage: int = field(
         default=1,
-        metadata={"help": "Recipe stage: 1 referring-expression localization (Localized Narratives, points), "
-                          "2 pixel-temporal alignment (PiTe-143k, trajectories), 3 video QA instruction tuning."},
+        metadata={
+            "help": "Recipe stage: 1 referring-expression localization (Localized Narratives, points), "
+            "2 pixel-temporal alignment (PiTe-143k, trajectories), 3 video QA instruction tuning."
+        },
     )
     data_files: list[str] = field(
         default_factory=list,
-        metadata={"help": "Training annotation files. Stage 1: Localized Narratives JSONL; stage 2: PiTe-143k-style "
-                          "JSONL; stage 3: Valley-Instruct and/or VideoInstruct-100K JSON (format detected per "
-                          "file)."},
+        metadata={
+            "help": "Training annotation files. Stage 1: Localized Narratives JSONL; stage 2: PiTe-143k-style "
+            "JSONL; stage 3: Valley-Instruct and/or VideoInstruct-100K JSON (format detected per "
+            "file)."
+        },
     )
     media_dir: list[str] = field(
         default_factory=list,
-        metadata={"help": "Folder of the images (stage 1) or videos (stages 2-3) the annotation files point into: "
-                          "one folder for all files, or one per entry of data_files."},
+        metadata={
+            "help": "Folder of the images (stage 1) or videos (stages 2-3) the annotation files point into: "
+            "one folder for all files, or one per entry of data_files."
+        },
     )
     eval_data_files: list[str] = field(
         default_factory=list, metadata={"help": "Optional held-out annotation files, same formats as data_files."}
@@ -44,57 +56,75 @@ class PiTeStageArguments:
     )
     feature_cache_dir: str | None = field(
         default=None,
-        metadata={"help": "Folder written by `pite extract-features` over media_dir. When set, training reads the "
-                          "cached frozen-tower features instead of decoding pixels (every record must be cached)."},
+        metadata={
+            "help": "Folder written by `pite extract-features` over media_dir. When set, training reads the "
+            "cached frozen-tower features instead of decoding pixels (every record must be cached)."
+        },
     )
     eval_feature_cache_dir: str | None = field(
         default=None, metadata={"help": "Feature cache of eval_media_dir (defaults to feature_cache_dir)."}
     )
     global_batch_size: int | None = field(
         default=None,
-        metadata={"help": "Samples per optimizer step over all processes (the paper: 256). When set, "
-                          "gradient_accumulation_steps is derived as global / (per_device_train_batch_size * "
-                          "world size)."},
+        metadata={
+            "help": "Samples per optimizer step over all processes (the paper: 256). When set, "
+            "gradient_accumulation_steps is derived as global / (per_device_train_batch_size * "
+            "world size)."
+        },
     )
     localization_loss_weight: float = field(
         default=1.0,
-        metadata={"help": "lambda, weight of the point (stage 1) and trajectory (stage 2) L1 terms; not reported in "
-                          "the paper. 1.0 keeps the L1 of normalised coordinates on the scale of the token CE."},
+        metadata={
+            "help": "lambda, weight of the point (stage 1) and trajectory (stage 2) L1 terms; not reported in "
+            "the paper. 1.0 keeps the L1 of normalised coordinates on the scale of the token CE."
+        },
     )
     label_smoothing: float = field(
         default=0.0,
-        metadata={"help": "Label smoothing of the token cross-entropy, applied by the model (the paper smooths stage "
-                          "3, value not reported; the stage-3 recipe uses 0.1). Use this, not "
-                          "label_smoothing_factor."},
+        metadata={
+            "help": "Label smoothing of the token cross-entropy, applied by the model (the paper smooths stage "
+            "3, value not reported; the stage-3 recipe uses 0.1). Use this, not "
+            "label_smoothing_factor."
+        },
     )
     absent_targets: str = field(
         default="regress",
-        metadata={"help": "What the L1 terms do where a token has no target or the object is absent: 'regress' "
-                          "(the authors' release: predict (-1, -1) there, so the model learns which words name no "
-                          "object) or 'mask' (only present targets count)."},
+        metadata={
+            "help": "What the L1 terms do where a token has no target or the object is absent: 'regress' "
+            "(the authors' release: predict (-1, -1) there, so the model learns which words name no "
+            "object) or 'mask' (only present targets count)."
+        },
     )
     skip_bad_records: bool = field(
         default=False,
-        metadata={"help": "Skip (and count in the log) records with missing/unreadable media, wrongly shaped "
-                          "trajectories, empty conversations or other defects, instead of stopping with an error."},
+        metadata={
+            "help": "Skip (and count in the log) records with missing/unreadable media, wrongly shaped "
+            "trajectories, empty conversations or other defects, instead of stopping with an error."
+        },
     )
     verify_media: bool = field(
         default=True,
-        metadata={"help": "Open every image/video once while loading the annotations, so an unreadable file is "
-                          "reported by record before training starts (skipped for records served from the feature "
-                          "cache)."},
+        metadata={
+            "help": "Open every image/video once while loading the annotations, so an unreadable file is "
+            "reported by record before training starts (skipped for records served from the feature "
+            "cache)."
+        },
     )
     rehearsal_data_files: list[str] = field(
         default_factory=list,
-        metadata={"help": "Stage 3 only: PiTe-143k-style files (stage 2's data) mixed into the instructions and "
-                          "trained with their trajectory loss, the trajectory head trained too. The paper's stage 3 "
-                          "trains answers only (leave empty); a small model forgets what its trajectory head reads "
-                          "without it."},
+        metadata={
+            "help": "Stage 3 only: PiTe-143k-style files (stage 2's data) mixed into the instructions and "
+            "trained with their trajectory loss, the trajectory head trained too. The paper's stage 3 "
+            "trains answers only (leave empty); a small model forgets what its trajectory head reads "
+            "without it."
+        },
     )
     rehearsal_media_dir: list[str] = field(
         default_factory=list,
-        metadata={"help": "Video folder(s) of rehearsal_data_files (defaults to media_dir); with a feature cache, "
-                          "their videos must be in feature_cache_dir."},
+        metadata={
+            "help": "Video folder(s) of rehearsal_data_files (defaults to media_dir); with a feature cache, "
+            "their videos must be in feature_cache_dir."
+        },
     )
     max_events_per_video: int | None = field(
         default=None,
@@ -102,9 +132,11 @@ class PiTeStageArguments:
     )
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Train into an output_dir that already holds a finished stage (its merged model, lora/ "
-                          "and pite_training.json are replaced). Without it such a folder is refused before any "
-                          "work starts; --resume is always allowed."},
+        metadata={
+            "help": "Train into an output_dir that already holds a finished stage (its merged model, lora/ "
+            "and pite_training.json are replaced). Without it such a folder is refused before any "
+            "work starts; --resume is always allowed."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -120,8 +152,11 @@ class PiTeStageArguments:
             raise ValueError(f"global_batch_size must be >= 1 or null, got {self.global_batch_size}")
         for name in LIST_FIELDS:
             value = getattr(self, name)
-            setattr(self, name, [os.fspath(value)] if isinstance(value, (str, os.PathLike))
-                    else [os.fspath(v) for v in value])
+            setattr(
+                self,
+                name,
+                [os.fspath(value)] if isinstance(value, (str, os.PathLike)) else [os.fspath(v) for v in value],
+            )
         if self.rehearsal_data_files and self.stage != 3:
             raise ValueError(
                 f"rehearsal_data_files is for stage 3 (replaying stage 2's trajectories), but stage={self.stage}: "

@@ -31,34 +31,45 @@ def _train_parser() -> argparse.ArgumentParser:
         wrapped = textwrap.fill(help_text, width=96, initial_indent="      ", subsequent_indent="      ")
         rows.append(f"  {name} (default: {default!r})\n{wrapped}")
     parser = _IntermixedParser(
-        description=textwrap.fill(width=96, text="Train one stage of the PiTe recipe. Recipe values come from the stage's YAML file (default: the "
-                    "one shipped with the package); any field of it, of PiTe's fields below, of TRL's SFTConfig / "
-                    "transformers' TrainingArguments or of trl.ModelConfig (model_name_or_path, lora_r, lora_alpha, "
-                    "lora_dropout, lora_target_modules, ...) can be overridden as key=value, typed by its field "
-                    "(key=[a, b] for lists, key=null for none). Options and overrides may come in any order."),
+        description=textwrap.fill(
+            width=96,
+            text="Train one stage of the PiTe recipe. Recipe values come from the stage's YAML file (default: the "
+            "one shipped with the package); any field of it, of PiTe's fields below, of TRL's SFTConfig / "
+            "transformers' TrainingArguments or of trl.ModelConfig (model_name_or_path, lora_r, lora_alpha, "
+            "lora_dropout, lora_target_modules, ...) can be overridden as key=value, typed by its field "
+            "(key=[a, b] for lists, key=null for none). Options and overrides may come in any order.",
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="PiTe fields (besides every SFTConfig / TrainingArguments / ModelConfig field):\n" + "\n".join(rows)
+        epilog="PiTe fields (besides every SFTConfig / TrainingArguments / ModelConfig field):\n"
+        + "\n".join(rows)
         + "\n\nexample:\n  pite train --stage 2 model_name_or_path=out/stage1 data_files=[pite143k.jsonl] "
-          "media_dir=videos output_dir=out/stage2\n"
-          "multi-process: torchrun --nproc_per_node 8 -m pite.cli.main train --stage 2 ...\n"
-          "  (shipped accelerate configs for FSDP / DeepSpeed ZeRO-3: pite/training/configs/accelerate/)",
+        "media_dir=videos output_dir=out/stage2\n"
+        "multi-process: torchrun --nproc_per_node 8 -m pite.cli.main train --stage 2 ...\n"
+        "  (shipped accelerate configs for FSDP / DeepSpeed ZeRO-3: pite/training/configs/accelerate/)",
     )
     parser.add_argument("--stage", type=int, required=True, choices=(1, 2, 3), help="recipe stage")
-    parser.add_argument("--config", default=None, help="YAML file of config fields (default: the shipped stage recipe)")
-    parser.add_argument("--resume", action="store_true",
-                        help="resume from the newest complete checkpoint-* in output_dir (incomplete ones, without "
-                             "trainer_state.json, are skipped with a warning)")
+    parser.add_argument(
+        "--config", default=None, help="YAML file of config fields (default: the shipped stage recipe)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="resume from the newest complete checkpoint-* in output_dir (incomplete ones, without "
+        "trainer_state.json, are skipped with a warning)",
+    )
     parser.add_argument("--resume-from", default=None, metavar="CHECKPOINT", help="resume from this checkpoint folder")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lora_r=16 bf16=false")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lora_r=16 bf16=false"
+    )
     return parser
 
 
 def _extract_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Run the frozen CLIP tower of a PiTe checkpoint once over a folder of videos/images and cache the "
-                    "per-frame features (safetensors shards + index.json), so training reads features instead of "
-                    "pixels. Resumable: files already cached are skipped. Under torchrun / accelerate launch each "
-                    "process extracts every WORLD_SIZE-th file into its own part, merged into one index at the end.",
+        "per-frame features (safetensors shards + index.json), so training reads features instead of "
+        "pixels. Resumable: files already cached are skipped. Under torchrun / accelerate launch each "
+        "process extracts every WORLD_SIZE-th file into its own part, merged into one index at the end.",
     )
     parser.add_argument("--model", required=True, help="PiTe checkpoint folder (its processor is used too)")
     parser.add_argument("--media-dir", required=True, help="folder of videos/images (searched recursively)")
@@ -66,14 +77,21 @@ def _extract_parser() -> argparse.ArgumentParser:
     parser.add_argument("--files", nargs="*", default=None, help="only these files (paths relative to --media-dir)")
     parser.add_argument("--batch-size", type=int, default=8, help="files per tower forward pass")
     parser.add_argument("--shard-size", type=int, default=256, help="files per safetensors shard")
-    parser.add_argument("--num-workers", type=int, default=0,
-                        help="DataLoader worker processes decoding the next batches while the tower runs on this one "
-                             "(default 0: decode in the main process, as DataLoader and Trainer default); the "
-                             "features are the same either way")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=0,
+        help="DataLoader worker processes decoding the next batches while the tower runs on this one "
+        "(default 0: decode in the main process, as DataLoader and Trainer default); the "
+        "features are the same either way",
+    )
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--dtype", default=None, choices=DTYPE_NAMES, help="tower dtype")
-    parser.add_argument("--skip-bad-records", action="store_true",
-                        help="record unreadable files in the index and go on, instead of stopping")
+    parser.add_argument(
+        "--skip-bad-records",
+        action="store_true",
+        help="record unreadable files in the index and go on, instead of stopping",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -107,8 +125,14 @@ def _train(args: argparse.Namespace) -> int:
     from .api import train_stage
 
     try:
-        output = train_stage(args.stage, None, None, config_file=args.config, overrides=args.overrides,
-                             resume_from_checkpoint=args.resume_from or args.resume)
+        output = train_stage(
+            args.stage,
+            None,
+            None,
+            config_file=args.config,
+            overrides=args.overrides,
+            resume_from_checkpoint=args.resume_from or args.resume,
+        )
     except (ValueError, OSError) as error:  # bad config, data or paths: one line, no traceback
         message = " ".join(str(error).split())
         print(f"pite train: error: {message}", file=sys.stderr)
@@ -132,11 +156,13 @@ def _extract(args: argparse.Namespace) -> int:
     if args.num_workers < 0:
         raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")
     if not os.path.isdir(args.media_dir):
-        raise MissingInputError(f"--media-dir {args.media_dir} is not a folder", path=args.media_dir,
-                                field="--media-dir")
+        raise MissingInputError(
+            f"--media-dir {args.media_dir} is not a folder", path=args.media_dir, field="--media-dir"
+        )
     if args.files is None and not list_media(args.media_dir):  # else it would "succeed" having extracted nothing
-        raise InvalidInputError(f"--media-dir {args.media_dir} holds no video or image file", path=args.media_dir,
-                                field="--media-dir")
+        raise InvalidInputError(
+            f"--media-dir {args.media_dir} holds no video or image file", path=args.media_dir, field="--media-dir"
+        )
     if os.path.isdir(args.model):  # name a truncated weights file before transformers' anonymous error
         check_checkpoint_weights(args.model)
     index = os.path.join(args.output_dir, INDEX_NAME)
@@ -148,14 +174,23 @@ def _extract(args: argparse.Namespace) -> int:
     device = args.device or (state.device if state is not None else "cuda" if torch.cuda.is_available() else "cpu")
     model.model.vision_tower.to(device)  # the language model is not needed to extract frame features
     report = extract_features(
-        model, processor, args.media_dir, args.output_dir, files=args.files, batch_size=args.batch_size,
-        shard_size=args.shard_size, skip_bad_records=args.skip_bad_records,
-        progress=not args.no_progress and (state is None or state.is_main_process), part=part,
+        model,
+        processor,
+        args.media_dir,
+        args.output_dir,
+        files=args.files,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        skip_bad_records=args.skip_bad_records,
+        progress=not args.no_progress and (state is None or state.is_main_process),
+        part=part,
         num_workers=args.num_workers,
     )
     where = "" if state is None else f"process {part[0]} of {part[1]}: "
-    print(f"{where}features of {report.extracted} file(s) written to {report.directory} "
-          f"({report.already_cached} already cached, {len(report.failed)} unreadable)")
+    print(
+        f"{where}features of {report.extracted} file(s) written to {report.directory} "
+        f"({report.already_cached} already cached, {len(report.failed)} unreadable)"
+    )
     if report.times.files:
         print(f"{where}{report.times.summary()}")
     for key, reason in report.failed.items():

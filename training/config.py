@@ -53,8 +53,11 @@ class PiTeSFTConfig(SFTConfig):
             )
         if self.loss_type != "nll":
             raise ValueError(f"loss_type={self.loss_type!r}: PiTe trains TRL's 'nll' loss (plus its L1 terms) only")
-        kwargs = (json.loads(self.dataset_kwargs) if isinstance(self.dataset_kwargs, str)
-                  else dict(self.dataset_kwargs or {}))
+        kwargs = (
+            json.loads(self.dataset_kwargs)
+            if isinstance(self.dataset_kwargs, str)
+            else dict(self.dataset_kwargs or {})
+        )
         # PiTe's records are conversations with media and span targets that `ExampleFeaturizer` turns into
         # tokens and labels; TRL's text/message preparation does not know them.
         kwargs["skip_prepare_dataset"] = True
@@ -72,8 +75,10 @@ class PiTeModelConfig(ModelConfig):
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch input."})
     lora_target_modules: list[str] | None = field(
         default=None,
-        metadata={"help": "Names of the language model's linear layers that get LoRA (e.g. [q_proj, v_proj]); "
-                          "null = every linear layer of the LLM (never the vision tower, the adapter or the heads)."},
+        metadata={
+            "help": "Names of the language model's linear layers that get LoRA (e.g. [q_proj, v_proj]); "
+            "null = every linear layer of the LLM (never the vision tower, the adapter or the heads)."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -198,8 +203,9 @@ def _argv(values: Mapping[str, Any], parser: TrlParser) -> list[str]:
         takes_list = action.nargs in ("+", "*")
         if isinstance(value, str) and value in NULL_SPELLINGS or value == []:
             if action.default not in (None, []) and not (value == [] and action.default == "none"):  # report_to=[]
-                raise ValueError(f"training config field {key}={value!r}: {key} needs a value "
-                                 f"(default {action.default!r})")
+                raise ValueError(
+                    f"training config field {key}={value!r}: {key} needs a value (default {action.default!r})"
+                )
             continue
         if isinstance(value, list):
             if not takes_list:
@@ -230,8 +236,11 @@ def load_training_config(
     if "stage" in values and values["stage"] != str(stage):
         raise ValueError(f"{path} is the recipe of stage {values['stage']}, but stage {stage} was requested")
     if overrides is not None:
-        updates = (parse_overrides(list(overrides)) if not isinstance(overrides, Mapping)
-                   else {key: _as_text(value) for key, value in overrides.items()})
+        updates = (
+            parse_overrides(list(overrides))
+            if not isinstance(overrides, Mapping)
+            else {key: _as_text(value) for key, value in overrides.items()}
+        )
         values.update(updates)
     if values.get("stage", str(stage)) != str(stage):
         raise ValueError(f"an override sets stage={values['stage']}, but stage {stage} was requested")

@@ -48,10 +48,18 @@ def _span_targets(targets: Sequence[SpanTarget | dict[str, Any]] | None) -> list
             out.append(target)
             continue
         if not isinstance(target, dict) or "span" not in target or "value" not in target:
-            raise ValueError(f"target {index}: expected a SpanTarget or a dict with 'span' and 'value' "
-                             f"(and optionally 'turn', 'name'), got {target!r}")
-        out.append(SpanTarget(span=tuple(target["span"]), value=target["value"], turn=int(target.get("turn", -1)),
-                              name=str(target.get("name", ""))))
+            raise ValueError(
+                f"target {index}: expected a SpanTarget or a dict with 'span' and 'value' "
+                f"(and optionally 'turn', 'name'), got {target!r}"
+            )
+        out.append(
+            SpanTarget(
+                span=tuple(target["span"]),
+                value=target["value"],
+                turn=int(target.get("turn", -1)),
+                name=str(target.get("name", "")),
+            )
+        )
     return out
 
 
@@ -88,7 +96,10 @@ def conversation_inputs(
         num_points = int(np.asarray(trajectories[0].value).shape[0]) if trajectories else 1
     features = build_training_features(
         processor,
-        messages, trajectory_targets=trajectories, point_targets=_span_targets(point_targets), num_points=num_points,
+        messages,
+        trajectory_targets=trajectories,
+        point_targets=_span_targets(point_targets),
+        num_points=num_points,
     )
     if image is not None:
         visual = processor(images=[image], return_tensors="pt")  # one frame: the template's "image" item, one token

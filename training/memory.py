@@ -29,8 +29,13 @@ class StageParameters:
     lora: int  # of `trained`: the LoRA matrices; the rest are the stage's fully trained modules
 
 
-def stage_parameter_counts(model_config: Any, stage: int, lora_r: int = 64, lora_alpha: int = 128,
-                           lora_target_modules: list[str] | None = None) -> StageParameters:
+def stage_parameter_counts(
+    model_config: Any,
+    stage: int,
+    lora_r: int = 64,
+    lora_alpha: int = 128,
+    lora_target_modules: list[str] | None = None,
+) -> StageParameters:
     """Frozen, trained and LoRA parameter counts of `stage` for a model of `model_config` (a `PiTeConfig`)."""
     from trl import ModelConfig
 
@@ -38,11 +43,17 @@ def stage_parameter_counts(model_config: Any, stage: int, lora_r: int = 64, lora
 
     from .stages import prepare_model_for_stage
 
-    lora = ModelConfig(use_peft=True, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
-                       lora_target_modules=lora_target_modules)
-    recipe = SimpleNamespace(model_args=lora, localization_loss_weight=model_config.localization_loss_weight,
-                             label_smoothing=model_config.label_smoothing, absent_targets=model_config.absent_targets,
-                             seed=0, rehearsal_data_files=None)
+    lora = ModelConfig(
+        use_peft=True, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, lora_target_modules=lora_target_modules
+    )
+    recipe = SimpleNamespace(
+        model_args=lora,
+        localization_loss_weight=model_config.localization_loss_weight,
+        label_smoothing=model_config.label_smoothing,
+        absent_targets=model_config.absent_targets,
+        seed=0,
+        rehearsal_data_files=None,
+    )
     with torch.device("meta"):
         model = prepare_model_for_stage(PiTeForConditionalGeneration(model_config), stage, recipe)
     trained = lora = frozen = 0
@@ -55,8 +66,9 @@ def stage_parameter_counts(model_config: Any, stage: int, lora_r: int = 64, lora
     return StageParameters(stage=stage, frozen=frozen, trained=trained, lora=lora)
 
 
-def training_state_bytes(counts: StageParameters, num_processes: int = 1, sharded: bool = False,
-                         weight_bytes: int = 2) -> dict[str, float]:
+def training_state_bytes(
+    counts: StageParameters, num_processes: int = 1, sharded: bool = False, weight_bytes: int = 2
+) -> dict[str, float]:
     """Bytes per process: frozen weights, trained states (weights, gradients, AdamW) and their total.
 
     Args:

@@ -55,14 +55,19 @@ def unsharded_peft_model(trainer: Any, peft_model: PeftModel) -> PeftModel | Non
     copy = get_peft_model(fresh, peft_model.peft_config[adapter_name], adapter_name=adapter_name)
     missing, unexpected = copy.load_state_dict(full_state, strict=False, assign=True)
     if missing or unexpected:
-        raise RuntimeError(f"the gathered FSDP state dict does not fit the model: missing {sorted(missing)[:5]}, "
-                           f"unexpected {sorted(unexpected)[:5]}")
+        raise RuntimeError(
+            f"the gathered FSDP state dict does not fit the model: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
     modules = dict(copy.named_modules())
     for name, buffer in peft_model.named_buffers():
         owner, _, attribute = name.rpartition(".")
         local = buffer.full_tensor() if hasattr(buffer, "full_tensor") else buffer
-        modules[owner].register_buffer(attribute, local.detach().to("cpu").clone(),
-                                       persistent=attribute not in modules[owner]._non_persistent_buffers_set)
+        modules[owner].register_buffer(
+            attribute,
+            local.detach().to("cpu").clone(),
+            persistent=attribute not in modules[owner]._non_persistent_buffers_set,
+        )
     copy.get_base_model().tie_weights()
     copy.train(peft_model.training)
     return copy

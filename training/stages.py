@@ -50,12 +50,19 @@ def lora_target_pattern(model: nn.Module, names: list[str] | None = None) -> str
     Args:
         names: last path components to adapt (e.g. ["q_proj", "v_proj"]); None = every `nn.Linear` of the LLM.
     """
-    found = sorted({path.rsplit(".", 1)[-1] for path, module in model.named_modules()
-                    if path.startswith(LANGUAGE_MODEL_PREFIX) and isinstance(module, nn.Linear)})
+    found = sorted(
+        {
+            path.rsplit(".", 1)[-1]
+            for path, module in model.named_modules()
+            if path.startswith(LANGUAGE_MODEL_PREFIX) and isinstance(module, nn.Linear)
+        }
+    )
     chosen = found if names is None else list(names)
     unknown = sorted(set(chosen) - set(found))
     if unknown or not chosen:
-        raise ValueError(f"lora_target_modules {unknown or chosen} are not linear layers of the language model; choose from {found}")
+        raise ValueError(
+            f"lora_target_modules {unknown or chosen} are not linear layers of the language model; choose from {found}"
+        )
     return re.escape(LANGUAGE_MODEL_PREFIX) + r".*\.(" + "|".join(re.escape(name) for name in chosen) + r")"
 
 
@@ -88,7 +95,9 @@ def prepare_model_for_stage(model: nn.Module, stage: int, config: Any) -> PeftMo
         target_modules=lora_target_pattern(model, config.model_args.lora_target_modules),
         modules_to_save=list(trained_modules(stage, config)) or None,
     )
-    set_seed(config.seed)  # the new LoRA's random initialisation must not depend on what ran before (data loading, ...)
+    set_seed(
+        config.seed
+    )  # the new LoRA's random initialisation must not depend on what ran before (data loading, ...)
     peft_model = get_peft_model(model, lora_config)
     # peft freezes the base model; the vision tower stays frozen whatever the config says (the paper's setting).
     peft_model.get_base_model().model.vision_tower.requires_grad_(False)

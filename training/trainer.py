@@ -50,8 +50,14 @@ def regression_terms(
     `regression_loss_terms` (normalised by the whole-step counts in `targets` when given, else by this batch's)."""
     points, trajectories = model._regression_predictions(hidden_states)
     return model.regression_loss_terms(
-        points, trajectories, labels, targets.get("point_labels"), targets.get("trajectory_labels"),
-        targets.get("point_mask"), targets.get("trajectory_mask"), targets.get("num_point_items_in_batch"),
+        points,
+        trajectories,
+        labels,
+        targets.get("point_labels"),
+        targets.get("trajectory_labels"),
+        targets.get("point_mask"),
+        targets.get("trajectory_mask"),
+        targets.get("num_point_items_in_batch"),
         targets.get("num_trajectory_items_in_batch"),
     )
 
@@ -112,7 +118,10 @@ class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
         self._fused_outputs: list[PiTeFusedOutput] = []  # of the current compute_loss call
         add_regression_to_fused_forward(self._pite_model(), self._fused_outputs.append)
         # per mode: term -> [sum of per-item losses, number of items] of this process since the last log
-        self._loss_sums: dict[str, dict[str, list[torch.Tensor]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+        self._loss_sums: dict[str, dict[str, list[torch.Tensor]]] = {
+            "train": defaultdict(list),
+            "eval": defaultdict(list),
+        }
 
     def _pite_model(self) -> Any:
         model = self.accelerator.unwrap_model(self.model)
@@ -122,13 +131,16 @@ class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
         if num_items_in_batch is not None:
             for _, target_key, _, count_key in REGRESSION_TERMS:
                 if target_key in inputs and count_key not in inputs:
-                    raise RuntimeError(f"{count_key} missing from a batch with {target_key}: the L1 term would be mis-scaled")
+                    raise RuntimeError(
+                        f"{count_key} missing from a batch with {target_key}: the L1 term would be mis-scaled"
+                    )
         pite_model = self._pite_model()
         if pite_model.config.label_smoothing > 0:
             return self._smoothed_loss(model, inputs, return_outputs, num_items_in_batch)
         self._fused_outputs.clear()
-        lm_loss = super().compute_loss(model, dict(inputs), return_outputs=False,
-                                       num_items_in_batch=num_items_in_batch)
+        lm_loss = super().compute_loss(
+            model, dict(inputs), return_outputs=False, num_items_in_batch=num_items_in_batch
+        )
         captured = self._fused_outputs[-1:]
         self._fused_outputs.clear()
         # TRL's NLL of the tokens; TRL multiplies it by the process count when it averages token counts across
@@ -153,19 +165,21 @@ class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
 
     def _smoothed_loss(self, model, inputs, return_outputs, num_items_in_batch):  # noqa: ANN001, ANN202
         inputs = {**inputs, "use_cache": False}
-        loss, outputs = Trainer.compute_loss(self, model, inputs, return_outputs=True,
-                                             num_items_in_batch=num_items_in_batch)
-        self._record_loss_terms(inputs, {term: outputs.get(term) for term in
-                                         ("lm_loss", "localization_loss", "trajectory_loss")}, num_items_in_batch)
+        loss, outputs = Trainer.compute_loss(
+            self, model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+        )
+        self._record_loss_terms(
+            inputs,
+            {term: outputs.get(term) for term in ("lm_loss", "localization_loss", "trajectory_loss")},
+            num_items_in_batch,
+        )
         return (loss, outputs) if return_outputs else loss
 
     @torch.no_grad()
     def _record_loss_terms(self, inputs: dict[str, Any], values: dict[str, Any], num_items_in_batch: Any) -> None:
         mode = "train" if self.model.training else "eval"
         config = self._pite_model().config
-        counts = count_regression_items(
-            inputs, ABSENT_COORDINATE, getattr(config, "absent_targets", "mask")
-        )
+        counts = count_regression_items(inputs, ABSENT_COORDINATE, getattr(config, "absent_targets", "mask"))
         if "labels" in inputs:
             counts["lm_loss"] = (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()
         for term, _, _, count_key in (("lm_loss", "labels", None, None), *REGRESSION_TERMS):
@@ -191,7 +205,9 @@ class PiTeSFTTrainer(RegressionCountsMixin, SFTTrainer):
         if sums:
             terms = sorted(sums)
             stacked = torch.stack([torch.stack(sums[term]) for term in terms])  # (terms, 2): sum, count
-            stacked = self.accelerator.reduce(stacked, reduction="sum") if self.accelerator.num_processes > 1 else stacked
+            stacked = (
+                self.accelerator.reduce(stacked, reduction="sum") if self.accelerator.num_processes > 1 else stacked
+            )
             for term, (total, count) in zip(terms, stacked.tolist()):
                 if count > 0:
                     logs[f"{prefix}{term}"] = total / count

@@ -64,7 +64,10 @@ class SyntheticVideo:
 
     def trajectories(self, num_frames: int | None = None) -> list[np.ndarray]:
         """Per event (in `scene.events` order), its object's (P, N, 2) trajectory, -1 where absent/untracked."""
-        return [event_trajectory(self.scene, self.key_points, self.visible, event, num_frames) for event in self.scene.events]
+        return [
+            event_trajectory(self.scene, self.key_points, self.visible, event, num_frames)
+            for event in self.scene.events
+        ]
 
 
 def _rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -104,7 +107,11 @@ def pite_record(video: SyntheticVideo, num_frames: int | None = None) -> dict:
     scene = video.scene
     events = []
     for event, trajectory in zip(scene.events, video.trajectories(num_frames)):
-        obj = {"phrase": event.phrase, "span": list(event.span), "trajectory": np.round(trajectory, TRAJECTORY_DECIMALS).tolist()}
+        obj = {
+            "phrase": event.phrase,
+            "span": list(event.span),
+            "trajectory": np.round(trajectory, TRAJECTORY_DECIMALS).tolist(),
+        }
         events.append({"caption": event.caption, "start": event.start, "end": event.end, "objects": [obj]})
     return {"video_id": scene.video_id, "video": f"{scene.video_id}.mp4", "duration": scene.duration, "events": events}
 
@@ -141,8 +148,15 @@ class WorldManifest:
     def files(self) -> list[str]:
         """Every file written, the manifest included."""
         singles = [
-            self.stage1_annotations, self.stage2_annotations, self.valley_instruct, self.videoinstruct,
-            self.eval_captions, self.eval_qa_questions, self.eval_qa_answers, self.eval_trajectories, self.manifest,
+            self.stage1_annotations,
+            self.stage2_annotations,
+            self.valley_instruct,
+            self.videoinstruct,
+            self.eval_captions,
+            self.eval_qa_questions,
+            self.eval_qa_answers,
+            self.eval_trajectories,
+            self.manifest,
         ]
         return singles + self.train_videos + self.eval_videos + self.images
 
@@ -197,7 +211,11 @@ def generate_world(
         progress: show a progress bar per split.
     Existing files of the same names are replaced; other files in `out_dir` are left alone.
     """
-    for name, value in (("num_train_videos", num_train_videos), ("num_eval_videos", num_eval_videos), ("num_images", num_images)):
+    for name, value in (
+        ("num_train_videos", num_train_videos),
+        ("num_eval_videos", num_eval_videos),
+        ("num_images", num_images),
+    ):
         if not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"generate_world: {name} must be a non-negative int, got {value!r}")
     config = dataclasses.replace(config or WorldConfig(), num_frames=num_frames)
@@ -221,7 +239,10 @@ def generate_world(
     for folder in ("stage1_images_dir", "train_videos_dir", "eval_videos_dir"):
         paths[folder].mkdir(parents=True, exist_ok=True)
     manifest = WorldManifest(
-        root=str(root), seed=int(seed), config=json.loads(json.dumps(dataclasses.asdict(config))), video_codec=codec,
+        root=str(root),
+        seed=int(seed),
+        config=json.loads(json.dumps(dataclasses.asdict(config))),
+        video_codec=codec,
         **{k: str(v) for k, v in paths.items()},
     )
 
@@ -230,15 +251,24 @@ def generate_world(
     for index in _progress(range(num_train_videos), progress, "train videos"):
         video = make_video(config, seed, "train", index)
         scene = video.scene
-        manifest.train_videos.append(str(write_mp4(paths["train_videos_dir"] / f"{scene.video_id}.mp4", video.frames, config.fps, codec)))
+        manifest.train_videos.append(
+            str(write_mp4(paths["train_videos_dir"] / f"{scene.video_id}.mp4", video.frames, config.fps, codec))
+        )
         stage2.append(pite_record(video))
         for number, qa in enumerate(video_questions(scene)):
             if (index + number) % 2 == 0:  # split the questions between the two instruction formats
-                valley.append({
-                    "id": f"{scene.video_id}_{number}", "source": "pite_demo", "v_id": scene.video_id,
-                    "video": f"{scene.video_id}.mp4",
-                    "conversations": [{"from": "human", "value": f"<video>\n{qa.question}"}, {"from": "gpt", "value": qa.answer}],
-                })
+                valley.append(
+                    {
+                        "id": f"{scene.video_id}_{number}",
+                        "source": "pite_demo",
+                        "v_id": scene.video_id,
+                        "video": f"{scene.video_id}.mp4",
+                        "conversations": [
+                            {"from": "human", "value": f"<video>\n{qa.question}"},
+                            {"from": "gpt", "value": qa.answer},
+                        ],
+                    }
+                )
             else:
                 videoinstruct.append({"video_id": scene.video_id, "q": qa.question, "a": qa.answer})
         for number, (question, answer) in enumerate(temporal_instructions(scene, config.num_frames)):
@@ -253,7 +283,9 @@ def generate_world(
     for index in _progress(range(num_eval_videos), progress, "held-out videos"):
         video = make_video(config, seed, "eval", index)
         scene = video.scene
-        manifest.eval_videos.append(str(write_mp4(paths["eval_videos_dir"] / f"{scene.video_id}.mp4", video.frames, config.fps, codec)))
+        manifest.eval_videos.append(
+            str(write_mp4(paths["eval_videos_dir"] / f"{scene.video_id}.mp4", video.frames, config.fps, codec))
+        )
         captions[scene.video_id] = {
             "duration": scene.duration,
             "timestamps": [[event.start, event.end] for event in scene.events],
@@ -279,12 +311,16 @@ def generate_world(
     write_jsonl(paths["stage1_annotations"], narratives)
 
     manifest.counts = {
-        "train_videos": num_train_videos, "eval_videos": num_eval_videos, "images": num_images,
+        "train_videos": num_train_videos,
+        "eval_videos": num_eval_videos,
+        "images": num_images,
         "train_events": sum(len(r["events"]) for r in stage2),
         "eval_events": sum(len(c["sentences"]) for c in captions.values()),
-        "train_questions": len(valley) + len(videoinstruct), "train_temporal_instructions": temporal_count,
+        "train_questions": len(valley) + len(videoinstruct),
+        "train_temporal_instructions": temporal_count,
         "valley_records": len(valley),
-        "videoinstruct_records": len(videoinstruct), "eval_questions": len(questions),
+        "videoinstruct_records": len(videoinstruct),
+        "eval_questions": len(questions),
     }
     write_json(paths["manifest"], manifest.to_json())
     return manifest
@@ -314,6 +350,16 @@ def _progress(items: range, enabled: bool, description: str):
 
 
 __all__ = [
-    "COLOURS", "SHAPES", "SyntheticVideo", "WorldConfig", "WorldManifest", "answer_vocabulary", "generate_world",
-    "make_image", "make_video", "pite_record", "video_id_for", "world_corpus",
+    "COLOURS",
+    "SHAPES",
+    "SyntheticVideo",
+    "WorldConfig",
+    "WorldManifest",
+    "answer_vocabulary",
+    "generate_world",
+    "make_image",
+    "make_video",
+    "pite_record",
+    "video_id_for",
+    "world_corpus",
 ]

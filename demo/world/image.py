@@ -15,9 +15,15 @@ from .scene import ShapeObject, WorldConfig, make_background, paint, render_labe
 
 # Grid cell (column, row) of the 3x3 thirds -> the location words for an object there.
 LOCATIONS: dict[tuple[int, int], str] = {
-    (0, 0): "at the top left", (1, 0): "at the top", (2, 0): "at the top right",
-    (0, 1): "on the left", (1, 1): "in the centre", (2, 1): "on the right",
-    (0, 2): "at the bottom left", (1, 2): "at the bottom", (2, 2): "at the bottom right",
+    (0, 0): "at the top left",
+    (1, 0): "at the top",
+    (2, 0): "at the top right",
+    (0, 1): "on the left",
+    (1, 1): "in the centre",
+    (2, 1): "on the right",
+    (0, 2): "at the bottom left",
+    (1, 2): "at the bottom",
+    (2, 2): "at the bottom right",
 }
 DATASET_ID = "pite_demo_shapes"
 TRACE_STEP_SECONDS = 0.05
@@ -56,7 +62,10 @@ def sample_image_scene(rng: np.random.Generator, cfg: WorldConfig, image_id: str
         # Jitter inside the cell, keeping the shape (extent <= 1.3 size) off the cell's borders and the image edge.
         jitter_x = max(0.0, 1 / 6 - 1.4 * size / cfg.width)
         jitter_y = max(0.0, 1 / 6 - 1.4 * size / cfg.height)
-        centre = ((column + 0.5) / 3 + rng.uniform(-jitter_x, jitter_x), (row + 0.5) / 3 + rng.uniform(-jitter_y, jitter_y))
+        centre = (
+            (column + 0.5) / 3 + rng.uniform(-jitter_x, jitter_x),
+            (row + 0.5) / 3 + rng.uniform(-jitter_y, jitter_y),
+        )
         objects.append(ShapeObject(k, cfg.colours[int(c)], cfg.shapes[int(s)], size))
         centres.append(centre)
         cells.append((column, row))
@@ -106,7 +115,9 @@ def localized_narrative(scene: ImageScene, rng: np.random.Generator) -> dict:
     trace = []
     for t in times:
         point = _mouse_at(t, spans, scene, phase)
-        trace.append({"x": round(float(point[0] / scale[0]), 5), "y": round(float(point[1] / scale[1]), 5), "t": float(t)})
+        trace.append(
+            {"x": round(float(point[0] / scale[0]), 5), "y": round(float(point[1] / scale[1]), 5), "t": float(t)}
+        )
     return {
         "dataset_id": DATASET_ID,
         "image_id": scene.image_id,
@@ -139,4 +150,3 @@ def _mouse_at(t: float, spans: list[tuple[int, float, float]], scene: ImageScene
     (k0, t0), (k1, t1) = before[-1], after[0]
     fraction = (t - t0) / (t1 - t0)
     return (1 - fraction) * hover(k0, t0) + fraction * hover(k1, t1)
-

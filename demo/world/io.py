@@ -53,8 +53,11 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int, codec: str 
     # Without rc-lookahead=0:mbtree=0, x264 (as PyAV bundles it, threads=1) encoded the same frames to different
     # bytes in about 1 run of 3 once torch was imported (measured on the demo world), so a seed did not give the
     # same files; frame-type and macroblock-tree lookahead matter little at crf 12.
-    options = ({"crf": "12", "preset": "veryfast", "threads": "1", "x264-params": "rc-lookahead=0:mbtree=0"}
-               if codec == "libx264" else {"qscale": "2"})
+    options = (
+        {"crf": "12", "preset": "veryfast", "threads": "1", "x264-params": "rc-lookahead=0:mbtree=0"}
+        if codec == "libx264"
+        else {"qscale": "2"}
+    )
 
     def write(temporary: str) -> None:
         with av.open(temporary, mode="w", format="mp4") as container:

@@ -24,7 +24,12 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (150, 60, 190),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
-DIRECTIONS: dict[str, tuple[float, float]] = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
+DIRECTIONS: dict[str, tuple[float, float]] = {
+    "left": (-1.0, 0.0),
+    "right": (1.0, 0.0),
+    "up": (0.0, -1.0),
+    "down": (0.0, 1.0),
+}
 # Event kinds a still segment can carry; a move segment's event kind is its direction.
 STILL_EVENTS = ("appears", "stops", "disappears")
 
@@ -213,7 +218,9 @@ def _seconds_to_frames(seconds: float, fps: int) -> int:
     return int(round(seconds * fps))
 
 
-def _plan_segments(rng: np.random.Generator, cfg: WorldConfig, num_frames: int) -> tuple[int, int, list[tuple[str, str | None, int, int]]]:
+def _plan_segments(
+    rng: np.random.Generator, cfg: WorldConfig, num_frames: int
+) -> tuple[int, int, list[tuple[str, str | None, int, int]]]:
     """Choose when one object is visible and the kinds and frame ranges of its segments.
 
     Returns (first_frame, last_frame exclusive, [(kind, event, start_frame, end_frame)]). The grammar keeps every
@@ -283,7 +290,9 @@ def _plan_segments(rng: np.random.Generator, cfg: WorldConfig, num_frames: int) 
     return first_frame, last_frame, plan
 
 
-def _pick_move(rng: np.random.Generator, cfg: WorldConfig, position: np.ndarray, used: set[str], frames: int) -> tuple[str, np.ndarray]:
+def _pick_move(
+    rng: np.random.Generator, cfg: WorldConfig, position: np.ndarray, used: set[str], frames: int
+) -> tuple[str, np.ndarray]:
     """A direction not used yet by this object with room for at least `min_move_distance`, and the end point."""
     low, high = cfg.centre_margin, 1 - cfg.centre_margin
     options = []

@@ -21,7 +21,9 @@ from .scene import Event, VideoScene
 MIN_CLUSTER_PIXELS = 8
 
 
-def object_key_points(scene: VideoScene, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def object_key_points(
+    scene: VideoScene, labels: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Key points of every object in every source frame.
 
     Args:

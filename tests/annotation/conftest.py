@@ -64,7 +64,9 @@ def world_config() -> WorldConfig:
 def synthetic_world(tmp_path_factory, world_config):
     """(manifest, [SyntheticVideo of each held-out video]) of a small world: 3 held-out videos, 1 training video."""
     root = tmp_path_factory.mktemp("world")
-    manifest = generate_world(root, num_train_videos=1, num_eval_videos=3, num_images=0, num_frames=WORLD_FRAMES, seed=WORLD_SEED)
+    manifest = generate_world(
+        root, num_train_videos=1, num_eval_videos=3, num_images=0, num_frames=WORLD_FRAMES, seed=WORLD_SEED
+    )
     videos = [make_video(world_config, WORLD_SEED, "eval", index) for index in range(3)]
     return manifest, videos
 
@@ -97,11 +99,25 @@ def save_tiny_owlv2(path) -> None:
     tokenizer = _tiny_clip_tokenizer()
     torch.manual_seed(0)
     config = Owlv2Config(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=16,
-                         bos_token_id=len(tokenizer) - 2, eos_token_id=len(tokenizer) - 1, pad_token_id=len(tokenizer) - 1),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=TINY_IMAGE, patch_size=16),
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            bos_token_id=len(tokenizer) - 2,
+            eos_token_id=len(tokenizer) - 1,
+            pad_token_id=len(tokenizer) - 1,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=TINY_IMAGE,
+            patch_size=16,
+        ),
         projection_dim=32,
     )
     model = Owlv2ForObjectDetection(config)
@@ -119,17 +135,28 @@ def save_tiny_sam(path) -> None:
 
     torch.manual_seed(0)
     config = SamConfig(
-        vision_config=dict(hidden_size=32, output_channels=16, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=TINY_IMAGE, patch_size=8, mlp_dim=37, global_attn_indexes=[0], window_size=0,
-                           num_pos_feats=8),
+        vision_config=dict(
+            hidden_size=32,
+            output_channels=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=TINY_IMAGE,
+            patch_size=8,
+            mlp_dim=37,
+            global_attn_indexes=[0],
+            window_size=0,
+            num_pos_feats=8,
+        ),
         prompt_encoder_config=dict(hidden_size=16, image_size=TINY_IMAGE, patch_size=8, mask_input_channels=4),
         mask_decoder_config=dict(hidden_size=16, mlp_dim=32, num_attention_heads=2, iou_head_hidden_dim=16),
     )
     model = SamModel(config)
     model.save_pretrained(path)
     image_processor = SamImageProcessorPil(
-        size={"longest_edge": TINY_IMAGE}, pad_size={"height": TINY_IMAGE, "width": TINY_IMAGE},
-        mask_size={"longest_edge": TINY_IMAGE // 4}, mask_pad_size={"height": TINY_IMAGE // 4, "width": TINY_IMAGE // 4},
+        size={"longest_edge": TINY_IMAGE},
+        pad_size={"height": TINY_IMAGE, "width": TINY_IMAGE},
+        mask_size={"longest_edge": TINY_IMAGE // 4},
+        mask_pad_size={"height": TINY_IMAGE // 4, "width": TINY_IMAGE // 4},
     )
     SamProcessor(image_processor=image_processor).save_pretrained(path)
 
@@ -143,13 +170,20 @@ def save_tiny_sam2_video(path) -> None:
 
     size, feature = TINY_IMAGE, TINY_IMAGE // 4
     backbone = dict(
-        model_type="sam2_hiera_det_model", hidden_size=8, image_size=[size, size], blocks_per_stage=[1, 1, 2, 1],
-        embed_dim_per_stage=[8, 16, 32, 64], num_attention_heads_per_stage=[1, 1, 1, 1],
-        window_size_per_stage=[4, 4, 4, 2], global_attention_blocks=[3],
+        model_type="sam2_hiera_det_model",
+        hidden_size=8,
+        image_size=[size, size],
+        blocks_per_stage=[1, 1, 2, 1],
+        embed_dim_per_stage=[8, 16, 32, 64],
+        num_attention_heads_per_stage=[1, 1, 1, 1],
+        window_size_per_stage=[4, 4, 4, 2],
+        global_attention_blocks=[3],
         window_positional_embedding_background_size=[2, 2],
     )
     vision = dict(
-        model_type="sam2_vision_model", backbone_config=backbone, backbone_channel_list=[64, 32, 16, 8],
+        model_type="sam2_vision_model",
+        backbone_config=backbone,
+        backbone_channel_list=[64, 32, 16, 8],
         backbone_feature_sizes=[[feature, feature], [feature // 2, feature // 2], [feature // 4, feature // 4]],
         fpn_hidden_size=128,
     )
@@ -158,10 +192,18 @@ def save_tiny_sam2_video(path) -> None:
         vision_config=vision,
         prompt_encoder_config=dict(hidden_size=128, image_size=size, patch_size=16, mask_input_channels=4),
         mask_decoder_config=dict(hidden_size=128, mlp_dim=32, num_attention_heads=2, iou_head_hidden_dim=16),
-        image_size=size, num_maskmem=3, memory_attention_hidden_size=128, memory_attention_num_layers=1,
-        memory_attention_feed_forward_hidden_size=32, memory_attention_rope_feat_sizes=[size // 16, size // 16],
-        memory_encoder_hidden_size=128, memory_encoder_output_channels=64, mask_downsampler_embed_dim=128,
-        memory_fuser_embed_dim=128, memory_fuser_intermediate_dim=32, memory_fuser_num_layers=1,
+        image_size=size,
+        num_maskmem=3,
+        memory_attention_hidden_size=128,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=32,
+        memory_attention_rope_feat_sizes=[size // 16, size // 16],
+        memory_encoder_hidden_size=128,
+        memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=128,
+        memory_fuser_embed_dim=128,
+        memory_fuser_intermediate_dim=32,
+        memory_fuser_num_layers=1,
         max_object_pointers_in_encoder=4,
     )
     Sam2VideoModel(config).save_pretrained(path)

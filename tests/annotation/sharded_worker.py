@@ -31,8 +31,9 @@ class HangingPipeline(AnnotationPipeline):
 
 
 def stand_in_pipeline(args) -> AnnotationPipeline:  # noqa: ANN001
-    return HangingPipeline(RuleBasedNounPhraseExtractor(), ColourMasker(), ColourPropagator(),
-                           AnnotatorConfig(num_frames=args.num_frames))
+    return HangingPipeline(
+        RuleBasedNounPhraseExtractor(), ColourMasker(), ColourPropagator(), AnnotatorConfig(num_frames=args.num_frames)
+    )
 
 
 if __name__ == "__main__":

@@ -12,14 +12,23 @@ from pite.annotation.captions import CaptionsError, load_captions
 from pite.cli.main import main
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "the captions file holds no videos"),
-    ("\n\n", "the captions file holds no videos"),
-    ("[]", "the captions file holds no videos"),
-    ("{}", "the captions file holds no videos"),
-    ('{"video_id": "a", "events": []}\n{"video_id": "b", "events": []}\n', "none of its 2 videos has a caption event"),
-    (json.dumps({"v_a": {"duration": 3, "timestamps": [], "sentences": []}}), "none of its 1 videos has a caption"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "the captions file holds no videos"),
+        ("\n\n", "the captions file holds no videos"),
+        ("[]", "the captions file holds no videos"),
+        ("{}", "the captions file holds no videos"),
+        (
+            '{"video_id": "a", "events": []}\n{"video_id": "b", "events": []}\n',
+            "none of its 2 videos has a caption event",
+        ),
+        (
+            json.dumps({"v_a": {"duration": 3, "timestamps": [], "sentences": []}}),
+            "none of its 1 videos has a caption",
+        ),
+    ],
+)
 def test_nothing_to_annotate_is_a_captions_error_naming_the_file(tmp_path, text, message):
     path = tmp_path / "captions.jsonl"
     path.write_text(text, encoding="utf-8")

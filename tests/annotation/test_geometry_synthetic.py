@@ -62,7 +62,9 @@ def test_trajectories_match_known_motion_within_two_percent(annotated_world):
         assert len(annotation.events) == len(scene.events)
         for truth_event, event in zip(scene.events, annotation.events):
             matches = [obj for obj in event.objects if obj.phrase.text == truth_event.phrase]
-            assert len(matches) == 1, f"{scene.video_id}: {truth_event.caption!r} -> {[o.phrase for o in event.objects]}"
+            assert len(matches) == 1, (
+                f"{scene.video_id}: {truth_event.caption!r} -> {[o.phrase for o in event.objects]}"
+            )
             obj = matches[0]
             assert obj.phrase.start == 0 and obj.phrase.end == len(truth_event.phrase)
             assert obj.grounding_frame == truth_event.start_frame
@@ -134,7 +136,9 @@ def test_written_file_is_read_by_the_stage2_training_loader(annotated_world):
 
     manifest, _, annotations, out, _ = annotated_world
     for number, record in enumerate(read_stage2_jsonl(out), start=1):
-        example = pite143k_example(record, f"{out}:{number}", manifest.eval_videos_dir, num_frames=WORLD_FRAMES, num_points=3)
+        example = pite143k_example(
+            record, f"{out}:{number}", manifest.eval_videos_dir, num_frames=WORLD_FRAMES, num_points=3
+        )
         phrases = [obj["phrase"] for event in record["events"] for obj in event["objects"]]
         dense = [t for t in example.trajectory_targets if t.turn == 0]
         assert sorted(t.name for t in dense) == sorted(phrases)

@@ -38,7 +38,19 @@ def test_rule_based_chunks_and_spans(caption):
 
 
 def test_verb_detection_covers_inflections():
-    for word in ("moves", "moved", "moving", "runs", "running", "carries", "carried", "stops", "stopped", "threw", "rode"):
+    for word in (
+        "moves",
+        "moved",
+        "moving",
+        "runs",
+        "running",
+        "carries",
+        "carried",
+        "stops",
+        "stopped",
+        "threw",
+        "rode",
+    ):
         assert is_verb_like(word), word
     for word in ("circle", "square", "horse", "beach", "table"):
         assert not is_verb_like(word), word

@@ -55,8 +55,12 @@ def clip(synthetic_world):
 def run(clip, events, masker=None, propagator=None, extractor=None, **config):
     path, synthetic, _ = clip
     video = CaptionedVideo(synthetic.scene.video_id, None, None, events, "test")
-    pipeline = AnnotationPipeline(extractor or RuleBasedNounPhraseExtractor(), masker or ColourMasker(),
-                                  propagator or ColourPropagator(), AnnotatorConfig(num_frames=N, **config))
+    pipeline = AnnotationPipeline(
+        extractor or RuleBasedNounPhraseExtractor(),
+        masker or ColourMasker(),
+        propagator or ColourPropagator(),
+        AnnotatorConfig(num_frames=N, **config),
+    )
     return pipeline.annotate(video, path)
 
 
@@ -81,7 +85,9 @@ def test_filters_are_counted_and_events_kept(clip):
     assert annotation.events[2].window is None
     record = annotation.to_record("x.mp4")
     assert [e["caption"] for e in record["events"]] == [e.caption for e in events], "captions are written unchanged"
-    assert record["duration"] == pytest.approx(annotation.duration) and annotation.duration == pytest.approx(scene.duration)
+    assert record["duration"] == pytest.approx(annotation.duration) and annotation.duration == pytest.approx(
+        scene.duration
+    )
 
 
 def test_too_small_and_never_visible_objects_are_dropped(clip):

@@ -35,11 +35,31 @@ def one_video_captions(synthetic_world, tmp_path_factory):
 
 
 def _annotate(checkpoints, videos_dir, captions, out, *extra):
-    return main([
-        "annotate", "--videos", videos_dir, "--captions", captions, "--out", out,
-        "--detector", checkpoints["owlv2"], "--segmenter", checkpoints["sam"], "--propagator", checkpoints["sam2_video"],
-        "--device", "cpu", "--detector-threshold", "0", "--num-frames", str(NUM_FRAMES), "--no-progress", *extra,
-    ])
+    return main(
+        [
+            "annotate",
+            "--videos",
+            videos_dir,
+            "--captions",
+            captions,
+            "--out",
+            out,
+            "--detector",
+            checkpoints["owlv2"],
+            "--segmenter",
+            checkpoints["sam"],
+            "--propagator",
+            checkpoints["sam2_video"],
+            "--device",
+            "cpu",
+            "--detector-threshold",
+            "0",
+            "--num-frames",
+            str(NUM_FRAMES),
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def test_tiny_models_run_end_to_end_and_write_valid_stage2(tiny_checkpoints, one_video_captions, tmp_path, capsys):

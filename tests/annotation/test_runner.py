@@ -34,8 +34,12 @@ class FailingPropagator(ColourPropagator):
 
 
 def pipeline(propagator=None) -> AnnotationPipeline:
-    return AnnotationPipeline(RuleBasedNounPhraseExtractor(), ColourMasker(), propagator or ColourPropagator(),
-                              AnnotatorConfig(num_frames=WORLD_FRAMES))
+    return AnnotationPipeline(
+        RuleBasedNounPhraseExtractor(),
+        ColourMasker(),
+        propagator or ColourPropagator(),
+        AnnotatorConfig(num_frames=WORLD_FRAMES),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +90,9 @@ def test_a_failing_video_is_recorded_and_the_run_goes_on(world_inputs, tmp_path)
     written = [json.loads(line)["video_id"] for line in out.read_text(encoding="utf-8").splitlines()]
     assert written == [videos[0].video_id] + [v.video_id for v in videos[2:]]
     failures = [json.loads(line) for line in open(f"{out}.failures.jsonl", encoding="utf-8")]
-    assert failures == [{"video_id": videos[1].video_id, "where": videos[1].where, "error": "RuntimeError: tracker exploded"}]
+    assert failures == [
+        {"video_id": videos[1].video_id, "where": videos[1].where, "error": "RuntimeError: tracker exploded"}
+    ]
     saved = json.loads(open(f"{out}.summary.json", encoding="utf-8").read())
     assert saved["videos_failed"] == 1 and saved["counts"]["objects"] == summary.counts["objects"] > 0
     # The failed video is retried by the next run.

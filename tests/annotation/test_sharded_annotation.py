@@ -40,8 +40,17 @@ def six_videos(synthetic_world, tmp_path):
 
 
 def _arguments(videos_dir: str, captions: str, out: str) -> list[str]:
-    return ["--videos", videos_dir, "--captions", captions, "--out", out, "--num-frames", str(WORLD_FRAMES),
-            "--no-progress"]
+    return [
+        "--videos",
+        videos_dir,
+        "--captions",
+        captions,
+        "--out",
+        out,
+        "--num-frames",
+        str(WORLD_FRAMES),
+        "--no-progress",
+    ]
 
 
 @pytest.mark.slow
@@ -63,15 +72,19 @@ def test_two_processes_write_the_one_process_output_and_a_killed_part_resumes(si
         time.sleep(0.2)  # the pid file is written before its content
         return int(open(out + ".hanging-pid", encoding="utf-8").read())
 
-    launch_and_kill_one([*launch, "--hang", ids[3], *_arguments(videos_dir, captions, out)], _env(),
-                        lambda: os.path.exists(out + ".hanging-pid") and os.path.exists(part_path(out, 0, 2)),
-                        hanging_pid)
+    launch_and_kill_one(
+        [*launch, "--hang", ids[3], *_arguments(videos_dir, captions, out)],
+        _env(),
+        lambda: os.path.exists(out + ".hanging-pid") and os.path.exists(part_path(out, 0, 2)),
+        hanging_pid,
+    )
     assert not os.path.exists(out), "OUT is written once every process has finished"
     with open(partial_path(part_path(out, 1, 2)), encoding="utf-8") as handle:
         assert [json.loads(line)["video_id"] for line in handle] == [ids[1]]
 
-    result = subprocess.run([*launch, *_arguments(videos_dir, captions, out)], env=_env(), capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [*launch, *_arguments(videos_dir, captions, out)], env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert "process 0 of 2: annotated 0 videos (3 already done, 0 failed)" in result.stdout
     assert "process 1 of 2: annotated 2 videos (1 already done, 0 failed)" in result.stdout
@@ -86,5 +99,6 @@ def test_two_processes_write_the_one_process_output_and_a_killed_part_resumes(si
     assert two["settings"] == {**one["settings"], "processes": 2}
     suffixes = ("", ".failures.jsonl", ".summary.json")
     expected = [name + suffix for name in ("one.jsonl", "two.jsonl") for suffix in suffixes]
-    assert sorted(os.listdir(tmp_path)) == sorted(expected + ["captions.jsonl", "two.jsonl.hanging-pid"]), \
+    assert sorted(os.listdir(tmp_path)) == sorted(expected + ["captions.jsonl", "two.jsonl.hanging-pid"]), (
         "the parts are merged and removed"
+    )

@@ -9,9 +9,17 @@ import pytest
 from pite.annotation.stage2_format import Stage2FormatError, check_stage2_record, read_stage2_jsonl
 
 GOOD = {
-    "video_id": "v", "video": "v.mp4", "duration": 4.0,
-    "events": [{"caption": "the red circle stops", "start": 0.5, "end": 2.0, "objects": [
-        {"phrase": "the red circle", "span": [0, 14], "trajectory": [[[0.1, 0.2], [-1, -1]]] * 3}]}],
+    "video_id": "v",
+    "video": "v.mp4",
+    "duration": 4.0,
+    "events": [
+        {
+            "caption": "the red circle stops",
+            "start": 0.5,
+            "end": 2.0,
+            "objects": [{"phrase": "the red circle", "span": [0, 14], "trajectory": [[[0.1, 0.2], [-1, -1]]] * 3}],
+        }
+    ],
 }
 
 

@@ -7,9 +7,22 @@ import importlib
 import pytest
 
 # Sizes that make every CPU row run in well under a second: `--set NAME=VALUE` pairs for the CLI tests.
-TINY_SIZES = dict(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4, vocab_size=64, vision_hidden_size=32,
-                  vision_layers=1, image_size=28, num_frames=4, train_text_tokens=12, prompt_text_tokens=10, new_tokens=3,
-                  repeats=1, batch_sizes="1,2")
+TINY_SIZES = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=2,
+    num_heads=4,
+    vocab_size=64,
+    vision_hidden_size=32,
+    vision_layers=1,
+    image_size=28,
+    num_frames=4,
+    train_text_tokens=12,
+    prompt_text_tokens=10,
+    new_tokens=3,
+    repeats=1,
+    batch_sizes="1,2",
+)
 
 
 @pytest.fixture(scope="session")

@@ -27,8 +27,19 @@ def test_bench_runs_rows_prints_the_table_and_writes_json(tiny_set_options, tmp_
     printed = capsys.readouterr().out
     payload = json.loads(out.read_text())
     rows = [record["row"] for record in payload["results"]]
-    assert rows == ["overhead", "generation", "peer (4 frames)", "peer (8 frames)", "features",
-                    "sdpa (train step)", "sdpa (generate)", "static cache", "batch 2", "bf16 (train step)", "bf16 (generate)"]
+    assert rows == [
+        "overhead",
+        "generation",
+        "peer (4 frames)",
+        "peer (8 frames)",
+        "features",
+        "sdpa (train step)",
+        "sdpa (generate)",
+        "static cache",
+        "batch 2",
+        "bf16 (train step)",
+        "bf16 (generate)",
+    ]
     assert not [r for r in payload["results"] if "error" in r or "skipped" in r]
     assert payload["environment"]["sizes"]["hidden_size"] == 32 and payload["environment"]["torch"]
     for row in rows:
@@ -41,12 +52,15 @@ def test_bench_runs_rows_prints_the_table_and_writes_json(tiny_set_options, tmp_
     assert peer["video_llava_tokens"] == 11 + 8 * 5 and peer["pite_tokens"] == 1 + 4 + 10  # 28 px: 4 patches + CLS
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--rows", "overhead,nope"], "unknown rows ['nope']"),
-    (["--rows", ","], "unknown rows []"),
-    (["--set", "num_layers"], "--set expects NAME=VALUE, got 'num_layers'"),
-    (["--set", "layers=2"], "unknown benchmark size 'layers'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--rows", "overhead,nope"], "unknown rows ['nope']"),
+        (["--rows", ","], "unknown rows []"),
+        (["--set", "num_layers"], "--set expects NAME=VALUE, got 'num_layers'"),
+        (["--set", "layers=2"], "unknown benchmark size 'layers'"),
+    ],
+)
 def test_bad_options_exit_2_with_a_specific_message(argv, message, capsys):
     assert run_bench(argv) == 2
     assert message in capsys.readouterr().err
@@ -55,8 +69,22 @@ def test_bad_options_exit_2_with_a_specific_message(argv, message, capsys):
 def test_list_names_every_row(capsys):
     assert run_bench(["--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == ["overhead", "generation", "peer", "video", "video_memory", "extraction", "features", "sdpa",
-                      "static", "compile", "batch", "checkpointing", "bf16", "gpu"]
+    assert listed == [
+        "overhead",
+        "generation",
+        "peer",
+        "video",
+        "video_memory",
+        "extraction",
+        "features",
+        "sdpa",
+        "static",
+        "compile",
+        "batch",
+        "checkpointing",
+        "bf16",
+        "gpu",
+    ]
 
 
 def test_a_failing_row_is_reported_and_fails_the_run(bench, monkeypatch, capsys):
@@ -88,8 +116,13 @@ def test_checkpointing_peak_rss_child_reports_a_peak(bench, tiny_sizes):
 
 
 def test_run_py_script_works_as_pite_bench():
-    completed = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--list"], capture_output=True,
-                               text=True, timeout=300, cwd=REPO)
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.split()[0] == "overhead" and "gpu" in completed.stdout
 

@@ -14,8 +14,15 @@ import torch
 def question(tiny_model, make_video_prompt):
     ids = make_video_prompt(4)[None]
     features = torch.randn(1, 4, tiny_model.config.vision_feature_dim, generator=torch.Generator().manual_seed(0))
-    return dict(input_ids=ids, video_features=features, max_new_tokens=5, min_new_tokens=5, do_sample=False,
-                pad_token_id=0, return_dict_in_generate=True)
+    return dict(
+        input_ids=ids,
+        video_features=features,
+        max_new_tokens=5,
+        min_new_tokens=5,
+        do_sample=False,
+        pad_token_id=0,
+        return_dict_in_generate=True,
+    )
 
 
 def test_video_token_is_kept_out_by_bad_words_ids(tiny_model, question):
@@ -26,7 +33,7 @@ def test_video_token_is_kept_out_by_bad_words_ids(tiny_model, question):
         tiny_model.lm_head.bias = torch.nn.Parameter(torch.zeros(tiny_model.config.text_config.vocab_size))
         tiny_model.lm_head.bias[video] = 1e4  # <video> is by far the most likely token at every step
         forced = tiny_model.generate(**question)
-    answer = forced.sequences[0, question["input_ids"].shape[1]:]
+    answer = forced.sequences[0, question["input_ids"].shape[1] :]
     assert len(answer) == 5 and (answer != video).all()
 
 

@@ -12,13 +12,16 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("NVIDIA H200", ("H200", 4.8e12, 989e12)),
-    ("NVIDIA H100 80GB HBM3", ("H100", 3.35e12, 989e12)),
-    ("NVIDIA H100 PCIe", ("H100 PCIe", 2.0e12, 756e12)),
-    ("NVIDIA H100 NVL", ("H100 NVL", 3.9e12, 835e12)),
-    ("Tesla T4", None),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("NVIDIA H200", ("H200", 4.8e12, 989e12)),
+        ("NVIDIA H100 80GB HBM3", ("H100", 3.35e12, 989e12)),
+        ("NVIDIA H100 PCIe", ("H100 PCIe", 2.0e12, 756e12)),
+        ("NVIDIA H100 NVL", ("H100 NVL", 3.9e12, 835e12)),
+        ("Tesla T4", None),
+    ],
+)
 def test_device_spec(bench, name, expected):
     assert bench("gpu").device_spec(name) == expected
 
@@ -56,7 +59,15 @@ def test_apply_lora_trains_the_stage_2_parameters(bench, tiny_config, use_peft):
     frozen_before, _ = gpu.matmul_parameter_counts(model.requires_grad_(False))
     model.requires_grad_(True)
     hidden, inner, kv = 32, 64, 16  # tiny config: hidden 32, intermediate 64, 2 of 4 heads for k/v (head dim 8)
-    shapes = [(hidden, hidden), (hidden, kv), (hidden, kv), (hidden, hidden), (hidden, inner), (hidden, inner), (inner, hidden)]
+    shapes = [
+        (hidden, hidden),
+        (hidden, kv),
+        (hidden, kv),
+        (hidden, hidden),
+        (hidden, inner),
+        (hidden, inner),
+        (inner, hidden),
+    ]
     lora = 2 * sum(64 * (fan_in + fan_out) for fan_in, fan_out in shapes)  # r 64 on every linear layer of 2 layers
     trajectory_head = hidden * tiny_config.trajectory_dim + tiny_config.trajectory_dim
 
@@ -88,11 +99,22 @@ def test_stage_2_constants_match_the_recipe(bench):
 
 def test_gpu_records_run_on_cpu_with_a_tiny_config(bench, tiny_config):
     gpu = bench("gpu")
-    settings = gpu.GpuSettings(decode_tokens=2, question_text_tokens=12, train_batch=2, train_length=20,
-                               train_steps=1, repeats=1, compile_decode=False)
+    settings = gpu.GpuSettings(
+        decode_tokens=2,
+        question_text_tokens=12,
+        train_batch=2,
+        train_length=20,
+        train_steps=1,
+        repeats=1,
+        compile_decode=False,
+    )
     records = gpu.gpu_records(tiny_config, torch.device("cpu"), settings, "NVIDIA H200")
-    assert [r["row"] for r in records] == ["gpu decode (dynamic cache)", "gpu decode (static cache)", "gpu prefill",
-                                           "gpu stage-2 training"]
+    assert [r["row"] for r in records] == [
+        "gpu decode (dynamic cache)",
+        "gpu decode (static cache)",
+        "gpu prefill",
+        "gpu stage-2 training",
+    ]
     assert not [r for r in records if "error" in r]
     decode = records[0]["figures"]
     assert decode["bound_tokens_per_s_H200_spec"] == decode["bound_tokens_per_s_4.8TBps"]

@@ -23,6 +23,7 @@ def test_timed_alternating_runs_round_robin_and_returns_each_median(bench, monke
             calls.append(name)
             if len(calls) > 2:  # after the warm-up round
                 now[0] += next(durations[name])
+
         return function
 
     monkeypatch.setattr(measure.time, "perf_counter", fake_clock)
@@ -53,13 +54,19 @@ def test_result_records_validate_their_ratio(bench):
 
 def test_format_table_marks_targets_skips_and_failures(bench):
     measure = bench("measure")
-    table = measure.format_table([
-        measure.result("overhead", 1.05, "PiTe / Llama", {"pite_s": 1.23456789, "tokens": 521}, "fwd+bwd", target=1.1),
-        measure.result("generation", 1.2, "PiTe / Llama", {}, "decode", target=1.1),
-        measure.result("gpu prefill", None, "absolute (GPU)", {"latency_s": 0.5, "faster": "sequential"}, "100 frames"),
-        measure.skipped("gpu", "no CUDA device"),
-        measure.failed("video", ValueError("broken file")),
-    ]).splitlines()
+    table = measure.format_table(
+        [
+            measure.result(
+                "overhead", 1.05, "PiTe / Llama", {"pite_s": 1.23456789, "tokens": 521}, "fwd+bwd", target=1.1
+            ),
+            measure.result("generation", 1.2, "PiTe / Llama", {}, "decode", target=1.1),
+            measure.result(
+                "gpu prefill", None, "absolute (GPU)", {"latency_s": 0.5, "faster": "sequential"}, "100 frames"
+            ),
+            measure.skipped("gpu", "no CUDA device"),
+            measure.failed("video", ValueError("broken file")),
+        ]
+    ).splitlines()
     assert table[0].startswith("| row | ratio |") and len(table) == 7
     assert "| overhead | 1.050 (meets) | PiTe / Llama | <= 1.1 | pite_s=1.235, tokens=521 | fwd+bwd |" == table[2]
     assert "1.200 (MISSES)" in table[3]
@@ -100,14 +107,17 @@ def test_prompt_ids_and_sizes(bench):
     assert (plain != 49).all() and (plain[0, 9:14] == 48).all()
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"hidden": "3"}, "unknown benchmark size 'hidden'"),
-    ({"num_layers": "two"}, "num_layers='two' is not an integer"),
-    ({"batch_sizes": "1,x"}, "batch_sizes='1,x' is not an integer list"),
-    ({"image_size": "30"}, "multiple of the 14-pixel patch"),
-    ({"repeats": "0"}, "repeats must be a positive integer"),
-    ({"hidden_size": "30"}, "must divide by num_heads"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"hidden": "3"}, "unknown benchmark size 'hidden'"),
+        ({"num_layers": "two"}, "num_layers='two' is not an integer"),
+        ({"batch_sizes": "1,x"}, "batch_sizes='1,x' is not an integer list"),
+        ({"image_size": "30"}, "multiple of the 14-pixel patch"),
+        ({"repeats": "0"}, "repeats must be a positive integer"),
+        ({"hidden_size": "30"}, "must divide by num_heads"),
+    ],
+)
 def test_bad_sizes_are_named(bench, overrides, message):
     with pytest.raises(ValueError, match=message):
         bench("models").BenchSizes().replace(overrides)

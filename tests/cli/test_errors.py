@@ -36,8 +36,10 @@ def fake_command(monkeypatch):
     return raised
 
 
-@pytest.mark.parametrize("kind, builtin", [(InvalidInputError, ValueError), (MissingInputError, FileNotFoundError),
-                                           (OutputExistsError, FileExistsError)])
+@pytest.mark.parametrize(
+    "kind, builtin",
+    [(InvalidInputError, ValueError), (MissingInputError, FileNotFoundError), (OutputExistsError, FileExistsError)],
+)
 def test_each_kind_is_also_the_builtin_callers_catch_and_names_its_path(kind, builtin, tmp_path):
     error = kind("is not usable", path=tmp_path / "x.json", field="--data")
     assert isinstance(error, builtin) and isinstance(error, UserInputError)
@@ -47,12 +49,15 @@ def test_each_kind_is_also_the_builtin_callers_catch_and_names_its_path(kind, bu
     assert str(kind(f"{tmp_path} exists", path=tmp_path)) == f"{tmp_path} exists"
 
 
-@pytest.mark.parametrize("error", [
-    InvalidInputError("a\n  b\n  c", path="/data/x.json"),
-    MissingInputError("gone", path="/data/y"),
-    FileNotFoundError(2, "No such file or directory", "/data/z.yaml"),
-    PermissionError(13, "Permission denied", "/data/w"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        InvalidInputError("a\n  b\n  c", path="/data/x.json"),
+        MissingInputError("gone", path="/data/y"),
+        FileNotFoundError(2, "No such file or directory", "/data/z.yaml"),
+        PermissionError(13, "Permission denied", "/data/w"),
+    ],
+)
 def test_main_prints_bad_input_as_one_line_exit_2(fake_command, capsys, error):
     fake_command.append(error)
     assert cli_main.main(["fake"]) == 2
@@ -62,12 +67,21 @@ def test_main_prints_bad_input_as_one_line_exit_2(fake_command, capsys, error):
 
 
 def test_multi_line_messages_are_joined():
-    assert one_line(InvalidInputError("not portable:\n  a is missing\n  b is missing")) == \
-        "not portable:; a is missing; b is missing"
+    assert (
+        one_line(InvalidInputError("not portable:\n  a is missing\n  b is missing"))
+        == "not portable:; a is missing; b is missing"
+    )
 
 
-@pytest.mark.parametrize("error", [RuntimeError("bug"), IndexError("bug"), ValueError("bug"),
-                                   FileNotFoundError("an internal file, no path attribute")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("bug"),
+        IndexError("bug"),
+        ValueError("bug"),
+        FileNotFoundError("an internal file, no path attribute"),
+    ],
+)
 def test_a_bug_keeps_its_traceback(fake_command, error):
     fake_command.append(error)
     assert not is_input_error(error)

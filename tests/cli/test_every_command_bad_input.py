@@ -64,8 +64,10 @@ class Workspace:
 
     def forbid(self, module: str, name: str) -> None:
         """Make `module.name` fail the test if called: the command must stop before that heavy step."""
+
         def called(*args, **kwargs):
             raise AssertionError(f"{module}.{name} ran: the command did not stop at input checking")
+
         self.monkeypatch.setattr(importlib.import_module(module), name, called)
 
 
@@ -78,9 +80,27 @@ GOOD_EVAL_DATA = {
     "grounding": ("data.json", json.dumps(GOOD_CAPTIONS)),
     "dense-captioning": ("data.json", json.dumps(GOOD_CAPTIONS)),
     "qa": ("data.json", json.dumps([{"answer": "red", "id": 0, "question": "what colour is it?", "video_id": 1}])),
-    "trajectory": ("data.jsonl", json.dumps({"video_id": "v1", "video": "v1.mp4", "duration": 2.0, "events": [
-        {"caption": "the red square moves", "start": 0.0, "end": 1.0, "objects": [
-            {"phrase": "the red square", "span": [0, 14], "trajectory": [[[0.5, 0.5]] * 4] * 3}]}]}) + "\n"),
+    "trajectory": (
+        "data.jsonl",
+        json.dumps(
+            {
+                "video_id": "v1",
+                "video": "v1.mp4",
+                "duration": 2.0,
+                "events": [
+                    {
+                        "caption": "the red square moves",
+                        "start": 0.0,
+                        "end": 1.0,
+                        "objects": [
+                            {"phrase": "the red square", "span": [0, 14], "trajectory": [[[0.5, 0.5]] * 4] * 3}
+                        ],
+                    }
+                ],
+            }
+        )
+        + "\n",
+    ),
 }
 
 
@@ -90,49 +110,83 @@ def _eval_rows(task: str) -> list:
 
     def missing(w):
         data = w.tmp / "missing.json"
-        return Case(_eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), w.tmp / "r.json"), data,
-                    [w.fixture("pite_dir"), w.tmp])
+        return Case(
+            _eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), w.tmp / "r.json"),
+            data,
+            [w.fixture("pite_dir"), w.tmp],
+        )
 
     def corrupted(w):
         data = w.write("data.json", CORRUPTED_JSON)
-        return Case(_eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), w.tmp / "r.json"), data,
-                    [w.fixture("pite_dir"), w.tmp], by_name=task == "trajectory")
+        return Case(
+            _eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), w.tmp / "r.json"),
+            data,
+            [w.fixture("pite_dir"), w.tmp],
+            by_name=task == "trajectory",
+        )
 
     def output_is_input(w):
         data = good(w)
-        return Case(_eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), data), data,
-                    [w.fixture("pite_dir"), w.tmp], reason="is the input --data")
+        return Case(
+            _eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), data),
+            data,
+            [w.fixture("pite_dir"), w.tmp],
+            reason="is the input --data",
+        )
 
     def output_is_folder(w):
         data, output = good(w), w.folder("results", "keep.txt")
-        return Case(_eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), output), output,
-                    [w.fixture("pite_dir"), w.tmp], reason="is a folder")
+        return Case(
+            _eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), output),
+            output,
+            [w.fixture("pite_dir"), w.tmp],
+            reason="is a folder",
+        )
 
     def output_is_user_file(w):
         data, output = good(w), w.write("notes.json", '{"mine": true}\n')
-        return Case(_eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), output), output,
-                    [w.fixture("pite_dir"), w.tmp], reason="is not the results file")
+        return Case(
+            _eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), output),
+            output,
+            [w.fixture("pite_dir"), w.tmp],
+            reason="is not the results file",
+        )
 
-    rows = [(f"eval-{task}", "missing", missing), (f"eval-{task}", "corrupted", corrupted),
-            (f"eval-{task}", "existing-output:is-data", output_is_input),
-            (f"eval-{task}", "existing-output:folder", output_is_folder),
-            (f"eval-{task}", "existing-output:user-file", output_is_user_file)]
+    rows = [
+        (f"eval-{task}", "missing", missing),
+        (f"eval-{task}", "corrupted", corrupted),
+        (f"eval-{task}", "existing-output:is-data", output_is_input),
+        (f"eval-{task}", "existing-output:folder", output_is_folder),
+        (f"eval-{task}", "existing-output:user-file", output_is_user_file),
+    ]
     if task == "grounding":
+
         def truncated_model(w):
             model = w.truncated_pite()
             data = good(w)
-            return Case(_eval(task, model, data, w.fixture("videos_dir"), w.tmp / "r.json"),
-                        model / "model.safetensors", [w.tmp], reason="truncated or corrupted safetensors")
+            return Case(
+                _eval(task, model, data, w.fixture("videos_dir"), w.tmp / "r.json"),
+                model / "model.safetensors",
+                [w.tmp],
+                reason="truncated or corrupted safetensors",
+            )
 
         def other_predictions(w):
             data = good(w)
-            predictions = w.write("r.predictions.json", json.dumps(
-                {"meta": {"task": "grounding", "model": "/elsewhere"}, "predictions": {}}))
-            return Case(_eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), w.tmp / "r.json"),
-                        predictions, [w.fixture("pite_dir"), w.tmp])
+            predictions = w.write(
+                "r.predictions.json",
+                json.dumps({"meta": {"task": "grounding", "model": "/elsewhere"}, "predictions": {}}),
+            )
+            return Case(
+                _eval(task, w.fixture("pite_dir"), data, w.fixture("videos_dir"), w.tmp / "r.json"),
+                predictions,
+                [w.fixture("pite_dir"), w.tmp],
+            )
 
-        rows += [(f"eval-{task}", "corrupted:model-weights", truncated_model),
-                 (f"eval-{task}", "existing-output:predictions-of-other-settings", other_predictions)]
+        rows += [
+            (f"eval-{task}", "corrupted:model-weights", truncated_model),
+            (f"eval-{task}", "existing-output:predictions-of-other-settings", other_predictions),
+        ]
     return rows
 
 
@@ -153,37 +207,63 @@ def train_corrupted_config(w):
 
 def train_corrupted_model(w):
     model = w.truncated_pite()
-    return Case(_train(w, f"model_name_or_path={model}", f"output_dir={w.tmp / 'out'}"), model / "model.safetensors",
-                [w.tmp], reason="truncated or corrupted safetensors")
+    return Case(
+        _train(w, f"model_name_or_path={model}", f"output_dir={w.tmp / 'out'}"),
+        model / "model.safetensors",
+        [w.tmp],
+        reason="truncated or corrupted safetensors",
+    )
 
 
 def train_missing_data(w):
     data = w.tmp / "missing.jsonl"
-    return Case(_train(w, f"model_name_or_path={w.fixture('pite_dir')}", f"data_files=[{data}]",
-                       f"media_dir={w.fixture('videos_dir')}", f"output_dir={w.tmp / 'out'}"), data,
-                [w.tmp, w.fixture("pite_dir")])
+    return Case(
+        _train(
+            w,
+            f"model_name_or_path={w.fixture('pite_dir')}",
+            f"data_files=[{data}]",
+            f"media_dir={w.fixture('videos_dir')}",
+            f"output_dir={w.tmp / 'out'}",
+        ),
+        data,
+        [w.tmp, w.fixture("pite_dir")],
+    )
 
 
 def train_corrupted_data(w):
     data = w.write("pite143k.jsonl", '{"video_id": "v1", "video": "v1.mp4", "duration": 2.0, "events": [\n')
-    return Case(_train(w, f"model_name_or_path={w.fixture('pite_dir')}", f"data_files=[{data}]",
-                       f"media_dir={w.fixture('videos_dir')}", f"output_dir={w.tmp / 'out'}"), data,
-                [w.tmp, w.fixture("pite_dir")], by_name=True)
+    return Case(
+        _train(
+            w,
+            f"model_name_or_path={w.fixture('pite_dir')}",
+            f"data_files=[{data}]",
+            f"media_dir={w.fixture('videos_dir')}",
+            f"output_dir={w.tmp / 'out'}",
+        ),
+        data,
+        [w.tmp, w.fixture("pite_dir")],
+        by_name=True,
+    )
 
 
 def train_finished_run(w):
     out = w.folder("out", "pite_training.json", "model.safetensors", "config.json")
     w.forbid("pite.training.api", "load_model")
-    return Case(_train(w, f"model_name_or_path={w.fixture('pite_dir')}", f"output_dir={out}"), out, [w.tmp],
-                reason="already holds a training run")
+    return Case(
+        _train(w, f"model_name_or_path={w.fixture('pite_dir')}", f"output_dir={out}"),
+        out,
+        [w.tmp],
+        reason="already holds a training run",
+    )
 
 
 def train_output_is_model(w):
     model = w.tmp / "model"
     shutil.copytree(w.fixture("pite_dir"), model)
     w.forbid("pite.training.api", "load_model")
-    return Case(_train(w, f"model_name_or_path={model}", f"output_dir={model}"), model, [w.tmp],
-                reason="is model_name_or_path")
+    return Case(
+        _train(w, f"model_name_or_path={model}", f"output_dir={model}"), model, [w.tmp], reason="is model_name_or_path"
+    )
 
 
 # ------------------------------------------------------------------------------------------- extract-features
@@ -198,20 +278,32 @@ def extract_missing(w):
 
 def extract_missing_media(w):
     media = w.tmp / "no-media"
-    return Case(_extract(w.fixture("pite_dir"), media, w.tmp / "cache"), media, [w.tmp, w.fixture("pite_dir")],
-                reason="is not a folder")
+    return Case(
+        _extract(w.fixture("pite_dir"), media, w.tmp / "cache"),
+        media,
+        [w.tmp, w.fixture("pite_dir")],
+        reason="is not a folder",
+    )
 
 
 def extract_empty_media(w):
     media = w.folder("media", "notes.txt")
-    return Case(_extract(w.fixture("pite_dir"), media, w.tmp / "cache"), media, [w.tmp, w.fixture("pite_dir")],
-                reason="holds no video or image file")
+    return Case(
+        _extract(w.fixture("pite_dir"), media, w.tmp / "cache"),
+        media,
+        [w.tmp, w.fixture("pite_dir")],
+        reason="holds no video or image file",
+    )
 
 
 def extract_corrupted_model(w):
     model = w.truncated_pite()
-    return Case(_extract(model, w.fixture("videos_dir"), w.tmp / "cache"), model / "model.safetensors", [w.tmp],
-                reason="truncated or corrupted safetensors")
+    return Case(
+        _extract(model, w.fixture("videos_dir"), w.tmp / "cache"),
+        model / "model.safetensors",
+        [w.tmp],
+        reason="truncated or corrupted safetensors",
+    )
 
 
 def extract_corrupted_video(w):
@@ -220,23 +312,39 @@ def extract_corrupted_video(w):
     video = media / "v1.mp4"
     data = (w.fixture("videos_dir") / "v1.mp4").read_bytes()
     video.write_bytes(data[: len(data) // 2])  # cut short before the index (moov) at the end
-    return Case(_extract(w.fixture("pite_dir"), media, w.tmp / "cache"), video, [w.tmp, w.fixture("pite_dir")],
-                by_name=True)
+    return Case(
+        _extract(w.fixture("pite_dir"), media, w.tmp / "cache"), video, [w.tmp, w.fixture("pite_dir")], by_name=True
+    )
 
 
 def extract_corrupted_index(w):
     index = w.write("cache/index.json", '{"format_version": 1, "entries": {')
-    return Case(_extract(w.fixture("pite_dir"), w.fixture("videos_dir"), index.parent), index,
-                [w.tmp, w.fixture("pite_dir")])
+    return Case(
+        _extract(w.fixture("pite_dir"), w.fixture("videos_dir"), index.parent), index, [w.tmp, w.fixture("pite_dir")]
+    )
 
 
 def extract_cache_of_other_model(w):
     from pite.data.feature_cache import FORMAT_VERSION
 
-    index = w.write("cache/index.json", json.dumps({"format_version": FORMAT_VERSION, "fingerprint": "another-model",
-                                                    "num_frames": 4, "entries": {}, "failed": {}}))
-    return Case(_extract(w.fixture("pite_dir"), w.fixture("videos_dir"), index.parent), index.parent,
-                [w.tmp, w.fixture("pite_dir")], reason="different vision tower")
+    index = w.write(
+        "cache/index.json",
+        json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "fingerprint": "another-model",
+                "num_frames": 4,
+                "entries": {},
+                "failed": {},
+            }
+        ),
+    )
+    return Case(
+        _extract(w.fixture("pite_dir"), w.fixture("videos_dir"), index.parent),
+        index.parent,
+        [w.tmp, w.fixture("pite_dir")],
+        reason="different vision tower",
+    )
 
 
 # ------------------------------------------------------------------------------------------------- annotate
@@ -252,8 +360,12 @@ def annotate_missing(w):
 def annotate_missing_videos(w):
     captions, videos = w.write("captions.json", json.dumps(GOOD_CAPTIONS)), w.tmp / "no-videos"
     w.forbid("pite.annotation.cli", "build_pipeline")
-    return Case(["annotate", "--videos", videos, "--captions", captions, "--out", w.tmp / "out.jsonl"], videos,
-                [w.tmp], reason="is not a folder")
+    return Case(
+        ["annotate", "--videos", videos, "--captions", captions, "--out", w.tmp / "out.jsonl"],
+        videos,
+        [w.tmp],
+        reason="is not a folder",
+    )
 
 
 def annotate_corrupted(w):
@@ -267,8 +379,17 @@ def annotate_empty(w):
 
 
 def annotate_output_is_captions(w):
-    captions = w.write("captions.jsonl", json.dumps({"video_id": "v1", "video": "v1.mp4", "events": [
-        {"caption": "the red square moves", "start": 0.0, "end": 1.0}]}) + "\n")
+    captions = w.write(
+        "captions.jsonl",
+        json.dumps(
+            {
+                "video_id": "v1",
+                "video": "v1.mp4",
+                "events": [{"caption": "the red square moves", "start": 0.0, "end": 1.0}],
+            }
+        )
+        + "\n",
+    )
     w.forbid("pite.annotation.cli", "build_pipeline")
     return Case(_annotate(w, captions, captions), captions, [w.tmp], reason="is the input --captions")
 
@@ -288,23 +409,35 @@ def build_missing(w):
 
 def build_corrupted(w):
     llm = truncated_copy(w.fixture("llm_dir"), w.tmp / "llm")
-    return Case(["build", "--llm", llm, "--vision", w.fixture("clip_dir"), "--out", w.tmp / "out"],
-                llm / "model.safetensors", [w.tmp], reason="truncated or corrupted safetensors")
+    return Case(
+        ["build", "--llm", llm, "--vision", w.fixture("clip_dir"), "--out", w.tmp / "out"],
+        llm / "model.safetensors",
+        [w.tmp],
+        reason="truncated or corrupted safetensors",
+    )
 
 
 def build_existing(w):
     out = w.folder("out", "config.json")
     w.forbid("pite.hub.build", "load_tokenizer")
-    return Case(["build", "--llm", w.fixture("llm_dir"), "--vision", w.fixture("clip_dir"), "--out", out], out,
-                [w.tmp, w.fixture("llm_dir")], reason="already exists")
+    return Case(
+        ["build", "--llm", w.fixture("llm_dir"), "--vision", w.fixture("clip_dir"), "--out", out],
+        out,
+        [w.tmp, w.fixture("llm_dir")],
+        reason="already exists",
+    )
 
 
 def build_out_is_input(w):
     llm = w.tmp / "llm"
     shutil.copytree(w.fixture("llm_dir"), llm)
     w.forbid("pite.hub.build", "load_tokenizer")
-    return Case(["build", "--llm", llm, "--vision", w.fixture("clip_dir"), "--out", llm, "--overwrite"], llm, [w.tmp],
-                reason="is the input --llm")
+    return Case(
+        ["build", "--llm", llm, "--vision", w.fixture("clip_dir"), "--out", llm, "--overwrite"],
+        llm,
+        [w.tmp],
+        reason="is the input --llm",
+    )
 
 
 def _convert(w, base, out, *extra) -> list:
@@ -322,8 +455,12 @@ def convert_missing(w):
 
 def convert_corrupted(w):
     base = truncated_copy(w.fixture("llm_dir"), w.tmp / "vicuna")
-    return Case(_convert(w, base, w.tmp / "out", "--dtype", "float32"), base / "model.safetensors", [w.tmp],
-                reason="truncated or corrupted safetensors")
+    return Case(
+        _convert(w, base, w.tmp / "out", "--dtype", "float32"),
+        base / "model.safetensors",
+        [w.tmp],
+        reason="truncated or corrupted safetensors",
+    )
 
 
 def convert_existing(w):
@@ -339,8 +476,12 @@ def export_missing(w):
 
 def export_corrupted(w):
     model = w.truncated_pite()
-    return Case(["export", model, w.tmp / "out"], model / "model.safetensors", [w.tmp],
-                reason="truncated or corrupted safetensors")
+    return Case(
+        ["export", model, w.tmp / "out"],
+        model / "model.safetensors",
+        [w.tmp],
+        reason="truncated or corrupted safetensors",
+    )
 
 
 def export_existing(w):
@@ -465,8 +606,7 @@ def test_every_command_has_a_row_of_each_kind_it_can_have():
 
 
 @pytest.mark.parametrize("command, kind, build", ROWS, ids=[f"{row[0]}-{row[1]}" for row in ROWS])
-def test_bad_input_exits_2_with_one_line_naming_the_path(command, kind, build, tmp_path, request, monkeypatch,
-                                                         capsys):
+def test_bad_input_exits_2_with_one_line_naming_the_path(command, kind, build, tmp_path, request, monkeypatch, capsys):
     case = build(Workspace(tmp_path, request, monkeypatch))
     before = file_hashes(*case.watched)
     status, stderr = run_pite(case.argv, capsys)

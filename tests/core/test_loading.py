@@ -25,19 +25,27 @@ def test_dtype_names_map_to_torch_dtypes_and_others_are_named():
 
 
 def _pair(video_token_id=5, num_frames=4, vocab_size=10, tokenizer_size=10, processor_frames=4, processor_video=5):
-    config = SimpleNamespace(video_token_id=video_token_id, num_frames=num_frames,
-                             text_config=SimpleNamespace(vocab_size=vocab_size))
-    processor = SimpleNamespace(video_token_id=processor_video, num_frames=processor_frames,
-                                tokenizer=[None] * tokenizer_size)
+    config = SimpleNamespace(
+        video_token_id=video_token_id, num_frames=num_frames, text_config=SimpleNamespace(vocab_size=vocab_size)
+    )
+    processor = SimpleNamespace(
+        video_token_id=processor_video, num_frames=processor_frames, tokenizer=[None] * tokenizer_size
+    )
     return SimpleNamespace(config=config), processor
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"processor_video": 6}, r"ckpt: the processor's <video> id 6 differs from the model's video_token_id 5"),
-    ({"processor_frames": 8}, r"ckpt: the processor samples 8 frames but the model's trajectory head has "
-                              r"num_frames=4"),
-    ({"tokenizer_size": 11}, r"ckpt: the tokenizer has 11 tokens, the model's vocabulary 10"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"processor_video": 6}, r"ckpt: the processor's <video> id 6 differs from the model's video_token_id 5"),
+        (
+            {"processor_frames": 8},
+            r"ckpt: the processor samples 8 frames but the model's trajectory head has "
+            r"num_frames=4",
+        ),
+        ({"tokenizer_size": 11}, r"ckpt: the tokenizer has 11 tokens, the model's vocabulary 10"),
+    ],
+)
 def test_a_processor_that_does_not_fit_the_model_is_refused(changes, message):
     check_model_and_processor(*_pair(), where="ckpt")  # a matching pair passes
     with pytest.raises(ValueError, match=message):

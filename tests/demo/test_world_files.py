@@ -57,7 +57,9 @@ def test_stage2_jsonl_is_pite_143k_style(tiny_world):
     for record in records:
         assert set(record) == {"video_id", "video", "duration", "events"}
         assert (Path(tiny_world.train_videos_dir) / record["video"]).is_file()
-        assert record["events"] and [e["start"] for e in record["events"]] == sorted(e["start"] for e in record["events"])
+        assert record["events"] and [e["start"] for e in record["events"]] == sorted(
+            e["start"] for e in record["events"]
+        )
         for event in record["events"]:
             assert 0 <= event["start"] < event["end"] <= record["duration"]
             for obj in event["objects"]:
@@ -112,7 +114,11 @@ def test_eval_sets_follow_activitynet_formats(tiny_world):
     assert len(questions) == len(answers) == tiny_world.counts["eval_questions"] > 0
     closed = {a for values in answer_vocabulary().values() for a in values}
     for question, answer in zip(questions, answers):
-        assert set(question) == {"video_name", "question", "question_id"} and set(answer) == {"answer", "type", "question_id"}
+        assert set(question) == {"video_name", "question", "question_id"} and set(answer) == {
+            "answer",
+            "type",
+            "question_id",
+        }
         assert question["question_id"] == answer["question_id"]
         assert f"v_{question['video_name']}" in captions  # file v_{video_name}.mp4, as ActivityNet-QA runners expect
         assert answer["answer"] in closed and isinstance(answer["type"], int)
@@ -139,7 +145,9 @@ def test_localized_narratives_format_and_traces_on_the_named_objects(tiny_world)
     for index, record in enumerate(records):
         assert set(record) == LN_KEYS
         scene, _image, labels, _ = make_image(config, tiny_world.seed, index)
-        jpeg = np.asarray(Image.open(Path(tiny_world.stage1_images_dir) / f"{record['image_id']}.jpg").convert("RGB")).astype(int)
+        jpeg = np.asarray(
+            Image.open(Path(tiny_world.stage1_images_dir) / f"{record['image_id']}.jpg").convert("RGB")
+        ).astype(int)
         assert jpeg.shape == (config.height, config.width, 3)
         utterances = record["timed_caption"]
         assert " ".join(u["utterance"] for u in utterances) == record["caption"]

@@ -61,8 +61,10 @@ def test_key_points_fall_on_the_object_colour_in_the_decoded_mp4(tmp_path):
         seen = decoded[t, rows, cols]  # (M, 3)
         palette = np.array([COLOURS[o.colour] for o in video.scene.objects])
         # Nearest among the objects' colours and the background there: always the key point's own object.
-        candidates = np.concatenate([np.broadcast_to(palette, (len(seen), *palette.shape)),
-                                     video.scene.background[rows, cols][:, None]], axis=1)
+        candidates = np.concatenate(
+            [np.broadcast_to(palette, (len(seen), *palette.shape)), video.scene.background[rows, cols][:, None]],
+            axis=1,
+        )
         nearest = np.linalg.norm(candidates - seen[:, None], axis=2).argmin(axis=1)
         assert np.array_equal(nearest, k)
         assert np.abs(seen - palette[k]).max() <= 48
@@ -78,7 +80,9 @@ def test_trajectories_are_minus_one_exactly_where_untracked_or_invisible():
             tracked = (indices >= event.start_frame) & (indices <= event.end_frame)
             shown = video.visible[event.object_index][indices].T & tracked[None]  # (P, N)
             assert np.all(trajectory[~shown] == -1)
-            assert np.array_equal(trajectory[shown], video.key_points[event.object_index][indices].transpose(1, 0, 2)[shown])
+            assert np.array_equal(
+                trajectory[shown], video.key_points[event.object_index][indices].transpose(1, 0, 2)[shown]
+            )
             assert np.all((trajectory[shown] >= 0) & (trajectory[shown] < 1))
             grounded.append(shown.any())
     # An object fully hidden behind another for a whole event keeps an all -1 trajectory (rare: about 1 in 1500).
@@ -93,7 +97,9 @@ def test_video_window_keeps_tracking_after_the_event():
     later = indices > event.end_frame
     windowed = event_trajectory(video.scene, video.key_points, video.visible, event)
     assert (windowed[:, later] != -1).any()
-    assert np.array_equal(windowed[:, indices < event.start_frame], np.full_like(windowed[:, indices < event.start_frame], -1))
+    assert np.array_equal(
+        windowed[:, indices < event.start_frame], np.full_like(windowed[:, indices < event.start_frame], -1)
+    )
 
 
 @pytest.mark.parametrize("num_frames", [7, 100])

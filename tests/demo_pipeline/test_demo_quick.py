@@ -15,7 +15,9 @@ def quick_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("quick") / "demo"
     result = subprocess.run(
         [sys.executable, "-m", "pite.cli.main", "demo", "--quick", "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return out
@@ -37,10 +39,15 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     by_kind = evaluation["qa"]["by_kind"]
     assert sum(counts["questions"] for counts in by_kind.values()) == evaluation["qa"]["num_questions"]
     assert sum(counts["model_correct"] for counts in by_kind.values()) == pytest.approx(
-        evaluation["qa"]["model_accuracy"] * evaluation["qa"]["num_questions"] / 100)
+        evaluation["qa"]["model_accuracy"] * evaluation["qa"]["num_questions"] / 100
+    )
     assert set(metrics["beats_baselines"]) == {
-        "trajectory_vs_constant_centre", "trajectory_vs_untrained", "grounding_vs_random_interval", "qa_vs_majority",
-        "grounded_words_vs_every_word"}
+        "trajectory_vs_constant_centre",
+        "trajectory_vs_untrained",
+        "grounding_vs_random_interval",
+        "qa_vs_majority",
+        "grounded_words_vs_every_word",
+    }
     words = evaluation["grounded_words"]
     assert {words[name]["absent_targets"] for name in words} == {"regress", "mask"}
     other = "regress" if metrics["settings"]["absent_targets"] == "mask" else "mask"
@@ -67,7 +74,13 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
         assert sheet.size[0] > 0
     with Image.open(out / "trajectories.gif") as gif:
         assert gif.n_frames > 10  # PIL merges identical consecutive frames
-    for name in ("config.json", "model.safetensors", "modeling_pite.py", "processing_pite.py", "processor_config.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "modeling_pite.py",
+        "processing_pite.py",
+        "processor_config.json",
+    ):
         assert (out / "model" / name).exists(), name
 
 
@@ -105,10 +118,14 @@ def test_demo_model_folder_answers_without_pite(quick_demo, tmp_path):
     video = sorted((out / "data" / "eval" / "videos").glob("*.mp4"))[0]
     script = tmp_path / "answer.py"
     script.write_text(CLEAN_ANSWER)
-    result = subprocess.run([sys.executable, str(script), str(out / "model"), str(video)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300,
-                            env={"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
-                                 "HF_HOME": str(tmp_path / "hf")})
+    result = subprocess.run(
+        [sys.executable, str(script), str(out / "model"), str(video)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf")},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["new_tokens"] >= 1 and isinstance(answer["text"], str)

@@ -41,16 +41,36 @@ def build_tiny_pite(folder: Path, corpus: list[str], centre_trajectories: bool =
     tokenizer = train_llama_tokenizer(corpus, vocab_size=400)
     processor = PiTeProcessor(
         image_processor=CLIPImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}),
-        tokenizer=tokenizer, num_frames=NUM_FRAMES,
+        tokenizer=tokenizer,
+        num_frames=NUM_FRAMES,
     )
     config = PiTeConfig(
-        vision_config=dict(hidden_size=32, intermediate_size=64, projection_dim=24, num_hidden_layers=2,
-                           num_attention_heads=2, image_size=28, patch_size=14, initializer_range=0.2),
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, initializer_range=0.2),
-        num_frames=NUM_FRAMES, video_token_id=processor.video_token_id, initializer_range=0.2,
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            projection_dim=24,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=28,
+            patch_size=14,
+            initializer_range=0.2,
+        ),
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            initializer_range=0.2,
+        ),
+        num_frames=NUM_FRAMES,
+        video_token_id=processor.video_token_id,
+        initializer_range=0.2,
     )
     torch.manual_seed(0)
     model = PiTeForConditionalGeneration(config).eval()
@@ -69,8 +89,14 @@ def world(tmp_path_factory):
     undecodable `v_broken.mp4` in the same folder."""
     from pite.demo.world import generate_world
 
-    manifest = generate_world(tmp_path_factory.mktemp("world"), num_train_videos=0, num_eval_videos=2, num_images=0,
-                              num_frames=NUM_FRAMES, eval_questions_per_video=2)
+    manifest = generate_world(
+        tmp_path_factory.mktemp("world"),
+        num_train_videos=0,
+        num_eval_videos=2,
+        num_images=0,
+        num_frames=NUM_FRAMES,
+        eval_questions_per_video=2,
+    )
     (Path(manifest.eval_videos_dir) / "v_broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a real video")
     return manifest
 
@@ -95,10 +121,18 @@ def judge_dir(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("judge")
     tokenizer = train_llama_tokenizer([SYSTEM_MESSAGE, user_message("question", "answer", "prediction")] * 5, 400)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -128,12 +162,26 @@ def grounding_data(world, tmp_path: Path) -> Path:
     return path
 
 
-def test_grounding_resumes_after_interruption_skips_bad_videos_and_is_deterministic(world, model_dir, tmp_path, capsys,
-                                                                                  monkeypatch):
+def test_grounding_resumes_after_interruption_skips_bad_videos_and_is_deterministic(
+    world, model_dir, tmp_path, capsys, monkeypatch
+):
     data = grounding_data(world, tmp_path)
     answerable = sum(len(v["sentences"]) for v in read_json(world.eval_captions).values())
-    args = ["grounding", "--model", model_dir, "--data", data, "--videos", world.eval_videos_dir,
-            "--max-new-tokens", 6, "--batch-size", 4, "--model-name", "tiny"]
+    args = [
+        "grounding",
+        "--model",
+        model_dir,
+        "--data",
+        data,
+        "--videos",
+        world.eval_videos_dir,
+        "--max-new-tokens",
+        6,
+        "--batch-size",
+        4,
+        "--model-name",
+        "tiny",
+    ]
     output = tmp_path / "run" / "grounding.json"
     predictions_file = tmp_path / "run" / "grounding.predictions.json"
 
@@ -158,17 +206,28 @@ def test_grounding_resumes_after_interruption_skips_bad_videos_and_is_determinis
     asked = []
     real_call = PiTeGenerator.__call__
     monkeypatch.setattr(PiTeGenerator, "generate", real_generate)
-    monkeypatch.setattr(PiTeGenerator, "__call__", lambda self, records: asked.extend(r.sample_id for r in records)
-                        or real_call(self, records))
+    monkeypatch.setattr(
+        PiTeGenerator,
+        "__call__",
+        lambda self, records: asked.extend(r.sample_id for r in records) or real_call(self, records),
+    )
     status, out, _ = pite_eval(capsys, *args, "--output", output)
     assert status == 0
     assert not set(asked) & set(first["predictions"]) and len(asked) == answerable - 4 + 1  # + the broken video
     results, stored = read_json(output), read_json(predictions_file)
-    assert results["counts"] == {"records": answerable + 2, "answered": answerable, "generated_now": answerable - 4,
-                                 "answered_before": 4, "skipped": 2, "missing_videos": 1}
+    assert results["counts"] == {
+        "records": answerable + 2,
+        "answered": answerable,
+        "generated_now": answerable - 4,
+        "answered_before": 4,
+        "skipped": 2,
+        "missing_videos": 1,
+    }
     assert set(results["skipped"]) == set(stored["skipped"]) == {"v_missing#0", "v_broken#0"}
     assert "not found" in stored["skipped"]["v_missing#0"] and "unreadable video" in stored["skipped"]["v_broken#0"]
-    assert {k: v for k, v in first["predictions"].items()} == {k: stored["predictions"][k] for k in first["predictions"]}
+    assert {k: v for k, v in first["predictions"].items()} == {
+        k: stored["predictions"][k] for k in first["predictions"]
+    }
     scores = results["scores"]
     assert scores["num_queries"] == answerable and scores["num_unanswered"] == 2
     assert set(scores) >= {"R@0.3", "R@0.5", "R@0.7", "mIoU"} and all(0 <= scores[k] <= 100 for k in ("mIoU", "R@0.5"))
@@ -194,8 +253,20 @@ def test_grounding_resumes_after_interruption_skips_bad_videos_and_is_determinis
 def test_dense_captioning_without_java_still_scores_cider(world, model_dir, tmp_path, capsys, no_java):
     output = tmp_path / "dvc.json"
     with pytest.warns(UserWarning, match="Java"):
-        status, out, err = pite_eval(capsys, "dense-captioning", "--model", model_dir, "--data", world.eval_captions,
-                                     "--videos", world.eval_videos_dir, "--max-new-tokens", 8, "--output", output)
+        status, out, err = pite_eval(
+            capsys,
+            "dense-captioning",
+            "--model",
+            model_dir,
+            "--data",
+            world.eval_captions,
+            "--videos",
+            world.eval_videos_dir,
+            "--max-new-tokens",
+            8,
+            "--output",
+            output,
+        )
     assert status == 0 and "java" in err.lower()
     results = read_json(output)
     scores = results["scores"]
@@ -206,13 +277,33 @@ def test_dense_captioning_without_java_still_scores_cider(world, model_dir, tmp_
     assert set(read_json(tmp_path / "dvc.predictions.json")["predictions"]) == set(read_json(world.eval_captions))
 
 
-def test_qa_judged_over_http_cached_and_unusable_replies_counted(world, model_dir, tmp_path, capsys, chat_server,
-                                                                 monkeypatch):
+def test_qa_judged_over_http_cached_and_unusable_replies_counted(
+    world, model_dir, tmp_path, capsys, chat_server, monkeypatch
+):
     monkeypatch.delenv("PITE_TEST_JUDGE_KEY", raising=False)
-    args = ["qa", "--format", "activitynet-qa", "--model", model_dir, "--data", world.eval_qa_questions,
-            "--answers", world.eval_qa_answers, "--videos", world.eval_videos_dir, "--max-new-tokens", 5,
-            "--judge", "openai", "--judge-base-url", chat_server.base_url, "--judge-api-key-env", "PITE_TEST_JUDGE_KEY",
-            "--output", tmp_path / "qa.json"]
+    args = [
+        "qa",
+        "--format",
+        "activitynet-qa",
+        "--model",
+        model_dir,
+        "--data",
+        world.eval_qa_questions,
+        "--answers",
+        world.eval_qa_answers,
+        "--videos",
+        world.eval_videos_dir,
+        "--max-new-tokens",
+        5,
+        "--judge",
+        "openai",
+        "--judge-base-url",
+        chat_server.base_url,
+        "--judge-api-key-env",
+        "PITE_TEST_JUDGE_KEY",
+        "--output",
+        tmp_path / "qa.json",
+    ]
     num_questions = len(read_json(world.eval_qa_questions))
     status, out, _ = pite_eval(capsys, *args, "--judge-model", "judge-a")
     assert status == 0 and len(chat_server.requests) == num_questions
@@ -257,23 +348,38 @@ def link_videos(world, folder: Path, names: list[str]) -> Path:
     return folder
 
 
-def test_charades_msvd_and_msrvtt_formats_end_to_end(world, model_dir, judge_dir, tmp_path, capsys, chat_server,
-                                                     monkeypatch):
+def test_charades_msvd_and_msrvtt_formats_end_to_end(
+    world, model_dir, judge_dir, tmp_path, capsys, chat_server, monkeypatch
+):
     common = ["--model", model_dir, "--max-new-tokens", 4]
     judge = ["--judge", "openai", "--judge-base-url", chat_server.base_url, "--judge-model", "judge"]
 
     # Charades-STA, with a model that always answers "frames 00 to 07": with N = 8 that is the whole video, [0, 7.7] s
     # (the corrected protocol's reading; VTimeLLM's would be [0, 7/8] of the video).
     charades = link_videos(world, tmp_path / "charades", ["AO8RW"])
-    (tmp_path / "sta.txt").write_text("AO8RW 0.0 3.5##a person opens a door.\nAO8RW 2 7.1##a person sits down.\n"
-                                      "ZZZZZ 1 2##gone.\n", encoding="utf-8")
+    (tmp_path / "sta.txt").write_text(
+        "AO8RW 0.0 3.5##a person opens a door.\nAO8RW 2 7.1##a person sits down.\nZZZZZ 1 2##gone.\n", encoding="utf-8"
+    )
     (tmp_path / "Charades_v1_test.csv").write_text("id,subject,length\nAO8RW,x,7.7\nZZZZZ,y,30\n", encoding="utf-8")
     with monkeypatch.context() as patch:
         patch.setattr(PiTeGenerator, "generate", lambda self, inputs: ["From 00 to 07."] * len(inputs["input_ids"]))
-        status, out, _ = pite_eval(capsys, "grounding", "--format", "charades-sta", "--charades-csv",
-                                   tmp_path / "Charades_v1_test.csv", "--data", tmp_path / "sta.txt",
-                                   "--videos", charades, "--output", tmp_path / "charades.json", "--protocol",
-                                   "corrected", *common)
+        status, out, _ = pite_eval(
+            capsys,
+            "grounding",
+            "--format",
+            "charades-sta",
+            "--charades-csv",
+            tmp_path / "Charades_v1_test.csv",
+            "--data",
+            tmp_path / "sta.txt",
+            "--videos",
+            charades,
+            "--output",
+            tmp_path / "charades.json",
+            "--protocol",
+            "corrected",
+            *common,
+        )
     results = read_json(tmp_path / "charades.json")
     assert status == 0 and results["counts"]["answered"] == 2 and list(results["skipped"]) == ["ZZZZZ#0"]
     ious = [3.5 / 7.7, 5.1 / 7.7]
@@ -282,26 +388,67 @@ def test_charades_msvd_and_msrvtt_formats_end_to_end(world, model_dir, judge_dir
     assert scores["mIoU"] == pytest.approx(100 * sum(ious) / 2) and f"| {scores['mIoU']:.1f} |" in out
 
     msvd = link_videos(world, tmp_path / "msvd", ["-4wsuPCjDBc_5_15", "bQJQGoJF7_k_162_169"])
-    (tmp_path / "youtube_mapping.txt").write_text("-4wsuPCjDBc_5_15 vid1\nbQJQGoJF7_k_162_169 vid2\n", encoding="utf-8")
-    (tmp_path / "msvd_test_qa.json").write_text(json.dumps([
-        {"answer": "circle", "id": 0, "question": "what moves?", "video_id": 1},
-        {"answer": "red", "id": 1, "question": "what colour is the square?", "video_id": 2},
-    ]), encoding="utf-8")
-    status, out, _ = pite_eval(capsys, "qa", "--format", "msvd-qa", "--youtube-mapping", tmp_path / "youtube_mapping.txt",
-                               "--data", tmp_path / "msvd_test_qa.json", "--videos", msvd,
-                               "--output", tmp_path / "msvd.json", *common, *judge)
+    (tmp_path / "youtube_mapping.txt").write_text(
+        "-4wsuPCjDBc_5_15 vid1\nbQJQGoJF7_k_162_169 vid2\n", encoding="utf-8"
+    )
+    (tmp_path / "msvd_test_qa.json").write_text(
+        json.dumps(
+            [
+                {"answer": "circle", "id": 0, "question": "what moves?", "video_id": 1},
+                {"answer": "red", "id": 1, "question": "what colour is the square?", "video_id": 2},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    status, out, _ = pite_eval(
+        capsys,
+        "qa",
+        "--format",
+        "msvd-qa",
+        "--youtube-mapping",
+        tmp_path / "youtube_mapping.txt",
+        "--data",
+        tmp_path / "msvd_test_qa.json",
+        "--videos",
+        msvd,
+        "--output",
+        tmp_path / "msvd.json",
+        *common,
+        *judge,
+    )
     assert status == 0 and read_json(tmp_path / "msvd.json")["counts"]["answered"] == 2
     assert out.startswith("| Model | MSVD-QA Acc. | MSVD-QA Score |")
 
     msrvtt = link_videos(world, tmp_path / "msrvtt", ["video7010"])
-    (tmp_path / "msrvtt_test_qa.json").write_text(json.dumps([
-        {"answer": "square", "id": 7, "question": "what shape is there?", "video_id": 7010},
-        {"answer": "two", "id": 8, "question": "how many objects?", "video_id": 7011},  # no video7011.mp4
-    ]), encoding="utf-8")
+    (tmp_path / "msrvtt_test_qa.json").write_text(
+        json.dumps(
+            [
+                {"answer": "square", "id": 7, "question": "what shape is there?", "video_id": 7010},
+                {"answer": "two", "id": 8, "question": "how many objects?", "video_id": 7011},  # no video7011.mp4
+            ]
+        ),
+        encoding="utf-8",
+    )
     # judged by a local transformers model this time: greedy, recorded as temperature 0.0
-    status, out, _ = pite_eval(capsys, "qa", "--format", "msrvtt-qa", "--data", tmp_path / "msrvtt_test_qa.json",
-                               "--videos", msrvtt, "--output", tmp_path / "msrvtt.json", *common,
-                               "--judge", "local", "--judge-model", judge_dir, "--judge-max-new-tokens", 6)
+    status, out, _ = pite_eval(
+        capsys,
+        "qa",
+        "--format",
+        "msrvtt-qa",
+        "--data",
+        tmp_path / "msrvtt_test_qa.json",
+        "--videos",
+        msrvtt,
+        "--output",
+        tmp_path / "msrvtt.json",
+        *common,
+        "--judge",
+        "local",
+        "--judge-model",
+        judge_dir,
+        "--judge-max-new-tokens",
+        6,
+    )
     results = read_json(tmp_path / "msrvtt.json")
     assert status == 0 and results["counts"]["answered"] == 1 and list(results["skipped"]) == ["8"]
     assert results["scores"]["judge_model"] == str(judge_dir) and results["scores"]["temperature"] == 0.0
@@ -316,26 +463,104 @@ def test_bad_input_gives_clear_errors_before_loading_the_model(world, model_dir,
     videos = world.eval_videos_dir
     broken = tmp_path / "val_1.json"
     broken.write_text('{"v_a": {"duration": 10, "timestamps": [[1, 2]]}}', encoding="utf-8")
-    status, _, err = pite_eval(capsys, "grounding", "--model", model_dir, "--data", broken, "--videos", videos,
-                               "--output", tmp_path / "out.json")
+    status, _, err = pite_eval(
+        capsys,
+        "grounding",
+        "--model",
+        model_dir,
+        "--data",
+        broken,
+        "--videos",
+        videos,
+        "--output",
+        tmp_path / "out.json",
+    )
     assert status == 2 and "val_1.json: video 'v_a': field 'sentences' is missing" in err
 
-    status, _, err = pite_eval(capsys, "grounding", "--format", "charades-sta", "--model", model_dir, "--data", broken,
-                               "--videos", videos, "--output", tmp_path / "out.json")
+    status, _, err = pite_eval(
+        capsys,
+        "grounding",
+        "--format",
+        "charades-sta",
+        "--model",
+        model_dir,
+        "--data",
+        broken,
+        "--videos",
+        videos,
+        "--output",
+        tmp_path / "out.json",
+    )
     assert status == 2 and "--format charades-sta needs --charades-csv" in err
-    status, _, err = pite_eval(capsys, "qa", "--format", "msrvtt-qa", "--youtube-mapping", broken, "--model", model_dir,
-                               "--data", broken, "--videos", videos, "--judge", "openai", "--judge-model", "j",
-                               "--output", tmp_path / "out.json")
+    status, _, err = pite_eval(
+        capsys,
+        "qa",
+        "--format",
+        "msrvtt-qa",
+        "--youtube-mapping",
+        broken,
+        "--model",
+        model_dir,
+        "--data",
+        broken,
+        "--videos",
+        videos,
+        "--judge",
+        "openai",
+        "--judge-model",
+        "j",
+        "--output",
+        tmp_path / "out.json",
+    )
     assert status == 2 and "--youtube-mapping belongs to --format msvd-qa" in err
-    status, _, err = pite_eval(capsys, "qa", "--format", "msrvtt-qa", "--model", model_dir, "--data", broken,
-                               "--videos", videos, "--judge", "local", "--judge-model", "j", "--judge-temperature", 0.7,
-                               "--output", tmp_path / "out.json")
+    status, _, err = pite_eval(
+        capsys,
+        "qa",
+        "--format",
+        "msrvtt-qa",
+        "--model",
+        model_dir,
+        "--data",
+        broken,
+        "--videos",
+        videos,
+        "--judge",
+        "local",
+        "--judge-model",
+        "j",
+        "--judge-temperature",
+        0.7,
+        "--output",
+        tmp_path / "out.json",
+    )
     assert status == 2 and "a local judge decodes greedily" in err
-    status, _, err = pite_eval(capsys, "grounding", "--model", model_dir, "--data", world.eval_captions,
-                               "--videos", videos, "--num-frames", 101, "--output", tmp_path / "out.json")
+    status, _, err = pite_eval(
+        capsys,
+        "grounding",
+        "--model",
+        model_dir,
+        "--data",
+        world.eval_captions,
+        "--videos",
+        videos,
+        "--num-frames",
+        101,
+        "--output",
+        tmp_path / "out.json",
+    )
     assert status == 2 and "--num-frames must be <= 100" in err
-    status, _, err = pite_eval(capsys, "grounding", "--model", tmp_path, "--data", world.eval_captions,
-                               "--videos", videos, "--output", tmp_path / "out.json")
+    status, _, err = pite_eval(
+        capsys,
+        "grounding",
+        "--model",
+        tmp_path,
+        "--data",
+        world.eval_captions,
+        "--videos",
+        videos,
+        "--output",
+        tmp_path / "out.json",
+    )
     assert status == 2 and "not a saved model folder" in err
     assert not (tmp_path / "out.json").exists()
     with pytest.raises(SystemExit):
@@ -346,16 +571,43 @@ def test_trust_remote_code_runs_the_folder_code_with_the_same_answers(world, mod
     """`--trust-remote-code` loads through AutoModel/AutoProcessor (the Hub user's path): same greedy answers."""
     first = next(iter(read_json(world.eval_captions).items()))
     data = tmp_path / "one_video.json"
-    data.write_text(json.dumps({first[0]: {**first[1], "timestamps": first[1]["timestamps"][:2],
-                                           "sentences": first[1]["sentences"][:2]}}), encoding="utf-8")
-    args = ["eval", "grounding", "--model", str(model_dir), "--data", str(data), "--videos", world.eval_videos_dir,
-            "--max-new-tokens", "6", "--no-progress"]
+    data.write_text(
+        json.dumps(
+            {first[0]: {**first[1], "timestamps": first[1]["timestamps"][:2], "sentences": first[1]["sentences"][:2]}}
+        ),
+        encoding="utf-8",
+    )
+    args = [
+        "eval",
+        "grounding",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--videos",
+        world.eval_videos_dir,
+        "--max-new-tokens",
+        "6",
+        "--no-progress",
+    ]
     assert main([*args, "--output", str(tmp_path / "installed.json")]) == 0
     modules = tmp_path / "modules"
     env = {**os.environ, "HF_MODULES_CACHE": str(modules), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    child = subprocess.run([sys.executable, "-m", "pite.cli.main", *args, "--trust-remote-code",
-                            "--output", str(tmp_path / "remote.json")],
-                           env=env, capture_output=True, text=True, timeout=300)
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pite.cli.main",
+            *args,
+            "--trust-remote-code",
+            "--output",
+            str(tmp_path / "remote.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert child.returncode == 0, child.stderr[-3000:]
     assert list(modules.rglob("modeling_pite.py")) and list(modules.rglob("processing_pite.py"))
     installed = read_json(tmp_path / "installed.predictions.json")["predictions"]
@@ -385,27 +637,45 @@ def trajectory_loss(model_dir: Path, data: Path, videos: str) -> tuple[float, in
     # The metric scores the points that are present: the training loss that counts only those is the "mask" one.
     model.config.absent_targets = "mask"
     featurizer = ExampleFeaturizer(processor, num_points=model.config.num_trajectory_points, max_length=None)
-    samples = [featurizer(pite143k_example(record, where, videos, NUM_FRAMES, 3))
-               for where, record in list(read_json_records(str(data)))[:2]]
+    samples = [
+        featurizer(pite143k_example(record, where, videos, NUM_FRAMES, 3))
+        for where, record in list(read_json_records(str(data)))[:2]
+    ]
     batch = PiTeDataCollator(pad_token_id=processor.tokenizer.pad_token_id)(samples)
     with torch.no_grad():
-        output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       pixel_values_videos=batch["pixel_values_videos"], trajectory_labels=batch["trajectory_labels"])
+        output = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values_videos=batch["pixel_values_videos"],
+            trajectory_labels=batch["trajectory_labels"],
+        )
     points = int((batch["trajectory_labels"][:, 1:] != -1).all(-1).sum())
     return float(output.trajectory_loss), points
 
 
 def test_trajectory_end_to_end_equals_the_training_loss(world, model_dir, tmp_path, capsys):
     data = trajectory_data(world, tmp_path)
-    args = ["trajectory", "--model", model_dir, "--data", data, "--videos", world.eval_videos_dir, "--model-name", "tiny"]
+    args = [
+        "trajectory",
+        "--model",
+        model_dir,
+        "--data",
+        data,
+        "--videos",
+        world.eval_videos_dir,
+        "--model-name",
+        "tiny",
+    ]
     status, out, _ = pite_eval(capsys, *args, "--batch-size", 2, "--output", tmp_path / "t2.json")
     assert status == 0
     results = read_json(tmp_path / "t2.json")
     assert results["num_videos"] == 2 and [row["video_id"] for row in results["per_video"]] == [
-        json.loads(line)["video_id"] for line in Path(world.eval_trajectories).read_text().splitlines()]
-    assert results["skipped"] == {"trajectories.jsonl line 3 (gone)": f"video not found: "
-                                  f"{str(Path(world.eval_videos_dir) / 'gone.mp4')!r}",
-                                  "trajectories.jsonl line 4 (no_objects)": "no grounded object with a visible point"}
+        json.loads(line)["video_id"] for line in Path(world.eval_trajectories).read_text().splitlines()
+    ]
+    assert results["skipped"] == {
+        "trajectories.jsonl line 3 (gone)": f"video not found: {str(Path(world.eval_videos_dir) / 'gone.mp4')!r}",
+        "trajectories.jsonl line 4 (no_objects)": "no grounded object with a visible point",
+    }
     loss, points = trajectory_loss(model_dir, data, world.eval_videos_dir)
     assert results["scores"]["num_points"] == results["baseline"]["num_points"] == points > 0
     assert results["scores"]["L1"] == pytest.approx(loss, rel=1e-5)
@@ -426,10 +696,21 @@ def test_trajectory_of_a_centre_predicting_model_is_the_baseline(world, tmp_path
     from pite.demo.world.scene import WorldConfig
     from pite.demo.world.text import world_corpus
 
-    centre = build_tiny_pite(tmp_path / "centre", world_corpus(WorldConfig.from_dict(world.config)),
-                             centre_trajectories=True)
-    status, _, _ = pite_eval(capsys, "trajectory", "--model", centre, "--data", world.eval_trajectories,
-                             "--videos", world.eval_videos_dir, "--output", tmp_path / "centre.json")
+    centre = build_tiny_pite(
+        tmp_path / "centre", world_corpus(WorldConfig.from_dict(world.config)), centre_trajectories=True
+    )
+    status, _, _ = pite_eval(
+        capsys,
+        "trajectory",
+        "--model",
+        centre,
+        "--data",
+        world.eval_trajectories,
+        "--videos",
+        world.eval_videos_dir,
+        "--output",
+        tmp_path / "centre.json",
+    )
     results = read_json(tmp_path / "centre.json")
     assert status == 0 and results["skipped"] == {}
     for key in ("L1", "PCK@0.05", "PCK@0.1", "num_points"):

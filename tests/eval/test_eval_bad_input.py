@@ -46,8 +46,20 @@ def test_grounding_on_references_without_queries(tmp_path, capsys):
         score_grounding(read_activitynet_captions(empty, task="grounding"), PredictionStore(tmp_path / "p.json"))
     (tmp_path / "model").mkdir()
     (tmp_path / "videos").mkdir()
-    code = main(["eval", "grounding", "--model", str(tmp_path / "model"), "--data", str(empty), "--videos",
-                 str(tmp_path / "videos"), "--output", str(tmp_path / "out.json")])
+    code = main(
+        [
+            "eval",
+            "grounding",
+            "--model",
+            str(tmp_path / "model"),
+            "--data",
+            str(empty),
+            "--videos",
+            str(tmp_path / "videos"),
+            "--output",
+            str(tmp_path / "out.json"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "the references file" in err and str(empty) in err and "holds no queries" in err
     assert "no predictions" not in err and not (tmp_path / "out.json").exists()

@@ -84,7 +84,9 @@ def test_strictness_and_densevid_epsilon():
 
 
 def test_max_proposals_truncates_predictions():
-    events = read_predicted_events({"v": [{"sentence": str(i), "timestamp": [i, i + 1]} for i in range(5)]}, max_proposals=2)
+    events = read_predicted_events(
+        {"v": [{"sentence": str(i), "timestamp": [i, i + 1]} for i in range(5)]}, max_proposals=2
+    )
     assert [e.sentence for e in events["v"]] == ["0", "1"]
 
 

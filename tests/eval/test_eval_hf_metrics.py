@@ -41,7 +41,9 @@ def test_temporal_grounding_module():
     scores = reference.compute(predictions=answers, references=references, durations=[10, 10, 10])
     assert scores["R@0.3"] == pytest.approx(100 / 3) and scores["R@0.5"] == 0.0
     assert scores["mIoU"] == pytest.approx(26.0) and scores["protocol"] == "reference"
-    overridden = reference.compute(predictions=answers, references=references, durations=[10] * 3, protocol="corrected")
+    overridden = reference.compute(
+        predictions=answers, references=references, durations=[10] * 3, protocol="corrected"
+    )
     assert overridden == expected
     with pytest.raises(ValueError, match="durations"):
         text.compute(predictions=["00 to 01"], references=[[0, 1]])
@@ -84,8 +86,10 @@ def test_trajectory_accuracy_module():
     loaded = evaluate.load(metric_script_path("trajectory_accuracy"))
     scores = loaded.compute(predictions=predictions, references=references, width=[16, 1], height=[9, 1])
     expected = trajectory_scores(
-        np.array([[0.56, 0.5], [0.2, 0.33], [0.56, 0.5]]), np.array([[0.5, 0.5], [-1, -1], [0.5, 0.5]]),
-        width=[16, 16, 1], height=[9, 9, 1],
+        np.array([[0.56, 0.5], [0.2, 0.33], [0.56, 0.5]]),
+        np.array([[0.5, 0.5], [-1, -1], [0.5, 0.5]]),
+        width=[16, 16, 1],
+        height=[9, 9, 1],
     )
     assert scores == expected and scores["PCK@0.05"] == 50.0 and scores["num_points"] == 2
 
@@ -96,8 +100,11 @@ def test_video_qa_judge_module(chat_server, tmp_path):
     loaded = evaluate.load(metric_script_path("video_qa_judge"))
     judge = OpenAIChatJudge(chat_server.base_url, "judge-model")
     scores = loaded.compute(
-        predictions=["running", "blue"], references=["running", "red"], questions=["doing?", "color?"],
-        judge=judge, cache=str(tmp_path / "cache.sqlite"),
+        predictions=["running", "blue"],
+        references=["running", "red"],
+        questions=["doing?", "color?"],
+        judge=judge,
+        cache=str(tmp_path / "cache.sqlite"),
     )
     assert scores["accuracy"] == 50.0 and scores["score"] == 3.0
     assert scores["judge_model"] == "judge-model" and scores["temperature"] == 0.0

@@ -107,7 +107,9 @@ def test_http_judge_end_to_end(chat_server, monkeypatch, tmp_path):
     assert request["path"] == "/v1/chat/completions"
     assert request["headers"]["Authorization"] == "Bearer secret-123"
     assert request["body"]["model"] == "judge-model" and request["body"]["temperature"] == 0.2
-    assert request["body"]["messages"] == judge_messages(*(SAMPLES[0].question, SAMPLES[0].answer, SAMPLES[0].prediction))
+    assert request["body"]["messages"] == judge_messages(
+        *(SAMPLES[0].question, SAMPLES[0].answer, SAMPLES[0].prediction)
+    )
 
 
 def test_cache_makes_reruns_free_and_keys_on_temperature(chat_server, tmp_path):
@@ -118,7 +120,9 @@ def test_cache_makes_reruns_free_and_keys_on_temperature(chat_server, tmp_path):
     second = judge_qa(SAMPLES, OpenAIChatJudge(chat_server.base_url, "judge-model"), JudgmentCache(cache_path))
     assert second.summary() == first.summary() and second.judgments == first.judgments
     chat_server.respond = chat_server.default_respond
-    judge_qa(SAMPLES[:1], OpenAIChatJudge(chat_server.base_url, "judge-model", temperature=1.0), JudgmentCache(cache_path))
+    judge_qa(
+        SAMPLES[:1], OpenAIChatJudge(chat_server.base_url, "judge-model", temperature=1.0), JudgmentCache(cache_path)
+    )
     judge_qa(SAMPLES[:1], OpenAIChatJudge(chat_server.base_url, "other-judge"), JudgmentCache(cache_path))
     assert len(chat_server.requests) == 5  # another temperature or another judge is another judgment
     assert len(JudgmentCache(cache_path)) == 5
@@ -216,12 +220,21 @@ def tiny_judge():
 
     tokenizer = train_llama_tokenizer(["question answer correct predicted yes no score pred"] * 20, vocab_size=300)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
-    return TransformersJudge(LlamaForCausalLM(config).eval(), tokenizer, model_name="tiny-llama-judge", max_new_tokens=8)
+    return TransformersJudge(
+        LlamaForCausalLM(config).eval(), tokenizer, model_name="tiny-llama-judge", max_new_tokens=8
+    )
 
 
 def test_local_transformers_judge_is_greedy_and_never_crashes(tiny_judge, tmp_path):
@@ -231,8 +244,10 @@ def test_local_transformers_judge_is_greedy_and_never_crashes(tiny_judge, tmp_pa
     assert result.judge_model == "tiny-llama-judge" and result.temperature == 0.0
     # a random model does not write a dict: counted as skipped, raw reply kept
     assert result.num_skipped + result.num_yes + result.num_no + result.num_neither == 2
-    assert all(j.raw_reply == tiny_judge.complete(judge_messages(s.question, s.answer, s.prediction))
-               for j, s in zip(result.judgments, SAMPLES))
+    assert all(
+        j.raw_reply == tiny_judge.complete(judge_messages(s.question, s.answer, s.prediction))
+        for j, s in zip(result.judgments, SAMPLES)
+    )
 
 
 def test_local_judge_uses_the_chat_template(tiny_judge):

@@ -60,8 +60,9 @@ def test_grounding_text_end_convention():
 
 def test_grounding_text_reversed_and_unparsable_answers_score_zero_under_both():
     for protocol in ("reference", "corrected"):
-        scores = grounding_text_scores(["from 40 to 20", "no idea", "at 12"], [(20.0, 40.0)] * 3,
-                                       [100.0] * 3, protocol=protocol)
+        scores = grounding_text_scores(
+            ["from 40 to 20", "no idea", "at 12"], [(20.0, 40.0)] * 3, [100.0] * 3, protocol=protocol
+        )
         assert scores["mIoU"] == 0.0 and scores["num_invalid"] == 3
 
 
@@ -99,13 +100,15 @@ def test_vtimellm_parser_quirks():
     one_line = json.dumps([{"event": "a", "timestamps": "from 5 to 37"}, {"event": "", "timestamps": "from 60 to 20"}])
     # by position: "from 5 to 37"[5:7] = "5 ", [-2:] = "37"; the empty caption and the reversed span are kept
     assert vtimellm_caption_items("Sure:\n" + one_line) == [
-        {"sentence": "a", "timestamp": [5, 37]}, {"sentence": "", "timestamp": [60, 20]}
+        {"sentence": "a", "timestamp": [5, 37]},
+        {"sentence": "", "timestamp": [60, 20]},
     ]
     # a list over several lines is not found (the regex has no DOTALL)
     assert vtimellm_caption_items('[{"event": "a", "timestamps": "from 00 to 10"},\n{"event": "b"}]') == []
     # reading stops at the first item without "timestamps": the items after it are lost too
-    stops = json.dumps([{"event": "a", "timestamps": "from 00 to 10"}, {"event": "b"},
-                        {"event": "c", "timestamps": "from 20 to 30"}])
+    stops = json.dumps(
+        [{"event": "a", "timestamps": "from 00 to 10"}, {"event": "b"}, {"event": "c", "timestamps": "from 20 to 30"}]
+    )
     assert vtimellm_caption_items(stops) == [{"sentence": "a", "timestamp": [0, 10]}]
     assert vtimellm_caption_items('[{"event": "a", "timestamps": "from 00 to 10"}, "text"]') == [
         {"sentence": "a", "timestamp": [0, 10]}
@@ -114,13 +117,18 @@ def test_vtimellm_parser_quirks():
 
 
 def test_reference_and_corrected_reading_of_one_answer():
-    answer = json.dumps([
-        {"event": "a man walks", "timestamps": "from 00 to 09"},
-        {"event": "a man walks", "timestamps": "from 10 to 19"},  # merged with the first under reference
-        {"event": "he sits", "timestamps": "from 5 to 37"},  # read by position under reference, by "from" corrected
-        {"event": "", "timestamps": "from 40 to 49"},  # empty caption: kept under reference
-        {"event": "he leaves", "timestamps": "from 60 to 50"},  # reversed: kept under reference
-    ])
+    answer = json.dumps(
+        [
+            {"event": "a man walks", "timestamps": "from 00 to 09"},
+            {"event": "a man walks", "timestamps": "from 10 to 19"},  # merged with the first under reference
+            {
+                "event": "he sits",
+                "timestamps": "from 5 to 37",
+            },  # read by position under reference, by "from" corrected
+            {"event": "", "timestamps": "from 40 to 49"},  # empty caption: kept under reference
+            {"event": "he leaves", "timestamps": "from 60 to 50"},  # reversed: kept under reference
+        ]
+    )
     # duration 50 s: s * 50 / 100 and (e + 1) * 50 / 100
     assert vtimellm_dense_captions(answer, 50.0) == [
         {"sentence": "a man walks", "timestamp": [0.0, 10.0]},
@@ -138,9 +146,13 @@ def test_reference_and_corrected_reading_of_one_answer():
 
 def test_kept_reversed_and_empty_predictions_lower_precision(meteor):
     references = {"v": {"duration": 50.0, "timestamps": [[0, 10]], "sentences": ["a man walks"]}}
-    answer = json.dumps([{"event": "a man walks", "timestamps": "from 00 to 19"},
-                         {"event": "", "timestamps": "from 40 to 49"},
-                         {"event": "he leaves", "timestamps": "from 60 to 50"}])
+    answer = json.dumps(
+        [
+            {"event": "a man walks", "timestamps": "from 00 to 19"},
+            {"event": "", "timestamps": "from 40 to 49"},
+            {"event": "he leaves", "timestamps": "from 60 to 50"},
+        ]
+    )
     for protocol, precision in (("reference", 100 / 3), ("corrected", 100.0)):
         predictions = {"v": read_dense_captions(answer, 50.0, protocol=protocol)}
         scores = dense_captioning_scores(predictions, references, meteor=meteor, protocol=protocol)
@@ -193,8 +205,9 @@ def test_soda_story_order_by_start_only():
 def test_reference_soda_reads_every_prediction_beyond_max_proposals(meteor):
     # densevid_eval keeps the first max_proposals predictions; VTimeLLM's SODA code reads them all
     references = {"v": {"duration": 20.0, "timestamps": [[0, 10], [10, 20]], "sentences": ["a man walks", "he sits"]}}
-    predictions = {"v": [{"sentence": "a man walks", "timestamp": [0, 10]},
-                         {"sentence": "he sits", "timestamp": [10, 20]}]}
+    predictions = {
+        "v": [{"sentence": "a man walks", "timestamp": [0, 10]}, {"sentence": "he sits", "timestamp": [10, 20]}]
+    }
     reference = dense_captioning_scores(predictions, references, meteor=meteor, max_proposals=1, protocol="reference")
     corrected = dense_captioning_scores(predictions, references, meteor=meteor, max_proposals=1, protocol="corrected")
     assert reference["Recall"] == corrected["Recall"] == pytest.approx(50.0)  # densevid: one prediction kept

@@ -50,9 +50,9 @@ def test_grounding_end_to_end_and_table(charades, tmp_path):
     # VTimeLLM's reading (the default): "10 to 19" is [0.10, 0.19] of the video against [0.1, 0.2]: IoU 0.9
     reference = score_grounding(charades, store)
     assert (reference["R@0.7"], reference["mIoU"], reference["protocol"]) == (50.0, pytest.approx(45.0), "reference")
-    assert activitynet_table({"tiny": {"grounding": reference}}).endswith("Protocol: reference (VTimeLLM's "
-                                                                          "evaluation code / Video-ChatGPT's judge "
-                                                                          "script, quirks included)")
+    assert activitynet_table({"tiny": {"grounding": reference}}).endswith(
+        "Protocol: reference (VTimeLLM's evaluation code / Video-ChatGPT's judge script, quirks included)"
+    )
     assert not [p.name for p in (tmp_path / "out").iterdir() if p.name != "grounding.json"]  # no temp files left
 
 
@@ -67,7 +67,9 @@ def test_interrupted_generation_resumes_without_losing_outputs(charades, tmp_pat
         return oracle_grounding(records)
 
     with pytest.raises(RuntimeError, match="out of memory"):
-        generate_predictions(charades, crashing, PredictionStore(path, {"task": "grounding"}), batch_size=1, progress=False)
+        generate_predictions(
+            charades, crashing, PredictionStore(path, {"task": "grounding"}), batch_size=1, progress=False
+        )
     assert list(json.loads(path.read_text())["predictions"]) == ["AAAAA#0"]  # the first batch was saved
 
     calls.clear()
@@ -92,7 +94,9 @@ def test_bad_generate_fn_output_keeps_earlier_batches(charades, tmp_path):
     path = tmp_path / "p.json"
     outputs = iter([["from 10 to 19"], ["a", "b"]])
     with pytest.raises(ValueError, match="length 2 for a batch of 1"):
-        generate_predictions(charades, lambda records: next(outputs), PredictionStore(path), batch_size=1, progress=False)
+        generate_predictions(
+            charades, lambda records: next(outputs), PredictionStore(path), batch_size=1, progress=False
+        )
     assert list(json.loads(path.read_text())["predictions"]) == ["AAAAA#0"]
     with pytest.raises(TypeError, match="not str"):
         generate_predictions(charades, lambda records: [None] * len(records), PredictionStore(path), progress=False)
@@ -102,9 +106,9 @@ def test_bad_generate_fn_output_keeps_earlier_batches(charades, tmp_path):
 
 
 def test_dense_captioning_end_to_end(tmp_path, meteor):
-    (tmp_path / "val_2.json").write_text(json.dumps(
-        {"v_a": {"duration": 100.0, "timestamps": [[0, 10], [20, 40]], "sentences": [WALK, SIT]}}
-    ))
+    (tmp_path / "val_2.json").write_text(
+        json.dumps({"v_a": {"duration": 100.0, "timestamps": [[0, 10], [20, 40]], "sentences": [WALK, SIT]}})
+    )
     dataset = read_activitynet_captions(tmp_path / "val_2.json")
 
     def vtimellm_style(records):
@@ -139,10 +143,14 @@ class ExactMatchJudge:
 
 
 def test_qa_end_to_end_and_table(tmp_path):
-    (tmp_path / "test_qa.json").write_text(json.dumps([
-        {"answer": "man", "id": 1, "question": "who talks?", "video_id": 7010},
-        {"answer": "dog", "id": 2, "question": "what animal?", "video_id": 7011},
-    ]))
+    (tmp_path / "test_qa.json").write_text(
+        json.dumps(
+            [
+                {"answer": "man", "id": 1, "question": "who talks?", "video_id": 7010},
+                {"answer": "dog", "id": 2, "question": "what animal?", "video_id": 7011},
+            ]
+        )
+    )
     dataset = read_msrvtt_qa(tmp_path / "test_qa.json")
     store = PredictionStore(tmp_path / "qa.json", {"task": "qa"})
     generate_predictions(dataset, lambda records: ["man" for _ in records], store, progress=False)
@@ -167,6 +175,8 @@ def test_scoring_refuses_wrong_task_or_no_predictions(charades, tmp_path):
 
 
 def test_task_questions(charades):
-    assert grounding_question("  A person opens the door. ") == "During which frames can we see a person opens the door?"
+    assert (
+        grounding_question("  A person opens the door. ") == "During which frames can we see a person opens the door?"
+    )
     assert task_question(charades.records[0]) == "During which frames can we see a person opens the door?"
     assert DENSE_CAPTIONING_QUESTION.startswith("Could you please describe the events in the video in detail?")

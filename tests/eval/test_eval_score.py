@@ -36,14 +36,19 @@ CAPTIONS = {
     "v_a": "Here you go:\n" + events((WALK, "from 00 to 19"), (SIT, "from 20 to 59"), (READ, "from 60 to 99")),
     # the list spread over two lines: VTimeLLM's regex (no DOTALL) finds nothing -> no events; corrected reads both
     "v_b": '[{"event": "A dog runs.", "timestamps": "from 10 to 39"},\n'
-           ' {"event": "The dog sleeps.", "timestamps": "from 40 to 99"}]',
+    ' {"event": "The dog sleeps.", "timestamps": "from 40 to 99"}]',
     # the same sentence twice, touching (50 - 49 = 1): VTimeLLM merges into 00-99 = [0, 40] s, exact
     "v_c": events((SIT, "from 00 to 49"), (SIT, "from 50 to 99")),
     # "from 5 to 37": by position [5:7] = "5 ", [-2:] = "37" -> [2.0, 15.2] s, exact; corrected reads it after "from"
     "v_d": events(("A woman dances.", "from 5 to 37")),
     # an item without "timestamps" stops VTimeLLM's reading: only the first event survives
-    "v_e": json.dumps([{"event": "A girl sings.", "timestamps": "from 00 to 49"}, {"event": "A cat meows."},
-                       {"event": "A boy claps.", "timestamps": "from 50 to 99"}]),
+    "v_e": json.dumps(
+        [
+            {"event": "A girl sings.", "timestamps": "from 00 to 49"},
+            {"event": "A cat meows."},
+            {"event": "A boy claps.", "timestamps": "from 50 to 99"},
+        ]
+    ),
 }
 
 GROUNDING = [  # (video, sentence_id, answer, VTimeLLM's IoU)
@@ -61,8 +66,17 @@ def write_log(path, stored_ious=None):
         lines.append(json.dumps({"video_id": video_id, "task": "captioning", "query_id": 0, "answer": answer}))
     for k, (video_id, sentence_id, answer, iou) in enumerate(GROUNDING):
         stored = iou if stored_ious is None else stored_ious[k]
-        lines.append(json.dumps({"video_id": video_id, "task": "grounding", "query_id": 0, "answer": answer,
-                                 "info": {"sentence_id": sentence_id, "iou": stored}}))
+        lines.append(
+            json.dumps(
+                {
+                    "video_id": video_id,
+                    "task": "grounding",
+                    "query_id": 0,
+                    "answer": answer,
+                    "info": {"sentence_id": sentence_id, "iou": stored},
+                }
+            )
+        )
     lines.insert(3, "this line is not JSON")  # VTimeLLM's metric.py prints and skips such a line
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -97,8 +111,9 @@ def test_grounding_from_vtimellm_log_reference_and_corrected(files, tmp_path, ca
     assert "Protocol: reference" in out and "| log | 80.0 | 80.0 | 40.0 | 61.6 |" in out
     assert "lines [4]" in err
 
-    code, out, err = score(capsys, "grounding", "--predictions", log, "--references", references,
-                           "--protocol", "corrected")
+    code, out, err = score(
+        capsys, "grounding", "--predictions", log, "--references", references, "--protocol", "corrected"
+    )
     assert code == 0, err
     # IoUs 1 .875 0 .6333 .7: R@0.7 = 3/5 (0.7 counts), mIoU = 3.2083 / 5
     assert "| log | 80.0 | 80.0 | 60.0 | 64.2 |" in out and "Protocol: corrected" in out
@@ -135,8 +150,9 @@ def test_dense_captioning_from_vtimellm_log_reference(files, tmp_path, capsys, m
     monkeypatch.setattr("pite.eval.dense_captioning.MeteorScorer", lambda: SharedMeteor(meteor))
     log, references = files
     output = tmp_path / "dvc.json"
-    code, out, err = score(capsys, "dense-captioning", "--predictions", log, "--references", references,
-                           "--output", output)
+    code, out, err = score(
+        capsys, "dense-captioning", "--predictions", log, "--references", references, "--output", output
+    )
     assert code == 0, err
     scores = json.loads(output.read_text())["scores"]
     # per video (every tIoU alike: all kept events are exact): v_a M 1 C 10 P 1 R 1 SODA 1; v_b nothing (0);
@@ -183,12 +199,32 @@ def test_qa_reads_both_video_chatgpt_formats(tmp_path, capsys, chat_server):
     assert [s.sample_id for s in read_video_chatgpt_qa(written)] == ["q1", "q2"]
 
     answers = tmp_path / "test_a.json"
-    answers.write_text(json.dumps([{"question_id": "q1", "answer": "running", "type": 0},
-                                   {"question_id": "q2", "answer": "red", "type": 4},
-                                   {"question_id": "q3", "answer": "yes", "type": 3}]))
+    answers.write_text(
+        json.dumps(
+            [
+                {"question_id": "q1", "answer": "running", "type": 0},
+                {"question_id": "q2", "answer": "red", "type": 4},
+                {"question_id": "q3", "answer": "yes", "type": 3},
+            ]
+        )
+    )
     output = tmp_path / "qa.json"
-    code, out, err = score(capsys, "qa", "--predictions", written, "--references", answers, "--output", output,
-                           "--judge", "openai", "--judge-model", "m", "--judge-base-url", chat_server.base_url)
+    code, out, err = score(
+        capsys,
+        "qa",
+        "--predictions",
+        written,
+        "--references",
+        answers,
+        "--output",
+        output,
+        "--judge",
+        "openai",
+        "--judge-model",
+        "m",
+        "--judge-base-url",
+        chat_server.base_url,
+    )
     assert code == 0, err
     result = json.loads(output.read_text())
     # official exact match: q1 only, over all 3 questions of the answers file ("Red." != "red")
@@ -199,9 +235,23 @@ def test_qa_reads_both_video_chatgpt_formats(tmp_path, capsys, chat_server):
     assert result["scores"]["judge"]["protocol"] == "reference" and result["judge_cache"].endswith(".judgments.sqlite")
     assert "Judge: m (temperature 0.0)" in out and "Protocol: reference" in out
     requests = len(chat_server.requests)
-    code, _, _ = score(capsys, "qa", "--predictions", written, "--references", answers, "--output", output,
-                       "--overwrite", "--judge", "openai", "--judge-model", "m",
-                       "--judge-base-url", chat_server.base_url)
+    code, _, _ = score(
+        capsys,
+        "qa",
+        "--predictions",
+        written,
+        "--references",
+        answers,
+        "--output",
+        output,
+        "--overwrite",
+        "--judge",
+        "openai",
+        "--judge-model",
+        "m",
+        "--judge-base-url",
+        chat_server.base_url,
+    )
     assert code == 0 and len(chat_server.requests) == requests  # cached: nothing asked twice
 
     code, out, err = score(capsys, "qa", "--predictions", read, "--protocol", "corrected")
@@ -214,11 +264,13 @@ def test_qa_reads_both_video_chatgpt_formats(tmp_path, capsys, chat_server):
 def test_pite_predictions_without_meta(tmp_path, files, capsys):
     _, references = files
     predictions = tmp_path / "ours.json"
-    predictions.write_text(json.dumps({"predictions": {"v_a#0": {"output": "From 00 to 19."},
-                                                       "v_b#1": {"output": "from 40 to 99"}}}))
+    predictions.write_text(
+        json.dumps({"predictions": {"v_a#0": {"output": "From 00 to 19."}, "v_b#1": {"output": "from 40 to 99"}}})
+    )
     assert detect_format(predictions) == "pite"
-    code, out, err = score(capsys, "grounding", "--predictions", predictions, "--references", references,
-                           "--protocol", "corrected")
+    code, out, err = score(
+        capsys, "grounding", "--predictions", predictions, "--references", references, "--protocol", "corrected"
+    )
     assert code == 0, err
     assert "| ours | 100.0 | 100.0 | 100.0 | 100.0 |" in out  # both exact in seconds
 
@@ -227,8 +279,14 @@ def test_pite_predictions_without_meta(tmp_path, files, capsys):
     (tmp_path / "sta.txt").write_text("AAAAA 10 20##a person opens the door.\n", encoding="utf-8")
     (tmp_path / "charades.csv").write_text("id,length\nAAAAA,100\n", encoding="utf-8")
     predictions.write_text(json.dumps({"predictions": {"AAAAA#0": {"output": "from 10 to 19"}}}))
-    common = ["--predictions", predictions, "--references", tmp_path / "sta.txt",
-              "--charades-csv", tmp_path / "charades.csv"]
+    common = [
+        "--predictions",
+        predictions,
+        "--references",
+        tmp_path / "sta.txt",
+        "--charades-csv",
+        tmp_path / "charades.csv",
+    ]
     code, out, err = score(capsys, "grounding", *common, "--protocol", "corrected")
     assert code == 0 and "| ours | 100.0 | 100.0 | 100.0 | 100.0 |" in out, err
     code, out, err = score(capsys, "grounding", *common)

@@ -37,8 +37,11 @@ def test_generate_fn_skips_are_recorded_and_retried(tmp_path):
     dataset = dataset_of("v0", "v1", "v2", missing=("v2",))
     store = PredictionStore(tmp_path / "p.json", {"task": "qa"})
     summary = generate_predictions(
-        dataset, lambda records: [SkippedSample("unreadable") if r.video_id == "v1" else "yes" for r in records],
-        store, batch_size=2, progress=False,
+        dataset,
+        lambda records: [SkippedSample("unreadable") if r.video_id == "v1" else "yes" for r in records],
+        store,
+        batch_size=2,
+        progress=False,
     )
     assert (summary.generated, summary.skipped_samples) == (1, ["q2", "q1"])
     assert summary.skip_reasons == {"q2": "video 'v2' not found in the videos folder", "q1": "unreadable"}
@@ -46,12 +49,22 @@ def test_generate_fn_skips_are_recorded_and_retried(tmp_path):
     assert on_disk["predictions"] == {"q0": {"output": "yes"}} and set(on_disk["skipped"]) == {"q1", "q2"}
 
     asked = []
-    again = generate_predictions(dataset, lambda records: asked.extend(r.sample_id for r in records) or ["fixed"] * len(records),
-                                 PredictionStore(tmp_path / "p.json", {"task": "qa"}), progress=False)
+    again = generate_predictions(
+        dataset,
+        lambda records: asked.extend(r.sample_id for r in records) or ["fixed"] * len(records),
+        PredictionStore(tmp_path / "p.json", {"task": "qa"}),
+        progress=False,
+    )
     assert asked == ["q1"] and again.already_done == 1 and again.skipped_samples == ["q2"]
-    assert json.loads((tmp_path / "p.json").read_text())["skipped"] == {"q2": "video 'v2' not found in the videos folder"}
+    assert json.loads((tmp_path / "p.json").read_text())["skipped"] == {
+        "q2": "video 'v2' not found in the videos folder"
+    }
 
     # an output made before its video went missing still counts
-    later = generate_predictions(dataset_of("v0", "v1", missing=("v0",)), lambda records: pytest.fail("asked again"),
-                                 PredictionStore(tmp_path / "p.json", {"task": "qa"}), progress=False)
+    later = generate_predictions(
+        dataset_of("v0", "v1", missing=("v0",)),
+        lambda records: pytest.fail("asked again"),
+        PredictionStore(tmp_path / "p.json", {"task": "qa"}),
+        progress=False,
+    )
     assert later.already_done == 2 and later.skipped_samples == []

@@ -39,7 +39,11 @@ def test_soda_needs_time_and_words_to_agree():
     ground_truth = [CaptionEvent("a", 0, 10)]
     assert soda_c_video([CaptionEvent("z", 0, 10)], ground_truth, exact) == (0.0, 0.0, 0.0)  # right time, wrong words
     assert soda_c_video([CaptionEvent("a", 20, 30)], ground_truth, exact) == (0.0, 0.0, 0.0)  # right words, no overlap
-    assert soda_c_video([CaptionEvent("a", 30, 20)], ground_truth, exact) == (0.0, 0.0, 0.0)  # reversed: overlaps nothing
+    assert soda_c_video([CaptionEvent("a", 30, 20)], ground_truth, exact) == (
+        0.0,
+        0.0,
+        0.0,
+    )  # reversed: overlaps nothing
     assert soda_c_video([], ground_truth, exact) == (0.0, 0.0, 0.0)
 
 

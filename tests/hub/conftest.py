@@ -21,10 +21,23 @@ CORPUS = [
 ]
 IMAGE_SIZE = 28
 NUM_FRAMES = 4
-TEXT_SIZES = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=512)
-VISION_SIZES = dict(hidden_size=32, intermediate_size=64, projection_dim=24, num_hidden_layers=2,
-                    num_attention_heads=2, image_size=IMAGE_SIZE, patch_size=14)
+TEXT_SIZES = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=512,
+)
+VISION_SIZES = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    projection_dim=24,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=IMAGE_SIZE,
+    patch_size=14,
+)
 
 # Prepended to a script run in a fresh interpreter: `import pite` must fail there, as on a machine with only
 # transformers (the editable-install finder is removed and any `pite` import is refused).
@@ -50,8 +63,14 @@ BLOCK_PITE = textwrap.dedent(
 
 def clean_subprocess_env(home: Path) -> dict[str, str]:
     """Environment for a subprocess that sees no pite and no network: offline, one thread, private HF cache."""
-    return {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1",
-            "TOKENIZERS_PARALLELISM": "false", "PATH": "/usr/bin:/bin", "HF_HOME": str(home)}
+    return {
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PATH": "/usr/bin:/bin",
+        "HF_HOME": str(home),
+    }
 
 
 def train_vicuna_like_tokenizer():
@@ -62,8 +81,9 @@ def train_vicuna_like_tokenizer():
     backend = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
     specials = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]
-    backend.train_from_iterator(CORPUS * 10, trainer=trainers.BpeTrainer(vocab_size=360, special_tokens=specials,
-                                                                          show_progress=False))
+    backend.train_from_iterator(
+        CORPUS * 10, trainer=trainers.BpeTrainer(vocab_size=360, special_tokens=specials, show_progress=False)
+    )
     merges = [tuple(m) for m in json.loads(backend.to_str())["model"]["merges"]]
     return LlamaTokenizer(vocab=backend.get_vocab(), merges=merges, legacy=False, add_prefix_space=True)
 
@@ -76,8 +96,14 @@ def llm_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("vicuna-tiny")
     tokenizer = train_vicuna_like_tokenizer()
     torch.manual_seed(10)
-    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=1, eos_token_id=2, pad_token_id=0,
-                         tie_word_embeddings=False, **TEXT_SIZES)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+        **TEXT_SIZES,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -86,8 +112,9 @@ def llm_dir(tmp_path_factory) -> Path:
 def _save_image_processor(folder: Path) -> None:
     from transformers import CLIPImageProcessorPil
 
-    CLIPImageProcessorPil(size={"shortest_edge": IMAGE_SIZE},
-                          crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}).save_pretrained(folder)
+    CLIPImageProcessorPil(
+        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    ).save_pretrained(folder)
 
 
 @pytest.fixture(scope="session")
@@ -97,9 +124,13 @@ def clip_dir(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("clip-tiny")
     torch.manual_seed(11)
-    config = CLIPConfig(vision_config=VISION_SIZES, projection_dim=VISION_SIZES["projection_dim"],
-                        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, vocab_size=100))
+    config = CLIPConfig(
+        vision_config=VISION_SIZES,
+        projection_dim=VISION_SIZES["projection_dim"],
+        text_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=100
+        ),
+    )
     CLIPModel(config).save_pretrained(folder)
     _save_image_processor(folder)
     return folder
@@ -137,7 +168,7 @@ def write_test_video(path: str | os.PathLike, num_frames: int = 12, width: int =
         for index in range(num_frames):
             frame = np.full((height, width, 3), 90, dtype=np.uint8)
             x = 4 + index * (width - 20) // max(1, num_frames - 1)
-            frame[16:32, x:x + 16] = (230, 40, 40)
+            frame[16:32, x : x + 16] = (230, 40, 40)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():

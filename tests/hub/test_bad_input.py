@@ -44,14 +44,20 @@ def test_a_complete_safetensors_file_passes(weights):
     check_safetensors_file(weights)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: _cut(p, -10), r"truncated or corrupted safetensors file: its header describes \d+ bytes, the file has"),
-    (lambda p: p.write_bytes(p.read_bytes() + b"\0" * 7), r"header describes \d+ bytes, the file has"),
-    (lambda p: _cut(p, 5), r"not a safetensors file \(5 bytes"),
-    (lambda p: _cut(p, 30), r"not a complete safetensors file \(header of \d+ bytes declared"),
-    (lambda p: p.write_bytes(b"\x10\0\0\0\0\0\0\0" + b"{not json here!}" + b"\0" * 8), r"its header is not JSON"),
-    (lambda p: p.write_bytes(b"PK\x03\x04" + b"\0" * 100), r"not a complete safetensors file"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda p: _cut(p, -10),
+            r"truncated or corrupted safetensors file: its header describes \d+ bytes, the file has",
+        ),
+        (lambda p: p.write_bytes(p.read_bytes() + b"\0" * 7), r"header describes \d+ bytes, the file has"),
+        (lambda p: _cut(p, 5), r"not a safetensors file \(5 bytes"),
+        (lambda p: _cut(p, 30), r"not a complete safetensors file \(header of \d+ bytes declared"),
+        (lambda p: p.write_bytes(b"\x10\0\0\0\0\0\0\0" + b"{not json here!}" + b"\0" * 8), r"its header is not JSON"),
+        (lambda p: p.write_bytes(b"PK\x03\x04" + b"\0" * 100), r"not a complete safetensors file"),
+    ],
+)
 def test_damaged_safetensors_is_named(weights, damage, message):
     damage(weights)
     with pytest.raises(InvalidInputError, match=message) as caught:
@@ -63,8 +69,9 @@ def test_sharded_checkpoint_missing_or_truncated_shard(tmp_path, weights):
     folder = tmp_path / "sharded"
     folder.mkdir()
     shutil.copy(weights, folder / "model-00001-of-00002.safetensors")
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
-        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}})
+    )
     with pytest.raises(MissingInputError, match="model-00002-of-00002.safetensors is missing"):
         check_checkpoint_weights(folder)
     shutil.copy(weights, folder / "model-00002-of-00002.safetensors")
@@ -118,8 +125,10 @@ def test_export_onto_its_own_input_is_refused_even_with_overwrite(tmp_path, weig
 @pytest.fixture
 def no_loading(monkeypatch):
     """Loading any weights fails the test: existing outputs must be refused first."""
+
     def loaded(*args, **kwargs):
         raise AssertionError("weights were loaded before the output was checked")
+
     for module in ("pite.hub.build", "pite.hub.convert_original"):
         monkeypatch.setattr(sys.modules[module], "load_tokenizer", loaded)
     monkeypatch.setattr(sys.modules["pite.hub.export"], "load_checkpoint", loaded)
@@ -140,17 +149,25 @@ def test_existing_out_is_refused_before_loading(tmp_path, no_loading):
     with pytest.raises(OutputExistsError, match=r"is the input --llm .*would destroy that input"):
         build_from_base(tmp_path / "base", tmp_path / "clip", tmp_path / "base", overwrite=True)
     with pytest.raises(OutputExistsError, match=r"is the input --stage2 .*would destroy that input"):
-        convert_original(tmp_path / "base", tmp_path / "clip", [tmp_path / s for s in ("s1", "s2", "s3")],
-                         tmp_path / "s2", overwrite=True)
+        convert_original(
+            tmp_path / "base",
+            tmp_path / "clip",
+            [tmp_path / s for s in ("s1", "s2", "s3")],
+            tmp_path / "s2",
+            overwrite=True,
+        )
     assert (out / "keep.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("role, call", [
-    ("--llm", lambda t: build_from_base(t / "missing", t, t / "out")),
-    ("--base", lambda t: convert_original(t / "missing", t, [t, t, t], t / "out")),
-    ("MODEL_DIR", lambda t: export_for_hub(t / "missing", t / "out")),
-    ("OUT_DIR", lambda t: push_to_hub(t / "missing", "someone/x")),
-])
+@pytest.mark.parametrize(
+    "role, call",
+    [
+        ("--llm", lambda t: build_from_base(t / "missing", t, t / "out")),
+        ("--base", lambda t: convert_original(t / "missing", t, [t, t, t], t / "out")),
+        ("MODEL_DIR", lambda t: export_for_hub(t / "missing", t / "out")),
+        ("OUT_DIR", lambda t: push_to_hub(t / "missing", "someone/x")),
+    ],
+)
 def test_missing_folders_name_role_and_path(tmp_path, role, call):
     with pytest.raises(MissingInputError, match=f"{role}: {tmp_path / 'missing'} does not exist") as caught:
         call(tmp_path)

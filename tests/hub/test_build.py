@@ -23,7 +23,7 @@ def _assert_copied(model: PiTeForConditionalGeneration, llm_dir, vision_dir) -> 
     ours = model.state_dict()
     old_vocab = llm.config.vocab_size
     for name, tensor in llm.state_dict().items():
-        key = name if name.startswith("lm_head.") else "model.language_model." + name[len("model."):]
+        key = name if name.startswith("lm_head.") else "model.language_model." + name[len("model.") :]
         copied = ours[key][:old_vocab] if name in ("model.embed_tokens.weight", "lm_head.weight") else ours[key]
         assert torch.equal(copied, tensor), key
     for name, tensor in vision.state_dict().items():
@@ -33,8 +33,21 @@ def _assert_copied(model: PiTeForConditionalGeneration, llm_dir, vision_dir) -> 
 
 def test_build_copies_weights_adds_video_token_and_runs(tmp_path, llm_dir, clip_dir):
     out = tmp_path / "pite"
-    status = pite_main(["build", "--llm", str(llm_dir), "--vision", str(clip_dir), "--out", str(out),
-                        "--num-frames", str(NUM_FRAMES), "--dtype", "float32"])
+    status = pite_main(
+        [
+            "build",
+            "--llm",
+            str(llm_dir),
+            "--vision",
+            str(clip_dir),
+            "--out",
+            str(out),
+            "--num-frames",
+            str(NUM_FRAMES),
+            "--dtype",
+            "float32",
+        ]
+    )
     assert status == 0
     source_tokenizer = AutoTokenizer.from_pretrained(llm_dir)
     model = PiTeForConditionalGeneration.from_pretrained(out).eval()
@@ -64,9 +77,14 @@ def test_build_copies_weights_adds_video_token_and_runs(tmp_path, llm_dir, clip_
 
     # A forward pass from processor inputs (decoded frames) runs and has the documented shapes.
     frames = (torch.rand(6, 40, 50, 3) * 255).to(torch.uint8).numpy()
-    inputs = processor(text=processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What moves?"}]}],
-        add_generation_prompt=True), videos=frames, video_fps=5)
+    inputs = processor(
+        text=processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What moves?"}]}],
+            add_generation_prompt=True,
+        ),
+        videos=frames,
+        video_fps=5,
+    )
     with torch.no_grad():
         output = model(**inputs)
     length = inputs["input_ids"].shape[1]
@@ -112,7 +130,9 @@ def test_build_errors_name_the_bad_input(tmp_path, llm_dir, clip_dir, capsys, mo
     import pite.hub.assemble as assemble
 
     monkeypatch.setattr(assemble, "find_spec", lambda name: None if name == "sentencepiece" else object())
-    with pytest.raises(ValueError, match=r"tokenizer\.model.*pip install sentencepiece protobuf.*missing: sentencepiece\)$"):
+    with pytest.raises(
+        ValueError, match=r"tokenizer\.model.*pip install sentencepiece protobuf.*missing: sentencepiece\)$"
+    ):
         build_from_base(sentencepiece_only, clip_dir, tmp_path / "c")
     existing = tmp_path / "exists"
     existing.mkdir()
@@ -120,4 +140,8 @@ def test_build_errors_name_the_bad_input(tmp_path, llm_dir, clip_dir, capsys, mo
     assert status == 2 and "already exists" in capsys.readouterr().err
     assert list(existing.iterdir()) == []
     # no partial folders
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip-without-processor", "exists", "vicuna-sentencepiece-only"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "clip-without-processor",
+        "exists",
+        "vicuna-sentencepiece-only",
+    ]

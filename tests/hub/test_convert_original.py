@@ -47,7 +47,11 @@ class OriginalLayoutPiTe(LlamaForCausalLM):
         (L, P, N, 2)."""
         at = ids.index(PLACEHOLDER)
         embed = self.model.embed_tokens
-        pieces = [embed(torch.tensor(ids[:at])), self.model.vision_adapter(features), embed(torch.tensor(ids[at + 1:]))]
+        pieces = [
+            embed(torch.tensor(ids[:at])),
+            self.model.vision_adapter(features),
+            embed(torch.tensor(ids[at + 1 :])),
+        ]
         # The release reads hidden_states[-1] of transformers 4.x, which is the final-norm output: last_hidden_state.
         hidden = self.model(inputs_embeds=torch.cat(pieces)[None]).last_hidden_state[0]
         trajectories = self.model.trajectory_projector(hidden).view(-1, POINTS, NUM_FRAMES, 2)
@@ -62,8 +66,10 @@ def _randomize(module: nn.Linear, seed: int) -> None:
 
 
 def _state(module: nn.Linear, name: str, prefix: str) -> dict[str, torch.Tensor]:
-    return {f"{prefix}model.{name}.weight": module.weight.detach().clone(),
-            f"{prefix}model.{name}.bias": module.bias.detach().clone()}
+    return {
+        f"{prefix}model.{name}.weight": module.weight.detach().clone(),
+        f"{prefix}model.{name}.bias": module.bias.detach().clone(),
+    }
 
 
 def _train_stage(reference, stage_dir: Path, seed: int, target_modules, safetensors: bool):
@@ -83,28 +89,39 @@ def release(tmp_path_factory, llm_dir):
     for stage in stages:
         stage.mkdir()
     reference = OriginalLayoutPiTe(LlamaForCausalLM.from_pretrained(llm_dir).config)
-    missing, unexpected = reference.load_state_dict(LlamaForCausalLM.from_pretrained(llm_dir).state_dict(), strict=False)
-    assert not unexpected and all(k.split(".")[1] in ("vision_adapter", "localization_projector",
-                                                      "trajectory_projector") for k in missing)
+    missing, unexpected = reference.load_state_dict(
+        LlamaForCausalLM.from_pretrained(llm_dir).state_dict(), strict=False
+    )
+    assert not unexpected and all(
+        k.split(".")[1] in ("vision_adapter", "localization_projector", "trajectory_projector") for k in missing
+    )
     layout = reference.model
     # Stage 1: adapter (its own file, keys as LLaVA's projector files) and localization projector (non-LoRA,
     # "base_model.model.model." keys) are trained with a LoRA.
     _randomize(layout.vision_adapter, 1)
     _randomize(layout.localization_projector, 2)
     torch.save(_state(layout.vision_adapter, "vision_adapter", ""), stages[0] / "vision_adapter.bin")
-    torch.save(_state(layout.localization_projector, "localization_projector", "base_model.model."),
-               stages[0] / "non_lora_trainables.bin")
+    torch.save(
+        _state(layout.localization_projector, "localization_projector", "base_model.model."),
+        stages[0] / "non_lora_trainables.bin",
+    )
     reference = _train_stage(reference, stages[0], 101, LLM_LINEAR, safetensors=True)
     # Stage 2: trajectory projector (non-LoRA, "model.model." keys) and a new LoRA saved as adapter_model.bin.
     layout = reference.model
     _randomize(layout.trajectory_projector, 3)
-    torch.save(_state(layout.trajectory_projector, "trajectory_projector", "model."), stages[1] / "non_lora_trainables.bin")
+    torch.save(
+        _state(layout.trajectory_projector, "trajectory_projector", "model."), stages[1] / "non_lora_trainables.bin"
+    )
     reference = _train_stage(reference, stages[1], 102, LLM_LINEAR, safetensors=False)
     # Stage 3: LoRA only, on every Linear but lm_head, as the release's find_all_linear_names (heads included).
     torch.save({}, stages[2] / "non_lora_trainables.bin")
-    reference = _train_stage(reference, stages[2], 103,
-                             LLM_LINEAR + ["vision_adapter", "localization_projector", "trajectory_projector"],
-                             safetensors=True)
+    reference = _train_stage(
+        reference,
+        stages[2],
+        103,
+        LLM_LINEAR + ["vision_adapter", "localization_projector", "trajectory_projector"],
+        safetensors=True,
+    )
     assert (stages[1] / "adapter_model.bin").is_file() and (stages[0] / "adapter_model.safetensors").is_file()
     return stages, reference.eval()
 
@@ -112,9 +129,22 @@ def release(tmp_path_factory, llm_dir):
 def test_converted_model_matches_the_original_layout(tmp_path, release, llm_dir, clip_dir):
     stages, reference = release
     out = tmp_path / "converted"
-    status = pite_main(["convert-original", "--base", str(llm_dir), "--clip", str(clip_dir),
-                        *[arg for i, stage in enumerate(stages) for arg in (f"--stage{i + 1}", str(stage))],
-                        "--out", str(out), "--num-frames", str(NUM_FRAMES), "--dtype", "float32"])
+    status = pite_main(
+        [
+            "convert-original",
+            "--base",
+            str(llm_dir),
+            "--clip",
+            str(clip_dir),
+            *[arg for i, stage in enumerate(stages) for arg in (f"--stage{i + 1}", str(stage))],
+            "--out",
+            str(out),
+            "--num-frames",
+            str(NUM_FRAMES),
+            "--dtype",
+            "float32",
+        ]
+    )
     assert status == 0
     model = PiTeForConditionalGeneration.from_pretrained(out).eval()
     processor = PiTeProcessor.from_pretrained(out)
@@ -135,8 +165,9 @@ def test_converted_model_matches_the_original_layout(tmp_path, release, llm_dir,
         torch.testing.assert_close(ours.trajectory_predictions[0], trajectories, rtol=0, atol=1e-5)
     # The LoRAs changed the model: matching the un-merged base would mean they were not applied.
     base = LlamaForCausalLM.from_pretrained(llm_dir)
-    assert not torch.allclose(base.model.layers[0].self_attn.q_proj.weight,
-                              model.model.language_model.layers[0].self_attn.q_proj.weight)
+    assert not torch.allclose(
+        base.model.layers[0].self_attn.q_proj.weight, model.model.language_model.layers[0].self_attn.q_proj.weight
+    )
 
 
 def test_vision_adapter_of_stage_2_wins_over_stage_1(tmp_path, release, llm_dir):
@@ -145,8 +176,10 @@ def test_vision_adapter_of_stage_2_wins_over_stage_1(tmp_path, release, llm_dir)
     without = merge_original_stages(llm_dir, copied, FEATURE_DIM, POINTS * NUM_FRAMES * 2, torch.float32)
     stage1_file = torch.load(copied[0] / "vision_adapter.bin")
     stage2_file = {k: torch.randn_like(v) for k, v in stage1_file.items()}
-    torch.save({"base_model.model.model.vision_adapter." + k.split(".")[-1]: v for k, v in stage2_file.items()},
-               copied[1] / "vision_adapter.bin")
+    torch.save(
+        {"base_model.model.model.vision_adapter." + k.split(".")[-1]: v for k, v in stage2_file.items()},
+        copied[1] / "vision_adapter.bin",
+    )
     with_stage2 = merge_original_stages(llm_dir, copied, FEATURE_DIM, POINTS * NUM_FRAMES * 2, torch.float32)
     # The stage-3 LoRA adds the same delta to whichever adapter was loaded.
     for kind in ("weight", "bias"):
@@ -178,9 +211,25 @@ def test_release_problems_are_named(tmp_path, release, llm_dir, clip_dir):
         merge_original_stages(llm_dir, stages, FEATURE_DIM, POINTS * 5 * 2, torch.float32)
 
     (copied[2] / "adapter_config.json").unlink()
-    status = pite_main(["convert-original", "--base", str(llm_dir), "--clip", str(clip_dir),
-                        "--stage1", str(stages[0]), "--stage2", str(stages[1]), "--stage3", str(copied[2]),
-                        "--out", str(tmp_path / "out"), "--num-frames", str(NUM_FRAMES)])
+    status = pite_main(
+        [
+            "convert-original",
+            "--base",
+            str(llm_dir),
+            "--clip",
+            str(clip_dir),
+            "--stage1",
+            str(stages[0]),
+            "--stage2",
+            str(stages[1]),
+            "--stage3",
+            str(copied[2]),
+            "--out",
+            str(tmp_path / "out"),
+            "--num-frames",
+            str(NUM_FRAMES),
+        ]
+    )
     assert status == 2 and not (tmp_path / "out").exists()
 
 
@@ -207,9 +256,25 @@ def test_converted_release_answers_as_the_release_on_its_own_inputs(tmp_path, re
 
     stages, reference = release
     out = tmp_path / "converted"
-    assert pite_main(["convert-original", "--base", str(llm_dir), "--clip", str(clip_dir),
-                      *[arg for i, stage in enumerate(stages) for arg in (f"--stage{i + 1}", str(stage))],
-                      "--out", str(out), "--num-frames", str(NUM_FRAMES), "--dtype", "float32"]) == 0
+    assert (
+        pite_main(
+            [
+                "convert-original",
+                "--base",
+                str(llm_dir),
+                "--clip",
+                str(clip_dir),
+                *[arg for i, stage in enumerate(stages) for arg in (f"--stage{i + 1}", str(stage))],
+                "--out",
+                str(out),
+                "--num-frames",
+                str(NUM_FRAMES),
+                "--dtype",
+                "float32",
+            ]
+        )
+        == 0
+    )
     model = PiTeForConditionalGeneration.from_pretrained(out).eval()
     processor = PiTeProcessor.from_pretrained(out)
     video = write_test_video(tmp_path / "clip.mp4", num_frames=23)
@@ -237,12 +302,12 @@ def test_converted_release_answers_as_the_release_on_its_own_inputs(tmp_path, re
     inputs = processor(text=prompt, videos=video)
     expected_ids = [i if i != PLACEHOLDER else processor.video_token_id for i in ids]
     position = expected_ids.index(processor.video_token_id)
-    expected_ids[position:position + 1] = [processor.video_token_id] * NUM_FRAMES
+    expected_ids[position : position + 1] = [processor.video_token_id] * NUM_FRAMES
     assert inputs["input_ids"][0].tolist() == expected_ids
     with torch.no_grad():
         output = model.generate(**inputs, max_new_tokens=8, do_sample=False)
-    ours = output[0, inputs["input_ids"].shape[1]:].tolist()
-    assert ours[:len(release_answer)] == release_answer
+    ours = output[0, inputs["input_ids"].shape[1] :].tolist()
+    assert ours[: len(release_answer)] == release_answer
     assert len(release_answer) >= 4, "too short an answer to show much"
 
 

@@ -44,8 +44,11 @@ def test_exported_folder_has_every_hub_part(exported_dir, built_dir):
     tokenizer_config = json.loads((exported_dir / "tokenizer_config.json").read_text())
     assert "<video>" in tokenizer_config["extra_special_tokens"]
     assert not {"local_files_only", "is_local", "name_or_path"} & set(tokenizer_config)
-    chat_template = (exported_dir / "chat_template.jinja").read_text() if "chat_template.jinja" in files \
+    chat_template = (
+        (exported_dir / "chat_template.jinja").read_text()
+        if "chat_template.jinja" in files
         else processor_config["chat_template"]
+    )
     assert chat_template == V1_CHAT_TEMPLATE
     generation = json.loads((exported_dir / "generation_config.json").read_text())
     assert generation["do_sample"] is False and generation.get("num_beams", 1) == 1
@@ -79,8 +82,17 @@ def test_readme_is_the_rendered_model_card(exported_dir):
 
 
 def test_no_file_names_this_machine(exported_dir, built_dir, tmp_path_factory):
-    roots = {str(exported_dir), str(built_dir), str(tmp_path_factory.getbasetemp()), os.path.expanduser("~"),
-             "/tmp/", "/work/", "/home/", "/root/", str(Path.cwd())}
+    roots = {
+        str(exported_dir),
+        str(built_dir),
+        str(tmp_path_factory.getbasetemp()),
+        os.path.expanduser("~"),
+        "/tmp/",
+        "/work/",
+        "/home/",
+        "/root/",
+        str(Path.cwd()),
+    }
     for path in exported_dir.rglob("*"):
         if path.is_file():
             raw = path.read_bytes()
@@ -114,7 +126,9 @@ def test_export_requires_the_processor(tmp_path, built_dir):
     model_only = tmp_path / "model-only"
     model_only.mkdir()
     for path in built_dir.iterdir():
-        if path.name in ("config.json", "model.safetensors", "generation_config.json") or path.name.endswith("_pite.py"):
+        if path.name in ("config.json", "model.safetensors", "generation_config.json") or path.name.endswith(
+            "_pite.py"
+        ):
             shutil.copy(path, model_only / path.name)
     with pytest.raises(FileNotFoundError, match="processor_config.json"):
         export_for_hub(model_only, tmp_path / "out")

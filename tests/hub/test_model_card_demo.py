@@ -34,19 +34,33 @@ def _expected_result(model_dir: Path, video: str) -> dict:
     """The demo's steps, in-process, with the package's classes."""
     model = PiTeForConditionalGeneration.from_pretrained(model_dir).eval()
     processor = PiTeProcessor.from_pretrained(model_dir)
-    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": re.search(
-        r'question = "(.*)"', card_demo()).group(1)}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "video"},
+                {"type": "text", "text": re.search(r'question = "(.*)"', card_demo()).group(1)},
+            ],
+        }
+    ]
     inputs = processor(text=processor.apply_chat_template(messages, add_generation_prompt=True), videos=video)
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=256, return_dict_in_generate=True)
-    return processor.post_process_generation(output, inputs["video_metadata"],
-                                             prompt_length=inputs["input_ids"].shape[1])[0]
+    return processor.post_process_generation(
+        output, inputs["video_metadata"], prompt_length=inputs["input_ids"].shape[1]
+    )[0]
 
 
 def test_model_card_demo_runs_without_the_package(tmp_path, exported_dir):
     demo = card_demo()
-    for needle in ("AutoModel.from_pretrained", "AutoProcessor.from_pretrained", "trust_remote_code=True",
-                   "return_dict_in_generate=True", "post_process_generation", "save_contact_sheet"):
+    for needle in (
+        "AutoModel.from_pretrained",
+        "AutoProcessor.from_pretrained",
+        "trust_remote_code=True",
+        "return_dict_in_generate=True",
+        "post_process_generation",
+        "save_contact_sheet",
+    ):
         assert needle in demo, needle
     assert demo.count('"org/pite-7b"') == 1 and demo.count(EXAMPLE_VIDEO) == 1
     readme_demo = (exported_dir / "README.md").read_text().split("## Quick start", 1)[1]
@@ -54,9 +68,17 @@ def test_model_card_demo_runs_without_the_package(tmp_path, exported_dir):
 
     video = write_test_video(tmp_path / "clip.mp4", num_frames=15)
     script = tmp_path / "demo.py"
-    script.write_text(BLOCK_PITE + demo.replace('"org/pite-7b"', repr(str(exported_dir))).replace(EXAMPLE_VIDEO, repr(video)))
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env=clean_subprocess_env(tmp_path / "hf-home"))
+    script.write_text(
+        BLOCK_PITE + demo.replace('"org/pite-7b"', repr(str(exported_dir))).replace(EXAMPLE_VIDEO, repr(video))
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=clean_subprocess_env(tmp_path / "hf-home"),
+    )
     assert result.returncode == 0, result.stderr[-4000:]
 
     expected = _expected_result(exported_dir, video)

@@ -18,11 +18,15 @@ class RecordedHub:
 
     def __init__(self, monkeypatch):
         self.calls = []
-        monkeypatch.setattr(HfApi, "create_repo", lambda api, repo_id, **kw: self.calls.append(("create_repo", repo_id, kw)))
+        monkeypatch.setattr(
+            HfApi, "create_repo", lambda api, repo_id, **kw: self.calls.append(("create_repo", repo_id, kw))
+        )
 
         def upload_folder(api, **kw):
             self.calls.append(("upload_folder", kw["repo_id"], kw))
-            return type("CommitInfo", (), {"pr_url": None, "commit_url": f"https://hub.example/{kw['repo_id']}/commit/1"})()
+            return type(
+                "CommitInfo", (), {"pr_url": None, "commit_url": f"https://hub.example/{kw['repo_id']}/commit/1"}
+            )()
 
         monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
 

@@ -31,9 +31,16 @@ class PiTeGenerationTests:
         return model, inputs
 
     def _generate(self, model, inputs, **kwargs):
-        settings = dict(max_new_tokens=MAX_NEW_TOKENS, min_new_tokens=MAX_NEW_TOKENS, pad_token_id=0,
-                        return_dict_in_generate=True, output_scores=True, output_logits=True,
-                        output_hidden_states=True, output_attentions=True)
+        settings = dict(
+            max_new_tokens=MAX_NEW_TOKENS,
+            min_new_tokens=MAX_NEW_TOKENS,
+            pad_token_id=0,
+            return_dict_in_generate=True,
+            output_scores=True,
+            output_logits=True,
+            output_hidden_states=True,
+            output_attentions=True,
+        )
         settings.update(kwargs)
         with torch.no_grad():
             return model.generate(**inputs, **settings)
@@ -48,31 +55,40 @@ class PiTeGenerationTests:
         self.assertIsInstance(output, expected_class)
         self.assertEqual(len(output.scores), new)
         self.assertEqual(len(output.logits), new)
-        self.assertEqual(output.scores[0].shape, (inputs["input_ids"].shape[0] * max(beams, returned),
-                                                  config.text_config.vocab_size))
+        self.assertEqual(
+            output.scores[0].shape,
+            (inputs["input_ids"].shape[0] * max(beams, returned), config.text_config.vocab_size),
+        )
         self.assertEqual(len(output.hidden_states), new)
         self.assertEqual(len(output.attentions), new)
         self.assertEqual(output.point_predictions.shape, (rows, new, config.coordinate_dim))
-        self.assertEqual(output.trajectory_predictions.shape,
-                         (rows, new, config.num_trajectory_points, config.num_frames, config.coordinate_dim))
+        self.assertEqual(
+            output.trajectory_predictions.shape,
+            (rows, new, config.num_trajectory_points, config.num_frames, config.coordinate_dim),
+        )
 
     def _check_teacher_forced(self, model, inputs, output) -> None:
         """Each returned token's prediction equals the forward pass over the returned sequence at the position
         that predicted it."""
         prompt_length = inputs["input_ids"].shape[1]
         repeats = output.sequences.shape[0] // inputs["input_ids"].shape[0]
-        visual = {name: value.repeat_interleave(repeats, 0) for name, value in inputs.items()
-                  if name in ("pixel_values_videos", "video_features")}
+        visual = {
+            name: value.repeat_interleave(repeats, 0)
+            for name, value in inputs.items()
+            if name in ("pixel_values_videos", "video_features")
+        }
         with torch.no_grad():
             forced = model(input_ids=output.sequences, **visual)
         span = slice(prompt_length - 1, output.sequences.shape[1] - 1)
         used = torch.ones(output.point_predictions.shape[:2], dtype=torch.bool)
         if getattr(output, "beam_indices", None) is not None:
             used = output.beam_indices >= 0
-        torch.testing.assert_close(output.point_predictions[used], forced.point_predictions[:, span][used],
-                                   rtol=0, atol=1e-5)
-        torch.testing.assert_close(output.trajectory_predictions[used], forced.trajectory_predictions[:, span][used],
-                                   rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            output.point_predictions[used], forced.point_predictions[:, span][used], rtol=0, atol=1e-5
+        )
+        torch.testing.assert_close(
+            output.trajectory_predictions[used], forced.trajectory_predictions[:, span][used], rtol=0, atol=1e-5
+        )
 
     def test_greedy_generate_dict_outputs(self):
         model, inputs = self._model_and_inputs()
@@ -80,8 +96,9 @@ class PiTeGenerationTests:
         self._check_output(model, inputs, output)
         self._check_teacher_forced(model, inputs, output)
         with torch.no_grad():
-            plain = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, min_new_tokens=MAX_NEW_TOKENS,
-                                   pad_token_id=0, do_sample=False)
+            plain = model.generate(
+                **inputs, max_new_tokens=MAX_NEW_TOKENS, min_new_tokens=MAX_NEW_TOKENS, pad_token_id=0, do_sample=False
+            )
         self.assertTrue(torch.equal(plain, output.sequences))
 
     def test_sample_generate_dict_outputs(self):
@@ -101,8 +118,9 @@ class PiTeGenerationTests:
         model, inputs = self._model_and_inputs()
         with torch.no_grad():
             model.lm_head.weight[2] = model.lm_head.weight[2] + 0.5 * model.lm_head.weight.abs().max()  # eos likely
-        output = self._generate(model, inputs, do_sample=False, num_beams=2, min_new_tokens=0, eos_token_id=2,
-                                max_new_tokens=6)
+        output = self._generate(
+            model, inputs, do_sample=False, num_beams=2, min_new_tokens=0, eos_token_id=2, max_new_tokens=6
+        )
         ended = output.beam_indices < 0
         self.assertTrue(bool(ended.any()), "no returned beam ended early: the test's eos bias is too weak")
         self.assertTrue(bool((output.point_predictions[ended] == ABSENT_COORDINATE).all()))

@@ -47,8 +47,9 @@ def test_non_finite_features_in_generate_are_named(tiny_model, make_video_prompt
     features = _features()
     features[0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="video_features holds non-finite values"):
-        tiny_model.generate(input_ids=make_video_prompt(4)[None], video_features=features, max_new_tokens=2,
-                            pad_token_id=0)
+        tiny_model.generate(
+            input_ids=make_video_prompt(4)[None], video_features=features, max_new_tokens=2, pad_token_id=0
+        )
 
 
 def test_finite_inputs_still_train(tiny_model, make_video_prompt):

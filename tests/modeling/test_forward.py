@@ -74,14 +74,19 @@ def test_wrong_feature_shape_is_rejected(tiny_model, make_video_prompt):
     with pytest.raises(ValueError, match="pixel_values_videos must have shape"):
         tiny_model(input_ids=make_video_prompt(4)[None], pixel_values_videos=torch.randn(4, 3, 28, 28))
     with pytest.raises(ValueError, match="one visual input"):
-        tiny_model(input_ids=make_video_prompt(4)[None], video_features=torch.randn(1, 4, 24),
-                   pixel_values_videos=_video())
+        tiny_model(
+            input_ids=make_video_prompt(4)[None], video_features=torch.randn(1, 4, 24), pixel_values_videos=_video()
+        )
 
 
 @pytest.mark.parametrize(
     "name, shape",
-    [("point_labels", (1, 10, 3)), ("point_labels", (1, 11, 2)), ("trajectory_labels", (1, 10, 3, 5, 2)),
-     ("trajectory_labels", (1, 10, 2))],
+    [
+        ("point_labels", (1, 10, 3)),
+        ("point_labels", (1, 11, 2)),
+        ("trajectory_labels", (1, 10, 3, 5, 2)),
+        ("trajectory_labels", (1, 10, 2)),
+    ],
 )
 def test_targets_of_wrong_shape_are_rejected(tiny_model, make_video_prompt, name, shape):
     ids = make_video_prompt(4)[None]
@@ -92,8 +97,9 @@ def test_targets_of_wrong_shape_are_rejected(tiny_model, make_video_prompt, name
 def test_losses_match_a_hand_computation(make_tiny_config, make_video_prompt):
     """absent_targets="mask": only present targets count."""
     torch.manual_seed(0)
-    model = PiTeForConditionalGeneration(make_tiny_config(localization_loss_weight=0.5, label_smoothing=0.0,
-                                                          absent_targets="mask")).eval()
+    model = PiTeForConditionalGeneration(
+        make_tiny_config(localization_loss_weight=0.5, label_smoothing=0.0, absent_targets="mask")
+    ).eval()
     ids = make_video_prompt(4)[None]  # 3 text, 4 video (positions 3-6), 3 text tokens
     L = ids.shape[1]
     labels = ids.clone()
@@ -108,15 +114,23 @@ def test_losses_match_a_hand_computation(make_tiny_config, make_video_prompt):
     trajectory_mask = torch.ones(1, L, dtype=torch.bool)
     features = torch.randn(1, 4, 24)
     with torch.no_grad():
-        out = model(input_ids=ids, video_features=features, labels=labels, point_labels=point_labels,
-                    trajectory_labels=trajectory_labels, trajectory_mask=trajectory_mask)
+        out = model(
+            input_ids=ids,
+            video_features=features,
+            labels=labels,
+            point_labels=point_labels,
+            trajectory_labels=trajectory_labels,
+            trajectory_mask=trajectory_mask,
+        )
 
     logp = torch.log_softmax(out.logits[0].double(), dim=-1)
     ce = [-logp[t - 1, ids[0, t]].item() for t in (7, 8, 9)]
     expected_lm = sum(ce) / 3
     p = out.point_predictions[0].double()
-    expected_point = (sum(abs(p[6, c] - point_labels[0, 7, c]).item() for c in range(2))
-                      + sum(abs(p[8, c] - point_labels[0, 9, c]).item() for c in range(2))) / 2
+    expected_point = (
+        sum(abs(p[6, c] - point_labels[0, 7, c]).item() for c in range(2))
+        + sum(abs(p[8, c] - point_labels[0, 9, c]).item() for c in range(2))
+    ) / 2
     traj = out.trajectory_predictions[0, 8].double()
     total, count = 0.0, 0
     for pi in range(3):
@@ -151,8 +165,13 @@ def test_regressed_absent_targets_match_a_hand_computation(make_tiny_config, mak
     trajectory_labels[0, 9] = torch.rand(3, 4, 2)
     trajectory_labels[0, 9, 1, 2] = -1.0  # absent in one frame: regressed to (-1, -1)
     with torch.no_grad():
-        out = model(input_ids=ids, video_features=torch.randn(1, 4, 24), labels=labels, point_labels=point_labels,
-                    trajectory_labels=trajectory_labels)
+        out = model(
+            input_ids=ids,
+            video_features=torch.randn(1, 4, 24),
+            labels=labels,
+            point_labels=point_labels,
+            trajectory_labels=trajectory_labels,
+        )
     p = out.point_predictions[0].double()
     expected_point = sum(abs(p[t - 1, c] - point_labels[0, t, c]).item() for t in (7, 8, 9) for c in range(2)) / 3
     traj = out.trajectory_predictions[0].double()
@@ -162,8 +181,13 @@ def test_regressed_absent_targets_match_a_hand_computation(make_tiny_config, mak
     # the same targets under "mask" count only the one present point and the 11 present trajectory entries
     model.config.absent_targets = "mask"
     with torch.no_grad():
-        masked = model(input_ids=ids, video_features=torch.randn(1, 4, 24), labels=labels,
-                       point_labels=point_labels, trajectory_labels=trajectory_labels)
+        masked = model(
+            input_ids=ids,
+            video_features=torch.randn(1, 4, 24),
+            labels=labels,
+            point_labels=point_labels,
+            trajectory_labels=trajectory_labels,
+        )
     assert not math.isclose(masked.localization_loss.item(), out.localization_loss.item(), rel_tol=1e-3)
     model.config.absent_targets = "regress"
     with pytest.raises(ValueError, match="absent_targets='regress'.*pass `labels`"):
@@ -179,8 +203,9 @@ def test_explicit_mask_removes_targets(tiny_model, make_video_prompt):
     mask = torch.zeros(1, L, dtype=torch.bool)
     mask[0, 5] = True
     with torch.no_grad():
-        out = tiny_model(input_ids=ids, video_features=torch.randn(1, 4, 24), point_labels=point_labels,
-                         point_mask=mask)
+        out = tiny_model(
+            input_ids=ids, video_features=torch.randn(1, 4, 24), point_labels=point_labels, point_mask=mask
+        )
     expected = (out.point_predictions[0, 4] - point_labels[0, 5]).abs().sum()
     torch.testing.assert_close(out.localization_loss, expected)
 
@@ -223,8 +248,14 @@ def test_l1_gradient_reaches_heads_and_adapter(tiny_model, make_video_prompt):
     L = ids.shape[1]
     tiny_model.train()
     every = torch.ones(1, L, dtype=torch.bool)  # without labels, the positions to regress are named by masks
-    out = tiny_model(input_ids=ids, video_features=torch.randn(1, 4, 24), point_labels=torch.rand(1, L, 2),
-                     trajectory_labels=torch.rand(1, L, 3, 4, 2), point_mask=every, trajectory_mask=every)
+    out = tiny_model(
+        input_ids=ids,
+        video_features=torch.randn(1, 4, 24),
+        point_labels=torch.rand(1, L, 2),
+        trajectory_labels=torch.rand(1, L, 3, 4, 2),
+        point_mask=every,
+        trajectory_mask=every,
+    )
     out.loss.backward()
     for module in (tiny_model.localization_head, tiny_model.trajectory_head, tiny_model.model.video_adapter):
         assert module.weight.grad is not None and module.weight.grad.abs().sum() > 0
@@ -239,8 +270,10 @@ def test_gradient_checkpointing_matches_plain_backward(tiny_model, make_video_pr
         tiny_model.zero_grad()
         tiny_model.train()
         if checkpointing:
-            enable = (getattr(tiny_model, "activation_checkpointing_enable", None)
-                      or tiny_model.gradient_checkpointing_enable)
+            enable = (
+                getattr(tiny_model, "activation_checkpointing_enable", None)
+                or tiny_model.gradient_checkpointing_enable
+            )
             enable()
             assert tiny_model.is_gradient_checkpointing
         tiny_model(input_ids=ids, video_features=features, labels=ids, use_cache=False).loss.backward()

@@ -86,7 +86,10 @@ def test_remote_code_loads_without_the_package(tmp_path, tiny_model, make_video_
     script.write_text(CLEAN_LOADER)
     result = subprocess.run(
         [sys.executable, str(script), str(model_dir), str(inputs_file), str(outputs_file)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf")},
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -43,11 +43,14 @@ NOT_APPLICABLE: dict[str, str] = {
         "run from meta: the tower gets the generic init. Every PiTe-owned weight re-initialises as in __init__: "
         "test_transformers_conventions.py::test_missing_weights_outside_the_tower_initialise_as_in_init"
     ),
-    **{f"test_model_rope_scaling_from_config_{i}_{kind}": (
-        "feeds random token ids, which hold PiTe's <video> placeholder id, with no video: PiTe refuses "
-        "placeholders without frames (test_forward.py::test_placeholders_without_video_are_rejected); "
-        "RoPE scaling is Llama's"
-    ) for i, kind in enumerate(("linear", "dynamic", "yarn"))},
+    **{
+        f"test_model_rope_scaling_from_config_{i}_{kind}": (
+            "feeds random token ids, which hold PiTe's <video> placeholder id, with no video: PiTe refuses "
+            "placeholders without frames (test_forward.py::test_placeholders_without_video_are_rejected); "
+            "RoPE scaling is Llama's"
+        )
+        for i, kind in enumerate(("linear", "dynamic", "yarn"))
+    },
     "test_multimodal_outputs_are_returned": (
         "checks `image_outputs` only (its own FIXME: video not yet covered); PiTe's common inputs are videos, whose "
         "tower outputs are `video_outputs`: see test_forward.py::test_vision_tower_outputs_are_returned"
@@ -74,8 +77,9 @@ WITHOUT_REGRESSION_TARGETS = {
 
 
 class PiTeModelTester:
-    def __init__(self, parent: unittest.TestCase, batch_size: int = 2, text_length: int = 6,
-                 freeze_vision_tower: bool = True) -> None:
+    def __init__(
+        self, parent: unittest.TestCase, batch_size: int = 2, text_length: int = 6, freeze_vision_tower: bool = True
+    ) -> None:
         self.freeze_vision_tower = freeze_vision_tower
         self.parent = parent
         self.batch_size = batch_size
@@ -88,23 +92,50 @@ class PiTeModelTester:
         self.num_attention_heads = 4
         self.image_size = 28
         self.patch_size = 14
-        self.vision_config = dict(hidden_size=32, intermediate_size=64, projection_dim=24, num_hidden_layers=2,
-                                  num_attention_heads=2, image_size=self.image_size, patch_size=self.patch_size)
-        self.text_config = dict(vocab_size=self.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                                pad_token_id=0, bos_token_id=1, eos_token_id=2)
+        self.vision_config = dict(
+            hidden_size=32,
+            intermediate_size=64,
+            projection_dim=24,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+        )
+        self.text_config = dict(
+            vocab_size=self.vocab_size,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
 
     def get_config(self) -> PiTeConfig:
-        return PiTeConfig(vision_config=copy.deepcopy(self.vision_config), text_config=copy.deepcopy(self.text_config),
-                          num_frames=NUM_FRAMES, num_trajectory_points=2, video_token_id=VIDEO_TOKEN_ID,
-                          freeze_vision_tower=self.freeze_vision_tower)
+        return PiTeConfig(
+            vision_config=copy.deepcopy(self.vision_config),
+            text_config=copy.deepcopy(self.text_config),
+            num_frames=NUM_FRAMES,
+            num_trajectory_points=2,
+            video_token_id=VIDEO_TOKEN_ID,
+            freeze_vision_tower=self.freeze_vision_tower,
+        )
 
     def prepare_config_and_inputs_for_common(self) -> tuple[PiTeConfig, dict]:
         generator = torch.Generator().manual_seed(0)
         text_shape = (self.batch_size, self.seq_length - NUM_FRAMES - 1)
         text = torch.randint(VIDEO_TOKEN_ID + 1, self.vocab_size, text_shape, generator=generator)
-        input_ids = torch.cat([torch.ones(self.batch_size, 1, dtype=torch.long),
-                               torch.full((self.batch_size, NUM_FRAMES), VIDEO_TOKEN_ID), text], dim=1)
+        input_ids = torch.cat(
+            [
+                torch.ones(self.batch_size, 1, dtype=torch.long),
+                torch.full((self.batch_size, NUM_FRAMES), VIDEO_TOKEN_ID),
+                text,
+            ],
+            dim=1,
+        )
         pixels = torch.rand(self.batch_size, NUM_FRAMES, 3, self.image_size, self.image_size, generator=generator)
         inputs = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), pixel_values_videos=pixels)
         return self.get_config(), inputs
@@ -143,24 +174,32 @@ class PiTeModelTest(common.ModelTesterMixin, PiTeGenerationTests, unittest.TestC
             config = self.model_tester.get_config()
             generator = torch.Generator().manual_seed(1)
             points = torch.rand(*ids.shape, config.coordinate_dim, generator=generator)
-            trajectories = torch.rand(*ids.shape, config.num_trajectory_points, config.num_frames,
-                                      config.coordinate_dim, generator=generator)
+            trajectories = torch.rand(
+                *ids.shape, config.num_trajectory_points, config.num_frames, config.coordinate_dim, generator=generator
+            )
             inputs["point_labels"] = points.masked_fill(~text[..., None], ABSENT_COORDINATE)
-            inputs["trajectory_labels"] = trajectories.masked_fill(~text[..., None, None, None],
-                                                                   ABSENT_COORDINATE)
+            inputs["trajectory_labels"] = trajectories.masked_fill(~text[..., None, None, None], ABSENT_COORDINATE)
         return inputs
 
     def setUp(self) -> None:
-        settings = next((value for prefix, value in TESTER_SETTINGS.items()
-                         if self._testMethodName.startswith(prefix)), {})
+        settings = next(
+            (value for prefix, value in TESTER_SETTINGS.items() if self._testMethodName.startswith(prefix)), {}
+        )
         self.model_tester = PiTeModelTester(self, **settings)
 
     def test_config(self) -> None:
         """transformers' `ConfigTester` on PiTeConfig (composite: no text-modality fields at the top level). Its
         JSON round trip compares every given value as is, so only PiTe's own scalar fields are given."""
         tester = configuration_common.ConfigTester(
-            self, config_class=PiTeConfig, has_text_modality=False, num_frames=NUM_FRAMES, num_trajectory_points=2,
-            vision_feature="cls", localization_loss_weight=0.5, label_smoothing=0.1, freeze_vision_tower=False,
+            self,
+            config_class=PiTeConfig,
+            has_text_modality=False,
+            num_frames=NUM_FRAMES,
+            num_trajectory_points=2,
+            vision_feature="cls",
+            localization_loss_weight=0.5,
+            label_smoothing=0.1,
+            freeze_vision_tower=False,
         )
         tester.run_common_tests()
 

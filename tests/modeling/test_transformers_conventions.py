@@ -42,8 +42,9 @@ def test_get_video_features_returns_base_model_output_with_pooling(tiny_model):
 
 def test_vision_tower_outputs_are_returned(tiny_model, make_video_prompt):
     with torch.no_grad():
-        video = tiny_model(input_ids=make_video_prompt(4)[None], pixel_values_videos=_video(),
-                           output_hidden_states=True)
+        video = tiny_model(
+            input_ids=make_video_prompt(4)[None], pixel_values_videos=_video(), output_hidden_states=True
+        )
         image = tiny_model(input_ids=make_video_prompt(1)[None], pixel_values=_video()[:, 0])
         features = tiny_model(input_ids=make_video_prompt(4)[None], video_features=torch.randn(1, 4, 24))
     assert video.image_outputs is None and video.video_outputs.pooler_output.shape == (1, 4, 24)
@@ -79,8 +80,9 @@ def test_shift_labels_drive_the_token_loss(tiny_model, make_video_prompt):
     with torch.no_grad():
         plain = tiny_model(input_ids=ids, video_features=features, labels=labels)
         shifted = tiny_model(input_ids=ids, video_features=features, shift_labels=shift_labels)
-        both = tiny_model(input_ids=ids, video_features=features, labels=torch.full_like(ids, -100),
-                          shift_labels=shift_labels)
+        both = tiny_model(
+            input_ids=ids, video_features=features, labels=torch.full_like(ids, -100), shift_labels=shift_labels
+        )
     expected = F.cross_entropy(plain.logits[0].float(), shift_labels[0], ignore_index=-100)
     torch.testing.assert_close(shifted.loss, expected)
     torch.testing.assert_close(both.loss, expected)  # shift_labels win over labels, as in transformers
@@ -90,8 +92,12 @@ def test_shift_labels_drive_the_token_loss(tiny_model, make_video_prompt):
 def test_shift_labels_with_regression_targets_are_refused(tiny_model, make_video_prompt):
     ids = make_video_prompt(4)[None]
     with pytest.raises(ValueError, match="shift_labels.*point_labels and trajectory_labels"):
-        tiny_model(input_ids=ids, video_features=torch.randn(1, 4, 24), shift_labels=ids,
-                   point_labels=torch.full((1, ids.shape[1], 2), -1.0))
+        tiny_model(
+            input_ids=ids,
+            video_features=torch.randn(1, 4, 24),
+            shift_labels=ids,
+            point_labels=torch.full((1, ids.shape[1], 2), -1.0),
+        )
 
 
 def test_tensor_parallel_plan_covers_the_tied_lm_head(tiny_model):
@@ -112,15 +118,22 @@ def test_past_key_values_gives_transformers_deprecation_warning(tiny_model, make
             warnings.simplefilter("error")  # `cache=` is the current name: no warning
             by_new_name = tiny_model(input_ids=ids[:, -1:], cache=copy.deepcopy(prefill.cache), use_cache=True)
         with pytest.warns(FutureWarning, match="`past_key_values` is deprecated.*Use `cache` instead"):
-            by_old_name = tiny_model(input_ids=ids[:, -1:], past_key_values=copy.deepcopy(prefill.cache),
-                                     use_cache=True)
+            by_old_name = tiny_model(
+                input_ids=ids[:, -1:], past_key_values=copy.deepcopy(prefill.cache), use_cache=True
+            )
     torch.testing.assert_close(by_old_name.logits, by_new_name.logits, rtol=0, atol=0)
 
 
 def test_generate_with_return_dict_in_generate_and_config_return_dict_false(tiny_model, make_video_prompt):
     tiny_model.config.return_dict = False
-    out = tiny_model.generate(input_ids=make_video_prompt(4)[None], video_features=torch.randn(1, 4, 24),
-                              max_new_tokens=3, min_new_tokens=3, pad_token_id=0, return_dict_in_generate=True)
+    out = tiny_model.generate(
+        input_ids=make_video_prompt(4)[None],
+        video_features=torch.randn(1, 4, 24),
+        max_new_tokens=3,
+        min_new_tokens=3,
+        pad_token_id=0,
+        return_dict_in_generate=True,
+    )
     assert out.point_predictions.shape == (1, 3, 2)
 
 
@@ -139,8 +152,11 @@ def test_missing_weights_outside_the_tower_initialise_as_in_init(make_tiny_confi
     config = make_tiny_config()
     fresh = PiTeForConditionalGeneration(copy.deepcopy(config)).state_dict()
     from_meta = PiTeForConditionalGeneration.from_pretrained(None, config=copy.deepcopy(config), state_dict={})
-    differing = [name for name, value in from_meta.state_dict().items()
-                 if not name.startswith("model.vision_tower.") and not torch.equal(value, fresh[name])]
+    differing = [
+        name
+        for name, value in from_meta.state_dict().items()
+        if not name.startswith("model.vision_tower.") and not torch.equal(value, fresh[name])
+    ]
     assert differing == []
     repeats = config.num_trajectory_points * config.num_frames
     torch.testing.assert_close(from_meta.trajectory_head.weight, from_meta.localization_head.weight.repeat(repeats, 1))

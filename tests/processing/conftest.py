@@ -56,8 +56,14 @@ def run_without_pite(script: str, args: list[str], workdir: Path) -> str:
     stdout; a non-zero exit fails the calling test with the end of the child's stderr.
     """
     env = {**os.environ, "HF_MODULES_CACHE": str(workdir / "modules"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    child = subprocess.run([sys.executable, "-c", BLOCK_PITE + script, *args], cwd=workdir, env=env,
-                           capture_output=True, text=True, timeout=300)
+    child = subprocess.run(
+        [sys.executable, "-c", BLOCK_PITE + script, *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert child.returncode == 0, child.stderr[-3000:]
     return child.stdout
 

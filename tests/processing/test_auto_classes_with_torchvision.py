@@ -45,9 +45,11 @@ def side_python() -> Path:
         return python
     python = DEFAULT_VENV / "bin" / "python"
     if not python.is_file():
-        pytest.skip(f"no torchvision environment at {DEFAULT_VENV} (transformers' AutoVideoProcessor needs "
-                    f"torchvision, which has no build for the CPU torch pin): create it with `{CREATE}`, or set "
-                    f"{ENV_VAR}; the README's test command does both")
+        pytest.skip(
+            f"no torchvision environment at {DEFAULT_VENV} (transformers' AutoVideoProcessor needs "
+            f"torchvision, which has no build for the CPU torch pin): create it with `{CREATE}`, or set "
+            f"{ENV_VAR}; the README's test command does both"
+        )
     return python
 
 
@@ -134,15 +136,18 @@ def demo_checkpoint(tmp_path_factory) -> Path:
     from pite.demo.pipeline import DemoSettings, build_processor, build_tiny_config
     from pite.modeling_pite import PiTeForConditionalGeneration
 
-    settings = DemoSettings(num_frames=NUM_FRAMES, vocab_size=400, image_size=IMAGE_SIZE, patch_size=16,
-                            vision_hidden=32, text_hidden=32)
+    settings = DemoSettings(
+        num_frames=NUM_FRAMES, vocab_size=400, image_size=IMAGE_SIZE, patch_size=16, vision_hidden=32, text_hidden=32
+    )
     processor = build_processor(settings, CORPUS * 10)
     tokenizer = processor.tokenizer
-    special_ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id)
+    special_ids = dict(
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
     torch.manual_seed(0)
-    model = PiTeForConditionalGeneration(build_tiny_config(settings, len(tokenizer), processor.video_token_id,
-                                                           special_ids))
+    model = PiTeForConditionalGeneration(
+        build_tiny_config(settings, len(tokenizer), processor.video_token_id, special_ids)
+    )
     folder = tmp_path_factory.mktemp("torchvision") / "model"
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -152,9 +157,11 @@ def demo_checkpoint(tmp_path_factory) -> Path:
 def make_inputs() -> dict[str, np.ndarray]:
     """Decoded-frame inputs of both interpreters: one clip to sample from, two videos of NUM_FRAMES frames."""
     rng = np.random.default_rng(0)
-    return {"frames": rng.integers(0, 256, size=(11, 50, 70, 3), dtype=np.uint8),
-            "video_0": rng.integers(0, 256, size=(NUM_FRAMES, 40, 60, 3), dtype=np.uint8),
-            "video_1": rng.integers(0, 256, size=(NUM_FRAMES, 50, 40, 3), dtype=np.uint8)}
+    return {
+        "frames": rng.integers(0, 256, size=(11, 50, 70, 3), dtype=np.uint8),
+        "video_0": rng.integers(0, 256, size=(NUM_FRAMES, 40, 60, 3), dtype=np.uint8),
+        "video_1": rng.integers(0, 256, size=(NUM_FRAMES, 50, 40, 3), dtype=np.uint8),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -163,14 +170,26 @@ def child(demo_checkpoint, tmp_path_factory) -> dict:
     python = side_python()
     workdir = tmp_path_factory.mktemp("torchvision-child")
     video = write_indexed_video(workdir / "clip.mp4", 40, fps=10, width=160, height=48)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "HF_HOME": str(workdir / "hf"),
-           "HF_MODULES_CACHE": str(workdir / "modules"), "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "HF_HOME": str(workdir / "hf"),
+        "HF_MODULES_CACHE": str(workdir / "modules"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     out, inputs = workdir / "result.pt", workdir / "inputs.npz"
     np.savez(inputs, **make_inputs())
-    done = subprocess.run([str(python), "-c", CHILD.format(texts=TEXTS), str(demo_checkpoint), video, str(inputs),
-                           str(out)],
-                          cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(python), "-c", CHILD.format(texts=TEXTS), str(demo_checkpoint), video, str(inputs), str(out)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, f"the torchvision child ({python}) failed:\n{done.stderr[-4000:]}"
     return {**torch.load(out, weights_only=True), "video": video}
 
@@ -197,7 +216,10 @@ def test_auto_video_processor_gives_pites_pixels_without_pite(child, demo_checkp
     assert child["versions"]["transformers"] == __version__
     # AutoVideoProcessor, AutoProcessor and the processor's video processor: the checkpoint's own copies
     assert [name.rsplit(".", 1)[-1] for name in child["classes"]] == [
-        "PiTeVideoProcessor", "PiTeProcessor", "PiTeVideoProcessor"]
+        "PiTeVideoProcessor",
+        "PiTeProcessor",
+        "PiTeVideoProcessor",
+    ]
     assert all(name.startswith("transformers_modules.") for name in child["classes"]), child["classes"]
 
     local = PiTeVideoProcessor.from_pretrained(demo_checkpoint)
@@ -241,7 +263,9 @@ def test_auto_processor_kwargs_behave_as_llavas(child, demo_checkpoint):
     for row, ids in enumerate(unpadded):
         pad = length - len(ids)
         assert left["input_ids"][row][pad:] == ids and left["attention_mask"][row] == [0] * pad + [1] * len(ids)
-        assert right["input_ids"][row][:len(ids)] == ids and right["attention_mask"][row] == [1] * len(ids) + [0] * pad
+        assert (
+            right["input_ids"][row][: len(ids)] == ids and right["attention_mask"][row] == [1] * len(ids) + [0] * pad
+        )
     cut = calls["truncating the text's end"]["pite"]
-    assert cut["input_ids"] == [ids[:shortest - 2] for ids in unpadded]
+    assert cut["input_ids"] == [ids[: shortest - 2] for ids in unpadded]
     assert cut["attention_mask"] == [[1] * (shortest - 2)] * 2

@@ -67,8 +67,12 @@ def model_and_processor(tokenizer, make_tiny_config):
         num_frames=config.num_frames,
     )
     text_config = config.text_config.to_dict()
-    text_config.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    text_config.update(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     config = make_tiny_config(text_config=text_config, video_token_id=processor.video_token_id)
     torch.manual_seed(0)
     return PiTeForConditionalGeneration(config).eval(), processor
@@ -85,13 +89,25 @@ def test_processor_and_model_answer_about_an_mp4_without_pite(model_and_processo
     answer = json.loads(stdout.strip().splitlines()[-1])
 
     config = model.config
-    messages = [{"role": "user", "content": [{"type": "video", "path": video},
-                                             {"type": "text", "text": "What is moving in the video?"}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "video", "path": video}, {"type": "text", "text": "What is moving in the video?"}],
+        }
+    ]
     inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
-    suppress = [config.video_token_id] + processor.tokenizer.convert_tokens_to_ids([f"<0x{i:02X}>" for i in range(256)])
+    suppress = [config.video_token_id] + processor.tokenizer.convert_tokens_to_ids(
+        [f"<0x{i:02X}>" for i in range(256)]
+    )
     with torch.no_grad():
-        local = model.generate(**inputs, max_new_tokens=8, min_new_tokens=8, do_sample=False,
-                               suppress_tokens=suppress, return_dict_in_generate=True)
+        local = model.generate(
+            **inputs,
+            max_new_tokens=8,
+            min_new_tokens=8,
+            do_sample=False,
+            suppress_tokens=suppress,
+            return_dict_in_generate=True,
+        )
     prompt_length = inputs["input_ids"].shape[1]
     assert answer["sequences"] == local.sequences.tolist()
     assert answer["trajectory_shape"] == [1, 8, config.num_trajectory_points, config.num_frames, 2]

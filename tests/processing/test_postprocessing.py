@@ -11,14 +11,23 @@ import torch
 from pite.processing import token_character_spans
 
 P, N = 3, 100
-METADATA = {"fps": 5.0, "duration": 20.0, "num_source_frames": 100, "frame_indices": list(range(N)),
-            "timestamps": [i / 5 for i in range(N)], "width": 640, "height": 360}
+METADATA = {
+    "fps": 5.0,
+    "duration": 20.0,
+    "num_source_frames": 100,
+    "frame_indices": list(range(N)),
+    "timestamps": [i / 5 for i in range(N)],
+    "width": 640,
+    "height": 360,
+}
 
 
 def fake_generation(tokenizer, answers, prompt_length=6):
     """sequences (B, prompt + T_new): prompt, answer tokens, </s>, then pad; plus per-token word ownership."""
     prompt = [tokenizer.bos_token_id] + [tokenizer.convert_tokens_to_ids("▁the")] * (prompt_length - 1)
-    generated = [tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for answer in answers]
+    generated = [
+        tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for answer in answers
+    ]
     width = max(len(g) for g in generated) + 2
     rows = [prompt + g + [tokenizer.pad_token_id] * (width - len(g)) for g in generated]
     return torch.tensor(rows), width
@@ -54,8 +63,9 @@ def test_words_and_phrases_in_pixels_with_time_spans(processor, tokenizer):
     square = tokens_of(tokenizer, sequences[1], prompt_length, "square", answers[1])
     trajectories[1, square] = 0.5
     trajectories[1, square, 2, 7] = [1.3, 0.5]  # outside the image: absent in that frame, still grounded
-    output = SimpleNamespace(sequences=sequences, trajectory_predictions=torch.from_numpy(trajectories),
-                             point_predictions=None)
+    output = SimpleNamespace(
+        sequences=sequences, trajectory_predictions=torch.from_numpy(trajectories), point_predictions=None
+    )
 
     results = processor.post_process_generation(output, [METADATA, METADATA], prompt_length)
     assert [r["text"] for r in results] == answers
@@ -74,8 +84,9 @@ def test_words_and_phrases_in_pixels_with_time_spans(processor, tokenizer):
     assert np.isnan(square_px[2, 7]).all() and np.isnan(square_px).sum() == 2
 
     # phrases given: the phrase aggregates (mean) over all of its tokens
-    by_phrase = processor.post_process_generation(output, [METADATA, METADATA], prompt_length,
-                                                  phrases=["Red Circle", "square"])
+    by_phrase = processor.post_process_generation(
+        output, [METADATA, METADATA], prompt_length, phrases=["Red Circle", "square"]
+    )
     (red_circle,) = by_phrase[0]["phrases"]
     assert red_circle["text"] == "red circle" and red_circle["token_indices"] == red + circle
     expected = np.mean([*[trajectories[0, i] for i in red], *[trajectories[0, i] for i in circle]], axis=0)

@@ -54,8 +54,12 @@ def test_batch_of_videos_of_different_lengths_and_sizes(processor, tokenizer, vi
 
 def test_nested_per_sample_videos_and_numpy_output(processor, indexed_frames):
     video = indexed_frames(12)
-    batch = processor(text=["<video> a", "<video> b <video>"], videos=[[video], [video, video]], video_fps=[4, 4, 4],
-                      return_tensors="np")
+    batch = processor(
+        text=["<video> a", "<video> b <video>"],
+        videos=[[video], [video, video]],
+        video_fps=[4, 4, 4],
+        return_tensors="np",
+    )
     assert batch["pixel_values_videos"].shape == (3, N, 3, 32, 32)
     assert isinstance(batch["input_ids"], np.ndarray)
     assert (batch["input_ids"] == processor.video_token_id).sum(axis=1).tolist() == [N, 2 * N]
@@ -104,7 +108,9 @@ def test_chat_template_renders_llava_v1(processor):
 
 def test_chat_template_tokenize_reads_the_video(processor, video_factory):
     path = video_factory(30)
-    messages = [{"role": "user", "content": [{"type": "video", "path": path}, {"type": "text", "text": "What moves?"}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "video", "path": path}, {"type": "text", "text": "What moves?"}]}
+    ]
     batch = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
     assert batch["pixel_values_videos"].shape == (1, N, 3, 32, 32)
     assert (batch["input_ids"] == processor.video_token_id).sum() == N
@@ -148,24 +154,33 @@ def test_tokenizer_without_video_token_is_rejected(image_processor):
         PiTeProcessor(image_processor=image_processor, tokenizer=plain, video_token="<frame>")
 
 
-def test_video_backend_is_saved_overridable_per_call_and_checked(image_processor, tokenizer, video_factory,
-                                                                 frame_index_reader, tmp_path, monkeypatch):
+def test_video_backend_is_saved_overridable_per_call_and_checked(
+    image_processor, tokenizer, video_factory, frame_index_reader, tmp_path, monkeypatch
+):
     from pite.processing import video_reading_pite
 
     processor = PiTeProcessor(image_processor=image_processor, tokenizer=tokenizer, num_frames=N, video_backend="pyav")
     processor.save_pretrained(tmp_path)
     reloaded = PiTeProcessor.from_pretrained(tmp_path)
-    assert reloaded.video_backend == "pyav" and PiTeProcessor.from_pretrained(tmp_path, video_backend="decord").video_backend == "decord"
+    assert (
+        reloaded.video_backend == "pyav"
+        and PiTeProcessor.from_pretrained(tmp_path, video_backend="decord").video_backend == "decord"
+    )
     used = []
     real = video_reading_pite.read_video
-    monkeypatch.setattr("pite.processing.video_processing_pite.read_video",
-                        lambda *args, backend, **kwargs: used.append(backend) or real(*args, backend=backend, **kwargs))
+    monkeypatch.setattr(
+        "pite.processing.video_processing_pite.read_video",
+        lambda *args, backend, **kwargs: used.append(backend) or real(*args, backend=backend, **kwargs),
+    )
     video = video_factory(30, fps=10)
     by_pyav = reloaded(text="<video> a", videos=video)
     by_decord = reloaded(text="<video> a", videos=video, video_backend="decord")
     assert used == ["pyav", "decord"]
     assert [m["frame_indices"] for m in (by_pyav["video_metadata"][0], by_decord["video_metadata"][0])] == [
-        [frame_index_reader(f) for f in read_video(video, N, backend="pyav").frames]] * 2
+        [frame_index_reader(f) for f in read_video(video, N, backend="pyav").frames]
+    ] * 2
     torch.testing.assert_close(by_pyav["pixel_values_videos"], by_decord["pixel_values_videos"])
-    with pytest.raises(ValueError, match=r"video_backend must be one of \('auto', 'decord', 'pyav', 'torchcodec'\), got 'opencv'"):
+    with pytest.raises(
+        ValueError, match=r"video_backend must be one of \('auto', 'decord', 'pyav', 'torchcodec'\), got 'opencv'"
+    ):
         PiTeProcessor(image_processor=image_processor, tokenizer=tokenizer, video_backend="opencv")

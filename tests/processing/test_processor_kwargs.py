@@ -28,28 +28,40 @@ def test_max_length_padding_side_and_truncation_as_for_llava(processor, tokenize
     expected = [release_style_ids(tokenizer, text, video_id, N) for text in TEXTS]
     longest = max(map(len, expected))
 
-    padded = processor(text=TEXTS, videos=videos, video_fps=5, padding="max_length", max_length=longest + 3,
-                       truncation=True, padding_side="left")
+    padded = processor(
+        text=TEXTS,
+        videos=videos,
+        video_fps=5,
+        padding="max_length",
+        max_length=longest + 3,
+        truncation=True,
+        padding_side="left",
+    )
     assert padded["input_ids"].shape == (2, longest + 3)
     for row, ids in enumerate(expected):
-        assert padded["input_ids"][row, -len(ids):].tolist() == ids
+        assert padded["input_ids"][row, -len(ids) :].tolist() == ids
         assert padded["attention_mask"][row].tolist() == [0] * (longest + 3 - len(ids)) + [1] * len(ids)
 
     right = processor(text=TEXTS, videos=videos, video_fps=5, padding_side="right")
     assert right["input_ids"][0, : len(expected[0])].tolist() == expected[0]
-    assert right["attention_mask"][0, len(expected[0]):].eq(0).all()
+    assert right["attention_mask"][0, len(expected[0]) :].eq(0).all()
 
     keep = len(expected[0]) - 2  # cuts the end of the text, keeps every <video> token
     cut = processor(text=TEXTS[0], videos=videos[0], video_fps=5, max_length=keep, truncation=True)
     assert cut["input_ids"][0].tolist() == expected[0][:keep]
     with pytest.raises(ValueError, match=r"Mismatch in `video` token count.*keeps \[3\] of \[8\]"):
-        processor(text=TEXTS[0], videos=videos[0], video_fps=5, max_length=expected[0].index(video_id) + 3,
-                  truncation=True)
+        processor(
+            text=TEXTS[0], videos=videos[0], video_fps=5, max_length=expected[0].index(video_id) + 3, truncation=True
+        )
 
 
 def test_modality_kwargs_are_honoured_and_doubly_passed_ones_refused(processor, videos, indexed_frames):
-    out = processor(text=TEXTS[0], videos=videos[0], videos_kwargs={"num_frames": 4, "video_fps": 5},
-                    text_kwargs={"padding_side": "right"})
+    out = processor(
+        text=TEXTS[0],
+        videos=videos[0],
+        videos_kwargs={"num_frames": 4, "video_fps": 5},
+        text_kwargs={"padding_side": "right"},
+    )
     assert out["pixel_values_videos"].shape[1] == 4 and (out["input_ids"] == processor.video_token_id).sum() == 4
     assert out["video_metadata"][0].frames_indices == np.linspace(0, 11, 4, dtype=np.int32).tolist()
 
@@ -138,4 +150,5 @@ def test_token_counts_helper_and_mm_token_type_ids_agree(processor, videos, inde
     frame = indexed_frames(1)[0]
     images = processor(text=["<video> a", "<video> b"], images=[frame, frame], return_mm_token_type_ids=True)
     assert (images["mm_token_type_ids"] == 1).sum(-1).tolist() == processor._get_num_multimodal_tokens(
-        image_sizes=[(32, 128)] * 2)["num_image_tokens"]
+        image_sizes=[(32, 128)] * 2
+    )["num_image_tokens"]

@@ -51,9 +51,21 @@ def sentencepiece_model(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("llama_sp")
     (folder / "corpus.txt").write_text("\n".join(CORPUS * 20))
     spm.SentencePieceTrainer.train(
-        input=str(folder / "corpus.txt"), model_prefix=str(folder / "tokenizer"), vocab_size=400, model_type="bpe",
-        byte_fallback=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, split_digits=True, add_dummy_prefix=True,
-        normalization_rule_name="identity", remove_extra_whitespaces=False, character_coverage=1.0, minloglevel=2,
+        input=str(folder / "corpus.txt"),
+        model_prefix=str(folder / "tokenizer"),
+        vocab_size=400,
+        model_type="bpe",
+        byte_fallback=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        split_digits=True,
+        add_dummy_prefix=True,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        character_coverage=1.0,
+        minloglevel=2,
     )
     return str(folder / "tokenizer.model")
 
@@ -62,8 +74,14 @@ def _llama_tokenizer(kind: str, model_file: str):
     if kind == "slow (SentencePiece)":
         from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
 
-        tokenizer = SentencePieceBackend(vocab_file=model_file, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                         legacy=True, special_tokens_pattern="bos")
+        tokenizer = SentencePieceBackend(
+            vocab_file=model_file,
+            bos_token="<s>",
+            eos_token="</s>",
+            unk_token="<unk>",
+            legacy=True,
+            special_tokens_pattern="bos",
+        )
     else:
         from transformers import LlamaTokenizer
 
@@ -71,8 +89,15 @@ def _llama_tokenizer(kind: str, model_file: str):
         folder = tempfile.mkdtemp(prefix="llama_tok_")
         os.symlink(model_file, os.path.join(folder, "tokenizer.model"))
         with open(os.path.join(folder, "tokenizer_config.json"), "w") as handle:
-            json.dump({"tokenizer_class": "LlamaTokenizer", "legacy": kind == "fast, legacy", "add_bos_token": True,
-                       "add_eos_token": False}, handle)
+            json.dump(
+                {
+                    "tokenizer_class": "LlamaTokenizer",
+                    "legacy": kind == "fast, legacy",
+                    "add_bos_token": True,
+                    "add_eos_token": False,
+                },
+                handle,
+            )
         tokenizer = LlamaTokenizer.from_pretrained(folder)
     tokenizer.add_special_tokens({"extra_special_tokens": ["<video>"]}, replace_extra_special_tokens=False)
     tokenizer.pad_token = tokenizer.unk_token
@@ -134,8 +159,21 @@ def _write(path, codec: str, frame_times: list[int], time_base: Fraction) -> str
     """Index-encoded 128x32 frames at `frame_times` (in `time_base` units), written by a fresh interpreter."""
     frames_file = f"{path}.frames.npy"
     np.save(frames_file, np.stack([indexed_frame(index, 128, 32) for index in range(len(frame_times))]))
-    subprocess.run([sys.executable, "-c", ENCODE, str(path), codec, frames_file, ",".join(map(str, frame_times)),
-                    str(time_base.numerator), str(time_base.denominator)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            ENCODE,
+            str(path),
+            codec,
+            frames_file,
+            ",".join(map(str, frame_times)),
+            str(time_base.numerator),
+            str(time_base.denominator),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(path)
 
 
@@ -164,8 +202,9 @@ def release_pixels(path: str, image_processor) -> torch.Tensor:
 def test_inputs_equal_the_releases(video, backend, release_videos, sentencepiece_model, image_processor):
     pytest.importorskip("decord" if backend == "decord" else "av")
     tokenizer = _llama_tokenizer("fast, legacy", sentencepiece_model)
-    processor = PiTeProcessor(image_processor=image_processor, tokenizer=tokenizer, num_frames=N,
-                              video_backend=backend)
+    processor = PiTeProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, num_frames=N, video_backend=backend
+    )
     path = release_videos[video]
     batch = processor(text=PROMPT, videos=path)
     assert batch["input_ids"][0].tolist() == release_ids(sentencepiece_model, PROMPT, processor.video_token_id, N)

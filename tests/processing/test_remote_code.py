@@ -55,8 +55,14 @@ def test_saved_processor_loads_without_pite(processor, video_factory, tmp_path):
     folder = tmp_path / "checkpoint"
     processor.save_pretrained(folder)
     saved = sorted(os.listdir(folder))
-    flat_files = {"processing_pite.py", "chat_template_pite.py", "postprocessing_pite.py",
-                  "time_pite.py", "video_reading_pite.py", "visualization_pite.py"}
+    flat_files = {
+        "processing_pite.py",
+        "chat_template_pite.py",
+        "postprocessing_pite.py",
+        "time_pite.py",
+        "video_reading_pite.py",
+        "visualization_pite.py",
+    }
     assert flat_files <= set(saved) and "__init__.py" not in saved
 
     video = video_factory(40, fps=10)
@@ -64,7 +70,9 @@ def test_saved_processor_loads_without_pite(processor, video_factory, tmp_path):
     run_without_pite(CHILD, [str(folder), video, str(out)], tmp_path)
     result = torch.load(out, weights_only=False)
 
-    messages = [{"role": "user", "content": [{"type": "video", "path": video}, {"type": "text", "text": "What moves?"}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "video", "path": video}, {"type": "text", "text": "What moves?"}]}
+    ]
     expected = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
     assert result["num_frames"] == processor.num_frames and result["template"] == processor.chat_template
     torch.testing.assert_close(result["input_ids"], expected["input_ids"])

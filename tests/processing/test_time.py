@@ -26,11 +26,11 @@ def test_seconds_to_index_follows_vtimellm():
 
 
 def test_round_trip_recovers_the_span_within_half_a_slot():
-    """"frame" (the default) inverts the training rule; "after_frame" reads the end one slot later."""
+    """ "frame" (the default) inverts the training rule; "after_frame" reads the end one slot later."""
     duration = 73.4
     slot = duration / 100
     for start, end in [(0.0, 5.0), (12.3, 40.1), (60.0, 73.4), (33.3, 33.3)]:
-        (s, e), = parse_frame_index_spans(format_time_span(start, end, duration))
+        ((s, e),) = parse_frame_index_spans(format_time_span(start, end, duration))
         back_start, back_end = frame_index_span_to_seconds(s, e, duration)
         assert abs(back_start - start) <= slot / 2 + 1e-9
         # the last index is clamped to 99, so an end at the video's end reads back one slot early
@@ -44,7 +44,7 @@ def test_frame_convention_scores_as_vtimellms_grounding_evaluation():
     "from 10 to 30" against (2 s, 6 s) of a 20 s video is IoU 1.0 there, and so here with `end="frame"`."""
     start, end = parse_time_spans("It happens from 10 to 30.", duration=20.0)[0]
     assert (start, end) == pytest.approx((2.0, 6.0))
-    (start, end), = parse_time_spans("It happens from 10 to 30.", duration=20.0, end="after_frame")
+    ((start, end),) = parse_time_spans("It happens from 10 to 30.", duration=20.0, end="after_frame")
     assert (start, end) == pytest.approx((2.0, 6.2))
     with pytest.raises(ValueError, match="end must be one of"):
         frame_index_span_to_seconds(1, 2, 10.0, end="inclusive")
@@ -54,8 +54,10 @@ def test_parsing_answers():
     answer = "The man runs from 05 to 17. Later, between 40 and 62, he stops; 3 to 4 is ignored."
     assert parse_frame_index_spans(answer) == [(5, 17), (40, 62)]
     assert parse_time_spans(answer, duration=50.0) == [pytest.approx((2.5, 8.5)), pytest.approx((20.0, 31.0))]
-    assert parse_time_spans(answer, duration=50.0, end="after_frame") == [pytest.approx((2.5, 9.0)),
-                                                                          pytest.approx((20.0, 31.5))]
+    assert parse_time_spans(answer, duration=50.0, end="after_frame") == [
+        pytest.approx((2.5, 9.0)),
+        pytest.approx((20.0, 31.5)),
+    ]
     assert parse_time_spans("no time here", duration=10.0) == []
     assert TIME_SPAN_PATTERN.pattern == r"(\d{2}) (to|and) (\d{2})"
     # the model's own words are converted, not clipped or reordered, so a metric can score them as written

@@ -72,16 +72,21 @@ def test_multi_token_phrase_targets(processor, tokenizer):
     features = build_training_features(
         processor,
         MESSAGES,
-        trajectory_targets=[SpanTarget(span, trajectory, turn=0, name="purple hexagon"),
-                            SpanTarget((0, 4), second, turn=1, name="from")],
+        trajectory_targets=[
+            SpanTarget(span, trajectory, turn=0, name="purple hexagon"),
+            SpanTarget((0, 4), second, turn=1, name="from"),
+        ],
     )
     labels = features["trajectory_labels"]
     assert labels.shape == (len(features["input_ids"]), P, N, 2)
     carriers = np.flatnonzero((labels != -1).any(axis=(1, 2, 3)))
     conversation = tokenize_conversation(tokenizer, MESSAGES, N)
     start = conversation.assistant_turns[0][0]
-    phrase_tokens = [i for i in carriers if conversation.offsets[i, 0] < start + span[1]
-                     and conversation.offsets[i, 1] > start + span[0]]
+    phrase_tokens = [
+        i
+        for i in carriers
+        if conversation.offsets[i, 0] < start + span[1] and conversation.offsets[i, 1] > start + span[0]
+    ]
     assert len(phrase_tokens) >= 3  # the phrase really is split into several tokens
     assert tokenizer.decode(features["input_ids"][phrase_tokens]).strip() == "purple hexagon"
     for i in phrase_tokens:
@@ -101,7 +106,10 @@ def test_multi_token_phrase_targets(processor, tokenizer):
         (SpanTarget((5, 99), np.zeros((P, N, 2))), r"span \[5, 99\) lies outside the answer text of length 27"),
         (SpanTarget((4, 4), np.zeros((P, N, 2))), r"span \[4, 4\) .*empty"),
         (SpanTarget((-1, 3), np.zeros((P, N, 2))), r"span \[-1, 3\)"),
-        (SpanTarget((0, 3), np.zeros((P, N + 1, 2)), turn=0, name="the"), r"'the'.*expected shape \(3, 8, 2\), got \(3, 9, 2\)"),
+        (
+            SpanTarget((0, 3), np.zeros((P, N + 1, 2)), turn=0, name="the"),
+            r"'the'.*expected shape \(3, 8, 2\), got \(3, 9, 2\)",
+        ),
         (SpanTarget((0, 3), np.zeros((N, 2)), turn=0), r"expected shape \(3, 8, 2\), got \(8, 2\)"),
         (SpanTarget((0, 3), np.full((P, N, 2), np.nan), turn=0), "NaN"),
         (SpanTarget((0, 3), np.zeros((P, N, 2)), turn=5), "assistant turn 5 does not exist"),
@@ -118,8 +126,9 @@ def test_overlapping_targets_are_rejected(processor):
     zeros = np.zeros((P, N, 2))
     with pytest.raises(ValueError, match="target 1 .*and target 0 overlap the same token"):
         build_training_features(
-        processor,
-            MESSAGES, trajectory_targets=[SpanTarget((4, 10), zeros, turn=0), SpanTarget((8, 14), zeros, turn=0)]
+            processor,
+            MESSAGES,
+            trajectory_targets=[SpanTarget((4, 10), zeros, turn=0), SpanTarget((8, 14), zeros, turn=0)],
         )
 
 

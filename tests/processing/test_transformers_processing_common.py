@@ -39,10 +39,14 @@ def _skip(reason: str):
 
 NO_NETWORK = "reads sample media from Hugging Face Hub URLs; the test suite runs offline"
 NO_AUDIO = "PiTe takes no audio"
-NO_FPS_SAMPLING = ("PiTe samples num_frames frames spread over the whole video (the release's rule); sampling at a "
-                   "target fps is refused")
-NO_MIXED_VISUALS = ("PiTe takes videos or images in one call, not both: each fills a <video> placeholder, so mixing "
-                    "them would make the placeholders ambiguous")
+NO_FPS_SAMPLING = (
+    "PiTe samples num_frames frames spread over the whole video (the release's rule); sampling at a "
+    "target fps is refused"
+)
+NO_MIXED_VISUALS = (
+    "PiTe takes videos or images in one call, not both: each fills a <video> placeholder, so mixing "
+    "them would make the placeholders ambiguous"
+)
 
 
 class PiTeProcessorTest(processing_common.ProcessorTesterMixin, unittest.TestCase):
@@ -58,8 +62,9 @@ class PiTeProcessorTest(processing_common.ProcessorTesterMixin, unittest.TestCas
     def _setup_video_processor(cls):
         from pite.processing import PiTeVideoProcessor
 
-        return PiTeVideoProcessor(size={"shortest_edge": 20}, crop_size={"height": 18, "width": 18},
-                                  num_frames=NUM_FRAMES)
+        return PiTeVideoProcessor(
+            size={"shortest_edge": 20}, crop_size={"height": 18, "width": 18}, num_frames=NUM_FRAMES
+        )
 
     @classmethod
     def _setup_tokenizer(cls):
@@ -74,45 +79,51 @@ class PiTeProcessorTest(processing_common.ProcessorTesterMixin, unittest.TestCas
         return super().get_component(attribute, use_tiny_ckpt=use_tiny_ckpt, **kwargs)
 
 
-
 def _skip_tests(test_class: type, reasons: dict[str, str]) -> None:
     """Replace the mixin tests named in `reasons` (and their parameterized variants, `name_0`, ...) by skips."""
     names = [name for name in dir(test_class) if name.startswith("test_")]
     for prefix, reason in reasons.items():
         # parameterized.expand adds `name_0`, `name_1`, ...; the bare name then is no test of its own
-        variants = [name for name in names if name.startswith(prefix + "_") and name[len(prefix) + 1:]
-                    .split("_")[0].isdigit()]
+        variants = [
+            name for name in names if name.startswith(prefix + "_") and name[len(prefix) + 1 :].split("_")[0].isdigit()
+        ]
         matched = variants or [name for name in names if name == prefix]
         assert matched, f"no mixin test named {prefix}: update the skip list"
         for name in matched:
             setattr(test_class, name, _skip(reason))
 
 
-_skip_tests(PiTeProcessorTest, {
-    "test_apply_chat_template_audio": NO_AUDIO,
-    "test_chat_template_audio_sampling_rate": NO_AUDIO,
-    "test_chat_template_audio_from_video": NO_AUDIO,
-    "test_get_num_multimodal_tokens_matches_processor_call_audio": NO_AUDIO,
-    "test_apply_chat_template_video_frame_sampling": NO_NETWORK,
-    "test_apply_chat_template_video": NO_NETWORK,
-    "test_apply_chat_template_image": NO_NETWORK,
-    "test_model_input_names": NO_MIXED_VISUALS,
-    "test_flat_kwarg_applied_when_modality_dict_lacks_it": NO_MIXED_VISUALS,
-    "test_processor_text_has_no_visual": NO_MIXED_VISUALS,
-    "test_processor_with_multiple_inputs": NO_MIXED_VISUALS,
-    "test_replacement_offsets": (
-        "PiTe expands <video> at the id level (the release's chunked tokenization), not by replacing text, so "
-        "there are no text replacements to report; its offsets refer to the text as given"),
-    "test_get_num_multimodal_tokens_matches_processor_call_video": (
-        "the helper counts tokens under the processor's defaults (num_frames sampled per video); the test calls "
-        "with do_sample_frames=False, which the helper cannot see (tested with the defaults in "
-        "test_processor_kwargs.py)"),
-    "test_processor_from_and_save_pretrained_as_nested_dict": (
-        "loads each component through its Auto class: transformers' AutoVideoProcessor requires torchvision "
-        "(no CPU build here), and transformers' remote-code saving writes the processor's auto_map into the image "
-        "processor's config, so AutoImageProcessor asks for trust_remote_code; the round trip through "
-        "PiTeProcessor.from_pretrained is test_processor_from_and_save_pretrained"),
-})
+_skip_tests(
+    PiTeProcessorTest,
+    {
+        "test_apply_chat_template_audio": NO_AUDIO,
+        "test_chat_template_audio_sampling_rate": NO_AUDIO,
+        "test_chat_template_audio_from_video": NO_AUDIO,
+        "test_get_num_multimodal_tokens_matches_processor_call_audio": NO_AUDIO,
+        "test_apply_chat_template_video_frame_sampling": NO_NETWORK,
+        "test_apply_chat_template_video": NO_NETWORK,
+        "test_apply_chat_template_image": NO_NETWORK,
+        "test_model_input_names": NO_MIXED_VISUALS,
+        "test_flat_kwarg_applied_when_modality_dict_lacks_it": NO_MIXED_VISUALS,
+        "test_processor_text_has_no_visual": NO_MIXED_VISUALS,
+        "test_processor_with_multiple_inputs": NO_MIXED_VISUALS,
+        "test_replacement_offsets": (
+            "PiTe expands <video> at the id level (the release's chunked tokenization), not by replacing text, so "
+            "there are no text replacements to report; its offsets refer to the text as given"
+        ),
+        "test_get_num_multimodal_tokens_matches_processor_call_video": (
+            "the helper counts tokens under the processor's defaults (num_frames sampled per video); the test calls "
+            "with do_sample_frames=False, which the helper cannot see (tested with the defaults in "
+            "test_processor_kwargs.py)"
+        ),
+        "test_processor_from_and_save_pretrained_as_nested_dict": (
+            "loads each component through its Auto class: transformers' AutoVideoProcessor requires torchvision "
+            "(no CPU build here), and transformers' remote-code saving writes the processor's auto_map into the image "
+            "processor's config, so AutoImageProcessor asks for trust_remote_code; the round trip through "
+            "PiTeProcessor.from_pretrained is test_processor_from_and_save_pretrained"
+        ),
+    },
+)
 
 
 class PiTeVideoProcessingTest(video_processing_common.VideoProcessingTestMixin, unittest.TestCase):
@@ -120,9 +131,15 @@ class PiTeVideoProcessingTest(video_processing_common.VideoProcessingTestMixin, 
 
     def setUp(self):
         super().setUp()
-        self.video_processor_dict = {"size": {"shortest_edge": 20}, "crop_size": {"height": 18, "width": 18},
-                                     "do_normalize": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
-                                     "do_convert_rgb": True, "num_frames": NUM_FRAMES}
+        self.video_processor_dict = {
+            "size": {"shortest_edge": 20},
+            "crop_size": {"height": 18, "width": 18},
+            "do_normalize": True,
+            "image_mean": [0.5] * 3,
+            "image_std": [0.5] * 3,
+            "do_convert_rgb": True,
+            "num_frames": NUM_FRAMES,
+        }
         self.video_processor_tester = VideoProcessorTester()
 
 
@@ -137,9 +154,13 @@ class VideoProcessorTester:
 
     def prepare_video_inputs(self, equal_resolution=False, return_tensors="pil"):
         return video_processing_common.prepare_video_inputs(
-            batch_size=self.batch_size, num_frames=self.num_frames, num_channels=self.num_channels,
-            min_resolution=self.min_resolution, max_resolution=self.max_resolution,
-            equal_resolution=equal_resolution, return_tensors=return_tensors,
+            batch_size=self.batch_size,
+            num_frames=self.num_frames,
+            num_channels=self.num_channels,
+            min_resolution=self.min_resolution,
+            max_resolution=self.max_resolution,
+            equal_resolution=equal_resolution,
+            return_tensors=return_tensors,
         )
 
     def expected_output_video_shape(self, videos):
@@ -150,12 +171,15 @@ def _auto_video_processor_needs_torchvision(self):
     from transformers.utils import is_torchvision_available
 
     if not is_torchvision_available():
-        self.skipTest("transformers' AutoVideoProcessor requires torchvision, which has no CPU build here; "
-                      "test_auto_classes_with_torchvision.py loads PiTe's through it in a side environment with "
-                      "torchvision")
+        self.skipTest(
+            "transformers' AutoVideoProcessor requires torchvision, which has no CPU build here; "
+            "test_auto_classes_with_torchvision.py loads PiTe's through it in a side environment with "
+            "torchvision"
+        )
     video_processing_common.VideoProcessingTestMixin.test_video_processor_save_load_with_autovideoprocessor(self)
 
 
 PiTeVideoProcessingTest.test_video_processor_save_load_with_autovideoprocessor = (
-    _auto_video_processor_needs_torchvision)
+    _auto_video_processor_needs_torchvision
+)
 _skip_tests(PiTeVideoProcessingTest, {"test_call_sample_frames": NO_FPS_SAMPLING})

@@ -45,8 +45,9 @@ def test_pixels_equal_the_clip_image_processor(video_processor, clip, shape):
     expected = clip(list(frames[indices]), return_tensors="pt")["pixel_values"]
     assert out["pixel_values_videos"].shape == (1, 6, 3, 33, 35)
     assert torch.equal(out["pixel_values_videos"][0], expected)
-    assert torch.equal(video_processor(frames, device="cpu", return_tensors="pt")["pixel_values_videos"],
-                       out["pixel_values_videos"])
+    assert torch.equal(
+        video_processor(frames, device="cpu", return_tensors="pt")["pixel_values_videos"], out["pixel_values_videos"]
+    )
 
 
 def test_torch_resize_is_within_one_grey_level_of_pil(clip):
@@ -117,7 +118,8 @@ def test_save_and_load(video_processor, tmp_path):
     loaded = PiTeVideoProcessor.from_pretrained(tmp_path)
     assert loaded.to_dict() == video_processor.to_dict()
     assert json.loads((tmp_path / "video_preprocessor_config.json").read_text())["auto_map"] == {
-        "AutoVideoProcessor": "video_processing_pite.PiTeVideoProcessor"}
+        "AutoVideoProcessor": "video_processing_pite.PiTeVideoProcessor"
+    }
 
 
 CHILD = textwrap.dedent(

@@ -43,8 +43,10 @@ def streams(tmp_path_factory, video_factory, indexed_frames):
         "h264, B-frames, one key frame": (video_factory(FRAMES), 0.0),
         "mpeg4, key frame every 12": (video_factory(FRAMES, codec="mpeg4"), 0.0),
         # x264 open GOPs: key frames after the first are non-IDR I-frames (recovery points)
-        "h264, open GOPs of 8": (encode(folder / "open_gop.mp4", frames, {"g": "8", "bf": "3",
-                                                                           "x264-params": "open-gop=1"}), 0.0),
+        "h264, open GOPs of 8": (
+            encode(folder / "open_gop.mp4", frames, {"g": "8", "bf": "3", "x264-params": "open-gop=1"}),
+            0.0,
+        ),
         "matroska, no frame count": (encode(folder / "no_count.mkv", frames), 0.0),
         "starts at 0.7 s": (encode(folder / "late.mp4", frames, first_pts=7), 0.7),
     }
@@ -55,8 +57,16 @@ def full_decode(path: str) -> np.ndarray:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
 
 
-@pytest.mark.parametrize("case", ["h264, B-frames, one key frame", "mpeg4, key frame every 12", "h264, open GOPs of 8",
-                                  "matroska, no frame count", "starts at 0.7 s"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "h264, B-frames, one key frame",
+        "mpeg4, key frame every 12",
+        "h264, open GOPs of 8",
+        "matroska, no frame count",
+        "starts at 0.7 s",
+    ],
+)
 def test_pyav_reads_the_frames_of_a_full_decode_with_decords_metadata(streams, frame_index_reader, case):
     path, start_s = streams[case]
     sampled = read_video(path, SAMPLED, backend="pyav")
@@ -150,8 +160,9 @@ def test_auto_reads_with_pyav_and_with_decord_where_av_is_missing(video_factory,
 
 def test_missing_libraries_and_bad_backend(video_factory, indexed_frames, monkeypatch):
     path = video_factory(30)
-    with pytest.raises(ValueError,
-                       match="backend must be one of 'auto', 'decord', 'pyav', 'torchcodec', got 'ffmpeg'"):
+    with pytest.raises(
+        ValueError, match="backend must be one of 'auto', 'decord', 'pyav', 'torchcodec', got 'ffmpeg'"
+    ):
         read_video(path, 5, backend="ffmpeg")
     with pytest.raises(ValueError, match="backend must be one of"):
         read_video(indexed_frames(3), 2, backend="PyAV")

@@ -85,8 +85,10 @@ def test_path_bytes_file_object_and_pathlib_agree(video_factory, backend):
     data = pathlib.Path(path).read_bytes()
     reference = read_video(path, 5, backend=backend)
     with open(path, "rb") as handle:
-        variants = [read_video(source, 5, backend=backend)
-                    for source in (pathlib.Path(path), data, bytearray(data), io.BytesIO(data), handle)]
+        variants = [
+            read_video(source, 5, backend=backend)
+            for source in (pathlib.Path(path), data, bytearray(data), io.BytesIO(data), handle)
+        ]
     for variant in variants:
         np.testing.assert_array_equal(variant.frames, reference.frames)
         assert variant.metadata == reference.metadata

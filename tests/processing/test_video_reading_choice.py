@@ -17,8 +17,9 @@ from .test_release_parity import _write
 from .test_video_pyav_backend import encode
 
 av = pytest.importorskip("av")
-needs_torchcodec = pytest.mark.skipif(not reading.torchcodec_available(),
-                                      reason="torchcodec (a build for this torch, FFmpeg's libraries) not loadable")
+needs_torchcodec = pytest.mark.skipif(
+    not reading.torchcodec_available(), reason="torchcodec (a build for this torch, FFmpeg's libraries) not loadable"
+)
 CASES = ["h264 with B-frames", "mpeg4", "vp9 in webm", "h264, variable frame rate", "h264, open GOPs"]
 
 
@@ -32,8 +33,9 @@ def streams(tmp_path_factory, video_factory, indexed_frames):
         "mpeg4": video_factory(200, fps=10, codec="mpeg4"),  # a key frame every 12 frames
         "vp9 in webm": _write(folder / "vp9.webm", "libvpx-vp9", list(range(29)), Fraction(1, 10)),
         "h264, variable frame rate": _write(folder / "vfr.mp4", "libx264", [0] + variable, Fraction(1, 30)),
-        "h264, open GOPs": encode(folder / "open_gop.mp4", indexed_frames(90), {"g": "8", "bf": "3",
-                                                                             "x264-params": "open-gop=1"}),
+        "h264, open GOPs": encode(
+            folder / "open_gop.mp4", indexed_frames(90), {"g": "8", "bf": "3", "x264-params": "open-gop=1"}
+        ),
     }
 
 
@@ -67,8 +69,10 @@ def test_seeking_and_one_pass_give_the_frames_of_a_full_decode(streams, case):
     path = streams[case]
     full = full_decode(path)
     indices = sample_frame_indices(len(full), 9)
-    results = {strategy: read_video(path, 9, backend="pyav", decode_strategy=strategy)
-               for strategy in ("seek", "sequential", "auto")}
+    results = {
+        strategy: read_video(path, 9, backend="pyav", decode_strategy=strategy)
+        for strategy in ("seek", "sequential", "auto")
+    }
     for strategy, sampled in results.items():
         np.testing.assert_array_equal(sampled.frames, full[indices], err_msg=strategy)
         assert sampled.metadata == results["seek"].metadata
@@ -114,8 +118,7 @@ def test_auto_reads_with_pyav_choosing_per_file(video_factory, monkeypatch):
     read_video(video_factory(200, codec="mpeg4"), 6)  # 6 samples, a key frame every 12 frames
     read_video(video_factory(30), 5)  # one GOP: every frame up to the last sample is decoded either way
     structures = [args[1] for args in calls]
-    assert [reading.choose_decode_strategy(s, args[2]) for s, args in zip(structures, calls)] == ["seek",
-                                                                                                 "sequential"]
+    assert [reading.choose_decode_strategy(s, args[2]) for s, args in zip(structures, calls)] == ["seek", "sequential"]
     assert [args[4] for args in calls] == ["auto", "auto"]
 
 
@@ -152,8 +155,11 @@ def test_resizing_while_decoding_gives_the_pixels_of_resizing_afterwards(streams
     seen = []
     real = reading.read_video
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys.modules[PiTeVideoProcessor.__module__], "read_video",
-                      lambda *args, **kwargs: seen.append(kwargs["frame_transform"]) or real(*args, **kwargs))
+        patch.setattr(
+            sys.modules[PiTeVideoProcessor.__module__],
+            "read_video",
+            lambda *args, **kwargs: seen.append(kwargs["frame_transform"]) or real(*args, **kwargs),
+        )
         processor(path, return_tensors="pt")
         processor(path, return_tensors="pt", resize_backend="torch")
     assert seen[0] is not None and seen[1] is None  # the torch resize runs on the clip, after reading
@@ -180,7 +186,10 @@ def test_torchcodec_missing_is_a_clear_import_error(video_factory, monkeypatch):
     for module in ("torchcodec", "torchcodec.decoders"):
         monkeypatch.setitem(sys.modules, module, None)
     assert not reading.torchcodec_available()
-    with pytest.raises(ImportError, match=r"backend='torchcodec' needs torchcodec, a build matching the installed "
-                                          r"torch, and FFmpeg's shared libraries"):
+    with pytest.raises(
+        ImportError,
+        match=r"backend='torchcodec' needs torchcodec, a build matching the installed "
+        r"torch, and FFmpeg's shared libraries",
+    ):
         read_video(video_factory(30), 5, backend="torchcodec")
     assert read_video(video_factory(30), 5).frames.shape == (5, 32, 128, 3)  # auto falls back to PyAV

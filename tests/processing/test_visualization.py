@@ -45,8 +45,15 @@ def test_rendered_marks_sit_on_the_points():
 def test_contact_sheet_and_gif_are_written_and_decodable(tmp_path, indexed_frames):
     frames = indexed_frames(N)
     predicted, truth = trajectories()
-    sheet = save_contact_sheet(frames, tmp_path / "sheet.png", predicted=[predicted], ground_truth=[truth],
-                               columns=3, frame_width=64, timestamps=[i * 0.5 for i in range(N)])
+    sheet = save_contact_sheet(
+        frames,
+        tmp_path / "sheet.png",
+        predicted=[predicted],
+        ground_truth=[truth],
+        columns=3,
+        frame_width=64,
+        timestamps=[i * 0.5 for i in range(N)],
+    )
     gif = save_trajectory_gif(frames, tmp_path / "out" / "trajectory.gif", predicted=predicted, frame_width=64)
     with Image.open(sheet) as image:
         assert image.format == "PNG" and image.size == (3 * 64, 2 * 16)

@@ -63,12 +63,27 @@ def tiny_config(tokenizer, text_layers: int = 2, **overrides):
     from pite.modeling_pite import PiTeConfig
 
     kwargs = dict(
-        vision_config=dict(hidden_size=32, intermediate_size=64, projection_dim=24, num_hidden_layers=1,
-                           num_attention_heads=2, image_size=IMAGE_SIZE, patch_size=14),
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=text_layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            projection_dim=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=IMAGE_SIZE,
+            patch_size=14,
+        ),
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=text_layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ),
         num_frames=NUM_FRAMES,
         num_trajectory_points=NUM_POINTS,
         video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
@@ -164,30 +179,67 @@ def world(tmp_path_factory):
         first = f"In this image we can see a {colour} {shape}"
         caption = f"{first} on a grey table."
         x = 0.25 if index % 2 == 0 else 0.75
-        narratives.append({
-            "dataset_id": "synthetic", "image_id": image_id, "annotator_id": 0, "caption": caption,
-            "timed_caption": [{"utterance": first, "start_time": 0.0, "end_time": 1.0},
-                              {"utterance": "on a grey table.", "start_time": 1.0, "end_time": 2.0}],
-            "traces": [[{"x": x, "y": 0.5, "t": 0.2}, {"x": x + 0.02, "y": 0.52, "t": 0.6},
-                        {"x": 0.5, "y": 0.9, "t": 1.5}]],
-            "voice_recording": "",
-        })
+        narratives.append(
+            {
+                "dataset_id": "synthetic",
+                "image_id": image_id,
+                "annotator_id": 0,
+                "caption": caption,
+                "timed_caption": [
+                    {"utterance": first, "start_time": 0.0, "end_time": 1.0},
+                    {"utterance": "on a grey table.", "start_time": 1.0, "end_time": 2.0},
+                ],
+                "traces": [
+                    [
+                        {"x": x, "y": 0.5, "t": 0.2},
+                        {"x": x + 0.02, "y": 0.52, "t": 0.6},
+                        {"x": 0.5, "y": 0.9, "t": 1.5},
+                    ]
+                ],
+                "voice_recording": "",
+            }
+        )
         direction = 1 if index % 2 == 0 else -1
         video_id = f"vid{index}"
         write_video(str(videos / f"{video_id}.mp4"), rgb, direction)
         words = "right" if direction > 0 else "left"
         caption = _caption(colour, shape, words)
         phrase = f"the {colour} {shape}"
-        pite_records.append({
-            "video_id": video_id, "video": f"{video_id}.mp4", "duration": 2.0,
-            "events": [{"caption": caption, "start": 0.0, "end": 2.0,
-                        "objects": [{"phrase": phrase, "span": [0, len(phrase)], "trajectory": trajectory(direction)}]},
-                       {"caption": f"{phrase} moves to the {words}", "start": 1.0, "end": 2.0,
-                        "objects": [{"phrase": phrase, "span": [0, len(phrase)], "trajectory": trajectory(direction, 2)}]}],
-        })
-        valley.append({"id": f"valley{index}", "source": "synthetic", "v_id": video_id, "video": f"{video_id}.mp4",
-                       "conversations": [{"from": "human", "value": "<video>\nWhat colour is the moving shape?"},
-                                         {"from": "gpt", "value": f"It is {colour}."}]})
+        pite_records.append(
+            {
+                "video_id": video_id,
+                "video": f"{video_id}.mp4",
+                "duration": 2.0,
+                "events": [
+                    {
+                        "caption": caption,
+                        "start": 0.0,
+                        "end": 2.0,
+                        "objects": [{"phrase": phrase, "span": [0, len(phrase)], "trajectory": trajectory(direction)}],
+                    },
+                    {
+                        "caption": f"{phrase} moves to the {words}",
+                        "start": 1.0,
+                        "end": 2.0,
+                        "objects": [
+                            {"phrase": phrase, "span": [0, len(phrase)], "trajectory": trajectory(direction, 2)}
+                        ],
+                    },
+                ],
+            }
+        )
+        valley.append(
+            {
+                "id": f"valley{index}",
+                "source": "synthetic",
+                "v_id": video_id,
+                "video": f"{video_id}.mp4",
+                "conversations": [
+                    {"from": "human", "value": "<video>\nWhat colour is the moving shape?"},
+                    {"from": "gpt", "value": f"It is {colour}."},
+                ],
+            }
+        )
         videoinstruct.append({"video_id": video_id, "q": "How many shapes are there?", "a": "There is one shape."})
     return {
         "root": str(root),
@@ -202,10 +254,26 @@ def world(tmp_path_factory):
 
 # Overrides every test run uses: CPU, fp32, tiny batches, no checkpointing unless a test asks for it.
 CPU_OVERRIDES = dict(
-    use_cpu=True, bf16=False, gradient_checkpointing=False, per_device_train_batch_size=2,
-    per_device_eval_batch_size=2, global_batch_size=None, gradient_accumulation_steps=1, dataloader_num_workers=0,
-    lora_r=4, lora_alpha=8, logging_steps=1, save_strategy="no", learning_rate=5e-3, warmup_steps=0,
-    num_train_epochs=1, max_length=256, report_to="none", seed=0, data_seed=0, disable_tqdm=True,
+    use_cpu=True,
+    bf16=False,
+    gradient_checkpointing=False,
+    per_device_train_batch_size=2,
+    per_device_eval_batch_size=2,
+    global_batch_size=None,
+    gradient_accumulation_steps=1,
+    dataloader_num_workers=0,
+    lora_r=4,
+    lora_alpha=8,
+    logging_steps=1,
+    save_strategy="no",
+    learning_rate=5e-3,
+    warmup_steps=0,
+    num_train_epochs=1,
+    max_length=256,
+    report_to="none",
+    seed=0,
+    data_seed=0,
+    disable_tqdm=True,
 )
 
 

@@ -20,9 +20,24 @@ from pite.training import run_stage  # noqa: E402
 def main() -> None:
     base, output, data_file, media_dir = sys.argv[1:5]
     overrides = dict(
-        use_cpu=True, ddp_backend="gloo", bf16=False, gradient_checkpointing=False, per_device_train_batch_size=1,
-        global_batch_size=4, dataloader_num_workers=0, lora_r=4, lora_alpha=8, logging_steps=1, save_strategy="no",
-        learning_rate=5e-3, warmup_steps=0, max_steps=2, max_length=256, report_to="none", seed=0, disable_tqdm=True,
+        use_cpu=True,
+        ddp_backend="gloo",
+        bf16=False,
+        gradient_checkpointing=False,
+        per_device_train_batch_size=1,
+        global_batch_size=4,
+        dataloader_num_workers=0,
+        lora_r=4,
+        lora_alpha=8,
+        logging_steps=1,
+        save_strategy="no",
+        learning_rate=5e-3,
+        warmup_steps=0,
+        max_steps=2,
+        max_length=256,
+        report_to="none",
+        seed=0,
+        disable_tqdm=True,
     )
     run = run_stage(1, base, output, [data_file], media_dir, overrides=overrides)
     assert run.config.world_size == 2 and run.config.gradient_accumulation_steps == 2

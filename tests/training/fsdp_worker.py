@@ -19,10 +19,27 @@ from safetensors.torch import save_file  # noqa: E402
 from pite.training import run_stage  # noqa: E402
 
 OVERRIDES = dict(
-    use_cpu=True, ddp_backend="gloo", bf16=False, gradient_checkpointing=False, per_device_train_batch_size=1,
-    global_batch_size=4, dataloader_num_workers=0, lora_r=4, lora_alpha=8, lora_dropout=0.0, logging_steps=1,
-    save_strategy="steps", save_steps=2, learning_rate=5e-3, warmup_steps=0, max_steps=3, max_length=256,
-    report_to="none", seed=0, data_seed=0, disable_tqdm=True,
+    use_cpu=True,
+    ddp_backend="gloo",
+    bf16=False,
+    gradient_checkpointing=False,
+    per_device_train_batch_size=1,
+    global_batch_size=4,
+    dataloader_num_workers=0,
+    lora_r=4,
+    lora_alpha=8,
+    lora_dropout=0.0,
+    logging_steps=1,
+    save_strategy="steps",
+    save_steps=2,
+    learning_rate=5e-3,
+    warmup_steps=0,
+    max_steps=3,
+    max_length=256,
+    report_to="none",
+    seed=0,
+    data_seed=0,
+    disable_tqdm=True,
 )
 
 

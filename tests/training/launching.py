@@ -12,8 +12,14 @@ from collections.abc import Callable
 
 def launch_env(**extra: str) -> dict[str, str]:
     """The environment for a launched CPU run: one thread per process, offline, no tokenizer threads."""
-    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-            "TOKENIZERS_PARALLELISM": "false", **extra}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        **extra,
+    }
 
 
 def _parent(pid: int) -> int:
@@ -42,12 +48,18 @@ def pids_of_rank(launcher_pid: int, rank: int) -> list[int]:
     return found
 
 
-def launch_and_kill_one(command: list[str], env: dict[str, str], ready: Callable[[], bool],
-                        victim: Callable[[subprocess.Popen], int], timeout: float = 180) -> None:
+def launch_and_kill_one(
+    command: list[str],
+    env: dict[str, str],
+    ready: Callable[[], bool],
+    victim: Callable[[subprocess.Popen], int],
+    timeout: float = 180,
+) -> None:
     """Run `command` (a torchrun launch), wait until `ready()`, SIGKILL the process `victim(launcher)` names and
     check that the launch fails; whatever happens, no process of the launch outlives this call."""
-    launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+    launcher = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + timeout
         while not ready():

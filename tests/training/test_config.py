@@ -32,8 +32,15 @@ def test_shipped_recipes_hold_the_paper_values(stage, epochs, smoothing):
 
 def test_overrides_are_parsed_as_yaml_and_win_over_the_file():
     config = load_training_config(
-        3, overrides=CPU + ["lora_r=8", "data_files=[a.json, b.json]", "media_dir=videos", "label_smoothing=0.2",
-                            "lora_target_modules=[q_proj, v_proj]"]
+        3,
+        overrides=CPU
+        + [
+            "lora_r=8",
+            "data_files=[a.json, b.json]",
+            "media_dir=videos",
+            "label_smoothing=0.2",
+            "lora_target_modules=[q_proj, v_proj]",
+        ],
     )
     assert config.lora_r == 8 and config.label_smoothing == 0.2
     assert config.data_files == ["a.json", "b.json"] and config.media_dir == ["videos"]
@@ -88,13 +95,23 @@ def test_accelerate_configs_are_shipped():
 def test_rehearsal_is_refused_outside_stage_3():
     with pytest.raises(ValueError, match="rehearsal_data_files is for stage 3"):
         load_training_config(2, overrides=[*CPU, "rehearsal_data_files=[pite.jsonl]"])
-    assert load_training_config(3, overrides=[*CPU, "rehearsal_data_files=pite.jsonl"]).rehearsal_data_files == ["pite.jsonl"]
+    assert load_training_config(3, overrides=[*CPU, "rehearsal_data_files=pite.jsonl"]).rehearsal_data_files == [
+        "pite.jsonl"
+    ]
 
 
 def test_values_are_typed_by_their_field_in_overrides_and_files(tmp_path):
     """YAML 1.1 reads `1e-3` as text and `no` as False; both must reach their fields typed by the field."""
-    overrides = [*CPU, "learning_rate=1e-3", "save_strategy=no", "lora_target_modules=[q_proj, v_proj]",
-                 "skip_bad_records=true", "verify_media=no", "lora_dropout=0", "report_to=none"]
+    overrides = [
+        *CPU,
+        "learning_rate=1e-3",
+        "save_strategy=no",
+        "lora_target_modules=[q_proj, v_proj]",
+        "skip_bad_records=true",
+        "verify_media=no",
+        "lora_dropout=0",
+        "report_to=none",
+    ]
     config = load_training_config(2, overrides=overrides)
     assert config.learning_rate == 1e-3 and isinstance(config.learning_rate, float)
     assert config.save_strategy.value == "no"
@@ -102,24 +119,41 @@ def test_values_are_typed_by_their_field_in_overrides_and_files(tmp_path):
     assert config.skip_bad_records is True and config.verify_media is False
     assert config.lora_dropout == 0.0 and isinstance(config.lora_dropout, float)
     custom = tmp_path / "mine.yaml"
-    custom.write_text("learning_rate: 1e-3\nsave_strategy: no\nlora_target_modules: [q_proj]\nbf16: no\n"
-                      "skip_bad_records: yes\ndata_files: [a.jsonl, b.jsonl]\nuse_cpu: true\noutput_dir: unused\n"
-                      "max_events_per_video: 3\nlora_r: 8\n")
+    custom.write_text(
+        "learning_rate: 1e-3\nsave_strategy: no\nlora_target_modules: [q_proj]\nbf16: no\n"
+        "skip_bad_records: yes\ndata_files: [a.jsonl, b.jsonl]\nuse_cpu: true\noutput_dir: unused\n"
+        "max_events_per_video: 3\nlora_r: 8\n"
+    )
     config = load_training_config(2, custom)
     assert config.learning_rate == 1e-3 and config.save_strategy.value == "no" and config.bf16 is False
     assert config.lora_target_modules == ["q_proj"] and config.skip_bad_records is True
     assert config.data_files == ["a.jsonl", "b.jsonl"] and config.max_events_per_video == 3 and config.lora_r == 8
     # Python mappings go through the same typing
-    config = load_training_config(2, overrides={"use_cpu": True, "bf16": False, "output_dir": "unused",
-                                                "learning_rate": 2e-5, "global_batch_size": None,
-                                                "gradient_accumulation_steps": 3})
+    config = load_training_config(
+        2,
+        overrides={
+            "use_cpu": True,
+            "bf16": False,
+            "output_dir": "unused",
+            "learning_rate": 2e-5,
+            "global_batch_size": None,
+            "gradient_accumulation_steps": 3,
+        },
+    )
     assert config.learning_rate == 2e-5 and config.gradient_accumulation_steps == 3
 
 
-@pytest.mark.parametrize("override, named", [
-    ("lora_r=abc", "lora_r"), ("learning_rate=fast", "learning_rate"), ("save_strategy=sometimes", "save_strategy"),
-    ("bf16=maybe", "bf16"), ("lora_r=[1, 2]", "lora_r"), ("learning_rate=null", "learning_rate"),
-])
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("lora_r=abc", "lora_r"),
+        ("learning_rate=fast", "learning_rate"),
+        ("save_strategy=sometimes", "save_strategy"),
+        ("bf16=maybe", "bf16"),
+        ("lora_r=[1, 2]", "lora_r"),
+        ("learning_rate=null", "learning_rate"),
+    ],
+)
 def test_a_value_its_field_rejects_is_one_line_naming_field_and_value(override, named):
     with pytest.raises(ValueError) as caught:
         load_training_config(1, overrides=[*CPU, override])

@@ -47,7 +47,10 @@ def test_stage2_conversation_times_and_trajectories(world, processor, featurizer
     example = examples[0]
     answers = [m["content"] for m in example.messages if m["role"] == "assistant"]
     # dense captions with two-digit frame indices of N=4 frames over 2 s: [0, 2] -> 00..03, [1, 2] -> 02..03
-    assert answers[0] == "the red square moves to the right, from 00 to 03. the red square moves to the right, from 02 to 03."
+    assert (
+        answers[0]
+        == "the red square moves to the right, from 00 to 03. the red square moves to the right, from 02 to 03."
+    )
     assert len(answers) == 3  # dense captioning + one question per event: one grounding, one segment captioning
     questions = [m["content"] for m in example.messages[2::2]]
     assert "During which frames can we see the red square moves to the right?" in questions  # the eval's question
@@ -71,12 +74,17 @@ def test_stage3_detects_valley_and_videoinstruct(world, processor, featurizer):
     examples, report = load_stage_examples(3, [world["valley"], world["videoinstruct"]], [world["videos"]], featurizer)
     assert report.kept == 8
     valley, videoinstruct = examples[0], examples[4]
-    assert valley.messages[0]["content"] == [{"type": "video"}, {"type": "text", "text": "What colour is the moving shape?"}]
+    assert valley.messages[0]["content"] == [
+        {"type": "video"},
+        {"type": "text", "text": "What colour is the moving shape?"},
+    ]
     assert valley.messages[1] == {"role": "assistant", "content": "It is red."}
     assert videoinstruct.media_key == "vid0.mp4" and videoinstruct.messages[1]["content"] == "There is one shape."
     sample = featurizer(valley)
     assert "point_labels" not in sample and "trajectory_labels" not in sample
-    assert _decode(processor, sample["input_ids"][sample["labels"] != IGNORE_INDEX].tolist()).strip() == "It is red.</s>"
+    assert (
+        _decode(processor, sample["input_ids"][sample["labels"] != IGNORE_INDEX].tolist()).strip() == "It is red.</s>"
+    )
 
 
 def _rewrite(path, out, edit):
@@ -89,20 +97,39 @@ def _rewrite(path, out, edit):
 @pytest.mark.parametrize(
     "name, edit, message",
     [
-        ("missing video", lambda r: r[1].update(video="nowhere.mp4"), r"pite.jsonl line 2 \(video_id 'vid1'\): media file not found"),
-        ("bad trajectory", lambda r: r[2]["events"][0]["objects"][0].update(trajectory=[[[0.1, 0.2]] * N] * 2),
-         r"line 3 \(video_id 'vid2'\) event 0: object 0 \('the green square'\): trajectory has shape "
-         r"\(2, 4, 2\), expected"),
-        ("trajectory outside [0, 1]",
-         lambda r: r[2]["events"][1]["objects"][0]["trajectory"][1][3].__setitem__(0, 1.25),
-         r"pite.jsonl line 3 \(video_id 'vid2'\) event 1: object 0 \('the green square'\): "
-         r"trajectory point 1 of frame 3 is \[1.25, 0.5\]: coordinates must be normalised to \[0, 1\]"),
-        ("half-absent point", lambda r: r[0]["events"][0]["objects"][0]["trajectory"][0][0].__setitem__(1, -1),
-         r"line 1 .*trajectory point 0 of frame 0 is \[0.3, -1.0\]"),
+        (
+            "missing video",
+            lambda r: r[1].update(video="nowhere.mp4"),
+            r"pite.jsonl line 2 \(video_id 'vid1'\): media file not found",
+        ),
+        (
+            "bad trajectory",
+            lambda r: r[2]["events"][0]["objects"][0].update(trajectory=[[[0.1, 0.2]] * N] * 2),
+            r"line 3 \(video_id 'vid2'\) event 0: object 0 \('the green square'\): trajectory has shape "
+            r"\(2, 4, 2\), expected",
+        ),
+        (
+            "trajectory outside [0, 1]",
+            lambda r: r[2]["events"][1]["objects"][0]["trajectory"][1][3].__setitem__(0, 1.25),
+            r"pite.jsonl line 3 \(video_id 'vid2'\) event 1: object 0 \('the green square'\): "
+            r"trajectory point 1 of frame 3 is \[1.25, 0.5\]: coordinates must be normalised to \[0, 1\]",
+        ),
+        (
+            "half-absent point",
+            lambda r: r[0]["events"][0]["objects"][0]["trajectory"][0][0].__setitem__(1, -1),
+            r"line 1 .*trajectory point 0 of frame 0 is \[0.3, -1.0\]",
+        ),
         ("empty conversation", lambda r: r[3].update(events=[]), r"line 4 \(video_id 'vid3'\): empty conversation"),
-        ("duration not the video's", lambda r: r[1].update(duration=r[1]["duration"] * 3),
-         r"line 2 \(video_id 'vid1'\): duration [\d.]+ s but its video .*vid1.mp4' lasts [\d.]+ s"),
-        ("span off the phrase", lambda r: r[0]["events"][0]["objects"][0].update(span=[1, 5]), r"line 1 .*covers 'he r', not the phrase"),
+        (
+            "duration not the video's",
+            lambda r: r[1].update(duration=r[1]["duration"] * 3),
+            r"line 2 \(video_id 'vid1'\): duration [\d.]+ s but its video .*vid1.mp4' lasts [\d.]+ s",
+        ),
+        (
+            "span off the phrase",
+            lambda r: r[0]["events"][0]["objects"][0].update(span=[1, 5]),
+            r"line 1 .*covers 'he r', not the phrase",
+        ),
     ],
 )
 def test_bad_stage2_records_name_the_record_or_are_skipped(world, featurizer, tmp_path, name, edit, message):
@@ -145,7 +172,9 @@ def test_missing_image_names_the_record_and_the_tried_paths(world, featurizer, t
     records[2]["image_id"] = "gone"
     path = tmp_path / "ln.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    with pytest.raises(BadRecordError, match=r"ln.jsonl line 3 \(image_id 'gone'\): media file not found \(tried .*gone.jpg.*gone.png"):
+    with pytest.raises(
+        BadRecordError, match=r"ln.jsonl line 3 \(image_id 'gone'\): media file not found \(tried .*gone.jpg.*gone.png"
+    ):
         load_stage_examples(1, [str(path)], [world["images"]], featurizer)
 
 
@@ -169,13 +198,19 @@ def test_dataset_rows_read_as_model_inputs_and_collate(world, processor, featuri
     assert (batch["attention_mask"][short, pad] == 0).all() and (batch["labels"][short, pad] == IGNORE_INDEX).all()
     assert (batch["trajectory_labels"][short, pad] == -1).all()
     assert (batch["input_ids"][short, pad] == processor.tokenizer.pad_token_id).all()
-    torch.testing.assert_close(batch["trajectory_labels"][short, : lengths[short]], samples[short]["trajectory_labels"])
+    torch.testing.assert_close(
+        batch["trajectory_labels"][short, : lengths[short]], samples[short]["trajectory_labels"]
+    )
 
 
 def test_collator_names_the_samples_it_cannot_batch(processor):
     collate = PiTeDataCollator(pad_token_id=0)
-    video = {"example_id": "a.jsonl line 1", "input_ids": torch.ones(3, dtype=torch.long), "labels": torch.ones(3, dtype=torch.long),
-             "video_features": torch.zeros(4, 24)}
+    video = {
+        "example_id": "a.jsonl line 1",
+        "input_ids": torch.ones(3, dtype=torch.long),
+        "labels": torch.ones(3, dtype=torch.long),
+        "video_features": torch.zeros(4, 24),
+    }
     image = {**video, "example_id": "b.jsonl line 7", "video_features": torch.zeros(1, 24)}
     with pytest.raises(ValueError, match=r"video_features differ in shape.*b.jsonl line 7: \(1, 24\)"):
         collate([video, image])

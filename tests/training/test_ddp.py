@@ -16,10 +16,26 @@ from pite.modeling_pite import PiTeForConditionalGeneration
 def test_two_process_gloo_ddp_trains_identically_on_both_ranks(base_checkpoint, world, tmp_path):
     output = tmp_path / "ddp"
     worker = os.path.join(os.path.dirname(__file__), "ddp_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", worker,
-               base_checkpoint, str(output), world["narratives"], world["images"]]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        worker,
+        base_checkpoint,
+        str(output),
+        world["narratives"],
+        world["images"],
+    ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     logs = [json.loads((output / f"rank{rank}_log.json").read_text()) for rank in (0, 1)]
@@ -30,7 +46,11 @@ def test_two_process_gloo_ddp_trains_identically_on_both_ranks(base_checkpoint, 
     for key, value in rank0.items():
         assert torch.equal(value, rank1[key]), f"{key} differs between ranks"
     untrained = PiTeForConditionalGeneration.from_pretrained(base_checkpoint).state_dict()
-    for key in ("localization_head.weight", "model.video_adapter.weight", "model.language_model.layers.0.self_attn.q_proj.weight"):
+    for key in (
+        "localization_head.weight",
+        "model.video_adapter.weight",
+        "model.language_model.layers.0.self_attn.q_proj.weight",
+    ):
         assert not torch.equal(rank0[key], untrained[key]), f"{key} did not train"
     saved = PiTeForConditionalGeneration.from_pretrained(output).state_dict()  # written once, by rank 0
     for key, value in rank0.items():

@@ -16,8 +16,20 @@ from .launching import launch_and_kill_one, launch_env, pids_of_rank
 
 
 def _extract_command(model: str, media: str, output: str) -> list[str]:
-    return ["extract-features", "--model", model, "--media-dir", media, "--output-dir", output,
-            "--batch-size", "1", "--shard-size", "1", "--no-progress"]
+    return [
+        "extract-features",
+        "--model",
+        model,
+        "--media-dir",
+        media,
+        "--output-dir",
+        output,
+        "--batch-size",
+        "1",
+        "--shard-size",
+        "1",
+        "--no-progress",
+    ]
 
 
 def _shard_files(output) -> dict[str, tuple[int, int]]:
@@ -54,8 +66,17 @@ def test_two_processes_extract_the_one_process_cache_and_a_killed_part_resumes(b
     shutil.move(media / "img3.jpg", tmp_path / "img3.jpg")
     os.mkfifo(media / "img3.jpg")
     output = tmp_path / "two_processes"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-               "pite.cli.main", *_extract_command(base_checkpoint, str(media), str(output))]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "pite.cli.main",
+        *_extract_command(base_checkpoint, str(media), str(output)),
+    ]
     part0, part1 = part_directory(output, 0, 2), part_directory(output, 1, 2)
 
     def stuck_process(launcher) -> int:
@@ -63,8 +84,12 @@ def test_two_processes_extract_the_one_process_cache_and_a_killed_part_resumes(b
         assert len(stuck) == 1
         return stuck[0]
 
-    launch_and_kill_one(command, launch_env(),
-                        lambda: _indexed(part0) == set(keys[0::2]) and _indexed(part1) == {"img1.jpg"}, stuck_process)
+    launch_and_kill_one(
+        command,
+        launch_env(),
+        lambda: _indexed(part0) == set(keys[0::2]) and _indexed(part1) == {"img1.jpg"},
+        stuck_process,
+    )
     assert not os.path.exists(output / INDEX_NAME), "no merged index before every part has finished"
     finished = _shard_files(output)
     assert len(finished) == 5  # 4 of process 0 (one file per shard), img1 of process 1
@@ -86,8 +111,9 @@ def test_two_processes_extract_the_one_process_cache_and_a_killed_part_resumes(b
         assert torch.equal(one.load(key), two.load(key)), key
 
 
-def test_a_one_process_run_merges_left_over_parts_and_refuses_another_models_part(make_model, processor, world,
-                                                                                  tmp_path):
+def test_a_one_process_run_merges_left_over_parts_and_refuses_another_models_part(
+    make_model, processor, world, tmp_path
+):
     from pite.data.feature_cache import extract_features, merge_feature_parts
 
     model, output = make_model(), tmp_path / "cache"

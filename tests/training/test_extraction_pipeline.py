@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from pite.cli.main import main as pite_main
+from pite.data.extraction_pipeline import ExtractionTimes, load_batches
 from pite.modeling_pite import PiTeForConditionalGeneration
 from pite.training import FeatureCache, extract_features
-from pite.data.extraction_pipeline import ExtractionTimes, load_batches
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,16 @@ def test_workers_give_the_features_of_the_main_process(base_checkpoint, processo
     caches = {}
     for workers in (0, 2):
         caches[workers] = str(tmp_path / f"workers{workers}")
-        report = extract_features(model, processor, media, caches[workers], batch_size=3, progress=False,
-                                  skip_bad_records=True, num_workers=workers)
+        report = extract_features(
+            model,
+            processor,
+            media,
+            caches[workers],
+            batch_size=3,
+            progress=False,
+            skip_bad_records=True,
+            num_workers=workers,
+        )
         assert report.extracted == 8 and list(report.failed) == ["broken.mp4"]
         times = report.times
         assert times.files == 9 and times.frames == 4 * processor.num_frames + 4  # 4 videos, 4 images
@@ -57,15 +65,57 @@ def test_batches_come_in_order_with_their_errors(processor, media):
 
 def test_cli_reports_frames_per_second_and_refuses_bad_options(base_checkpoint, media, tmp_path, capsys):
     out = str(tmp_path / "cache")
-    code = pite_main(["extract-features", "--model", base_checkpoint, "--media-dir", media, "--output-dir", out,
-                      "--no-progress", "--device", "cpu", "--num-workers", "1", "--files", "vid0.mp4", "img0.jpg"])
+    code = pite_main(
+        [
+            "extract-features",
+            "--model",
+            base_checkpoint,
+            "--media-dir",
+            media,
+            "--output-dir",
+            out,
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--num-workers",
+            "1",
+            "--files",
+            "vid0.mp4",
+            "img0.jpg",
+        ]
+    )
     assert code == 0
     assert "frames/s (reading" in capsys.readouterr().out
-    code = pite_main(["extract-features", "--model", base_checkpoint, "--media-dir", media, "--output-dir", out,
-                      "--num-workers", "-2"])
+    code = pite_main(
+        [
+            "extract-features",
+            "--model",
+            base_checkpoint,
+            "--media-dir",
+            media,
+            "--output-dir",
+            out,
+            "--num-workers",
+            "-2",
+        ]
+    )
     assert code == 2
     assert "--num-workers must be >= 0, got -2" in capsys.readouterr().err
-    code = pite_main(["extract-features", "--model", base_checkpoint, "--media-dir", media, "--output-dir",
-                      str(tmp_path / "other"), "--no-progress", "--device", "cpu", "--files", "broken.mp4"])
+    code = pite_main(
+        [
+            "extract-features",
+            "--model",
+            base_checkpoint,
+            "--media-dir",
+            media,
+            "--output-dir",
+            str(tmp_path / "other"),
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--files",
+            "broken.mp4",
+        ]
+    )
     assert code == 2
     assert "broken.mp4" in capsys.readouterr().err

@@ -28,8 +28,22 @@ def caches(tmp_path_factory, base_checkpoint, world):
     out = {}
     for kind in ("images", "videos"):
         out[kind] = str(root / kind)
-        code = pite_main(["extract-features", "--model", base_checkpoint, "--media-dir", world[kind],
-                          "--output-dir", out[kind], "--batch-size", "3", "--no-progress", "--device", "cpu"])
+        code = pite_main(
+            [
+                "extract-features",
+                "--model",
+                base_checkpoint,
+                "--media-dir",
+                world[kind],
+                "--output-dir",
+                out[kind],
+                "--batch-size",
+                "3",
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
         assert code == 0
     return out
 
@@ -46,7 +60,9 @@ def test_cache_holds_the_towers_features_of_every_file(caches, base_checkpoint, 
 
 
 @pytest.mark.parametrize("stage, kind", [(1, "images"), (2, "videos")])
-def test_cached_features_train_exactly_like_pixels(stage, kind, caches, base_checkpoint, processor, stage_data, tmp_path, cpu_overrides):
+def test_cached_features_train_exactly_like_pixels(
+    stage, kind, caches, base_checkpoint, processor, stage_data, tmp_path, cpu_overrides
+):
     files, media = stage_data[stage]
     collator = PiTeDataCollator(pad_token_id=processor.tokenizer.pad_token_id)
     model = PiTeForConditionalGeneration.from_pretrained(base_checkpoint).eval()
@@ -63,8 +79,14 @@ def test_cached_features_train_exactly_like_pixels(stage, kind, caches, base_che
 
     trained = {}
     for name, cache_dir in (("pixels", None), ("cached", caches[kind])):
-        run = run_stage(stage, base_checkpoint, str(tmp_path / name), files, media,
-                        overrides={**cpu_overrides, "max_steps": 3, "feature_cache_dir": cache_dir})
+        run = run_stage(
+            stage,
+            base_checkpoint,
+            str(tmp_path / name),
+            files,
+            media,
+            overrides={**cpu_overrides, "max_steps": 3, "feature_cache_dir": cache_dir},
+        )
         trained[name] = run.model.state_dict()
     for key, value in trained["pixels"].items():
         torch.testing.assert_close(trained["cached"][key], value, rtol=0, atol=1e-5, msg=key)
@@ -74,11 +96,20 @@ def test_cache_of_another_tower_is_refused(caches, make_model, processor, stage_
     other = make_model(seed=1)
     files, media = stage_data[2]
     with pytest.raises(ValueError, match="different vision tower"):
-        run_stage(2, other, str(tmp_path / "out"), files, media, processor=processor,
-                  overrides={**cpu_overrides, "feature_cache_dir": caches["videos"]})
+        run_stage(
+            2,
+            other,
+            str(tmp_path / "out"),
+            files,
+            media,
+            processor=processor,
+            overrides={**cpu_overrides, "feature_cache_dir": caches["videos"]},
+        )
 
 
-def test_extraction_resumes_after_a_failure_and_can_skip_bad_files(base_checkpoint, processor, world, tmp_path, stage_data):
+def test_extraction_resumes_after_a_failure_and_can_skip_bad_files(
+    base_checkpoint, processor, world, tmp_path, stage_data
+):
     model = PiTeForConditionalGeneration.from_pretrained(base_checkpoint)
     videos = tmp_path / "videos"
     shutil.copytree(world["videos"], videos)
@@ -89,7 +120,9 @@ def test_extraction_resumes_after_a_failure_and_can_skip_bad_files(base_checkpoi
     assert sorted(FeatureCache(cache_dir).index["entries"]) == ["vid0.mp4", "vid1.mp4"]  # finished shards survive
     assert not [n for n in os.listdir(cache_dir) if n.startswith(".tmp")]
 
-    report = extract_features(model, processor, videos, cache_dir, batch_size=2, shard_size=1, skip_bad_records=True, progress=False)
+    report = extract_features(
+        model, processor, videos, cache_dir, batch_size=2, shard_size=1, skip_bad_records=True, progress=False
+    )
     assert (report.already_cached, report.extracted, list(report.failed)) == (2, 1, ["vid2.mp4"])
     cache = FeatureCache(cache_dir)
     assert sorted(cache.index["entries"]) == ["vid0.mp4", "vid1.mp4", "vid3.mp4"] and "vid2.mp4" in cache.failed
@@ -97,7 +130,9 @@ def test_extraction_resumes_after_a_failure_and_can_skip_bad_files(base_checkpoi
         assert len(set(json.load(handle)["entries"].values())) == 3  # one shard per file (shard_size=1)
 
     featurizer = ExampleFeaturizer(processor, 3, 256, cache)
-    with pytest.raises(BadRecordError, match=r"\(video_id 'vid2'\): 'vid2.mp4' is not in the feature cache .*extraction failed"):
+    with pytest.raises(
+        BadRecordError, match=r"\(video_id 'vid2'\): 'vid2.mp4' is not in the feature cache .*extraction failed"
+    ):
         load_stage_examples(2, stage_data[2][0], [str(videos)], featurizer)
 
     shutil.copy(os.path.join(world["videos"], "vid2.mp4"), videos / "vid2.mp4")
@@ -112,7 +147,13 @@ def test_one_cache_serves_every_stage_of_a_model(caches, base_checkpoint, stage_
     from pite.training import feature_fingerprint
 
     files, media = stage_data[1]
-    run_stage(1, base_checkpoint, str(tmp_path / "s1"), files, media,
-              overrides={**cpu_overrides, "max_steps": 1, "feature_cache_dir": caches["images"]})
+    run_stage(
+        1,
+        base_checkpoint,
+        str(tmp_path / "s1"),
+        files,
+        media,
+        overrides={**cpu_overrides, "max_steps": 1, "feature_cache_dir": caches["images"]},
+    )
     model, processor = load_pite(str(tmp_path / "s1"))
     assert feature_fingerprint(model, processor) == FeatureCache(caches["videos"]).fingerprint

@@ -16,19 +16,31 @@ def _samples(processor, world, make_trajectory):
     for index, (colour, shape, direction, start) in enumerate((("red", "square", 1, 0), ("blue", "circle", -1, 2))):
         phrase = f"the {colour} {shape}"
         answer = f"{phrase} moves to the {'right' if direction > 0 else 'left'}"
-        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What is happening?"}]},
-                    {"role": "assistant", "content": answer}]
-        samples.append(conversation_inputs(
-            processor, messages, video=os.path.join(world["videos"], f"vid{index}.mp4"),
-            trajectory_targets=[{"turn": 0, "span": [0, len(phrase)], "value": make_trajectory(direction, start)}],
-        ))
+        messages = [
+            {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What is happening?"}]},
+            {"role": "assistant", "content": answer},
+        ]
+        samples.append(
+            conversation_inputs(
+                processor,
+                messages,
+                video=os.path.join(world["videos"], f"vid{index}.mp4"),
+                trajectory_targets=[{"turn": 0, "span": [0, len(phrase)], "value": make_trajectory(direction, start)}],
+            )
+        )
     return samples
 
 
 def test_conversation_inputs_is_the_processors_output_plus_labels(processor, world, make_trajectory, dims):
     sample = _samples(processor, world, make_trajectory)[0]
-    assert {"input_ids", "attention_mask", "labels", "pixel_values_videos", "video_metadata",
-            "trajectory_labels"} == set(sample)
+    assert {
+        "input_ids",
+        "attention_mask",
+        "labels",
+        "pixel_values_videos",
+        "video_metadata",
+        "trajectory_labels",
+    } == set(sample)
     length = sample["input_ids"].shape[1]
     assert sample["labels"].shape == (1, length) and bool(sample["attention_mask"].all())
     assert sample["pixel_values_videos"].shape[:2] == (1, dims.frames)
@@ -56,18 +68,29 @@ def test_collator_takes_the_processor_outputs_as_they_are(processor, world, make
 
 def _finetune(trainer_class, model, samples, collator, tmp_path, batch_size, accumulation):
     args = TrainingArguments(
-        output_dir=str(tmp_path / f"{trainer_class.__name__}-{batch_size}x{accumulation}"), use_cpu=True,
-        per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation, max_steps=1,
-        optim="sgd", learning_rate=1.0, lr_scheduler_type="constant", report_to="none", save_strategy="no",
-        remove_unused_columns=False, disable_tqdm=True, seed=0, dataloader_num_workers=0,
+        output_dir=str(tmp_path / f"{trainer_class.__name__}-{batch_size}x{accumulation}"),
+        use_cpu=True,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        max_steps=1,
+        optim="sgd",
+        learning_rate=1.0,
+        lr_scheduler_type="constant",
+        report_to="none",
+        save_strategy="no",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        seed=0,
+        dataloader_num_workers=0,
     )
     trainer = trainer_class(model=model, args=args, train_dataset=samples, data_collator=collator)
     trainer.train()
     return {name: value.detach().clone() for name, value in model.named_parameters()}
 
 
-def test_plain_trainer_finetunes_and_the_mixin_makes_accumulation_exact(processor, world, make_trajectory,
-                                                                        make_model, tmp_path):
+def test_plain_trainer_finetunes_and_the_mixin_makes_accumulation_exact(
+    processor, world, make_trajectory, make_model, tmp_path
+):
     samples = _samples(processor, world, make_trajectory)
     collator = PiTeDataCollator(pad_token_id=processor.tokenizer.pad_token_id)
     initial = {name: value.detach().clone() for name, value in make_model(seed=3).named_parameters()}
@@ -98,7 +121,9 @@ def test_collator_names_what_it_cannot_take(processor, world, make_trajectory):
     padded = {**sample, "attention_mask": torch.cat([sample["attention_mask"][:, :-1], torch.zeros(1, 1).long()], 1)}
     with pytest.raises(ValueError, match="attention_mask must be all ones"):
         collator([padded])
-    two = {key: torch.cat([value, value]) if isinstance(value, torch.Tensor) else value * 2
-           for key, value in sample.items()}
+    two = {
+        key: torch.cat([value, value]) if isinstance(value, torch.Tensor) else value * 2
+        for key, value in sample.items()
+    }
     with pytest.raises(ValueError, match="one conversation"):
         collator([two])

@@ -36,8 +36,20 @@ def test_two_process_fsdp_stage2_equals_one_process(base_checkpoint, world, tmp_
 
     two, resumed = tmp_path / "fsdp", tmp_path / "fsdp_resumed"
     worker = os.path.join(os.path.dirname(__file__), "fsdp_worker.py")
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", FSDP_CONFIG, *CPU_FLAGS,
-               worker, base_checkpoint, str(two), str(resumed), world["pite"], world["videos"]]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        FSDP_CONFIG,
+        *CPU_FLAGS,
+        worker,
+        base_checkpoint,
+        str(two),
+        str(resumed),
+        world["pite"],
+        world["videos"],
+    ]
     result = subprocess.run(command, env=launch_env(), capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     markers = [(folder / f"distributed-rank{rank}.txt").read_text() for folder in (two, resumed) for rank in (0, 1)]
@@ -46,8 +58,11 @@ def test_two_process_fsdp_stage2_equals_one_process(base_checkpoint, world, tmp_
     trained = load_file(str(two / "gathered.safetensors"))
     untrained = load_file(os.path.join(base_checkpoint, "model.safetensors"))
     assert not torch.equal(trained["trajectory_head.weight"], untrained["trajectory_head.weight"])
-    _close(load_file(str(one / "lora" / "adapter_model.safetensors")),
-           load_file(str(two / "lora" / "adapter_model.safetensors")), "lora/")
+    _close(
+        load_file(str(one / "lora" / "adapter_model.safetensors")),
+        load_file(str(two / "lora" / "adapter_model.safetensors")),
+        "lora/",
+    )
     merged_one = AutoModel.from_pretrained(one, trust_remote_code=True).state_dict()
     merged_two = AutoModel.from_pretrained(two, trust_remote_code=True).state_dict()
     _close(merged_one, merged_two, "merged output")

@@ -25,12 +25,19 @@ def _samples(make_video_prompt):
         labels = ids.clone()
         labels[: L - supervised] = -100
         point_labels = torch.full((L, 2), -1.0)
-        point_labels[L - points:] = torch.rand(points, 2, generator=generator)
+        point_labels[L - points :] = torch.rand(points, 2, generator=generator)
         trajectory_labels = torch.full((L, 3, 4, 2), -1.0)
-        trajectory_labels[L - trajectory_tokens:] = torch.rand(trajectory_tokens, 3, 4, 2, generator=generator)
+        trajectory_labels[L - trajectory_tokens :] = torch.rand(trajectory_tokens, 3, 4, 2, generator=generator)
         trajectory_labels[L - 1, 0, :2] = -1.0  # absent points
-        samples.append(dict(input_ids=ids, labels=labels, point_labels=point_labels,
-                            trajectory_labels=trajectory_labels, video_features=torch.randn(4, 24, generator=generator)))
+        samples.append(
+            dict(
+                input_ids=ids,
+                labels=labels,
+                point_labels=point_labels,
+                trajectory_labels=trajectory_labels,
+                video_features=torch.randn(4, 24, generator=generator),
+            )
+        )
     return samples
 
 
@@ -65,12 +72,27 @@ def _train_one_step(tmp_path, config, samples, batch_size, accumulation):
     torch.manual_seed(0)
     model = PiTeForConditionalGeneration(config)
     args = TrainingArguments(
-        output_dir=str(tmp_path / f"run_{batch_size}_{accumulation}"), per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=1.0, optim="sgd", lr_scheduler_type="constant",
-        weight_decay=0.0, max_grad_norm=0.0, use_cpu=True, report_to=[], save_strategy="no", logging_strategy="no",
-        remove_unused_columns=False, dataloader_num_workers=0, seed=0, data_seed=0,
+        output_dir=str(tmp_path / f"run_{batch_size}_{accumulation}"),
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        max_steps=1,
+        learning_rate=1.0,
+        optim="sgd",
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        max_grad_norm=0.0,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        seed=0,
+        data_seed=0,
     )
-    trainer = CountingTrainer(model=model, args=args, train_dataset=ListDataset(samples), data_collator=right_pad_collate)
+    trainer = CountingTrainer(
+        model=model, args=args, train_dataset=ListDataset(samples), data_collator=right_pad_collate
+    )
     trainer.train_dataloader_shuffle = False
     trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(trainer.train_dataset)
     assert trainer.model_accepts_loss_kwargs

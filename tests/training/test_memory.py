@@ -12,8 +12,10 @@ def test_counts_match_the_stage_model_built_for_training(make_model, stage):
 
     model = make_model()
     counts = stage_parameter_counts(model.config, stage, lora_r=4, lora_alpha=8)
-    recipe = load_training_config(stage, overrides=["use_cpu=true", "bf16=false", "output_dir=unused", "lora_r=4",
-                                                    "lora_alpha=8", "lora_dropout=0"])
+    recipe = load_training_config(
+        stage,
+        overrides=["use_cpu=true", "bf16=false", "output_dir=unused", "lora_r=4", "lora_alpha=8", "lora_dropout=0"],
+    )
     peft_model = prepare_model_for_stage(make_model(), stage, recipe)
     trained = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     lora = sum(p.numel() for n, p in peft_model.named_parameters() if ".lora_" in n)

@@ -36,8 +36,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(base_checkpoint, stage_dat
     shutil.copytree(os.path.join(interrupted_dir, "checkpoint-2"), incomplete)
     os.remove(os.path.join(incomplete, "trainer_state.json"))
     with caplog.at_level(logging.WARNING, logger="pite.training.api"):
-        resumed = run_stage(1, base_checkpoint, interrupted_dir, files, media, overrides=overrides,
-                            resume_from_checkpoint=True)
+        resumed = run_stage(
+            1, base_checkpoint, interrupted_dir, files, media, overrides=overrides, resume_from_checkpoint=True
+        )
     assert "checkpoint-3" in caplog.text and "incomplete" in caplog.text
     assert resumed.trainer.state.global_step == 4
 
@@ -53,8 +54,15 @@ def test_cli_train_writes_the_stage_and_resumes(base_checkpoint, stage_data, tmp
     files, media = stage_data[3]
     output = tmp_path / "cli"
     overrides = {**cpu_overrides, "max_steps": 2, "save_strategy": "steps", "save_steps": 2}
-    args = ["train", "--stage", "3", f"model_name_or_path={base_checkpoint}", f"data_files=[{files[0]}, {files[1]}]",
-            f"media_dir={media}", f"output_dir={output}"] + [f"{k}={'null' if v is None else v}" for k, v in overrides.items()]
+    args = [
+        "train",
+        "--stage",
+        "3",
+        f"model_name_or_path={base_checkpoint}",
+        f"data_files=[{files[0]}, {files[1]}]",
+        f"media_dir={media}",
+        f"output_dir={output}",
+    ] + [f"{k}={'null' if v is None else v}" for k, v in overrides.items()]
     assert pite_main(args) == 0
     assert f"stage 3 written to {output}" in capsys.readouterr().out
     reloaded = PiTeForConditionalGeneration.from_pretrained(output)

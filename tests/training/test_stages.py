@@ -30,7 +30,11 @@ class Probe(TrainerCallback):
         return {
             "params": {name: p.detach().clone() for name, p in model.named_parameters()},
             "trainable": {name for name, p in model.named_parameters() if p.requires_grad},
-            "losses": {k: float(outputs[k]) for k in ("loss", "lm_loss", "localization_loss", "trajectory_loss") if outputs.get(k) is not None},
+            "losses": {
+                k: float(outputs[k])
+                for k in ("loss", "lm_loss", "localization_loss", "trajectory_loss")
+                if outputs.get(k) is not None
+            },
             "logits": outputs.logits,
         }
 
@@ -51,8 +55,9 @@ def chain(tmp_path_factory, base_checkpoint, processor, stage_data, cpu_override
         dataset, _ = build_stage_dataset(stage, files, [media], ExampleFeaturizer(processor, 3, 256))
         probe = Probe(collator([dataset[i] for i in range(len(dataset))]))
         output = str(root / f"stage{stage}")
-        run = run_stage(stage, previous, output, files, media, overrides={**cpu_overrides, "max_steps": STEPS},
-                        callbacks=[probe])
+        run = run_stage(
+            stage, previous, output, files, media, overrides={**cpu_overrides, "max_steps": STEPS}, callbacks=[probe]
+        )
         results[stage] = {"run": run, "probe": probe, "output": output, "input": previous}
         previous = output
     return results
@@ -107,7 +112,10 @@ def test_stage2_trajectory_head_starts_as_the_tiled_localization_head(chain):
     # and the localization head it copied is stage 1's trained one, read back from stage 1's output folder
     stage1 = PiTeForConditionalGeneration.from_pretrained(chain[1]["output"])
     assert torch.equal(localization, stage1.localization_head.weight)
-    assert not torch.equal(stage1.localization_head.weight, PiTeForConditionalGeneration.from_pretrained(chain[1]["input"]).localization_head.weight)
+    assert not torch.equal(
+        stage1.localization_head.weight,
+        PiTeForConditionalGeneration.from_pretrained(chain[1]["input"]).localization_head.weight,
+    )
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3])
@@ -127,8 +135,14 @@ def test_merging_the_lora_keeps_the_function_and_the_folder_reloads(chain, stage
 @pytest.mark.parametrize("stage", [1, 2, 3])
 def test_output_folder_layout(chain, stage):
     output = chain[stage]["output"]
-    for name in ("config.json", "model.safetensors", "configuration_pite.py", "modeling_pite.py",
-                 os.path.join("lora", "adapter_config.json"), os.path.join("lora", "adapter_model.safetensors")):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "configuration_pite.py",
+        "modeling_pite.py",
+        os.path.join("lora", "adapter_config.json"),
+        os.path.join("lora", "adapter_model.safetensors"),
+    ):
         assert os.path.isfile(os.path.join(output, name)), name
     assert not [name for name in os.listdir(output) if name.startswith(".tmp")]
     summary = read_run_summary(output)
@@ -160,10 +174,24 @@ def rehearsal(tmp_path_factory, chain, processor, stage_data, cpu_overrides):
     collator = PiTeDataCollator(pad_token_id=processor.tokenizer.pad_token_id)
     probe = Probe(collator([mixed[i] for i in range(len(mixed))]))
     output = str(tmp_path_factory.mktemp("rehearsal") / "stage3")
-    run = run_stage(3, chain[2]["output"], output, files, media, callbacks=[probe],
-                    overrides={**cpu_overrides, "max_steps": STEPS, "rehearsal_data_files": stage2_files})
-    return {"run": run, "probe": probe, "output": output, "instructions": instructions, "mixed": mixed,
-            "report": report, "collator": collator}
+    run = run_stage(
+        3,
+        chain[2]["output"],
+        output,
+        files,
+        media,
+        callbacks=[probe],
+        overrides={**cpu_overrides, "max_steps": STEPS, "rehearsal_data_files": stage2_files},
+    )
+    return {
+        "run": run,
+        "probe": probe,
+        "output": output,
+        "instructions": instructions,
+        "mixed": mixed,
+        "report": report,
+        "collator": collator,
+    }
 
 
 def test_stage3_rehearsal_mixes_stage2_conversations_whose_trajectories_alone_count(rehearsal, stage_data):
@@ -176,15 +204,20 @@ def test_stage3_rehearsal_mixes_stage2_conversations_whose_trajectories_alone_co
     both = collator([mixed[0], *replayed])  # instructions and replayed conversations share a batch
     for mode in ("mask", "regress"):  # instructions count in neither, also where absent targets are regressed
         assert count_regression_items(only_instructions, -1.0, mode)["num_trajectory_items_in_batch"] == 0
-        assert count_regression_items(both, -1.0, mode)["num_trajectory_items_in_batch"] == \
-            count_regression_items(collator(replayed), -1.0, mode)["num_trajectory_items_in_batch"] > 0
+        assert (
+            count_regression_items(both, -1.0, mode)["num_trajectory_items_in_batch"]
+            == count_regression_items(collator(replayed), -1.0, mode)["num_trajectory_items_in_batch"]
+            > 0
+        )
 
 
 def test_stage3_rehearsal_trains_the_trajectory_head_on_its_loss(rehearsal, chain):
     begin, end = (rehearsal["probe"].seen[k] for k in ("begin", "end"))
     assert set(end["losses"]) == {"loss", "lm_loss", "trajectory_loss"}
     # what rehearsal is for: after the same steps, the stage-2 trajectories are fitted better than by plain stage 3
-    replayed = rehearsal["collator"]([rehearsal["mixed"][i] for i in range(len(rehearsal["instructions"]), len(rehearsal["mixed"]))])
+    replayed = rehearsal["collator"](
+        [rehearsal["mixed"][i] for i in range(len(rehearsal["instructions"]), len(rehearsal["mixed"]))]
+    )
     with torch.no_grad():
         plain = chain[3]["run"].model.eval()(**replayed).trajectory_loss
         rehearsed = rehearsal["run"].model.eval()(**replayed).trajectory_loss

@@ -22,8 +22,14 @@ def make_trainer(stage, model, processor, stage_data, tmp_path, **overrides):
     dataset, _ = build_stage_dataset(stage, stage_data[stage][0], [stage_data[stage][1]], featurizer)
     peft_model = prepare_model_for_stage(model, stage, config)
     collator = PiTeDataCollator(pad_token_id=processor.tokenizer.pad_token_id)
-    trainer = PiTeSFTTrainer(model=peft_model, args=config.training_args, train_dataset=dataset, eval_dataset=dataset,
-                             data_collator=collator, processing_class=processor)
+    trainer = PiTeSFTTrainer(
+        model=peft_model,
+        args=config.training_args,
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        data_collator=collator,
+        processing_class=processor,
+    )
     return trainer, dataset, collator
 
 
@@ -46,8 +52,13 @@ def test_l1_gradient_reaches_the_localization_head(make_model, processor, stage_
 def test_one_training_step_moves_the_heads_and_adapter(make_model, processor, stage_data, tmp_path, cpu_overrides):
     trainer, _, _ = make_trainer(1, make_model(), processor, stage_data, tmp_path, **{**cpu_overrides, "max_steps": 1})
     base = trainer.model.get_base_model()
-    before = {name: module.modules_to_save["default"].weight.detach().clone()
-              for name, module in (("localization_head", base.localization_head), ("video_adapter", base.model.video_adapter))}
+    before = {
+        name: module.modules_to_save["default"].weight.detach().clone()
+        for name, module in (
+            ("localization_head", base.localization_head),
+            ("video_adapter", base.model.video_adapter),
+        )
+    }
     trainer.train()
     for name, weight in before.items():
         module = base.localization_head if name == "localization_head" else base.model.video_adapter
@@ -78,8 +89,14 @@ def _direct_means(model, samples, collator):
 def test_logged_terms_are_exact_means_under_accumulation(
     make_model, processor, stage_data, tmp_path, cpu_overrides, batch_size, accumulation
 ):
-    overrides = {**cpu_overrides, "per_device_train_batch_size": batch_size, "gradient_accumulation_steps": accumulation,
-                 "max_steps": 1, "lora_dropout": 0.0, "localization_loss_weight": 0.5}
+    overrides = {
+        **cpu_overrides,
+        "per_device_train_batch_size": batch_size,
+        "gradient_accumulation_steps": accumulation,
+        "max_steps": 1,
+        "lora_dropout": 0.0,
+        "localization_loss_weight": 0.5,
+    }
     trainer, dataset, collator = make_trainer(1, make_model(), processor, stage_data, tmp_path, **overrides)
     trainer._get_train_sampler = lambda *args, **kwargs: torch.utils.data.SequentialSampler(dataset)
     trainer.model.eval()
@@ -102,23 +119,31 @@ def test_eval_logs_each_term(make_model, processor, stage_data, tmp_path, cpu_ov
     assert metrics["eval_trajectory_loss"] == pytest.approx(float(outputs.trajectory_loss), rel=1e-5)
 
 
-def test_recipe_gradient_checkpointing_trains_like_plain_backprop(make_model, processor, stage_data, tmp_path, cpu_overrides):
+def test_recipe_gradient_checkpointing_trains_like_plain_backprop(
+    make_model, processor, stage_data, tmp_path, cpu_overrides
+):
     weights = {}
     for checkpointing in (False, True):
         overrides = {**cpu_overrides, "max_steps": 2, "gradient_checkpointing": checkpointing, "lora_dropout": 0.0}
-        trainer, _, _ = make_trainer(2, make_model(), processor, stage_data, tmp_path / str(checkpointing), **overrides)
+        trainer, _, _ = make_trainer(
+            2, make_model(), processor, stage_data, tmp_path / str(checkpointing), **overrides
+        )
         trainer.train()
-        weights[checkpointing] = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+        weights[checkpointing] = {
+            n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad
+        }
     assert weights[True].keys() == weights[False].keys()
     for name, value in weights[False].items():
         torch.testing.assert_close(weights[True][name], value, rtol=0, atol=1e-6, msg=name)
 
 
-def test_training_runs_on_sfttrainers_own_loss_and_logs_its_metrics(make_model, processor, stage_data, tmp_path,
-                                                                    cpu_overrides):
+def test_training_runs_on_sfttrainers_own_loss_and_logs_its_metrics(
+    make_model, processor, stage_data, tmp_path, cpu_overrides
+):
     """The loss is SFTTrainer's (fused LM head, TRL's metrics) plus the L1 term computed in the same forward."""
-    trainer, dataset, collator = make_trainer(1, make_model(), processor, stage_data, tmp_path,
-                                              **{**cpu_overrides, "max_steps": 1})
+    trainer, dataset, collator = make_trainer(
+        1, make_model(), processor, stage_data, tmp_path, **{**cpu_overrides, "max_steps": 1}
+    )
     assert trainer.args.loss_type == "nll"
     batch = collator([dataset[0], dataset[1]])
     trainer.model.train()
@@ -136,8 +161,14 @@ def test_training_runs_on_sfttrainers_own_loss_and_logs_its_metrics(make_model, 
 def test_label_smoothing_uses_the_models_smoothed_loss(make_model, processor, stage_data, tmp_path, cpu_overrides):
     from pite.modeling_pite.losses_pite import shifted_cross_entropy_sum
 
-    trainer, dataset, collator = make_trainer(3, make_model(), processor, stage_data, tmp_path,
-                                              **{**cpu_overrides, "label_smoothing": 0.1, "lora_dropout": 0.0})
+    trainer, dataset, collator = make_trainer(
+        3,
+        make_model(),
+        processor,
+        stage_data,
+        tmp_path,
+        **{**cpu_overrides, "label_smoothing": 0.1, "lora_dropout": 0.0},
+    )
     batch = collator([dataset[0], dataset[1]])
     trainer.model.train()
     loss = trainer.compute_loss(trainer.model, dict(batch))
@@ -150,23 +181,35 @@ def test_label_smoothing_uses_the_models_smoothed_loss(make_model, processor, st
 
 
 @pytest.mark.parametrize("stage", [1, 2])
-def test_accumulation_equals_one_batch_through_sfttrainers_loss(make_model, processor, stage_data, tmp_path,
-                                                                cpu_overrides, stage):
+def test_accumulation_equals_one_batch_through_sfttrainers_loss(
+    make_model, processor, stage_data, tmp_path, cpu_overrides, stage
+):
     """Weights after one step of 2 x batch 1 equal one batch of 2 with lora_dropout 0; the recipe's 0.05 draws other
     masks per micro-batch shape, so there it holds only in expectation (the difference is printed)."""
     weights = {}
     for dropout in (0.0, 0.05):
         for batch_size, accumulation in ((2, 1), (1, 2)):
-            overrides = {**cpu_overrides, "per_device_train_batch_size": batch_size, "max_steps": 1,
-                         "gradient_accumulation_steps": accumulation, "lora_dropout": dropout, "optim": "sgd",
-                         "learning_rate": 0.5, "lr_scheduler_type": "constant"}
-            trainer, dataset, _ = make_trainer(stage, make_model(), processor, stage_data,
-                                               tmp_path / f"{dropout}-{batch_size}", **overrides)
+            overrides = {
+                **cpu_overrides,
+                "per_device_train_batch_size": batch_size,
+                "max_steps": 1,
+                "gradient_accumulation_steps": accumulation,
+                "lora_dropout": dropout,
+                "optim": "sgd",
+                "learning_rate": 0.5,
+                "lr_scheduler_type": "constant",
+            }
+            trainer, dataset, _ = make_trainer(
+                stage, make_model(), processor, stage_data, tmp_path / f"{dropout}-{batch_size}", **overrides
+            )
             trainer._get_train_sampler = lambda *args, **kwargs: torch.utils.data.SequentialSampler(dataset)
             trainer.train()
-            weights[dropout, batch_size] = {n: p.detach().clone() for n, p in trainer.model.named_parameters()
-                                            if p.requires_grad}
-    difference = {dropout: max(float((weights[dropout, 2][n] - weights[dropout, 1][n]).abs().max())
-                               for n in weights[dropout, 2]) for dropout in (0.0, 0.05)}
+            weights[dropout, batch_size] = {
+                n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad
+            }
+    difference = {
+        dropout: max(float((weights[dropout, 2][n] - weights[dropout, 1][n]).abs().max()) for n in weights[dropout, 2])
+        for dropout in (0.0, 0.05)
+    }
     print(f"\nstage {stage}: max |weights(batch 2) - weights(2 x batch 1)| by lora_dropout: {difference}")
     assert difference[0.0] <= 1e-6
