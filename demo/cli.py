@@ -12,6 +12,14 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a smaller world and fewer steps: a smoke test")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and of training")
     parser.add_argument("--overwrite", action="store_true", help="write into OUT even if it is not empty")
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="the paper's stage-2 ablation: the whole demo per seed (--seeds) and per variant (full recipe, stage 2's "
+        "trajectory loss off, stage 2 skipped) into OUT/seed{S}/{variant}, the table in OUT/ablation.md; nine full "
+        "runs at the default three seeds",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --ablation (default 0 1 2)")
     return parser
 
 
@@ -29,5 +37,10 @@ def run(command: str, args: argparse.Namespace) -> int:
             field="--out",
         )
     settings = DemoSettings.quick() if args.quick else DemoSettings()
+    if args.ablation:
+        from pite.demo.ablation import run_ablation
+
+        run_ablation(args.out, settings, seeds=tuple(args.seeds))
+        return 0
     run_demo(args.out, dataclasses.replace(settings, seed=args.seed))
     return 0

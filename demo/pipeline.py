@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 PRETRAINING_VIDEO_OFFSET = 1_000_000
+ABLATION_VARIANTS = ("full", "no_trajectory_loss", "no_stage2")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class DemoSettings:
     # with "video"). The demo ships "mask" for the trajectory figures and trains stage 2 a second time from the same
     # stage-1 checkpoint with the other setting, so that the report shows the grounded words of both.
     absent_targets: str = "mask"
+    # The paper's ablation in miniature (`ABLATION_VARIANTS`): "full" is the recipe; "no_trajectory_loss" trains
+    # stages 2 and 3 with lambda = 0 (stage 2's text, no trajectory alignment); "no_stage2" goes from stage 1
+    # straight to stage 3 (without the stage-2 rehearsal, which would be stage 2 in another place).
+    variant: str = "full"
     compare_absent_targets: bool = True
     batch_size: int = 8
     lora_r: int = 32
@@ -283,16 +288,23 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
         # The checkpoints folder is the demo's own (inside --out): a rerun retrains it.
         overwrite_output_dir=True,
     )
+    if settings.variant not in ABLATION_VARIANTS:
+        raise ValueError(f"variant must be one of {ABLATION_VARIANTS}, got {settings.variant!r}")
+    if settings.variant == "no_trajectory_loss":
+        common["localization_loss_weight"] = 0.0
     stages = [
         (1, [manifest.stage1_annotations], manifest.stage1_images_dir, image_cache),
         (2, [manifest.stage2_annotations], manifest.train_videos_dir, video_cache),
         (3, [manifest.valley_instruct, manifest.videoinstruct], manifest.train_videos_dir, video_cache),
     ]
-    rehearsal = {3: dict(rehearsal_data_files=[manifest.stage2_annotations])} if settings.stage3_rehearsal else {}
+    rehearse = settings.stage3_rehearsal and settings.variant != "no_stage2"
+    rehearsal = {3: dict(rehearsal_data_files=[manifest.stage2_annotations])} if rehearse else {}
     previous, training_log = str(untrained_dir), {}
     for (stage, data_files, media_dir, cache), epochs, learning_rate in zip(
         stages, settings.stage_epochs, settings.stage_learning_rates
     ):
+        if stage == 2 and settings.variant == "no_stage2":
+            continue
         previous = train_stage(
             stage,
             previous,
@@ -342,7 +354,11 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
 
     trained = PiTeForConditionalGeneration.from_pretrained(previous).eval()
     untrained = PiTeForConditionalGeneration.from_pretrained(untrained_dir).eval()
-    after_stage2 = PiTeForConditionalGeneration.from_pretrained(out / "checkpoints" / "stage2").eval()
+    stage2_dir = out / "checkpoints" / "stage2"
+    after_stage2 = (
+        None if settings.variant == "no_stage2" else PiTeForConditionalGeneration.from_pretrained(stage2_dir)
+    )
+    after_stage2 = after_stage2.eval() if after_stage2 is not None else None
     evaluation = {
         "trajectory": trajectory_evaluation(
             trained,
@@ -366,6 +382,7 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
         "grounded_words": {
             name: grounded_word_evaluation(model, processor, manifest.eval_trajectories, manifest.eval_videos_dir)
             for name, model in (("shipped", trained), ("after_stage2", after_stage2))
+            if model is not None
         },
     }
     if settings.compare_absent_targets:
@@ -483,6 +500,7 @@ def render_report(metrics: dict[str, Any]) -> str:
         "# PiTe demo report",
         "",
         f"World: {metrics['world_counts']}",
+        f"Recipe: {settings['variant']} (`ABLATION_VARIANTS`: full, no_trajectory_loss, no_stage2).",
         f"Model: tiny PiTe, {metrics['parameters']:,} parameters, {settings['num_frames']} frames per video, "
         f"LoRA r={settings['lora_r']}, epochs per stage {settings['stage_epochs']}, learning rates "
         f"{settings['stage_learning_rates']}, lambda {settings['localization_loss_weight']}.",
@@ -496,8 +514,14 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"{verdict(beats['trajectory_vs_constant_centre'])} |",
         f"| trajectories (teacher-forced) | masked L1 | {trajectory['trained']['L1']:.4f} | untrained PiTe "
         f"{trajectory['untrained']['L1']:.4f} | {verdict(beats['trajectory_vs_untrained'])} |",
-        f"| trajectories, checkpoint after stage 2 | masked L1 | {trajectory['after_stage2']['L1']:.4f} | "
-        f"constant centre {trajectory['constant_centre']['L1']:.4f} | (not the final model) |",
+        *(
+            [
+                f"| trajectories, checkpoint after stage 2 | masked L1 | {trajectory['after_stage2']['L1']:.4f} | "
+                f"constant centre {trajectory['constant_centre']['L1']:.4f} | (not the final model) |"
+            ]
+            if "after_stage2" in trajectory
+            else []
+        ),
         f"| trajectories | PCK@0.1 of the diagonal (%) | {trajectory['trained']['PCK@0.1']:.1f} | constant centre "
         f"{trajectory['constant_centre']['PCK@0.1']:.1f} | |",
         f"| temporal grounding | mIoU (%) | {grounding['model']['mIoU']:.1f} | random interval "
