@@ -73,12 +73,11 @@ def generated_example(model, processor, manifest, out: Path) -> dict[str, Any]:
     first, tried = None, 0
     for line in Path(manifest.eval_trajectories).read_text().splitlines()[:MAX_VIDEOS_TRIED]:
         record = json.loads(line)
-        objects = {
-            obj["phrase"]: (event, obj)
-            for event in record["events"]
-            for obj in event["objects"]
-            if (np.asarray(obj["trajectory"]) >= 0).all(axis=-1).any()
-        }
+        objects: dict[str, tuple[dict, dict]] = {}  # phrase -> its first event (the longest track) and object
+        for event in record["events"]:
+            for obj in event["objects"]:
+                if (np.asarray(obj["trajectory"]) >= 0).all(axis=-1).any():
+                    objects.setdefault(obj["phrase"], (event, obj))
         if not objects:
             continue
         video_path = str(Path(manifest.eval_videos_dir) / record["video"])

@@ -10,9 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = re.compile(r"(?<![\w./-])((?:[\w-]+/)*[\w-]+\.md)\b")
-# Names that are not documents of the repository: files the demo writes (report.md), the README.md of exported
-# folders, and files tests create in temporary folders.
-NOT_REPOSITORY_DOCUMENTS = {"report.md", "notes.md", "card.md"}
+# Names that are not documents of the repository: files the demo writes (report.md, ablation.md), the README.md of
+# exported folders, and files tests create in temporary folders.
+NOT_REPOSITORY_DOCUMENTS = {"report.md", "ablation.md", "notes.md", "card.md"}
 
 
 def tracked_files() -> list[Path]:
