@@ -28,7 +28,7 @@ from torch import nn
 from .measure import clear_dynamo_counts, dynamo_counts, failed, result, skipped
 from .models import enable_checkpointing
 
-ISSUE_BANDWIDTH = 4.8e12  # B/s, the bound issue 9 asks for (H200 HBM3e)
+H200_BANDWIDTH = 4.8e12  # B/s, H200 HBM3e: the memory-bound decode target
 
 # name fragment -> (HBM bytes/s, dense bf16 FLOP/s) from the vendor's data sheets; first match wins.
 DEVICE_SPECS: tuple[tuple[str, float, float], ...] = (
@@ -394,7 +394,7 @@ def gpu_records(
 ) -> list[dict[str, Any]]:
     """Decode, prefill and training records for `config` on `device` (the tests call it on CPU with a tiny config)."""
     spec = device_spec(device_name)
-    bandwidths = {"4.8TBps": ISSUE_BANDWIDTH}
+    bandwidths = {"4.8TBps": H200_BANDWIDTH}
     if spec is not None:
         bandwidths[f"{spec[0].replace(' ', '_')}_spec"] = spec[1]
     model = build_model(config, device)

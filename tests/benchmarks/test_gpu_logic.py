@@ -39,7 +39,7 @@ def test_decode_bound_of_the_7b_config(bench):
     heads = vocab * hidden + (hidden * 2 + 2) + (hidden * 600 + 600)
     expected_params = layers * per_layer + hidden + heads
     assert gpu.decode_weight_bytes(model) == 2 * expected_params
-    bound = gpu.bandwidth_bound_tokens_per_s(gpu.decode_weight_bytes(model), gpu.ISSUE_BANDWIDTH)
+    bound = gpu.bandwidth_bound_tokens_per_s(gpu.decode_weight_bytes(model), gpu.H200_BANDWIDTH)
     assert bound == pytest.approx(4.8e12 / (2 * expected_params)) and 360 < bound < 366  # 13.2 GB of bf16 weights
     with pytest.raises(ValueError, match="must be > 0"):
         gpu.bandwidth_bound_tokens_per_s(0, 4.8e12)
