@@ -514,6 +514,8 @@ def _read_with_pyav(
     `backend="torchcodec"`, torchcodec's decoder."""
     av = _import_video_library("av", backend)
     encoded = _encoded_input(source, name)
+    if backend == "torchcodec":
+        _import_video_library("torchcodec", backend)  # a clear ImportError before anything is decoded
     try:
         container = av.open(encoded)
     except av.error.FFmpegError as error:
@@ -628,13 +630,9 @@ def read_video(
         )
     if fps is not None:
         raise ValueError(f"fps is only for decoded frames; video {name} is encoded and carries its own timing")
-    if isinstance(source, (str, os.PathLike)):
-        _encoded_input(source, name)  # a missing file is named whichever backend was asked for
     resolved = _resolve_backend(backend)
     if resolved == "decord":
         return _read_with_decord(source, num_frames, name, backend, frame_transform)
-    if resolved == "torchcodec":
-        _import_video_library("torchcodec", backend)  # a clear ImportError before anything is read
     return _read_with_pyav(source, num_frames, name, resolved, frame_transform, decode_strategy)
 
 
