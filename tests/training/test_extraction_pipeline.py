@@ -64,58 +64,17 @@ def test_batches_come_in_order_with_their_errors(processor, media):
 
 
 def test_cli_reports_frames_per_second_and_refuses_bad_options(base_checkpoint, media, tmp_path, capsys):
-    out = str(tmp_path / "cache")
-    code = pite_main(
-        [
-            "extract-features",
-            "--model",
-            base_checkpoint,
-            "--media-dir",
-            media,
-            "--output-dir",
-            out,
-            "--no-progress",
-            "--device",
-            "cpu",
-            "--num-workers",
-            "1",
-            "--files",
-            "vid0.mp4",
-            "img0.jpg",
-        ]
-    )
+    def extract(output_dir, *options):
+        common = ["extract-features", "--model", base_checkpoint, "--media-dir", media, "--output-dir", output_dir]
+        return pite_main([*common, *options])
+
+    run_options = ["--no-progress", "--device", "cpu"]
+    code = extract(str(tmp_path / "cache"), *run_options, "--num-workers", "1", "--files", "vid0.mp4", "img0.jpg")
     assert code == 0
     assert "frames/s (reading" in capsys.readouterr().out
-    code = pite_main(
-        [
-            "extract-features",
-            "--model",
-            base_checkpoint,
-            "--media-dir",
-            media,
-            "--output-dir",
-            out,
-            "--num-workers",
-            "-2",
-        ]
-    )
+    code = extract(str(tmp_path / "cache"), "--num-workers", "-2")
     assert code == 2
     assert "--num-workers must be >= 0, got -2" in capsys.readouterr().err
-    code = pite_main(
-        [
-            "extract-features",
-            "--model",
-            base_checkpoint,
-            "--media-dir",
-            media,
-            "--output-dir",
-            str(tmp_path / "other"),
-            "--no-progress",
-            "--device",
-            "cpu",
-            "--files",
-            "broken.mp4",
-        ]
-    )
+    code = extract(str(tmp_path / "other"), *run_options, "--files", "broken.mp4")
     assert code == 2
     assert "broken.mp4" in capsys.readouterr().err
