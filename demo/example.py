@@ -22,12 +22,6 @@ MAX_VIDEOS_TRIED = 10
 MAX_NEW_TOKENS = 64
 
 
-def _visible_l1(predicted: np.ndarray, truth: np.ndarray) -> float | None:
-    """Mean L1 (|dx| + |dy|, normalised) over the ground truth's visible points; None when there are none."""
-    visible = (truth >= 0).all(axis=-1)
-    return float(np.abs(predicted - truth)[visible].sum(axis=-1).mean()) if visible.any() else None
-
-
 def _normalised(trajectory_px: np.ndarray, width: int, height: int) -> np.ndarray:
     """(P, N, 2) pixels with NaN where absent -> normalised with the absent coordinate."""
     from pite.modeling_pite.losses_pite import ABSENT_COORDINATE
@@ -65,12 +59,15 @@ def generated_example(model, processor, manifest, out: Path) -> dict[str, Any]:
     trajectory against the truth into `out/trajectories.png` and `.gif`. Returns what the report prints."""
     from pite.core.file_writing import atomic_write
     from pite.data.templates import DENSE_CAPTION_QUESTIONS
-    from pite.processing import read_video, save_contact_sheet, save_trajectory_gif
+    from pite.eval.trajectory import trajectory_scores
+    from pite.processing import format_time_span, read_video, save_contact_sheet, save_trajectory_gif
 
     question = DENSE_CAPTION_QUESTIONS[0]
     user = {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}
     prompt = processor.apply_chat_template([user], add_generation_prompt=True)
-    first, tried = None, 0
+    num_frames = model.config.num_frames
+    # The first video that names an object; if none does, the first video asked, drawn teacher-forced.
+    chosen, tried = None, 0
     for line in Path(manifest.eval_trajectories).read_text().splitlines()[:MAX_VIDEOS_TRIED]:
         record = json.loads(line)
         objects: dict[str, tuple[dict, dict]] = {}  # phrase -> its first event (the longest track) and object
@@ -90,27 +87,27 @@ def generated_example(model, processor, manifest, out: Path) -> dict[str, Any]:
             generated, metadata, inputs["input_ids"].shape[1], phrases=sorted(objects, key=len, reverse=True)
         )
         tried += 1
-        named = [phrase for phrase in result["phrases"] if phrase["trajectory"] is not None]
-        attempt = (record, objects, video_path, inputs, metadata, result, named[0] if named else None)
-        first = first or attempt
-        if named:
+        named = next((phrase for phrase in result["phrases"] if phrase["trajectory"] is not None), None)
+        if chosen is None or named is not None:
+            chosen = (record, objects, video_path, inputs, metadata, result, named)
+        if named is not None:
             break
-    if first is None:
+    if chosen is None:
         raise ValueError(f"{manifest.eval_trajectories}: no held-out video has a visible tracked object to draw")
-    # When the model names no object in any video tried, the first video's first object is drawn teacher-forced.
-    record, objects, video_path, inputs, metadata, result, phrase = attempt if attempt[-1] is not None else first
+    record, objects, video_path, inputs, metadata, result, phrase = chosen
     name = phrase["text"] if phrase is not None else next(iter(objects))
     event, target = objects[name]
     truth = np.asarray(target["trajectory"])
-    start, end = (_frame(event[key], record["duration"], model) for key in ("start", "end"))
-    forced = teacher_forced_trajectory(
-        model, processor, inputs, f"What is happening from {start} to {end}?", event, target
-    )
+
+    def span(item: dict) -> str:
+        return format_time_span(item["start"], item["end"], record["duration"], num_frames, clip=True)
+
+    forced = teacher_forced_trajectory(model, processor, inputs, f"What is happening {span(event)}?", event, target)
     if phrase is not None:
         predicted = _normalised(np.asarray(phrase["trajectory"]), metadata[0]["width"], metadata[0]["height"])
     else:
         predicted = forced
-    frames = read_video(video_path, num_frames=model.config.num_frames).frames
+    frames = read_video(video_path, num_frames=num_frames).frames
     drawn = {"predicted": [predicted], "ground_truth": [truth]}
     sheet = atomic_write(out / "trajectories.png", lambda path: save_contact_sheet(frames, path, **drawn))
     gif = atomic_write(out / "trajectories.gif", lambda path: save_trajectory_gif(frames, path, **drawn))
@@ -118,22 +115,13 @@ def generated_example(model, processor, manifest, out: Path) -> dict[str, Any]:
         "video": record["video"],
         "question": question,
         "answer": result["text"],
-        "frame_index_spans": [list(span) for span in result["frame_index_spans"]],
-        "true_events": [
-            [e["caption"], _frame(e["start"], record["duration"], model), _frame(e["end"], record["duration"], model)]
-            for e in record["events"]
-        ],
+        "frame_index_spans": [list(pair) for pair in result["frame_index_spans"]],
+        "true_events": [[e["caption"], span(e)] for e in record["events"]],
         "phrase": name,
         "drawn": "generated" if phrase is not None else "teacher-forced",
-        "generated_L1": _visible_l1(predicted, truth) if phrase is not None else None,
-        "teacher_forced_L1": _visible_l1(forced, truth),
+        "generated_L1": trajectory_scores(predicted, truth)["L1"] if phrase is not None else None,
+        "teacher_forced_L1": trajectory_scores(forced, truth)["L1"],
         "videos_tried": tried,
         "contact_sheet": Path(sheet).name,
         "gif": Path(gif).name,
     }
-
-
-def _frame(seconds: float, duration: float, model) -> str:
-    from pite.processing import format_frame_index, seconds_to_frame_index
-
-    return format_frame_index(seconds_to_frame_index(seconds, duration, model.config.num_frames, clip=True))

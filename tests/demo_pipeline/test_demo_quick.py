@@ -63,7 +63,7 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     assert 'The shipped model was trained with `absent_targets="mask"`' in report
     assert metrics["settings"]["stage3_rehearsal"] and "stage 3 also replays the stage-2 conversations" in report
     example = metrics["example"]
-    assert any(example["phrase"] in caption for caption, _, _ in example["true_events"])
+    assert any(example["phrase"] in caption for caption, _ in example["true_events"])
     assert 0 <= example["teacher_forced_L1"] < 4 and isinstance(example["frame_index_spans"], list)
     if example["drawn"] == "generated":  # drawn from the tokens the model wrote, not teacher-forced
         assert example["phrase"] in example["answer"] and 0 <= example["generated_L1"] < 4
