@@ -292,56 +292,42 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
         raise ValueError(f"variant must be one of {ABLATION_VARIANTS}, got {settings.variant!r}")
     if settings.variant == "no_trajectory_loss":
         common["localization_loss_weight"] = 0.0
-    stages = [
-        (1, [manifest.stage1_annotations], manifest.stage1_images_dir, image_cache),
-        (2, [manifest.stage2_annotations], manifest.train_videos_dir, video_cache),
-        (3, [manifest.valley_instruct, manifest.videoinstruct], manifest.train_videos_dir, video_cache),
-    ]
+    stages = {
+        1: ([manifest.stage1_annotations], manifest.stage1_images_dir, image_cache),
+        2: ([manifest.stage2_annotations], manifest.train_videos_dir, video_cache),
+        3: ([manifest.valley_instruct, manifest.videoinstruct], manifest.train_videos_dir, video_cache),
+    }
+    training_log: dict[str, Any] = {}
+
+    def run_stage(stage: int, start: str, name: str, **extra: Any) -> str:
+        """Train `stage` from the checkpoint `start` into checkpoints/`name`; its losses go to the training log."""
+        data_files, media_dir, cache = stages[stage]
+        overrides = dict(
+            common,
+            num_train_epochs=settings.stage_epochs[stage - 1],
+            learning_rate=settings.stage_learning_rates[stage - 1],
+            feature_cache_dir=str(cache),
+            **extra,
+        )
+        checkpoint = train_stage(stage, start, out / "checkpoints" / name, data_files, media_dir, overrides=overrides)
+        training_log[name] = _loss_summary(Path(checkpoint) / "pite_training.json")
+        return checkpoint
+
     rehearse = settings.stage3_rehearsal and settings.variant != "no_stage2"
     rehearsal = {3: dict(rehearsal_data_files=[manifest.stage2_annotations])} if rehearse else {}
-    previous, training_log = str(untrained_dir), {}
-    for (stage, data_files, media_dir, cache), epochs, learning_rate in zip(
-        stages, settings.stage_epochs, settings.stage_learning_rates
-    ):
+    previous = str(untrained_dir)
+    for stage in stages:
         if stage == 2 and settings.variant == "no_stage2":
             continue
-        previous = train_stage(
-            stage,
-            previous,
-            out / "checkpoints" / f"stage{stage}",
-            data_files,
-            media_dir,
-            overrides=dict(
-                common,
-                num_train_epochs=epochs,
-                learning_rate=learning_rate,
-                feature_cache_dir=str(cache),
-                **rehearsal.get(stage, {}),
-            ),
-        )
-        training_log[f"stage{stage}"] = _loss_summary(Path(previous) / "pite_training.json")
+        previous = run_stage(stage, previous, f"stage{stage}", **rehearsal.get(stage, {}))
+    other_absent_targets = "regress" if settings.absent_targets == "mask" else "mask"
     if settings.compare_absent_targets:
-        (_, data_files, media_dir, cache), epochs, learning_rate = (
-            stages[1],
-            settings.stage_epochs[1],
-            settings.stage_learning_rates[1],
-        )
-        other = "regress" if settings.absent_targets == "mask" else "mask"
-        compared = train_stage(
+        run_stage(
             2,
             str(out / "checkpoints" / "stage1"),
-            out / "checkpoints" / f"stage2-{other}",
-            data_files,
-            media_dir,
-            overrides=dict(
-                common,
-                num_train_epochs=epochs,
-                learning_rate=learning_rate,
-                feature_cache_dir=str(cache),
-                absent_targets=other,
-            ),
+            f"stage2-{other_absent_targets}",
+            absent_targets=other_absent_targets,
         )
-        training_log[f"stage2-{other}"] = _loss_summary(Path(compared) / "pite_training.json")
     phase_done("training_s")
 
     phases.set_postfix_str("held-out evaluation")
@@ -386,8 +372,8 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
         },
     }
     if settings.compare_absent_targets:
-        other = "regress" if settings.absent_targets == "mask" else "mask"
-        compared_model = PiTeForConditionalGeneration.from_pretrained(out / "checkpoints" / f"stage2-{other}").eval()
+        compared_dir = out / "checkpoints" / f"stage2-{other_absent_targets}"
+        compared_model = PiTeForConditionalGeneration.from_pretrained(compared_dir).eval()
         evaluation["grounded_words"]["after_stage2_other"] = grounded_word_evaluation(
             compared_model, processor, manifest.eval_trajectories, manifest.eval_videos_dir
         )
@@ -587,7 +573,7 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"Video `{example['video']}`: {example['question']}",
         f"Generated answer: {example['answer']!r}; time spans it wrote (frame indices): "
         f"{example['frame_index_spans']}. True events: "
-        + "; ".join(f"{caption!r} from {start} to {end}" for caption, start, end in example["true_events"])
+        + "; ".join(f"{caption!r} {span}" for caption, span in example["true_events"])
         + ".",
         (
             f"Trajectories of `{example['phrase']}` as the model predicted them while generating the phrase (dots), "
