@@ -14,14 +14,10 @@ from pite.annotation import load_captions
 from pite.annotation.runner import part_path, partial_path
 from pite.cli.main import main
 
-from ..training.launching import launch_and_kill_one
+from ..training.launching import TORCHRUN_TWO_PROCESSES, launch_and_kill_one, launch_env
 from .conftest import WORLD_FRAMES
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sharded_worker.py")
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
 @pytest.fixture
@@ -66,7 +62,7 @@ def test_two_processes_write_the_one_process_output_and_a_killed_part_resumes(si
     assert main(["annotate", *_arguments(videos_dir, captions, reference)]) == 0
 
     out = str(tmp_path / "two.jsonl")
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", WORKER]
+    launch = [*TORCHRUN_TWO_PROCESSES, WORKER]
 
     def hanging_pid(launcher) -> int:
         time.sleep(0.2)  # the pid file is written before its content
@@ -74,7 +70,7 @@ def test_two_processes_write_the_one_process_output_and_a_killed_part_resumes(si
 
     launch_and_kill_one(
         [*launch, "--hang", ids[3], *_arguments(videos_dir, captions, out)],
-        _env(),
+        launch_env(),
         lambda: os.path.exists(out + ".hanging-pid") and os.path.exists(part_path(out, 0, 2)),
         hanging_pid,
     )
@@ -83,7 +79,11 @@ def test_two_processes_write_the_one_process_output_and_a_killed_part_resumes(si
         assert [json.loads(line)["video_id"] for line in handle] == [ids[1]]
 
     result = subprocess.run(
-        [*launch, *_arguments(videos_dir, captions, out)], env=_env(), capture_output=True, text=True, timeout=300
+        [*launch, *_arguments(videos_dir, captions, out)],
+        env=launch_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert "process 0 of 2: annotated 0 videos (3 already done, 0 failed)" in result.stdout

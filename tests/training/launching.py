@@ -6,8 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+
+# torchrun with two processes on this machine; the script or `-m module` and its arguments follow.
+TORCHRUN_TWO_PROCESSES = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 
 def launch_env(**extra: str) -> dict[str, str]:

@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,32 +10,22 @@ from safetensors.torch import load_file
 
 from pite.modeling_pite import PiTeForConditionalGeneration
 
+from .launching import TORCHRUN_TWO_PROCESSES, launch_env
+
 
 @pytest.mark.slow
 def test_two_process_gloo_ddp_trains_identically_on_both_ranks(base_checkpoint, world, tmp_path):
     output = tmp_path / "ddp"
     worker = os.path.join(os.path.dirname(__file__), "ddp_worker.py")
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+        *TORCHRUN_TWO_PROCESSES,
         worker,
         base_checkpoint,
         str(output),
         world["narratives"],
         world["images"],
     ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(command, env=launch_env(), capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     logs = [json.loads((output / f"rank{rank}_log.json").read_text()) for rank in (0, 1)]
     assert [entry for entry in logs[0] if "lm_loss" in entry and "localization_loss" in entry]

@@ -4,7 +4,6 @@ and a killed process's part resumes without redoing its finished files."""
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ import torch
 from pite.cli.main import main
 from pite.data.feature_cache import INDEX_NAME, FeatureCache, part_directory
 
-from .launching import launch_and_kill_one, launch_env, pids_of_rank
+from .launching import TORCHRUN_TWO_PROCESSES, launch_and_kill_one, launch_env, pids_of_rank
 
 
 def _extract_command(model: str, media: str, output: str) -> list[str]:
@@ -67,12 +66,7 @@ def test_two_processes_extract_the_one_process_cache_and_a_killed_part_resumes(b
     os.mkfifo(media / "img3.jpg")
     output = tmp_path / "two_processes"
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+        *TORCHRUN_TWO_PROCESSES,
         "-m",
         "pite.cli.main",
         *_extract_command(base_checkpoint, str(media), str(output)),
