@@ -21,6 +21,7 @@ from .measure import (
     peak_rss_bytes,
     result,
     saved_activation_bytes,
+    seconds_ratio,
     skipped,
     timed_alternating,
 )
@@ -90,18 +91,20 @@ def row_sdpa(sizes: BenchSizes) -> list[dict[str, Any]]:
     )
     length = inputs["input_ids"].shape[1]
     return [
-        result(
+        seconds_ratio(
             "sdpa (train step)",
-            train["eager"] / train["sdpa"],
+            train,
+            "eager",
+            "sdpa",
             "eager / SDPA",
-            dict(eager_s=train["eager"], sdpa_s=train["sdpa"]),
             f"fwd+bwd, {length} tokens, {sizes.num_heads} heads of {sizes.hidden_size // sizes.num_heads}",
         ),
-        result(
+        seconds_ratio(
             "sdpa (generate)",
-            generate["eager"] / generate["sdpa"],
+            generate,
+            "eager",
+            "sdpa",
             "eager / SDPA",
-            dict(eager_s=generate["eager"], sdpa_s=generate["sdpa"]),
             f"prefill {question['input_ids'].shape[1]} + {sizes.new_tokens} tokens",
         ),
     ]
@@ -124,11 +127,12 @@ def row_static(sizes: BenchSizes) -> dict[str, Any]:
         },
         repeats=sizes.repeats,
     )
-    return result(
+    return seconds_ratio(
         "static cache",
-        times["dynamic"] / times["static"],
+        times,
+        "dynamic",
+        "static",
         "dynamic cache / static cache",
-        dict(dynamic_s=times["dynamic"], static_s=times["static"]),
         f"prefill {question['input_ids'].shape[1]} + {sizes.new_tokens} tokens, eager",
     )
 
@@ -317,18 +321,20 @@ def row_bf16(sizes: BenchSizes) -> list[dict[str, Any]]:
         repeats=max(1, sizes.repeats // 2),
     )
     return [
-        result(
+        seconds_ratio(
             "bf16 (train step)",
-            train["fp32"] / train["bf16"],
+            train,
+            "fp32",
+            "bf16",
             "fp32 / bf16",
-            dict(fp32_s=train["fp32"], bf16_s=train["bf16"]),
             f"fwd+bwd, {inputs32['input_ids'].shape[1]} tokens; {hardware}",
         ),
-        result(
+        seconds_ratio(
             "bf16 (generate)",
-            generate["fp32"] / generate["bf16"],
+            generate,
+            "fp32",
+            "bf16",
             "fp32 / bf16",
-            dict(fp32_s=generate["fp32"], bf16_s=generate["bf16"]),
             f"prefill {question32['input_ids'].shape[1]} + {sizes.new_tokens} tokens; {hardware}",
         ),
     ]

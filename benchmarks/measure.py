@@ -88,6 +88,22 @@ def result(
     )
 
 
+def seconds_ratio(
+    row: str,
+    seconds: Mapping[str, float],
+    slower: str,
+    faster: str,
+    ratio_is: str,
+    detail: str,
+    target: float | None = None,
+    **more_figures: Any,
+) -> dict[str, Any]:
+    """`result` for a row that compares two timed variants: ratio `seconds[slower] / seconds[faster]`, figures
+    `{slower}_s` and `{faster}_s` (then `more_figures`)."""
+    figures = {f"{slower}_s": seconds[slower], f"{faster}_s": seconds[faster], **more_figures}
+    return result(row, seconds[slower] / seconds[faster], ratio_is, figures, detail, target=target)
+
+
 def skipped(row: str, reason: str) -> dict[str, Any]:
     """A row that cannot run on this machine (no GPU, a missing package, an unsupported backend): not a failure."""
     return dict(row=row, skipped=reason)

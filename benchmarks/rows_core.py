@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .measure import result, timed, timed_alternating
+from .measure import result, seconds_ratio, timed, timed_alternating
 from .models import (
     BenchSizes,
     as_plain_text,
@@ -50,13 +50,15 @@ def row_overhead(sizes: BenchSizes) -> dict[str, Any]:
         llama(input_ids=llama_ids, labels=llama_ids, use_cache=False).loss.backward()
 
     times = timed_alternating({"pite": pite_step, "llama": llama_step}, repeats=sizes.repeats)
-    return result(
+    return seconds_ratio(
         "overhead",
-        times["pite"] / times["llama"],
+        times,
+        "pite",
+        "llama",
         "PiTe step / Llama step",
-        dict(pite_s=times["pite"], llama_s=times["llama"], tokens=length),
         f"fwd+bwd, {length} tokens ({sizes.num_frames} frames, cached features), hidden {sizes.hidden_size}, "
         f"{sizes.num_layers} layers, vocab {sizes.vocab_size}, both L1 terms",
+        tokens=length,
         target=OVERHEAD_TARGET,
     )
 
@@ -84,11 +86,12 @@ def row_generation(sizes: BenchSizes) -> dict[str, Any]:
 
     # Decoding is quick: twice the repeats, for a tighter median on the targeted ratio.
     times = timed_alternating({"pite": pite_generate, "llama": llama_generate}, repeats=2 * sizes.repeats + 1)
-    return result(
+    return seconds_ratio(
         "generation",
-        times["pite"] / times["llama"],
+        times,
+        "pite",
+        "llama",
         "PiTe generate / Llama generate",
-        dict(pite_s=times["pite"], llama_s=times["llama"]),
         f"prefill {ids.shape[1]} tokens + {sizes.new_tokens} greedy tokens, per-token points and trajectories "
         "returned",
         target=OVERHEAD_TARGET,
