@@ -126,9 +126,11 @@ def release(tmp_path_factory, llm_dir):
     return stages, reference.eval()
 
 
-def test_converted_model_matches_the_original_layout(tmp_path, release, llm_dir, clip_dir):
-    stages, reference = release
-    out = tmp_path / "converted"
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory, release, llm_dir, clip_dir) -> Path:
+    """The release's three stages through `pite convert-original` (once for the tests that only read the result)."""
+    stages, _ = release
+    out = tmp_path_factory.mktemp("converted") / "converted"
     status = pite_main(
         [
             "convert-original",
@@ -146,6 +148,12 @@ def test_converted_model_matches_the_original_layout(tmp_path, release, llm_dir,
         ]
     )
     assert status == 0
+    return out
+
+
+def test_converted_model_matches_the_original_layout(release, llm_dir, converted):
+    _, reference = release
+    out = converted
     model = PiTeForConditionalGeneration.from_pretrained(out).eval()
     processor = PiTeProcessor.from_pretrained(out)
     original_vocab = len(AutoTokenizer.from_pretrained(llm_dir))
@@ -243,7 +251,7 @@ def _release_ids(tokenizer, prompt: str) -> list[int]:
     return ids
 
 
-def test_converted_release_answers_as_the_release_on_its_own_inputs(tmp_path, release, llm_dir, clip_dir):
+def test_converted_release_answers_as_the_release_on_its_own_inputs(tmp_path, release, llm_dir, clip_dir, converted):
     """Greedy answer of the converted checkpoint through PiTeProcessor + generate == the release replica's greedy
     answer on inputs built the release's way: full decode + int32 linspace frames, CLIP image_embeds, chunked ids."""
     import av
@@ -254,27 +262,8 @@ def test_converted_release_answers_as_the_release_on_its_own_inputs(tmp_path, re
 
     from .conftest import write_test_video
 
-    stages, reference = release
-    out = tmp_path / "converted"
-    assert (
-        pite_main(
-            [
-                "convert-original",
-                "--base",
-                str(llm_dir),
-                "--clip",
-                str(clip_dir),
-                *[arg for i, stage in enumerate(stages) for arg in (f"--stage{i + 1}", str(stage))],
-                "--out",
-                str(out),
-                "--num-frames",
-                str(NUM_FRAMES),
-                "--dtype",
-                "float32",
-            ]
-        )
-        == 0
-    )
+    _, reference = release
+    out = converted
     model = PiTeForConditionalGeneration.from_pretrained(out).eval()
     processor = PiTeProcessor.from_pretrained(out)
     video = write_test_video(tmp_path / "clip.mp4", num_frames=23)
