@@ -215,16 +215,21 @@ def train_corrupted_model(w):
     )
 
 
+def _train_on(w, data) -> list:
+    """Stage-2 training of the fixture PiTe on `data` (its media in the fixture videos folder)."""
+    return _train(
+        w,
+        f"model_name_or_path={w.fixture('pite_dir')}",
+        f"data_files=[{data}]",
+        f"media_dir={w.fixture('videos_dir')}",
+        f"output_dir={w.tmp / 'out'}",
+    )
+
+
 def train_missing_data(w):
     data = w.tmp / "missing.jsonl"
     return Case(
-        _train(
-            w,
-            f"model_name_or_path={w.fixture('pite_dir')}",
-            f"data_files=[{data}]",
-            f"media_dir={w.fixture('videos_dir')}",
-            f"output_dir={w.tmp / 'out'}",
-        ),
+        _train_on(w, data),
         data,
         [w.tmp, w.fixture("pite_dir")],
     )
@@ -233,13 +238,7 @@ def train_missing_data(w):
 def train_corrupted_data(w):
     data = w.write("pite143k.jsonl", '{"video_id": "v1", "video": "v1.mp4", "duration": 2.0, "events": [\n')
     return Case(
-        _train(
-            w,
-            f"model_name_or_path={w.fixture('pite_dir')}",
-            f"data_files=[{data}]",
-            f"media_dir={w.fixture('videos_dir')}",
-            f"output_dir={w.tmp / 'out'}",
-        ),
+        _train_on(w, data),
         data,
         [w.tmp, w.fixture("pite_dir")],
         by_name=True,
