@@ -290,8 +290,6 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     )
     if settings.variant not in ABLATION_VARIANTS:
         raise ValueError(f"variant must be one of {ABLATION_VARIANTS}, got {settings.variant!r}")
-    if settings.variant == "no_trajectory_loss":
-        common["localization_loss_weight"] = 0.0
     stages = {
         1: ([manifest.stage1_annotations], manifest.stage1_images_dir, image_cache),
         2: ([manifest.stage2_annotations], manifest.train_videos_dir, video_cache),
@@ -302,10 +300,13 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     def run_stage(stage: int, start: str, name: str, **extra: Any) -> str:
         """Train `stage` from the checkpoint `start` into checkpoints/`name`; its losses go to the training log."""
         data_files, media_dir, cache = stages[stage]
+        # "no_trajectory_loss" keeps stage 1's point loss: only the trajectory terms (stages 2 and 3) are off.
+        trajectory_off = settings.variant == "no_trajectory_loss" and stage > 1
         overrides = dict(
             common,
             num_train_epochs=settings.stage_epochs[stage - 1],
             learning_rate=settings.stage_learning_rates[stage - 1],
+            localization_loss_weight=0.0 if trajectory_off else settings.localization_loss_weight,
             feature_cache_dir=str(cache),
             **extra,
         )

@@ -57,8 +57,9 @@ def test_quick_ablation_runs_each_variant_with_what_it_names(tmp_path):
     assert stage2["loss"] == pytest.approx(stage2["lm_loss"], abs=1e-3)
     full2 = runs["full"]["training"]["stage2"]["last"]
     assert full2["loss"] > full2["lm_loss"] + 1e-3
-    # the three variants share stage 1 (same seed, same world): the same stage-1 losses
+    # the three variants share stage 1 (same seed, same world, stage 1's point loss in all): the same stage-1 losses
     assert runs["no_stage2"]["training"]["stage1"] == runs["full"]["training"]["stage1"]
+    assert runs["no_trajectory_loss"]["training"]["stage1"] == runs["full"]["training"]["stage1"]
 
 
 def test_a_finished_run_is_reused_only_with_the_same_settings(tmp_path):
