@@ -14,6 +14,28 @@ torch.set_num_threads(1)
 
 TINY_VOCAB = 64
 TINY_VIDEO_TOKEN_ID = 63
+# The tiny towers of the unit tests: a CLIP ViT and a Llama with hidden 32 and 2 layers.
+TINY_VISION_CONFIG = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    projection_dim=24,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=28,
+    patch_size=14,
+)
+TINY_TEXT_CONFIG = dict(
+    vocab_size=TINY_VOCAB,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+    pad_token_id=0,
+    bos_token_id=1,
+    eos_token_id=2,
+)
 
 
 def tiny_pite_config(**overrides):
@@ -21,27 +43,8 @@ def tiny_pite_config(**overrides):
     from pite.modeling_pite import PiTeConfig
 
     kwargs = dict(
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            projection_dim=24,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=28,
-            patch_size=14,
-        ),
-        text_config=dict(
-            vocab_size=TINY_VOCAB,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=256,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-        ),
+        vision_config=dict(TINY_VISION_CONFIG),
+        text_config=dict(TINY_TEXT_CONFIG),
         num_frames=4,
         video_token_id=TINY_VIDEO_TOKEN_ID,
     )

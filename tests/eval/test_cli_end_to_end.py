@@ -23,6 +23,8 @@ import torch
 from pite.cli.main import main
 from pite.eval.model_runner import PiTeGenerator
 
+from ..conftest import TINY_TEXT_CONFIG, TINY_VISION_CONFIG
+
 NUM_FRAMES = 8
 
 
@@ -45,23 +47,10 @@ def build_tiny_pite(folder: Path, corpus: list[str], centre_trajectories: bool =
         num_frames=NUM_FRAMES,
     )
     config = PiTeConfig(
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            projection_dim=24,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=28,
-            patch_size=14,
-            initializer_range=0.2,
-        ),
+        vision_config=dict(TINY_VISION_CONFIG, initializer_range=0.2),
         text_config=dict(
+            TINY_TEXT_CONFIG,
             vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
             max_position_embeddings=2048,
             pad_token_id=tokenizer.pad_token_id,
             bos_token_id=tokenizer.bos_token_id,

@@ -3,6 +3,8 @@ import torch
 
 from pite.modeling_pite import PiTeConfig, PiTeForConditionalGeneration
 
+from ..conftest import TINY_VISION_CONFIG
+
 
 def test_defaults_are_pite_7b():
     config = PiTeConfig()
@@ -69,15 +71,7 @@ def test_config_round_trip(tmp_path, tiny_config):
 def test_sub_config_source_paths_are_not_saved(tmp_path):
     from transformers import CLIPVisionConfig
 
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        projection_dim=24,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=28,
-        patch_size=14,
-    )
+    vision = CLIPVisionConfig(**TINY_VISION_CONFIG)
     vision._name_or_path = "/data/checkpoints/clip-vit-large-patch14"
     config = PiTeConfig(vision_config=vision, video_token_id=32000)
     config.save_pretrained(tmp_path)

@@ -12,6 +12,7 @@ import unittest
 import pytest
 import torch
 
+from ..conftest import TINY_TEXT_CONFIG, TINY_VISION_CONFIG
 from .generation_behaviours import PiTeGenerationTests
 
 try:
@@ -92,27 +93,8 @@ class PiTeModelTester:
         self.num_attention_heads = 4
         self.image_size = 28
         self.patch_size = 14
-        self.vision_config = dict(
-            hidden_size=32,
-            intermediate_size=64,
-            projection_dim=24,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=self.image_size,
-            patch_size=self.patch_size,
-        )
-        self.text_config = dict(
-            vocab_size=self.vocab_size,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=256,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-        )
+        self.vision_config = dict(TINY_VISION_CONFIG, image_size=self.image_size, patch_size=self.patch_size)
+        self.text_config = dict(TINY_TEXT_CONFIG, vocab_size=self.vocab_size)
 
     def get_config(self) -> PiTeConfig:
         return PiTeConfig(
