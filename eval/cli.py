@@ -458,6 +458,7 @@ def _run_trajectory(args: argparse.Namespace) -> dict[str, Any]:
     )
     name = _model_name(args)
     table = tables.trajectory_table({name: evaluation.scores, CENTRE_ROW: evaluation.baseline})
+    table += "\n" + tables.phrase_position_table(evaluation.by_phrase_position, name)
     settings = {
         "task": "trajectory",
         "data": str(Path(args.data).resolve()),

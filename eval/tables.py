@@ -114,3 +114,30 @@ def trajectory_table(results: Mapping[str, Mapping[str, object]]) -> str:
             + ["-" if points is None else str(int(points))]
         )
     return _markdown(["Model", "L1", "PCK@5%", "PCK@10%", "Points"], rows)
+
+
+PHRASE_POSITION_ROWS = {
+    "model": "{model}",
+    "constant_centre": "constant centre (0.5, 0.5)",
+    "scene_mean": "every point at the video's mean target point",
+    "object_mean": "every point at its object's mean position",
+}
+
+
+def phrase_position_table(by_phrase_position: Mapping[str, Mapping[str, Mapping[str, object]]], model: str) -> str:
+    """Trajectory L1 by the place of the token in its phrase (`TrajectoryEvalResult.by_phrase_position`).
+
+    >>> scores, unscored = {"L1": 0.25, "num_points": 4}, {"L1": None, "num_points": 0}
+    >>> print(phrase_position_table({"all": {"model": scores}, "last": {"model": unscored}}, "tiny"))
+    | L1 | all tokens | last token |
+    |---|---|---|
+    | tiny | 0.250 | - |
+    """
+    places = [place for place in ("all", "first", "inner", "last") if place in by_phrase_position]
+    headers = {"all": "all tokens", "first": "first token", "inner": "inner tokens", "last": "last token"}
+    rows = []
+    for key, label in PHRASE_POSITION_ROWS.items():
+        if any(key in by_phrase_position[place] for place in places):
+            cells = [_number(by_phrase_position[place].get(key, {}).get("L1"), 3) for place in places]
+            rows.append([label.format(model=model), *cells])
+    return _markdown(["L1", *(headers[place] for place in places)], rows)

@@ -12,6 +12,15 @@ frame size taken from each video). The L1 is therefore the stage-2 trajectory lo
 Beside it, the constant-centre baseline: every point predicted at (0.5, 0.5) on the same target points. A model that
 has learnt nothing about where objects are scores about the baseline.
 
+`by_phrase_position` splits the same points by the place of their token in its phrase (a run of consecutive tokens
+with one target): "first" (predicted before any word of the phrase is read: "the" of "the red circle"), "inner", and
+"last" (predicted after every other word: "circle" of "the red circle", from the hidden state of "red"). Each part is
+scored for the model, the constant centre, and two static references built from the truth itself: "scene_mean" (every
+point at the mean of all the video's target points: where a model that knows where things are but not which one is
+named would aim) and "object_mean" (every point at its own object's mean position: the right object, held still).
+Under the release's shift a token's trajectory is predicted before the token is read, so the first tokens of a phrase
+cannot tell which object it names; the split shows where a model localises and where it cannot yet know.
+
 Numbers are pooled over all target points of all videos (per-video numbers weighted by their point counts).
 Records whose video is missing or unreadable, or that hold no grounded object, are skipped and counted (with the
 reason); a malformed record stops the run with the training loader's error naming file, line and field, unless
@@ -54,6 +63,8 @@ class TrajectoryEvalResult:
     `scores` / `baseline`: `{"L1", "PCK@0.05", "PCK@0.1", "num_points"}` (None values when no video was scored).
     `per_video`: `{"video_id", "num_tokens", "L1", "PCK@...", "num_points", "baseline_L1", ...}` per scored video.
     `skipped`: "where (video_id)" -> reason.
+    `by_phrase_position`: {"first" | "inner" | "last" | "all": {"model" | "constant_centre" | "scene_mean" |
+    "object_mean": pooled scores}} (module docstring).
     """
 
     scores: dict[str, float | int | None]
@@ -62,6 +73,7 @@ class TrajectoryEvalResult:
     num_tokens: int
     per_video: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    by_phrase_position: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +95,38 @@ def pool_scores(per_video: Sequence[dict[str, float]], thresholds: Sequence[floa
         return {**{key: None for key in keys}, "num_points": 0}
     pooled = {key: sum(scores[key] * scores["num_points"] for scores in per_video) / total for key in keys}
     return {**pooled, "num_points": total}
+
+
+PHRASE_POSITIONS = ("first", "inner", "last")
+REFERENCE_PREDICTORS = ("model", "constant_centre", "scene_mean", "object_mean")
+
+
+def phrase_positions(token_index: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """The place of each target token in its phrase: "first", "inner" or "last" (a one-token phrase is "first").
+
+    Args:
+        token_index: (K,) increasing sequence positions of the tokens that carry a target.
+        targets: (K, P, N, 2) their targets; a phrase is a run of consecutive positions with equal targets.
+    """
+    count = len(token_index)
+    continues = np.zeros(count, dtype=bool)  # token k belongs to the phrase of token k - 1
+    if count > 1:
+        same = (targets[1:] == targets[:-1]).reshape(count - 1, -1).all(axis=1)
+        continues[1:] = (np.diff(token_index) == 1) & same
+    followed = np.append(continues[1:], False)
+    return np.where(~continues, "first", np.where(followed, "inner", "last"))
+
+
+def static_reference_predictions(target: np.ndarray) -> dict[str, np.ndarray]:
+    """(K, P, N, 2) targets of one video -> the "scene_mean" and "object_mean" predictions (module docstring)."""
+    visible = valid_point_mask(torch.from_numpy(target)).numpy()  # (K, P, N)
+    points = np.where(visible[..., None], target, np.nan)
+    scene = np.nanmean(points.reshape(-1, 2), axis=0)
+    objects = np.nanmean(points.reshape(len(target), -1, 2), axis=1)  # (K, 2); every token has a visible point
+    return {
+        "scene_mean": np.broadcast_to(scene, target.shape).copy(),
+        "object_mean": np.broadcast_to(objects[:, None, None, :], target.shape).copy(),
+    }
 
 
 def _video_missing(record: Any, videos_dir: str) -> str | None:
@@ -139,14 +183,29 @@ def _score_batch(model: Any, collator: PiTeDataCollator, samples: list[_Sample])
     for index, sample in enumerate(samples):
         tokens = has_target[index]
         predicted, target = predictions[index, tokens].numpy(), targets[index, tokens].numpy()
-        scores = trajectory_scores(predicted, target, sample.width, sample.height)
-        centre = trajectory_scores(np.full_like(target, CENTRE), target, sample.width, sample.height)
+        predictors = {
+            "model": predicted,
+            "constant_centre": np.full_like(target, CENTRE),
+            **static_reference_predictions(target),
+        }
+        places = phrase_positions(np.flatnonzero(tokens.numpy()), target)
+        masks = {"all": np.ones(len(places), dtype=bool), **{place: places == place for place in PHRASE_POSITIONS}}
+        by_position = {
+            place: {
+                name: trajectory_scores(guess[mask], target[mask], sample.width, sample.height)
+                for name, guess in predictors.items()
+            }
+            for place, mask in masks.items()
+            if mask.any()
+        }
+        scores, centre = by_position["all"]["model"], by_position["all"]["constant_centre"]
         rows.append(
             {
                 "video_id": sample.video_id,
                 "num_tokens": int(tokens.sum()),
                 **scores,
                 **{f"baseline_{key}": value for key, value in centre.items() if key != "num_points"},
+                "by_phrase_position": by_position,
             }
         )
     return rows
@@ -229,4 +288,13 @@ def evaluate_trajectories(
         num_tokens=sum(row["num_tokens"] for row in per_video),
         per_video=per_video,
         skipped=skipped,
+        by_phrase_position={
+            place: {
+                name: pool_scores(
+                    [row["by_phrase_position"][place][name] for row in per_video if place in row["by_phrase_position"]]
+                )
+                for name in REFERENCE_PREDICTORS
+            }
+            for place in ("all", *PHRASE_POSITIONS)
+        },
     )

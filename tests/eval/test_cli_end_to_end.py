@@ -704,4 +704,14 @@ def test_trajectory_of_a_centre_predicting_model_is_the_baseline(world, tmp_path
     assert status == 0 and results["skipped"] == {}
     for key in ("L1", "PCK@0.05", "PCK@0.1", "num_points"):
         assert results["scores"][key] == pytest.approx(results["baseline"][key], abs=1e-6)
+    # and so in every part of the phrase-position split, whose parts hold every point once
+    by_position = results["by_phrase_position"]
+    assert by_position["all"]["model"] == results["scores"]
+    assert (
+        sum(by_position[place]["model"]["num_points"] for place in ("first", "inner", "last"))
+        == (results["scores"]["num_points"])
+    )
+    for place, scores in by_position.items():
+        assert scores["model"]["L1"] == pytest.approx(scores["constant_centre"]["L1"], abs=1e-6), place
+        assert scores["object_mean"]["L1"] < scores["scene_mean"]["L1"] < scores["constant_centre"]["L1"], place
     assert np.isclose(results["scores"]["L1"], results["baseline"]["L1"])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from pite.eval.trajectory import trajectory_scores
+from pite.eval.trajectory_runner import phrase_positions, static_reference_predictions
 
 
 def test_masked_l1_and_pck_hand_worked():
@@ -62,3 +63,33 @@ def test_trajectory_shape_b_p_n_2():
 def test_bad_input(predictions, targets, kwargs, message):
     with pytest.raises(ValueError, match=message):
         trajectory_scores(predictions, targets, **kwargs)
+
+
+def test_phrase_positions_split_runs_of_equal_targets():
+    red, green = np.full((1, 2, 2), 0.2), np.full((1, 2, 2), 0.7)
+    # "the red circle" (positions 4-6), "the green" (7-8), a lone "square" (12) with red's target again, "it" (13)
+    # with red's target right after it: a new phrase starts where the target changes or a position is skipped.
+    index = np.array([4, 5, 6, 7, 8, 12, 13])
+    targets = np.stack([red, red, red, green, green, red, green])
+    assert phrase_positions(index, targets).tolist() == ["first", "inner", "last", "first", "last", "first", "first"]
+    assert phrase_positions(index[:0], targets[:0]).tolist() == []
+
+
+def test_static_references_are_the_scene_and_object_means_of_visible_points():
+    absent = [-1.0, -1.0]
+    # two tokens (one point, three frames): an object at x = 0.2 (absent in frame 2), one at x = 0.8
+    targets = np.array(
+        [
+            [[[0.2, 0.5], [0.4, 0.5], absent]],
+            [[[0.8, 0.1], [0.8, 0.3], [0.8, 0.5]]],
+        ]
+    )
+    references = static_reference_predictions(targets)
+    np.testing.assert_allclose(references["object_mean"][0], [[[0.3, 0.5]] * 3])
+    np.testing.assert_allclose(references["object_mean"][1], [[[0.8, 0.3]] * 3])
+    np.testing.assert_allclose(references["scene_mean"], np.broadcast_to([0.6, 0.38], targets.shape))
+    # the object's own mean beats the scene's on its points, as it should on any data where objects differ
+    assert (
+        trajectory_scores(references["object_mean"], targets)["L1"]
+        < trajectory_scores(references["scene_mean"], targets)["L1"]
+    )
