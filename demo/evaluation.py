@@ -116,6 +116,7 @@ def trajectory_evaluation(
         "trained": result.scores,
         "untrained": before.scores,
         "constant_centre": result.baseline,
+        "by_phrase_position": result.by_phrase_position,
         "num_videos": result.num_videos,
         "skipped": result.skipped,
     }

@@ -479,6 +479,8 @@ def _grounded_word_rows(words: dict[str, Any], verdict: str) -> list[str]:
 
 
 def render_report(metrics: dict[str, Any]) -> str:
+    from pite.eval.tables import phrase_position_table
+
     settings, evaluation, example = metrics["settings"], metrics["evaluation"], metrics["example"]
     trajectory, grounding, qa = evaluation["trajectory"], evaluation["grounding"], evaluation["qa"]
     verdict = lambda ok: "yes" if ok else "**no**"  # noqa: E731
@@ -523,6 +525,18 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"{grounding['model']['num_queries']} grounding queries "
         f"({grounding['model']['num_invalid']} answers without a parsable span), {qa['num_questions']} questions.",
         "",
+        "Trajectory L1 by the place of the token in its phrase (`pite eval trajectory` prints the same split). The "
+        "prediction for a token is made before the token is read (the release's shift), so for the first words of "
+        '"the red circle" the model cannot yet know which object is named; the last word is predicted after the '
+        "colour. The two reference rows are built from the truth: every point at the mean of the video's target "
+        "points (where things are, not which one is named) and every point at its own object's mean position (the "
+        "right object, held still).",
+        "",
+        *(
+            [phrase_position_table(trajectory["by_phrase_position"], "trained PiTe"), ""]
+            if "by_phrase_position" in trajectory
+            else []
+        ),
         "QA by question kind, correct answers (model / majority answer): "
         + "; ".join(
             f"{kind}: {counts['model_correct']} / {counts['majority_correct']} of {counts['questions']}"

@@ -56,8 +56,12 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     for name, scores in words.items():  # every caption word is counted once, whatever the model
         assert scores["words"] == words["shipped"]["words"] > scores["object_words"] > 0, name
         assert scores["every_word"]["recall"] == 100.0 and 0 <= scores["model"]["precision"] <= 100, name
+    by_position = evaluation["trajectory"]["by_phrase_position"]
+    assert by_position["all"]["model"] == evaluation["trajectory"]["trained"]
+    assert by_position["all"]["constant_centre"] == evaluation["trajectory"]["constant_centre"]
     report = (out / "report.md").read_text()
     assert "| temporal grounding | mIoU (%)" in report and "Held-out example" in report
+    assert "| L1 | all tokens | first token |" in report and "| trained PiTe | " in report
     assert "| grounded words, shipped model (mask) | precision / recall / F1 (%)" in report
     assert "| grounded words, stage 2 retrained with the other absent_targets (regress) |" in report
     assert 'The shipped model was trained with `absent_targets="mask"`' in report
