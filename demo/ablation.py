@@ -3,7 +3,8 @@
 Each seed runs the whole demo once per variant of `pipeline.ABLATION_VARIANTS` (the full recipe, stage 2's
 trajectory loss off, stage 2 skipped) into `OUT/seed{S}/{variant}`, then the held-out scores are tabulated as the
 mean and the sample standard deviation over seeds. Every variant of a seed shares the world, the pretrained stand-ins
-and stage 1 (same seed, same bytes), so the differences are those of stages 2 and 3 alone.
+and stage 1 (same seed, same bytes), so the differences are those of stages 2 and 3 alone: the first variant of a seed
+makes them, the others use its folder's (`run_demo(shared_from=...)`) instead of making the same bytes again.
 """
 
 from __future__ import annotations
@@ -106,11 +107,14 @@ def run_ablation(
     out = Path(out_dir)
     scores: dict[str, dict[int, dict[str, float]]] = {variant: {} for variant in variants}
     for seed in seeds:
+        first_dir = out / f"seed{seed}" / variants[0]
         for variant in variants:
             run = dataclasses.replace(settings, seed=seed, variant=variant, compare_absent_targets=False)
             run_dir = out / f"seed{seed}" / variant
             metrics = finished_run(run_dir, run)
-            scores[variant][seed] = run_scores(metrics if metrics is not None else run_demo(run_dir, run))
+            if metrics is None:
+                metrics = run_demo(run_dir, run, shared_from=None if run_dir == first_dir else first_dir)
+            scores[variant][seed] = run_scores(metrics)
     summary = summarise(scores)
     result = {"seeds": list(seeds), "scores": scores, "summary": summary}
     write_text(out / "ablation.json", json.dumps(result, indent=2) + "\n")

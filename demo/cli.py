@@ -16,8 +16,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         "--ablation",
         action="store_true",
         help="the paper's stage-2 ablation: the whole demo per seed (--seeds) and per variant (full recipe, stage 2's "
-        "trajectory loss off, stage 2 skipped) into OUT/seed{S}/{variant}, the table in OUT/ablation.md; nine full "
-        "runs at the default three seeds",
+        "trajectory loss off, stage 2 skipped) into OUT/seed{S}/{variant}, the table in OUT/ablation.md; per seed, "
+        "the world, the stand-ins and stage 1 are made once (by the first variant) and shared",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --ablation (default 0 1 2)")
     return parser

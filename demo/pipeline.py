@@ -182,30 +182,28 @@ def _progress_bar(total: int, description: str) -> tuple[Any, Callable[[int, flo
     return bar, lambda step, loss: (bar.update(), bar.set_postfix(loss=f"{loss:.3f}"))
 
 
-def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -> dict[str, Any]:
-    """Run every phase into `out_dir`; returns the metrics also written to `out_dir/metrics.json`."""
-    from pite.core.file_writing import write_text
+@dataclass(frozen=True)
+class Foundation:
+    """What every recipe variant of one seed starts from: the world, the processor, the untrained PiTe around the
+    pretrained stand-ins (`untrained_dir`) and the frozen tower's feature caches, with the stand-ins' losses."""
+
+    manifest: Any
+    processor: Any
+    untrained_dir: Path
+    video_cache: Path
+    image_cache: Path
+    frame_encoder: dict[str, float]
+    language_model: dict[str, float]
+
+
+def _build_foundation(out: Path, settings: DemoSettings, phases: Any, phase_done: Callable[[str], None]) -> Foundation:
+    """Phases 1-4 (module docstring) into `out`."""
     from pite.data.feature_cache import extract_features
     from pite.demo.text_pretraining import pack_corpus, pretrain_language_model
     from pite.demo.vision_pretraining import pretrain_frame_encoder
     from pite.demo.world import generate_world
     from pite.demo.world.scene import WorldConfig
     from pite.modeling_pite import PiTeForConditionalGeneration
-    from pite.training import train_stage
-
-    settings = settings or DemoSettings()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(settings.seed)
-    timings: dict[str, float] = {}
-    phases = tqdm(total=7, desc="pite demo", unit="phase")
-    clock = time.perf_counter()
-
-    def phase_done(name: str) -> None:
-        nonlocal clock
-        timings[name] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        phases.update()
 
     phases.set_postfix_str("synthetic world")
     manifest = generate_world(
@@ -266,6 +264,79 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     extract_features(model, processor, manifest.train_videos_dir, video_cache, progress=True)
     extract_features(model, processor, manifest.stage1_images_dir, image_cache, progress=True)
     phase_done("build_and_features_s")
+    return Foundation(manifest, processor, untrained_dir, video_cache, image_cache, tower_losses, text_losses)
+
+
+def _shared_run(run_dir: Path, settings: DemoSettings) -> dict[str, Any]:
+    """The metrics of the finished run in `run_dir` whose world, stand-ins and stage 1 this run may reuse: the same
+    settings but for `variant` and `compare_absent_targets` (which act after stage 1)."""
+    path = run_dir / "metrics.json"
+    if not path.is_file() or not (run_dir / "checkpoints" / "stage1").is_dir():
+        raise FileNotFoundError(f"{run_dir}: not a finished demo run (no metrics.json or checkpoints/stage1)")
+    metrics = json.loads(path.read_text())
+    after_stage1 = {"variant", "compare_absent_targets"}
+    wanted = json.loads(json.dumps(dataclasses.asdict(settings)))  # through JSON, as the saved settings went
+    differing = sorted(k for k in wanted if k not in after_stage1 and metrics["settings"].get(k) != wanted[k])
+    if differing:
+        raise ValueError(
+            f"{run_dir} was run with other settings ({', '.join(differing)}): its stage 1 is not this one's"
+        )
+    return {**metrics, "run_dir": run_dir}
+
+
+def _reused_foundation(shared: dict[str, Any]) -> Foundation:
+    from pite.demo.world import WorldManifest
+    from pite.processing import PiTeProcessor
+
+    run_dir = shared["run_dir"]
+    untrained_dir = run_dir / "checkpoints" / "untrained"
+    return Foundation(
+        WorldManifest.load(run_dir / "data"),
+        PiTeProcessor.from_pretrained(untrained_dir),
+        untrained_dir,
+        run_dir / "features" / "videos",
+        run_dir / "features" / "images",
+        shared["frame_encoder"],
+        shared["language_model"],
+    )
+
+
+def run_demo(
+    out_dir: str | os.PathLike, settings: DemoSettings | None = None, shared_from: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """Run every phase into `out_dir`; returns the metrics also written to `out_dir/metrics.json`.
+
+    `shared_from`: a finished run of the same settings but another `variant` (`_shared_run`). Its world, stand-ins,
+    feature caches and stage-1 checkpoint are used where they are instead of being made again: they would be the
+    same bytes (same seed), and the ablation's variants differ from stage 2 on.
+    """
+    from pite.core.file_writing import write_text
+    from pite.modeling_pite import PiTeForConditionalGeneration
+    from pite.training import train_stage
+
+    settings = settings or DemoSettings()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    timings: dict[str, float] = {}
+    phases = tqdm(total=7, desc="pite demo", unit="phase")
+    clock = time.perf_counter()
+
+    def phase_done(name: str) -> None:
+        nonlocal clock
+        timings[name] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        phases.update()
+
+    shared = _shared_run(Path(shared_from), settings) if shared_from is not None else None
+    if shared is None:
+        foundation = _build_foundation(out, settings, phases, phase_done)
+    else:
+        foundation = _reused_foundation(shared)
+        for name in ("data_and_tokenizer_s", "pretraining_s", "build_and_features_s"):
+            phase_done(name)  # nothing done here: the shared run's own times are in its metrics
+    manifest, processor = foundation.manifest, foundation.processor
+    untrained_dir, video_cache, image_cache = foundation.untrained_dir, foundation.video_cache, foundation.image_cache
 
     phases.set_postfix_str("training stages 1 -> 2 -> 3")
     common = dict(
@@ -317,15 +388,19 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     rehearse = settings.stage3_rehearsal and settings.variant != "no_stage2"
     rehearsal = {3: dict(rehearsal_data_files=[manifest.stage2_annotations])} if rehearse else {}
     previous = str(untrained_dir)
+    if shared is not None:
+        previous = str(shared["run_dir"] / "checkpoints" / "stage1")
+        training_log["stage1"] = shared["training"]["stage1"]
+    stage1_dir = previous if shared is not None else str(out / "checkpoints" / "stage1")
     for stage in stages:
-        if stage == 2 and settings.variant == "no_stage2":
+        if (stage == 2 and settings.variant == "no_stage2") or (stage == 1 and shared is not None):
             continue
         previous = run_stage(stage, previous, f"stage{stage}", **rehearsal.get(stage, {}))
     other_absent_targets = "regress" if settings.absent_targets == "mask" else "mask"
     if settings.compare_absent_targets:
         run_stage(
             2,
-            str(out / "checkpoints" / "stage1"),
+            stage1_dir,
             f"stage2-{other_absent_targets}",
             absent_targets=other_absent_targets,
         )
@@ -395,8 +470,9 @@ def run_demo(out_dir: str | os.PathLike, settings: DemoSettings | None = None) -
     metrics = {
         "settings": dataclasses.asdict(settings),
         "world_counts": manifest.counts,
-        "frame_encoder": tower_losses,
-        "language_model": text_losses,
+        "frame_encoder": foundation.frame_encoder,
+        "language_model": foundation.language_model,
+        "stage1_from": str(shared["run_dir"]) if shared is not None else None,
         "parameters": sum(p.numel() for p in trained.parameters()),
         "training": training_log,
         "evaluation": evaluation,

@@ -1,5 +1,6 @@
 """`pite demo --ablation`: the variants train what they say, and the table is the mean and spread over seeds."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from pite.demo.ablation import ABLATION_SCORES, render_table, run_scores, summarise
+from pite.demo.pipeline import DemoSettings, run_demo
 
 
 def _metrics(l1, centre, miou, random_miou, qa, majority):
@@ -57,16 +59,44 @@ def test_quick_ablation_runs_each_variant_with_what_it_names(tmp_path):
     assert stage2["loss"] == pytest.approx(stage2["lm_loss"], abs=1e-3)
     full2 = runs["full"]["training"]["stage2"]["last"]
     assert full2["loss"] > full2["lm_loss"] + 1e-3
-    # the three variants share stage 1 (same seed, same world, stage 1's point loss in all): the same stage-1 losses
-    assert runs["no_stage2"]["training"]["stage1"] == runs["full"]["training"]["stage1"]
-    assert runs["no_trajectory_loss"]["training"]["stage1"] == runs["full"]["training"]["stage1"]
+    # the three variants share stage 1 (same seed, same world, stage 1's point loss in all): the later ones use the
+    # first one's instead of training the same bytes again
+    full_dir = out / "seed0" / "full"
+    for variant in ("no_stage2", "no_trajectory_loss"):
+        assert (
+            runs[variant]["stage1_from"] == str(full_dir)
+            and runs[variant]["training"]["stage1"] == (runs["full"]["training"]["stage1"])
+        )
+        assert not (out / "seed0" / variant / "checkpoints" / "stage1").exists()
+        assert not (out / "seed0" / variant / "data").exists()
+    assert runs["full"]["stage1_from"] is None
+
+    # and what follows stage 1 is what a run making its own stage 1 gets: no_stage2 from scratch, same numbers
+    alone = run_demo(
+        tmp_path / "alone",
+        dataclasses.replace(DemoSettings.quick(), variant="no_stage2", compare_absent_targets=False),
+    )
+    assert alone["training"] == runs["no_stage2"]["training"]
+    assert alone["evaluation"]["qa"] == runs["no_stage2"]["evaluation"]["qa"]
+    assert alone["evaluation"]["trajectory"]["trained"] == runs["no_stage2"]["evaluation"]["trajectory"]["trained"]
+
+
+def test_a_shared_run_with_other_settings_is_refused(tmp_path):
+    from pite.demo.pipeline import _shared_run
+
+    settings = DemoSettings.quick()
+    (tmp_path / "checkpoints" / "stage1").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="not a finished demo run"):
+        _shared_run(tmp_path / "checkpoints", settings)
+    saved = dataclasses.asdict(dataclasses.replace(settings, variant="no_stage2", compare_absent_targets=False))
+    (tmp_path / "metrics.json").write_text(json.dumps({"settings": saved}))
+    assert _shared_run(tmp_path, settings)["run_dir"] == tmp_path  # variant and the comparison act after stage 1
+    with pytest.raises(ValueError, match=r"other settings \(seed, stage_epochs\): its stage 1 is not this one's"):
+        _shared_run(tmp_path, dataclasses.replace(settings, seed=3, stage_epochs=(2, 1, 1)))
 
 
 def test_a_finished_run_is_reused_only_with_the_same_settings(tmp_path):
-    import dataclasses
-
     from pite.demo.ablation import finished_run
-    from pite.demo.pipeline import DemoSettings
 
     settings = dataclasses.replace(DemoSettings.quick(), variant="no_stage2", compare_absent_targets=False)
     assert finished_run(tmp_path, settings) is None
