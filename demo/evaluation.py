@@ -5,7 +5,9 @@ Everything runs through `pite.eval` (readers, `PiTeGenerator`, `evaluate_traject
 - trajectories: teacher-forced on the held-out videos' stage-2 conversations (masked L1 in normalised coordinates
   and PCK), against the constant-centre prediction and against the untrained model;
 - temporal grounding on the held-out ActivityNet-Captions-format file (mIoU, R@1, VTimeLLM's "reference" protocol as
-  in the paper's table), against uniformly random intervals (seeded, mean over 100 draws, same protocol);
+  in the paper's table), against uniformly random intervals (seeded, mean over 100 draws, same protocol) and against
+  one span answered to every query, the one that scores best on the training events (`constant_span_answer`): what
+  a model that learnt only where events tend to lie, and nothing of the video, would reach;
 - video QA on the held-out ActivityNet-QA-format files: exact match of the normalised answer (the world's answers are
   a closed set, so no LLM judge is needed), against answering each question with the most frequent training answer
   of its question kind;
@@ -50,20 +52,57 @@ def _answers(generator: PiTeGenerator, records: list) -> list[str]:
     return [output if isinstance(output, str) else "" for output in outputs]
 
 
-def grounding_evaluation(model, processor, captions_file: str, videos_dir: str, seed: int = 0) -> dict[str, Any]:
+def training_event_fractions(trajectories_file: str) -> np.ndarray:
+    """(E, 2) start and end of every event of a PiTe-143k-style file, as fractions of its video's duration."""
+    spans = []
+    for line in Path(trajectories_file).read_text().splitlines():
+        record = json.loads(line)
+        spans += [
+            (event["start"] / record["duration"], event["end"] / record["duration"]) for event in record["events"]
+        ]
+    return np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+
+
+def constant_span_answer(event_fractions: np.ndarray, num_frames: int) -> str:
+    """The one answer "From SS to EE." (frame indices of `num_frames`) whose span has the highest mean IoU with the
+    given events (fractions of their videos, as VTimeLLM's reference scoring compares them)."""
+    if len(event_fractions) == 0:
+        raise ValueError("no events to choose a span from")
+    first, last = np.triu_indices(num_frames, k=1)  # every span start < end
+    starts, ends = first[:, None] / num_frames, last[:, None] / num_frames
+    overlap = np.clip(np.minimum(ends, event_fractions[:, 1]) - np.maximum(starts, event_fractions[:, 0]), 0, None)
+    union = np.maximum(ends, event_fractions[:, 1]) - np.minimum(starts, event_fractions[:, 0])
+    best = int(np.argmax((overlap / union).mean(axis=1)))
+    return f"From {first[best]:02d} to {last[best]:02d}."
+
+
+def grounding_evaluation(
+    model, processor, captions_file: str, videos_dir: str, training_events: np.ndarray, seed: int = 0
+) -> dict[str, Any]:
+    """`training_events`: (E, 2) training events as fractions of their videos (`training_event_fractions`), for the
+    constant-span baseline."""
     records = read_activitynet_captions(captions_file, videos_dir, task="grounding").records
     answers = _answers(PiTeGenerator(model, processor), records)
-    references = [r.intervals[0] for r in records]
-    # Scored as the paper's table was (VTimeLLM's evaluation code: the "reference" protocol), and so is the baseline.
-    scores = grounding_text_scores(answers, references, [r.duration for r in records], model.config.num_frames)
+    references, durations = [r.intervals[0] for r in records], [r.duration for r in records]
+    num_frames = model.config.num_frames
+    # Scored as the paper's table was (VTimeLLM's evaluation code: the "reference" protocol), and so are the baselines.
+    scores = grounding_text_scores(answers, references, durations, num_frames)
     rng = np.random.default_rng(seed)
     random_mious = [
         grounding_scores([tuple(sorted(rng.uniform(0, r.duration, size=2))) for r in records], references)["mIoU"]
         for _ in range(100)
     ]
+    constant = constant_span_answer(training_events, num_frames)
+    answered = Counter(answers)
     return {
         "model": scores,
         "random_interval_mIoU": float(np.mean(random_mious)),
+        "constant_span": {
+            "answer": constant,
+            "mIoU": grounding_text_scores([constant] * len(records), references, durations, num_frames)["mIoU"],
+        },
+        "distinct_answers": len(answered),
+        "most_common_answer": list(answered.most_common(1)[0]),
         "examples": [
             {"question": r.query, "answer": a, "truth": list(r.intervals[0])}
             for r, a in list(zip(records, answers))[:5]

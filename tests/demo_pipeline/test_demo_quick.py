@@ -45,6 +45,7 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
         "trajectory_vs_constant_centre",
         "trajectory_vs_untrained",
         "grounding_vs_random_interval",
+        "grounding_vs_constant_span",
         "qa_vs_majority",
         "grounded_words_vs_every_word",
     }
@@ -62,6 +63,9 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     report = (out / "report.md").read_text()
     assert "| temporal grounding | mIoU (%)" in report and "Held-out example" in report
     assert "| L1 | all tokens | first token |" in report and "| trained PiTe | " in report
+    grounding = evaluation["grounding"]
+    assert f'best on the training events ("{grounding["constant_span"]["answer"]}")' in report
+    assert 1 <= grounding["distinct_answers"] <= grounding["model"]["num_queries"]
     assert "| grounded words, shipped model (mask) | precision / recall / F1 (%)" in report
     assert "| grounded words, stage 2 retrained with the other absent_targets (regress) |" in report
     assert 'The shipped model was trained with `absent_targets="mask"`' in report
