@@ -25,6 +25,7 @@ ABLATION_SCORES = (
     ("trajectory_L1_vs_centre", "trajectory L1 / constant centre", "lower"),
     ("grounding_mIoU", "grounding mIoU (%)", "higher"),
     ("grounding_mIoU_vs_random", "grounding mIoU / random interval", "higher"),
+    ("grounding_mIoU_over_constant_span", "grounding mIoU - one span for every query (points)", "higher"),
     ("qa_accuracy", "QA accuracy (%)", "higher"),
     ("qa_over_majority", "QA accuracy - majority per kind (points)", "higher"),
 )
@@ -39,6 +40,7 @@ def run_scores(metrics: dict[str, Any]) -> dict[str, float]:
         "trajectory_L1_vs_centre": trajectory["trained"]["L1"] / trajectory["constant_centre"]["L1"],
         "grounding_mIoU": grounding["model"]["mIoU"],
         "grounding_mIoU_vs_random": grounding["model"]["mIoU"] / grounding["random_interval_mIoU"],
+        "grounding_mIoU_over_constant_span": grounding["model"]["mIoU"] - grounding["constant_span"]["mIoU"],
         "qa_accuracy": qa["model_accuracy"],
         "qa_over_majority": qa["model_accuracy"] - qa["majority_accuracy"],
     }

@@ -12,11 +12,15 @@ from pite.demo.ablation import ABLATION_SCORES, render_table, run_scores, summar
 from pite.demo.pipeline import DemoSettings, run_demo
 
 
-def _metrics(l1, centre, miou, random_miou, qa, majority):
+def _metrics(l1, centre, miou, random_miou, qa, majority, constant_miou=25.0):
     return {
         "evaluation": {
             "trajectory": {"trained": {"L1": l1}, "constant_centre": {"L1": centre}},
-            "grounding": {"model": {"mIoU": miou}, "random_interval_mIoU": random_miou},
+            "grounding": {
+                "model": {"mIoU": miou},
+                "random_interval_mIoU": random_miou,
+                "constant_span": {"answer": "From 10 to 90.", "mIoU": constant_miou},
+            },
             "qa": {"model_accuracy": qa, "majority_accuracy": majority},
         }
     }
@@ -29,6 +33,7 @@ def test_scores_and_summary_are_the_mean_and_sample_spread_over_seeds():
     )
     assert first["trajectory_L1_vs_centre"] == pytest.approx(0.5) and first["grounding_mIoU_vs_random"] == 1.5
     assert first["qa_over_majority"] == 10.0 and set(first) == {key for key, _, _ in ABLATION_SCORES}
+    assert first["grounding_mIoU_over_constant_span"] == 5.0
     summary = summarise({"full": {0: first, 1: second}, "no_stage2": {0: second}})
     assert summary["full"]["trajectory_L1"]["mean"] == pytest.approx(0.25)
     assert summary["full"]["grounding_mIoU"]["std"] == pytest.approx(np.std([30, 36], ddof=1))
