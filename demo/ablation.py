@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import ABLATION_VARIANTS, DemoSettings, run_demo
+from .pipeline import ABLATION_VARIANTS, DemoSettings, run_demo, settings_differences
 
 # (key, label, better): the scores of one run that the table reports.
 ABLATION_SCORES = (
@@ -85,9 +85,7 @@ def finished_run(run_dir: Path, settings: DemoSettings) -> dict[str, Any] | None
     if not path.is_file():
         return None
     metrics = json.loads(path.read_text())
-    # JSON turns the settings' tuples into lists: compare through the same round trip.
-    wanted = json.loads(json.dumps(dataclasses.asdict(settings)))
-    return metrics if metrics.get("settings") == wanted else None
+    return None if settings_differences(metrics.get("settings"), settings) else metrics
 
 
 def run_ablation(

@@ -267,6 +267,15 @@ def _build_foundation(out: Path, settings: DemoSettings, phases: Any, phase_done
     return Foundation(manifest, processor, untrained_dir, video_cache, image_cache, tower_losses, text_losses)
 
 
+def settings_differences(saved: dict[str, Any] | None, settings: DemoSettings, ignore: set[str] = frozenset()) -> list:
+    """The names of the fields in which a run's saved settings (`metrics.json`'s "settings") differ from `settings`,
+    outside `ignore`; a run without saved settings differs in every field."""
+    # JSON turns the settings' tuples into lists: compare through the same round trip.
+    wanted = json.loads(json.dumps(dataclasses.asdict(settings)))
+    saved = saved or {}
+    return sorted(key for key in set(wanted) | set(saved) if key not in ignore and saved.get(key) != wanted.get(key))
+
+
 def _shared_run(run_dir: Path, settings: DemoSettings) -> dict[str, Any]:
     """The metrics of the finished run in `run_dir` whose world, stand-ins and stage 1 this run may reuse: the same
     settings but for `variant` and `compare_absent_targets` (which act after stage 1)."""
@@ -274,9 +283,7 @@ def _shared_run(run_dir: Path, settings: DemoSettings) -> dict[str, Any]:
     if not path.is_file() or not (run_dir / "checkpoints" / "stage1").is_dir():
         raise FileNotFoundError(f"{run_dir}: not a finished demo run (no metrics.json or checkpoints/stage1)")
     metrics = json.loads(path.read_text())
-    after_stage1 = {"variant", "compare_absent_targets"}
-    wanted = json.loads(json.dumps(dataclasses.asdict(settings)))  # through JSON, as the saved settings went
-    differing = sorted(k for k in wanted if k not in after_stage1 and metrics["settings"].get(k) != wanted[k])
+    differing = settings_differences(metrics.get("settings"), settings, ignore={"variant", "compare_absent_targets"})
     if differing:
         raise ValueError(
             f"{run_dir} was run with other settings ({', '.join(differing)}): its stage 1 is not this one's"
@@ -387,13 +394,14 @@ def run_demo(
 
     rehearse = settings.stage3_rehearsal and settings.variant != "no_stage2"
     rehearsal = {3: dict(rehearsal_data_files=[manifest.stage2_annotations])} if rehearse else {}
-    previous = str(untrained_dir)
-    if shared is not None:
-        previous = str(shared["run_dir"] / "checkpoints" / "stage1")
+    if shared is None:
+        stage1_dir = run_stage(1, str(untrained_dir), "stage1")
+    else:
+        stage1_dir = str(shared["run_dir"] / "checkpoints" / "stage1")
         training_log["stage1"] = shared["training"]["stage1"]
-    stage1_dir = previous if shared is not None else str(out / "checkpoints" / "stage1")
-    for stage in stages:
-        if (stage == 2 and settings.variant == "no_stage2") or (stage == 1 and shared is not None):
+    previous = stage1_dir
+    for stage in (2, 3):
+        if stage == 2 and settings.variant == "no_stage2":
             continue
         previous = run_stage(stage, previous, f"stage{stage}", **rehearsal.get(stage, {}))
     other_absent_targets = "regress" if settings.absent_targets == "mask" else "mask"
@@ -621,11 +629,8 @@ def render_report(metrics: dict[str, Any]) -> str:
         "points (where things are, not which one is named) and every point at its own object's mean position (the "
         "right object, held still).",
         "",
-        *(
-            [phrase_position_table(trajectory["by_phrase_position"], "trained PiTe"), ""]
-            if "by_phrase_position" in trajectory
-            else []
-        ),
+        phrase_position_table(trajectory["by_phrase_position"], "trained PiTe"),
+        "",
         "QA by question kind, correct answers (model / majority answer): "
         + "; ".join(
             f"{kind}: {counts['model_correct']} / {counts['majority_correct']} of {counts['questions']}"
