@@ -11,6 +11,9 @@ Everything runs through `pite.eval` (readers, `PiTeGenerator`, `evaluate_traject
 - video QA on the held-out ActivityNet-QA-format files: exact match of the normalised answer (the world's answers are
   a closed set, so no LLM judge is needed), against answering each question with the most frequent training answer
   of its question kind;
+- the frozen frame encoder on its own: each colour's centre read linearly from every sampled frame's feature
+  (`frame_encoder_readout`), against the object held still at its mean position: how much of where things move the
+  features hold, whatever the LLM above them makes of it;
 - grounded words: teacher-forced on the held-out captions, the words `post_process_generation` reports as grounded
   (without `phrases=`) against the world's truth (the words of its object phrases), precision and recall, against
   reporting every word.
@@ -164,6 +167,52 @@ def trajectory_evaluation(
             after_stage2, processor, trajectories_file, videos_dir, progress=False
         ).scores
     return scores
+
+
+@torch.no_grad()
+def frame_encoder_readout(model, processor, manifest, video_cache: str | Path) -> dict[str, Any]:
+    """`pite.demo.vision_pretraining.per_colour_readout` of the model's frozen tower: fitted on the training videos'
+    cached features, scored on the held-out videos' sampled frames (read and encoded as the model reads them), with
+    each colour's centre taken from the renderer's labels of the same frames."""
+    from pite.data.feature_cache import FeatureCache
+    from pite.demo.vision_pretraining import colour_position_targets, per_colour_readout
+    from pite.demo.world import make_video
+    from pite.demo.world.scene import WorldConfig
+    from pite.processing.video_reading_pite import sample_frame_indices
+
+    config = WorldConfig.from_dict(manifest.config)
+    num_frames = processor.num_frames
+
+    def targets(split: str, name: str) -> np.ndarray:
+        video = make_video(config, manifest.seed, split, int(Path(name).stem.rsplit("_", 1)[1]))
+        frames = sample_frame_indices(len(video.frames), num_frames)
+        objects = video.scene.objects
+        return colour_position_targets(
+            video.labels[frames],
+            [o.colour for o in objects],
+            [o.shape for o in objects],
+            config.colours,
+            config.shapes,
+        )
+
+    cache = FeatureCache(video_cache)
+    names = sorted(cache.index["entries"])
+    train_features = np.concatenate([cache.load(name).float().numpy() for name in names])
+    train_targets = np.concatenate([targets("train", name) for name in names])
+    eval_features, eval_targets, eval_videos = [], [], []
+    for path in sorted(Path(manifest.eval_videos_dir).glob("*.mp4")):
+        pixels = processor(videos=[str(path)], return_tensors="pt")["pixel_values_videos"]
+        eval_features.append(model.model.get_video_features(pixels.to(model.dtype)).pooler_output[0].float().numpy())
+        eval_targets.append(targets("eval", path.name))
+        eval_videos += [path.stem] * num_frames
+    return per_colour_readout(
+        train_features,
+        train_targets,
+        np.concatenate(eval_features),
+        np.concatenate(eval_targets),
+        np.asarray(eval_videos),
+        num_shapes=len(config.shapes),
+    )
 
 
 def _precision_recall(reported: int, true: int, hits: int) -> dict[str, float]:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -60,7 +61,11 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     by_position = evaluation["trajectory"]["by_phrase_position"]
     assert by_position["all"]["model"] == evaluation["trajectory"]["trained"]
     assert by_position["all"]["constant_centre"] == evaluation["trajectory"]["constant_centre"]
+    readout = evaluation["frame_encoder_readout"]
+    assert readout["num_points"] > 0 and 0 <= readout["object_mean_L1"] < readout["constant_centre_L1"]
+    assert np.isfinite(readout["readout_L1"])
     report = (out / "report.md").read_text()
+    assert f"is off by L1 {readout['readout_L1']:.3f}, against {readout['object_mean_L1']:.3f}" in report
     assert "| temporal grounding | mIoU (%)" in report and "Held-out example" in report
     assert "| L1 | all tokens | first token |" in report and "| trained PiTe | " in report
     grounding = evaluation["grounding"]

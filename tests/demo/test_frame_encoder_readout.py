@@ -1,0 +1,79 @@
+"""The demo's read-out of the frozen frame encoder: each colour's centre, read linearly from a frame's feature."""
+
+import numpy as np
+import pytest
+
+from pite.demo.vision_pretraining import per_colour_readout
+
+NUM_COLOURS, NUM_SHAPES = 2, 3
+
+
+def targets_of(present: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """(M, C) presence and (M, C, 2) centres -> (M, C * (3 + S)) rows as `colour_position_targets` lays them out."""
+    rows = np.zeros((len(present), NUM_COLOURS, 3 + NUM_SHAPES), dtype=np.float32)
+    rows[..., 0] = present
+    rows[..., 1:3] = np.where(present[..., None], centres, 0.0)
+    rows[..., 3] = present
+    return rows.reshape(len(present), -1)
+
+
+MIXING = np.random.default_rng(123).normal(size=(NUM_COLOURS * 2, 16))  # one frame encoder for every split
+
+
+def world(rng: np.random.Generator, frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames whose features hold each colour's centre linearly, colour 1 absent in every third frame."""
+    centres = rng.uniform(0.1, 0.9, size=(frames, NUM_COLOURS, 2))
+    present = np.ones((frames, NUM_COLOURS), dtype=bool)
+    present[::3, 1] = False
+    features = np.where(present.repeat(2, axis=1), centres.reshape(frames, -1), 0.0) @ MIXING
+    return features, present, centres
+
+
+def test_a_linear_encoding_is_read_exactly_and_beats_holding_the_object_still():
+    rng = np.random.default_rng(0)
+    train_x, train_present, train_centres = world(rng, 300)
+    eval_x, eval_present, eval_centres = world(rng, 60)
+    videos = np.repeat(["a", "b", "c"], 20)
+    scores = per_colour_readout(
+        train_x, targets_of(train_present, train_centres), eval_x, targets_of(eval_present, eval_centres), videos, 3
+    )
+    assert scores["readout_L1"] < 1e-3
+    assert scores["num_points"] == int(eval_present.sum())
+    # Held still: every visible centre at its own video's mean for that colour, computed by hand.
+    errors = []
+    for video in "abc":
+        for colour in range(NUM_COLOURS):
+            rows = (videos == video) & eval_present[:, colour]
+            points = eval_centres[rows, colour]
+            errors += list(np.abs(points - points.mean(axis=0)).sum(-1))
+    assert scores["object_mean_L1"] == pytest.approx(np.mean(errors))
+    centre = np.abs(eval_centres - 0.5).sum(-1)[eval_present].mean()
+    assert scores["constant_centre_L1"] == pytest.approx(centre)
+    assert scores["readout_L1"] < scores["object_mean_L1"] < scores["constant_centre_L1"]
+
+
+def test_features_that_hold_no_position_read_no_better_than_the_centre():
+    rng = np.random.default_rng(1)
+    _, train_present, train_centres = world(rng, 400)
+    _, eval_present, eval_centres = world(rng, 100)
+    scores = per_colour_readout(
+        rng.normal(size=(400, 16)),
+        targets_of(train_present, train_centres),
+        rng.normal(size=(100, 16)),
+        targets_of(eval_present, eval_centres),
+        np.zeros(100),
+        NUM_SHAPES,
+    )
+    assert scores["readout_L1"] > 0.9 * scores["constant_centre_L1"]
+
+
+def test_mismatched_rows_are_refused():
+    rng = np.random.default_rng(2)
+    x, present, centres = world(rng, 10)
+    with pytest.raises(ValueError, match="one row per frame"):
+        per_colour_readout(x, targets_of(present, centres)[:-1], x, targets_of(present, centres), np.zeros(10), 3)
+    with pytest.raises(ValueError, match="9 video ids for 10"):
+        per_colour_readout(x, targets_of(present, centres), x, targets_of(present, centres), np.zeros(9), 3)
+    with pytest.raises(ValueError, match="no colour is visible"):
+        none = targets_of(np.zeros_like(present), centres)
+        per_colour_readout(x, targets_of(present, centres), x, none, np.zeros(10), 3)
