@@ -20,6 +20,15 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         "the world, the stand-ins and stage 1 are made once (by the first variant) and shared",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --ablation (default 0 1 2)")
+    parser.add_argument(
+        "--probe-stand-in",
+        action="store_true",
+        help="instead of the demo: train the demo's stand-in LLM architecture from scratch to read the span of a "
+        "repeated word among --probe-positions words and answer it in the demo's grounding format "
+        "(`pite.demo.counting_probe`); writes OUT/stand_in_probe.json",
+    )
+    parser.add_argument("--probe-steps", type=int, default=2000, help="training steps of --probe-stand-in")
+    parser.add_argument("--probe-positions", type=int, default=100, help="words per sample of --probe-stand-in")
     return parser
 
 
@@ -37,6 +46,11 @@ def run(command: str, args: argparse.Namespace) -> int:
             field="--out",
         )
     settings = DemoSettings.quick() if args.quick else DemoSettings()
+    if args.probe_stand_in:
+        from pite.demo.pipeline import run_stand_in_probe
+
+        run_stand_in_probe(out, dataclasses.replace(settings, seed=args.seed), args.probe_steps, args.probe_positions)
+        return 0
     if args.ablation:
         from pite.demo.ablation import run_ablation
 

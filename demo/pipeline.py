@@ -503,6 +503,37 @@ def run_demo(
     return metrics
 
 
+def run_stand_in_probe(out_dir: str | os.PathLike, settings: DemoSettings, steps: int, num_positions: int) -> dict:
+    """`pite.demo.counting_probe.span_reading_probe` on the stand-in LLM architecture of `settings`, with a tokenizer
+    trained on the probe's texts; writes and prints `out_dir/stand_in_probe.json`."""
+    from pite.core.file_writing import write_text
+    from pite.demo.counting_probe import probe_corpus, span_reading_probe
+    from pite.demo.tokenizer import VIDEO_TOKEN, train_llama_tokenizer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_llama_tokenizer(probe_corpus(num_positions), vocab_size=400)
+    special_ids = dict(
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    config = build_tiny_config(settings, len(tokenizer), tokenizer.convert_tokens_to_ids(VIDEO_TOKEN), special_ids)
+    bar, report = _progress_bar(steps, "stand-in span reading")
+    text_config = config.text_config
+    result = span_reading_probe(text_config, tokenizer, steps, num_positions, seed=settings.seed, progress=report)
+    bar.close()
+    result["text_config"] = {
+        key: getattr(config.text_config, key) for key in ("hidden_size", "num_hidden_layers", "num_attention_heads")
+    }
+    write_text(out / "stand_in_probe.json", json.dumps(result, indent=2, default=float) + "\n")
+    model, constant = result["model"], result["constant_span"]
+    print(
+        f"stand-in span reading after {steps} steps ({result['seconds']:.0f} s), {num_positions} positions: "
+        f"mIoU {model['mIoU']:.1f} vs one span for every query ({constant['answer']!r}) {constant['mIoU']:.1f}; "
+        f"{result['distinct_answers']} distinct answers"
+    )
+    return result
+
+
 def training_qa_pairs(manifest) -> list[tuple[str, str]]:
     """(question, answer) of every training instruction, from both stage-3 files."""
     pairs = [(r["q"], r["a"]) for r in json.loads(Path(manifest.videoinstruct).read_text())]

@@ -1,0 +1,51 @@
+"""The stand-in probe: the demo's LLM architecture, trained on reading the span of a repeated word among N words."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from pite.demo.counting_probe import FILLER_WORDS, score_span_answers, span_query
+from pite.demo.pipeline import DemoSettings, run_stand_in_probe
+
+
+def test_a_query_repeats_its_word_exactly_over_the_answered_span():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        query = span_query(rng, 20)
+        words, question = query.prompt.split(": ", 1)[1].split("\n")
+        words = words.split(" ")
+        queried = re.fullmatch(r"During which frames can we see (\w+)\?", question)[1]
+        assert len(words) == 20 and queried in FILLER_WORDS
+        assert [i for i, word in enumerate(words) if word == queried] == list(range(query.start, query.end + 1))
+        assert query.start < query.end
+        assert query.answer == f"From {query.start:02d} to {query.end:02d}."
+    with pytest.raises(ValueError, match="num_positions >= 4"):
+        span_query(rng, 3)
+
+
+def test_answers_are_scored_as_the_demo_scores_grounding():
+    rng = np.random.default_rng(1)
+    queries = [span_query(rng, 100) for _ in range(10)]
+    assert score_span_answers([q.answer for q in queries], queries, 100)["mIoU"] == 100.0
+    wrong = score_span_answers(["From 00 to 00."] * 10, queries, 100)
+    assert wrong["mIoU"] < 10
+    assert score_span_answers(["no span"] * 10, queries, 100)["num_invalid"] == 10
+
+
+def test_the_probe_trains_the_demo_stand_in_and_writes_its_scores(tmp_path):
+    settings = DemoSettings.quick()
+    result = run_stand_in_probe(tmp_path, settings, steps=40, num_positions=8)
+    saved = json.loads((tmp_path / "stand_in_probe.json").read_text())
+    assert saved["text_config"] == {
+        "hidden_size": settings.text_hidden,
+        "num_hidden_layers": settings.text_layers,
+        "num_attention_heads": 4,
+    }
+    assert saved["steps"] == 40 and saved["num_positions"] == 8
+    assert saved["loss_last"] < saved["loss_first"]  # it learns the answer format at least
+    assert saved["model"]["num_queries"] == saved["constant_span"]["num_queries"] == 200
+    assert saved["model"]["num_invalid"] < 200
+    assert re.fullmatch(r"From \d\d to \d\d\.", saved["constant_span"]["answer"])
+    assert result["model"]["mIoU"] == saved["model"]["mIoU"]
