@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -49,3 +51,14 @@ def test_the_probe_trains_the_demo_stand_in_and_writes_its_scores(tmp_path):
     assert saved["model"]["num_invalid"] < 200
     assert re.fullmatch(r"From \d\d to \d\d\.", saved["constant_span"]["answer"])
     assert result["model"]["mIoU"] == saved["model"]["mIoU"]
+
+
+def test_pite_demo_probe_stand_in_runs_through_the_command(tmp_path):
+    out = tmp_path / "probe"
+    command = [sys.executable, "-m", "pite.cli.main", "demo", "--probe-stand-in", "--quick", "--out", str(out)]
+    command += ["--probe-steps", "5", "--probe-positions", "8"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = json.loads((out / "stand_in_probe.json").read_text())
+    assert saved["steps"] == 5 and saved["num_positions"] == 8
+    assert "stand-in span reading after 5 steps" in result.stdout
