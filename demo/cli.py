@@ -12,7 +12,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a smaller world and fewer steps: a smoke test")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and of training")
     parser.add_argument("--overwrite", action="store_true", help="write into OUT even if it is not empty")
-    parser.add_argument(
+    jobs = parser.add_mutually_exclusive_group()
+    jobs.add_argument(
         "--ablation",
         action="store_true",
         help="the paper's stage-2 ablation: the whole demo per seed (--seeds) and per variant (full recipe, stage 2's "
@@ -20,7 +21,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         "the world, the stand-ins and stage 1 are made once (by the first variant) and shared",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --ablation (default 0 1 2)")
-    parser.add_argument(
+    jobs.add_argument(
         "--probe-stand-in",
         action="store_true",
         help="instead of the demo: train the demo's stand-in LLM architecture from scratch to read the span of a "

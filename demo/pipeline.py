@@ -517,13 +517,12 @@ def run_stand_in_probe(out_dir: str | os.PathLike, settings: DemoSettings, steps
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
     )
     config = build_tiny_config(settings, len(tokenizer), tokenizer.convert_tokens_to_ids(VIDEO_TOKEN), special_ids)
-    bar, report = _progress_bar(steps, "stand-in span reading")
     text_config = config.text_config
+    bar, report = _progress_bar(steps, "stand-in span reading")
     result = span_reading_probe(text_config, tokenizer, steps, num_positions, seed=settings.seed, progress=report)
     bar.close()
-    result["text_config"] = {
-        key: getattr(config.text_config, key) for key in ("hidden_size", "num_hidden_layers", "num_attention_heads")
-    }
+    sizes = ("hidden_size", "num_hidden_layers", "num_attention_heads")
+    result["text_config"] = {key: getattr(text_config, key) for key in sizes}
     write_text(out / "stand_in_probe.json", json.dumps(result, indent=2, default=float) + "\n")
     model, constant = result["model"], result["constant_span"]
     print(
@@ -670,7 +669,11 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"frames where the colour is visible) is off by L1 {readout['readout_L1']:.3f}, against "
         f"{readout['object_mean_L1']:.3f} for the object held still at its mean position and "
         f"{readout['constant_centre_L1']:.3f} for the centre ({readout['num_points']} points): the features the "
-        "adapter reads hold where each object is in every frame.",
+        + (
+            "adapter reads place each object in each frame better than its mean position does."
+            if readout["readout_L1"] < readout["object_mean_L1"]
+            else "adapter reads do not place the objects better than their mean positions."
+        ),
         "",
         "QA by question kind, correct answers (model / majority answer): "
         + "; ".join(

@@ -62,3 +62,10 @@ def test_pite_demo_probe_stand_in_runs_through_the_command(tmp_path):
     saved = json.loads((out / "stand_in_probe.json").read_text())
     assert saved["steps"] == 5 and saved["num_positions"] == 8
     assert "stand-in span reading after 5 steps" in result.stdout
+
+
+def test_the_probe_and_the_ablation_are_not_asked_together(tmp_path):
+    command = [sys.executable, "-m", "pite.cli.main", "demo", "--probe-stand-in", "--ablation", "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "not allowed with argument" in result.stderr and "Traceback" not in result.stderr

@@ -66,6 +66,8 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     assert np.isfinite(readout["readout_L1"])
     report = (out / "report.md").read_text()
     assert f"is off by L1 {readout['readout_L1']:.3f}, against {readout['object_mean_L1']:.3f}" in report
+    better = readout["readout_L1"] < readout["object_mean_L1"]
+    assert ("better than its mean position does" in report) == better
     assert "| temporal grounding | mIoU (%)" in report and "Held-out example" in report
     assert "| L1 | all tokens | first token |" in report and "| trained PiTe | " in report
     grounding = evaluation["grounding"]
