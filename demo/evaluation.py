@@ -169,50 +169,104 @@ def trajectory_evaluation(
     return scores
 
 
+def no_foresight_scores(
+    trajectories_file: str | Path,
+    read_positions: dict[str, np.ndarray],
+    present: dict[str, np.ndarray],
+    colours: tuple[str, ...],
+) -> dict[str, Any]:
+    """Two feature read-outs scored on the trajectory targets of a PiTe-143k-style file, each event's object once.
+
+    "named_colour": every key point of "the red circle" at the red read-out of its frame (what the phrase's last token,
+    predicted after the colour word, could say from the features); "scene": at the mean read-out of the colours
+    present in the frame (what its first words, predicted before the colour is read, could say: where things are,
+    frame by frame, not which one is named); "constant_centre" at (0.5, 0.5). Object phrases are "the {colour} ...".
+
+    Args:
+        read_positions: video file name -> (N, C, 2) read-out per sampled frame and colour.
+        present: video file name -> (N, C) whether each colour is drawn in the frame.
+    """
+    sums = {"named_colour": 0.0, "scene": 0.0, "constant_centre": 0.0}
+    count = 0
+    for line in Path(trajectories_file).read_text().splitlines():
+        record = json.loads(line)
+        positions, shown = read_positions[record["video"]], present[record["video"]]
+        weights = shown / np.maximum(shown.sum(axis=1, keepdims=True), 1)
+        scene = np.where(shown.any(axis=1)[:, None], np.einsum("nc,nck->nk", weights, positions), 0.5)
+        for event in record["events"]:
+            for obj in event["objects"]:
+                target = np.asarray(obj["trajectory"], dtype=np.float64)  # (P, N, 2), -1 where absent
+                visible = (target >= 0).all(axis=-1)
+                named = positions[:, colours.index(obj["phrase"].split()[1])]
+                for name, guess in (("named_colour", named), ("scene", scene), ("constant_centre", 0.5)):
+                    sums[name] += float(np.abs(guess - target).sum(-1)[visible].sum())
+                count += int(visible.sum())
+    if count == 0:
+        raise ValueError(f"{trajectories_file}: no visible trajectory point")
+    return {**{f"{name}_L1": total / count for name, total in sums.items()}, "num_points": count}
+
+
+def no_foresight_reference(scores: dict[str, Any], by_phrase_position: dict[str, Any]) -> dict[str, float]:
+    """`no_foresight_scores` combined as the trajectory split weights a phrase's tokens: "scene" on its first and inner
+    tokens, "named_colour" on its last; as L1 and as a fraction of the constant centre on the same points."""
+    points = {
+        place: by_phrase_position.get(place, {}).get("model", {}).get("num_points") or 0
+        for place in ("first", "inner", "last")
+    }
+    total = sum(points.values())
+    if total == 0:
+        raise ValueError("the trajectory split holds no points")
+    before_colour = points["first"] + points["inner"]
+    l1 = (before_colour * scores["scene_L1"] + points["last"] * scores["named_colour_L1"]) / total
+    return {"L1": l1, "fraction_of_centre": l1 / scores["constant_centre_L1"]}
+
+
 @torch.no_grad()
 def frame_encoder_readout(model, processor, manifest, video_cache: str | Path) -> dict[str, Any]:
     """`pite.demo.vision_pretraining.per_colour_readout` of the model's frozen tower: fitted on the training videos'
     cached features, scored on the held-out videos' sampled frames (read and encoded as the model reads them), with
-    each colour's centre taken from the renderer's labels of the same frames."""
+    each colour's centre taken from the renderer's labels of the same frames; and under "trajectory_targets", the
+    same read-out scored on the held-out trajectory targets (`no_foresight_scores`)."""
     from pite.data.feature_cache import FeatureCache
-    from pite.demo.vision_pretraining import colour_position_targets, per_colour_readout
+    from pite.demo.vision_pretraining import colour_position_targets, fit_colour_readout, per_colour_readout
     from pite.demo.world import make_video
     from pite.demo.world.scene import WorldConfig
     from pite.processing.video_reading_pite import sample_frame_indices
 
     config = WorldConfig.from_dict(manifest.config)
-    num_frames = processor.num_frames
+    num_frames, num_shapes = processor.num_frames, len(config.shapes)
 
     def targets(split: str, name: str) -> np.ndarray:
         video = make_video(config, manifest.seed, split, int(Path(name).stem.rsplit("_", 1)[1]))
         frames = sample_frame_indices(len(video.frames), num_frames)
-        objects = video.scene.objects
-        return colour_position_targets(
-            video.labels[frames],
-            [o.colour for o in objects],
-            [o.shape for o in objects],
-            config.colours,
-            config.shapes,
-        )
+        colours, shapes = [o.colour for o in video.scene.objects], [o.shape for o in video.scene.objects]
+        return colour_position_targets(video.labels[frames], colours, shapes, config.colours, config.shapes)
 
     cache = FeatureCache(video_cache)
     names = sorted(cache.index["entries"])
     train_features = np.concatenate([cache.load(name).float().numpy() for name in names])
     train_targets = np.concatenate([targets("train", name) for name in names])
-    eval_features, eval_targets, eval_videos = [], [], []
+    eval_features, eval_targets = {}, {}
     for path in sorted(Path(manifest.eval_videos_dir).glob("*.mp4")):
         pixels = processor(videos=[str(path)], return_tensors="pt")["pixel_values_videos"]
-        eval_features.append(model.model.get_video_features(pixels.to(model.dtype)).pooler_output[0].float().numpy())
-        eval_targets.append(targets("eval", path.name))
-        eval_videos += [path.stem] * num_frames
-    return per_colour_readout(
+        features = model.model.get_video_features(pixels.to(model.dtype)).pooler_output[0]
+        eval_features[path.name], eval_targets[path.name] = features.float().numpy(), targets("eval", path.name)
+    scores = per_colour_readout(
         train_features,
         train_targets,
-        np.concatenate(eval_features),
-        np.concatenate(eval_targets),
-        np.asarray(eval_videos),
-        num_shapes=len(config.shapes),
+        np.concatenate(list(eval_features.values())),
+        np.concatenate(list(eval_targets.values())),
+        np.repeat(list(eval_features), num_frames),
+        num_shapes,
     )
+    read = fit_colour_readout(train_features, train_targets, num_shapes)
+    scores["trajectory_targets"] = no_foresight_scores(
+        manifest.eval_trajectories,
+        {name: read(features) for name, features in eval_features.items()},
+        {name: rows.reshape(num_frames, -1, 3 + num_shapes)[..., 0] > 0 for name, rows in eval_targets.items()},
+        config.colours,
+    )
+    return scores
 
 
 def _precision_recall(reported: int, true: int, hits: int) -> dict[str, float]:

@@ -419,6 +419,7 @@ def run_demo(
         frame_encoder_readout,
         grounded_word_evaluation,
         grounding_evaluation,
+        no_foresight_reference,
         qa_evaluation,
         training_event_fractions,
         trajectory_evaluation,
@@ -463,6 +464,9 @@ def run_demo(
             if model is not None
         },
     }
+    evaluation["frame_encoder_readout"]["no_foresight"] = no_foresight_reference(
+        evaluation["frame_encoder_readout"]["trajectory_targets"], evaluation["trajectory"]["by_phrase_position"]
+    )
     if settings.compare_absent_targets:
         compared_dir = out / "checkpoints" / f"stage2-{other_absent_targets}"
         compared_model = PiTeForConditionalGeneration.from_pretrained(compared_dir).eval()
@@ -608,6 +612,7 @@ def render_report(metrics: dict[str, Any]) -> str:
     settings, evaluation, example = metrics["settings"], metrics["evaluation"], metrics["example"]
     trajectory, grounding, qa = evaluation["trajectory"], evaluation["grounding"], evaluation["qa"]
     readout = evaluation["frame_encoder_readout"]
+    on_targets, no_foresight = readout["trajectory_targets"], readout["no_foresight"]
     verdict = lambda ok: "yes" if ok else "**no**"  # noqa: E731
     beats = metrics["beats_baselines"]
     lines = [
@@ -673,7 +678,13 @@ def render_report(metrics: dict[str, Any]) -> str:
             "adapter reads place each object in each frame better than its mean position does."
             if readout["readout_L1"] < readout["object_mean_L1"]
             else "adapter reads do not place the objects better than their mean positions."
-        ),
+        )
+        + f" On the trajectory targets (each event's object once, {on_targets['num_points']} points), the named "
+        f"colour's read-out is off by {on_targets['named_colour_L1']:.3f} and the mean read-out of the colours in "
+        f"the frame by {on_targets['scene_L1']:.3f} (centre {on_targets['constant_centre_L1']:.3f}). A model that "
+        "cannot foresee which object a phrase names, but reads the features this well (the scene on a phrase's "
+        f"first and inner tokens, the named colour on its last), would score {no_foresight['L1']:.3f}, "
+        f"{no_foresight['fraction_of_centre']:.2f} of the centre.",
         "",
         "QA by question kind, correct answers (model / majority answer): "
         + "; ".join(

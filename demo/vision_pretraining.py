@@ -10,7 +10,7 @@ choice is stated in the demo report. Only training-split frames are used.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -119,6 +119,35 @@ def pretrain_frame_encoder(
     return tower, {"initial_loss": initial, "final_loss": final}
 
 
+def fit_colour_readout(
+    features: np.ndarray, targets: np.ndarray, num_shapes: int, ridge: float = 1e-2
+) -> Callable[[np.ndarray], np.ndarray]:
+    """One ridge regression per colour from a frame's feature to the colour's centre (x, y), fitted on the frames
+    where the colour is visible. Returns `read(features (M, D)) -> (M, C, 2)`; a colour never seen reads (0.5, 0.5).
+
+    Args:
+        features: (M, D) frame features.
+        targets: (M, C * (3 + S)) from `colour_position_targets`.
+        num_shapes: S.
+    """
+    if features.shape[0] != targets.shape[0]:
+        raise ValueError("features and targets must have one row per frame")
+    wanted = targets.reshape(len(targets), -1, 3 + num_shapes)
+    design = np.concatenate([features, np.ones((len(features), 1))], axis=1).astype(np.float64)
+    weights = np.zeros((wanted.shape[1], design.shape[1], 2))
+    weights[:, -1] = 0.5
+    for colour in range(wanted.shape[1]):
+        rows = wanted[:, colour, 0] > 0
+        if rows.any():
+            x = design[rows]
+            weights[colour] = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ wanted[rows, colour, 1:3])
+
+    def read(frames: np.ndarray) -> np.ndarray:
+        return np.einsum("md,cdk->mck", np.concatenate([frames, np.ones((len(frames), 1))], axis=1), weights)
+
+    return read
+
+
 def per_colour_readout(
     train_features: np.ndarray,
     train_targets: np.ndarray,
@@ -130,11 +159,10 @@ def per_colour_readout(
 ) -> dict[str, float | int]:
     """How well each colour's centre is read linearly from frame features, on frames the read-out never saw.
 
-    One ridge regression per colour maps a frame's feature to the colour's centre (x, y); it is fitted on the training
-    frames where the colour is visible and scored on the evaluation frames where it is visible, with the L1 (x + y) of
-    the trajectory figures. On the same points: "object_mean_L1" puts every centre at the object's own mean position
-    over its video (the right object, held still: what a per-frame read-out has to beat to show motion) and
-    "constant_centre_L1" at (0.5, 0.5).
+    `fit_colour_readout` on the training frames, scored on the evaluation frames where the colour is visible, with
+    the L1 (x + y) of the trajectory figures. On the same points: "object_mean_L1" puts every centre at the object's
+    own mean position over its video (the right object, held still: what a per-frame read-out has to beat to show
+    motion) and "constant_centre_L1" at (0.5, 0.5).
 
     Args:
         train_features, eval_features: (M, D) and (M', D) frame features.
@@ -145,25 +173,17 @@ def per_colour_readout(
     Returns:
         {"readout_L1", "object_mean_L1", "constant_centre_L1", "num_points"}.
     """
-    if train_features.shape[0] != train_targets.shape[0] or eval_features.shape[0] != eval_targets.shape[0]:
+    if eval_features.shape[0] != eval_targets.shape[0]:
         raise ValueError("features and targets must have one row per frame")
     if len(eval_videos) != len(eval_features):
         raise ValueError(f"{len(eval_videos)} video ids for {len(eval_features)} evaluation frames")
-    train = train_targets.reshape(len(train_targets), -1, 3 + num_shapes)
+    read = fit_colour_readout(train_features, train_targets, num_shapes, ridge)
     wanted = eval_targets.reshape(len(eval_targets), -1, 3 + num_shapes)
-    design = np.concatenate([train_features, np.ones((len(train_features), 1))], axis=1).astype(np.float64)
-    design_eval = np.concatenate([eval_features, np.ones((len(eval_features), 1))], axis=1).astype(np.float64)
     visible, truth = wanted[..., 0] > 0, wanted[..., 1:3].astype(np.float64)
     if not visible.any():
         raise ValueError("no colour is visible in any evaluation frame")
-    readout = np.full(truth.shape, 0.5)
     held_still = np.full(truth.shape, 0.5)
     for colour in range(wanted.shape[1]):
-        rows = train[:, colour, 0] > 0
-        if rows.any():
-            x = design[rows]
-            weights = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ train[rows, colour, 1:3])
-            readout[:, colour] = design_eval @ weights
         for video in np.unique(eval_videos):
             frames = (eval_videos == video) & visible[:, colour]
             if frames.any():
@@ -173,7 +193,7 @@ def per_colour_readout(
         return float(np.abs(predicted - truth).sum(-1)[visible].mean())
 
     return {
-        "readout_L1": l1(readout),
+        "readout_L1": l1(read(eval_features)),
         "object_mean_L1": l1(held_still),
         "constant_centre_L1": l1(np.full(truth.shape, 0.5)),
         "num_points": int(visible.sum()),

@@ -1,5 +1,7 @@
 """The demo's read-out of the frozen frame encoder: each colour's centre, read linearly from a frame's feature."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,41 @@ def test_mismatched_rows_are_refused():
     with pytest.raises(ValueError, match="no colour is visible"):
         none = targets_of(np.zeros_like(present), centres)
         per_colour_readout(x, targets_of(present, centres), x, none, np.zeros(10), 3)
+
+
+def test_read_outs_are_scored_on_trajectory_targets_by_hand(tmp_path):
+    from pite.demo.evaluation import no_foresight_reference, no_foresight_scores
+
+    colours = ("red", "blue")
+    # Two frames, one key point per object. Red sits at (0.2, 0.2) then (0.4, 0.2); blue at (0.8, 0.8), absent in
+    # frame 1 (-1). The read-out says red (0.25, 0.2), (0.4, 0.3) and blue (0.8, 0.7), (0.1, 0.1).
+    red = [[[0.2, 0.2], [0.4, 0.2]]]
+    blue = [[[0.8, 0.8], [-1.0, -1.0]]]
+    record = {
+        "video": "v.mp4",
+        "duration": 1.0,
+        "events": [
+            {"caption": "the red circle moves", "objects": [{"phrase": "the red circle", "trajectory": red}]},
+            {"caption": "the blue square stops", "objects": [{"phrase": "the blue square", "trajectory": blue}]},
+        ],
+    }
+    (tmp_path / "t.jsonl").write_text(json.dumps(record) + "\n")
+    positions = np.array([[[0.25, 0.2], [0.8, 0.7]], [[0.4, 0.3], [0.1, 0.1]]])
+    present = np.array([[True, True], [True, False]])
+    scores = no_foresight_scores(tmp_path / "t.jsonl", {"v.mp4": positions}, {"v.mp4": present}, colours)
+    assert scores["num_points"] == 3
+    assert scores["named_colour_L1"] == pytest.approx((0.05 + 0.1 + 0.1) / 3)
+    # Scene: frame 0 is the mean of both read-outs (0.525, 0.45); frame 1 only red is present: (0.4, 0.3).
+    scene = (abs(0.525 - 0.2) + abs(0.45 - 0.2)) + 0.1 + (abs(0.525 - 0.8) + abs(0.45 - 0.8))
+    assert scores["scene_L1"] == pytest.approx(scene / 3)
+    assert scores["constant_centre_L1"] == pytest.approx((0.6 + 0.4 + 0.6) / 3)
+
+    split = {place: {"model": {"num_points": 10}} for place in ("first", "inner", "last")}
+    reference = no_foresight_reference(scores, split)
+    expected = (2 * scores["scene_L1"] + scores["named_colour_L1"]) / 3
+    assert reference["L1"] == pytest.approx(expected)
+    assert reference["fraction_of_centre"] == pytest.approx(expected / scores["constant_centre_L1"])
+    only_last = no_foresight_reference(scores, {"last": {"model": {"num_points": 4}}})
+    assert only_last["L1"] == pytest.approx(scores["named_colour_L1"])
+    with pytest.raises(ValueError, match="no points"):
+        no_foresight_reference(scores, {})

@@ -66,6 +66,11 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     assert np.isfinite(readout["readout_L1"])
     report = (out / "report.md").read_text()
     assert f"is off by L1 {readout['readout_L1']:.3f}, against {readout['object_mean_L1']:.3f}" in report
+    no_foresight = readout["no_foresight"]
+    assert no_foresight["fraction_of_centre"] == pytest.approx(
+        no_foresight["L1"] / readout["trajectory_targets"]["constant_centre_L1"]
+    )
+    assert f"would score {no_foresight['L1']:.3f}, {no_foresight['fraction_of_centre']:.2f} of the centre" in report
     better = readout["readout_L1"] < readout["object_mean_L1"]
     assert ("better than its mean position does" in report) == better
     assert "| temporal grounding | mIoU (%)" in report and "Held-out example" in report
