@@ -30,6 +30,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--probe-steps", type=int, default=2000, help="training steps of --probe-stand-in")
     parser.add_argument("--probe-positions", type=int, default=100, help="words per sample of --probe-stand-in")
+    parser.add_argument(
+        "--probe-layers", type=int, default=None, help="layers of the probed stand-in (default: the demo's)"
+    )
     return parser
 
 
@@ -50,7 +53,9 @@ def run(command: str, args: argparse.Namespace) -> int:
     if args.probe_stand_in:
         from pite.demo.pipeline import run_stand_in_probe
 
-        run_stand_in_probe(out, dataclasses.replace(settings, seed=args.seed), args.probe_steps, args.probe_positions)
+        layers = {} if args.probe_layers is None else {"text_layers": args.probe_layers}
+        probed = dataclasses.replace(settings, seed=args.seed, **layers)
+        run_stand_in_probe(out, probed, args.probe_steps, args.probe_positions)
         return 0
     if args.ablation:
         from pite.demo.ablation import run_ablation

@@ -56,11 +56,11 @@ def test_the_probe_trains_the_demo_stand_in_and_writes_its_scores(tmp_path):
 def test_pite_demo_probe_stand_in_runs_through_the_command(tmp_path):
     out = tmp_path / "probe"
     command = [sys.executable, "-m", "pite.cli.main", "demo", "--probe-stand-in", "--quick", "--out", str(out)]
-    command += ["--probe-steps", "5", "--probe-positions", "8"]
+    command += ["--probe-steps", "5", "--probe-positions", "8", "--probe-layers", "3"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.loads((out / "stand_in_probe.json").read_text())
-    assert saved["steps"] == 5 and saved["num_positions"] == 8
+    assert saved["steps"] == 5 and saved["num_positions"] == 8 and saved["text_config"]["num_hidden_layers"] == 3
     assert "stand-in span reading after 5 steps" in result.stdout
 
 
