@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from transformers import LlamaForCausalLM
 
-from pite.processing import format_time_span
+from pite.data.templates import GROUNDING_ANSWER, GROUNDING_QUESTION
+from pite.processing import format_frame_index
 
 FILLER_WORDS = ("red", "green", "blue", "yellow", "purple", "circle", "square", "triangle")
-QUESTION = "During which frames can we see {word}?"
 
 
 @dataclass(frozen=True)
@@ -55,19 +55,20 @@ def span_query(rng: np.random.Generator, num_positions: int, words: Sequence[str
     end = int(min(num_positions - 1, start + rng.integers(1, max(2, num_positions // 2))))
     sequence = [others[int(i)] for i in rng.integers(len(others), size=num_positions)]
     sequence[start : end + 1] = [words[queried]] * (end - start + 1)
-    question = QUESTION.format(word=words[queried])
+    question = GROUNDING_QUESTION.format(words[queried])
     prompt = f"This is a video with {num_positions} frames: {' '.join(sequence)}\n{question}"
-    span = format_time_span(float(start), float(end), float(num_positions), num_positions)
-    return SpanQuery(prompt, f"{span[0].upper()}{span[1:]}.", start, end)
+    answer = GROUNDING_ANSWER.format(
+        start=format_frame_index(start, num_positions), end=format_frame_index(end, num_positions)
+    )
+    return SpanQuery(prompt, answer, start, end)
 
 
 def probe_corpus(num_positions: int) -> list[str]:
     """Texts for the probe's tokenizer: the words, the question, every answer index."""
     rng = np.random.default_rng(0)
+    indices = [format_frame_index(index, num_positions) for index in range(num_positions)]
     texts = [f"{q.prompt} {q.answer}" for q in (span_query(rng, num_positions) for _ in range(200))]
-    texts += [
-        format_time_span(float(s), float(s), float(num_positions), num_positions) for s in range(num_positions)
-    ] * 5
+    texts += [f"from {index} to {index}" for index in indices] * 5  # the processor's lower-case time-span form
     return texts
 
 

@@ -36,7 +36,7 @@ from pite.eval.datasets import read_activitynet_captions, read_activitynet_qa
 from pite.eval.grounding import grounding_scores, grounding_text_scores
 from pite.eval.model_runner import PiTeGenerator
 from pite.eval.trajectory_runner import evaluate_trajectories
-from pite.modeling_pite.losses_pite import IGNORE_INDEX
+from pite.modeling_pite.losses_pite import IGNORE_INDEX, valid_point_mask
 from pite.processing import format_time_span
 from pite.processing.postprocessing_pite import WORD_PATTERN
 
@@ -196,7 +196,7 @@ def no_foresight_scores(
         for event in record["events"]:
             for obj in event["objects"]:
                 target = np.asarray(obj["trajectory"], dtype=np.float64)  # (P, N, 2), -1 where absent
-                visible = (target >= 0).all(axis=-1)
+                visible = valid_point_mask(torch.from_numpy(target)).numpy()
                 named = positions[:, colours.index(obj["phrase"].split()[1])]
                 for name, guess in (("named_colour", named), ("scene", scene), ("constant_centre", 0.5)):
                     sums[name] += float(np.abs(guess - target).sum(-1)[visible].sum())
@@ -251,15 +251,14 @@ def frame_encoder_readout(model, processor, manifest, video_cache: str | Path) -
         pixels = processor(videos=[str(path)], return_tensors="pt")["pixel_values_videos"]
         features = model.model.get_video_features(pixels.to(model.dtype)).pooler_output[0]
         eval_features[path.name], eval_targets[path.name] = features.float().numpy(), targets("eval", path.name)
+    read = fit_colour_readout(train_features, train_targets, num_shapes)
     scores = per_colour_readout(
-        train_features,
-        train_targets,
+        read,
         np.concatenate(list(eval_features.values())),
         np.concatenate(list(eval_targets.values())),
         np.repeat(list(eval_features), num_frames),
         num_shapes,
     )
-    read = fit_colour_readout(train_features, train_targets, num_shapes)
     scores["trajectory_targets"] = no_foresight_scores(
         manifest.eval_trajectories,
         {name: read(features) for name, features in eval_features.items()},

@@ -149,24 +149,22 @@ def fit_colour_readout(
 
 
 def per_colour_readout(
-    train_features: np.ndarray,
-    train_targets: np.ndarray,
+    read: Callable[[np.ndarray], np.ndarray],
     eval_features: np.ndarray,
     eval_targets: np.ndarray,
     eval_videos: np.ndarray,
     num_shapes: int,
-    ridge: float = 1e-2,
 ) -> dict[str, float | int]:
-    """How well each colour's centre is read linearly from frame features, on frames the read-out never saw.
+    """How well a `fit_colour_readout` read-out places each colour's centre on frames it was not fitted on.
 
-    `fit_colour_readout` on the training frames, scored on the evaluation frames where the colour is visible, with
-    the L1 (x + y) of the trajectory figures. On the same points: "object_mean_L1" puts every centre at the object's
-    own mean position over its video (the right object, held still: what a per-frame read-out has to beat to show
-    motion) and "constant_centre_L1" at (0.5, 0.5).
+    Scored on the evaluation frames where the colour is visible, with the L1 (x + y) of the trajectory figures. On the
+    same points: "object_mean_L1" puts every centre at the object's own mean position over its video (the right
+    object, held still: what a per-frame read-out has to beat to show motion) and "constant_centre_L1" at (0.5, 0.5).
 
     Args:
-        train_features, eval_features: (M, D) and (M', D) frame features.
-        train_targets, eval_targets: (M, C * (3 + S)) and (M', C * (3 + S)) from `colour_position_targets`.
+        read: the fitted read-out, (M', D) -> (M', C, 2).
+        eval_features: (M', D) frame features.
+        eval_targets: (M', C * (3 + S)) from `colour_position_targets`.
         eval_videos: (M',) which video each evaluation frame belongs to (any hashable ids).
         num_shapes: S.
 
@@ -177,7 +175,6 @@ def per_colour_readout(
         raise ValueError("features and targets must have one row per frame")
     if len(eval_videos) != len(eval_features):
         raise ValueError(f"{len(eval_videos)} video ids for {len(eval_features)} evaluation frames")
-    read = fit_colour_readout(train_features, train_targets, num_shapes, ridge)
     wanted = eval_targets.reshape(len(eval_targets), -1, 3 + num_shapes)
     visible, truth = wanted[..., 0] > 0, wanted[..., 1:3].astype(np.float64)
     if not visible.any():

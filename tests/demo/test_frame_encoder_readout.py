@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pite.demo.vision_pretraining import per_colour_readout
+from pite.demo.vision_pretraining import fit_colour_readout, per_colour_readout
 
 NUM_COLOURS, NUM_SHAPES = 2, 3
 
@@ -36,9 +36,8 @@ def test_a_linear_encoding_is_read_exactly_and_beats_holding_the_object_still():
     train_x, train_present, train_centres = world(rng, 300)
     eval_x, eval_present, eval_centres = world(rng, 60)
     videos = np.repeat(["a", "b", "c"], 20)
-    scores = per_colour_readout(
-        train_x, targets_of(train_present, train_centres), eval_x, targets_of(eval_present, eval_centres), videos, 3
-    )
+    read = fit_colour_readout(train_x, targets_of(train_present, train_centres), NUM_SHAPES)
+    scores = per_colour_readout(read, eval_x, targets_of(eval_present, eval_centres), videos, NUM_SHAPES)
     assert scores["readout_L1"] < 1e-3
     assert scores["num_points"] == int(eval_present.sum())
     # Held still: every visible centre at its own video's mean for that colour, computed by hand.
@@ -58,9 +57,9 @@ def test_features_that_hold_no_position_read_no_better_than_the_centre():
     rng = np.random.default_rng(1)
     _, train_present, train_centres = world(rng, 400)
     _, eval_present, eval_centres = world(rng, 100)
+    read = fit_colour_readout(rng.normal(size=(400, 16)), targets_of(train_present, train_centres), NUM_SHAPES)
     scores = per_colour_readout(
-        rng.normal(size=(400, 16)),
-        targets_of(train_present, train_centres),
+        read,
         rng.normal(size=(100, 16)),
         targets_of(eval_present, eval_centres),
         np.zeros(100),
@@ -73,12 +72,15 @@ def test_mismatched_rows_are_refused():
     rng = np.random.default_rng(2)
     x, present, centres = world(rng, 10)
     with pytest.raises(ValueError, match="one row per frame"):
-        per_colour_readout(x, targets_of(present, centres)[:-1], x, targets_of(present, centres), np.zeros(10), 3)
+        fit_colour_readout(x, targets_of(present, centres)[:-1], NUM_SHAPES)
+    read = fit_colour_readout(x, targets_of(present, centres), NUM_SHAPES)
+    with pytest.raises(ValueError, match="one row per frame"):
+        per_colour_readout(read, x, targets_of(present, centres)[:-1], np.zeros(10), NUM_SHAPES)
     with pytest.raises(ValueError, match="9 video ids for 10"):
-        per_colour_readout(x, targets_of(present, centres), x, targets_of(present, centres), np.zeros(9), 3)
+        per_colour_readout(read, x, targets_of(present, centres), np.zeros(9), NUM_SHAPES)
     with pytest.raises(ValueError, match="no colour is visible"):
         none = targets_of(np.zeros_like(present), centres)
-        per_colour_readout(x, targets_of(present, centres), x, none, np.zeros(10), 3)
+        per_colour_readout(read, x, none, np.zeros(10), NUM_SHAPES)
 
 
 def test_read_outs_are_scored_on_trajectory_targets_by_hand(tmp_path):
