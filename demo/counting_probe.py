@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import LlamaForCausalLM
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from pite.data.templates import GROUNDING_ANSWER, GROUNDING_QUESTION
 from pite.processing import format_frame_index
@@ -72,22 +73,11 @@ def probe_corpus(num_positions: int) -> list[str]:
     return texts
 
 
-def _batch(tokenizer: Any, queries: Sequence[SpanQuery]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded ids, attention mask and labels (the answer and EOS only)."""
-    rows = []
-    for query in queries:
-        prompt = tokenizer(query.prompt, add_special_tokens=True)["input_ids"]
-        answer = tokenizer(" " + query.answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        rows.append((prompt + answer, [-100] * len(prompt) + answer))
-    length = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), length), tokenizer.pad_token_id)
-    labels = torch.full((len(rows), length), -100)
-    mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for row, (tokens, targets) in enumerate(rows):
-        ids[row, : len(tokens)] = torch.tensor(tokens)
-        labels[row, : len(targets)] = torch.tensor(targets)
-        mask[row, : len(tokens)] = 1
-    return ids, mask, labels
+def tokenize_query(tokenizer: Any, query: SpanQuery) -> dict[str, list[int]]:
+    """`input_ids` (BOS, prompt, answer, EOS) and `labels` (-100 but on the answer and EOS) for SFT's collator."""
+    prompt = tokenizer(query.prompt, add_special_tokens=True)["input_ids"]
+    answer = tokenizer(" " + query.answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return {"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer}
 
 
 @torch.no_grad()
@@ -140,11 +130,12 @@ def span_reading_probe(
     clock = time.perf_counter()
     seen: list[tuple[float, float]] = []
     losses = []
+    # TRL's SFT collator: right padding, labels padded with -100, the attention mask.
+    collate = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)
     for step in range(steps):
         queries = [span_query(train_rng, num_positions) for _ in range(batch_size)]
         seen += [(q.start / num_positions, q.end / num_positions) for q in queries]
-        ids, mask, labels = _batch(tokenizer, queries)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss
+        loss = model(**collate([tokenize_query(tokenizer, q) for q in queries]), use_cache=False).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from pite.demo.counting_probe import FILLER_WORDS, score_span_answers, span_query
+from pite.demo.counting_probe import FILLER_WORDS, probe_corpus, score_span_answers, span_query, tokenize_query
 from pite.demo.pipeline import DemoSettings, run_stand_in_probe
 
 
@@ -25,6 +25,20 @@ def test_a_query_repeats_its_word_exactly_over_the_answered_span():
         assert query.answer == f"From {query.start:02d} to {query.end:02d}."
     with pytest.raises(ValueError, match="num_positions >= 4"):
         span_query(rng, 3)
+
+
+def test_the_loss_falls_on_the_answer_and_eos_only():
+    from pite.demo.tokenizer import train_llama_tokenizer
+
+    tokenizer = train_llama_tokenizer(probe_corpus(20), vocab_size=400)
+    query = span_query(np.random.default_rng(1), 20)
+    row = tokenize_query(tokenizer, query)
+    answered = [token for token in row["labels"] if token != -100]
+    assert row["input_ids"][0] == tokenizer.bos_token_id and answered[-1] == tokenizer.eos_token_id
+    assert row["input_ids"][-len(answered) :] == answered  # the answer closes the row, and is all that is labelled
+    assert row["labels"][: -len(answered)] == [-100] * (len(row["labels"]) - len(answered))
+    assert tokenizer.decode(answered, skip_special_tokens=True).strip() == query.answer
+    assert tokenizer.decode(row["input_ids"][: -len(answered)], skip_special_tokens=True).strip() == query.prompt
 
 
 def test_answers_are_scored_as_the_demo_scores_grounding():
