@@ -3,7 +3,8 @@
 Everything runs through `pite.eval` (readers, `PiTeGenerator`, `evaluate_trajectories`, metrics), as
 `pite eval` does on real benchmarks:
 - trajectories: teacher-forced on the held-out videos' stage-2 conversations (masked L1 in normalised coordinates
-  and PCK), against the constant-centre prediction and against the untrained model;
+  and PCK), against the constant-centre prediction and against the untrained model; split by the place of the token
+  in its phrase and by how many objects the video's captions name (`by_object_count`);
 - temporal grounding on the held-out ActivityNet-Captions-format file (mIoU, R@1, VTimeLLM's "reference" protocol as
   in the paper's table), against uniformly random intervals (seeded, mean over 100 draws, same protocol) and against
   one span answered to every query, the one that scores best on the training events (`constant_span_answer`): what
@@ -35,7 +36,7 @@ from pite.data.targets import build_training_features
 from pite.eval.datasets import read_activitynet_captions, read_activitynet_qa
 from pite.eval.grounding import grounding_scores, grounding_text_scores
 from pite.eval.model_runner import PiTeGenerator
-from pite.eval.trajectory_runner import evaluate_trajectories
+from pite.eval.trajectory_runner import REFERENCE_PREDICTORS, evaluate_trajectories, pool_scores
 from pite.modeling_pite.losses_pite import IGNORE_INDEX, valid_point_mask
 from pite.processing import format_time_span
 from pite.processing.postprocessing_pite import WORD_PATTERN
@@ -159,6 +160,7 @@ def trajectory_evaluation(
         "untrained": before.scores,
         "constant_centre": result.baseline,
         "by_phrase_position": result.by_phrase_position,
+        "by_object_count": by_object_count(result.per_video, trajectories_file),
         "num_videos": result.num_videos,
         "skipped": result.skipped,
     }
@@ -167,6 +169,38 @@ def trajectory_evaluation(
             after_stage2, processor, trajectories_file, videos_dir, progress=False
         ).scores
     return scores
+
+
+def by_object_count(per_video: list[dict[str, Any]], trajectories_file: str | Path) -> dict[str, dict[str, Any]]:
+    """Trajectory L1 of the model and of the reference predictors (`REFERENCE_PREDICTORS`), all tokens, pooled over the
+    videos whose captions name the same number of distinct objects.
+
+    With one object in the video, placing the phrase's object asks nothing of picking out which one is named: what is
+    left is reading where it is from the frame tokens.
+
+    Args:
+        per_video: `TrajectoryEvalResult.per_video` (rows with "video_id" and "by_phrase_position").
+        trajectories_file: the PiTe-143k-style file they were scored on (JSONL, one video per line).
+
+    Returns:
+        {"1": {"num_videos", "model", "constant_centre", "scene_mean", "object_mean" (each an L1)}, "2": ...}.
+    """
+    named: dict[str, int] = {}
+    for line in Path(trajectories_file).read_text().splitlines():
+        record = json.loads(line)
+        named[record["video_id"]] = len({obj["phrase"] for event in record["events"] for obj in event["objects"]})
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for row in per_video:
+        if row["video_id"] not in named:
+            raise ValueError(f"{trajectories_file}: no record of the scored video {row['video_id']!r}")
+        groups.setdefault(named[row["video_id"]], []).append(row["by_phrase_position"]["all"])
+    return {
+        str(count): {
+            "num_videos": len(rows),
+            **{name: pool_scores([row[name] for row in rows], thresholds=())["L1"] for name in REFERENCE_PREDICTORS},
+        }
+        for count, rows in sorted(groups.items())
+    }
 
 
 def no_foresight_scores(

@@ -606,6 +606,37 @@ def _grounded_word_rows(words: dict[str, Any], verdict: str) -> list[str]:
     return rows
 
 
+def object_count_lines(by_count: dict[str, dict[str, Any]]) -> list[str]:
+    """The report's table of trajectory L1 by the number of objects the video's captions name, and what its one-object
+    row says (`pite.demo.evaluation.by_object_count`)."""
+    lines = [
+        "Trajectory L1 (all tokens) by the number of objects the video's captions name:",
+        "",
+        "| objects | videos | trained PiTe | object held still | video's mean point | centre |",
+        "|---|---|---|---|---|---|",
+    ]
+    for count, row in by_count.items():
+        lines.append(
+            f"| {count} | {row['num_videos']} | {row['model']:.3f} | {row['object_mean']:.3f} | "
+            f"{row['scene_mean']:.3f} | {row['constant_centre']:.3f} |"
+        )
+    single = by_count.get("1")
+    if single is not None:
+        placed = single["model"] <= single["object_mean"]
+        lines += [
+            "",
+            "With one object in the video there is no object to pick out by its name; the model "
+            + (
+                "places it at least as well as the object held still at its mean position."
+                if placed
+                else f"places it at {single['model']:.3f}, worse than the object held still at its mean position "
+                f"({single['object_mean']:.3f}): it does not read where the object is from the frame tokens, "
+                "whichever object is named."
+            ),
+        ]
+    return lines
+
+
 def render_report(metrics: dict[str, Any]) -> str:
     from pite.eval.tables import phrase_position_table
 
@@ -668,6 +699,8 @@ def render_report(metrics: dict[str, Any]) -> str:
         "right object, held still).",
         "",
         phrase_position_table(trajectory["by_phrase_position"], "trained PiTe"),
+        "",
+        *object_count_lines(trajectory["by_object_count"]),
         "",
         "The frozen frame encoder on its own, for comparison: each colour's centre read linearly from each sampled "
         "frame's feature (one ridge regression per colour, fitted on the training videos, scored on the held-out "

@@ -61,6 +61,9 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     by_position = evaluation["trajectory"]["by_phrase_position"]
     assert by_position["all"]["model"] == evaluation["trajectory"]["trained"]
     assert by_position["all"]["constant_centre"] == evaluation["trajectory"]["constant_centre"]
+    by_count = evaluation["trajectory"]["by_object_count"]
+    assert sum(row["num_videos"] for row in by_count.values()) == evaluation["trajectory"]["num_videos"]
+    assert all(count.isdigit() and 0 <= row["model"] for count, row in by_count.items())
     readout = evaluation["frame_encoder_readout"]
     assert readout["num_points"] > 0 and 0 <= readout["object_mean_L1"] < readout["constant_centre_L1"]
     assert np.isfinite(readout["readout_L1"])
@@ -73,6 +76,10 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     assert f"would score {no_foresight['L1']:.3f}, {no_foresight['fraction_of_centre']:.2f} of the centre" in report
     better = readout["readout_L1"] < readout["object_mean_L1"]
     assert ("better than its mean position does" in report) == better
+    assert "| objects | videos | trained PiTe | object held still | video's mean point | centre |" in report
+    for count, row in by_count.items():
+        assert f"| {count} | {row['num_videos']} | {row['model']:.3f} | {row['object_mean']:.3f} |" in report
+    assert ("there is no object to pick out by its name" in report) == ("1" in by_count)
     assert "| temporal grounding | mIoU (%)" in report and "Held-out example" in report
     assert "| L1 | all tokens | first token |" in report and "| trained PiTe | " in report
     grounding = evaluation["grounding"]
