@@ -34,7 +34,7 @@ from typing import Any
 
 from pite.core.arguments import positive_int
 from pite.core.loading import DTYPE_NAMES
-from pite.eval.judge_options import JudgeStopped, judge_backend, sibling
+from pite.eval.judge_options import JudgeStopped, judge_backend, judgment_rows, run_judge, sibling
 from pite.eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 
 TASKS = ("grounding", "dense-captioning", "qa", "trajectory", "score")
@@ -380,29 +380,14 @@ def _run_generation_task(args: argparse.Namespace) -> dict[str, Any]:
             print(f"pite eval dense-captioning: {metric} not computed: {reason}", file=sys.stderr)
         table = tables.activitynet_table({name: {"dense_captioning": scores}})
     else:
-        from pite.eval.judge import JudgmentCache
-        from pite.eval.judge_backends import JudgeRequestError
-
         cache_path = Path(args.judge_cache) if args.judge_cache else sibling(output, ".judgments.sqlite")
-        cache = JudgmentCache(cache_path)
-        try:
-            judged = runner.score_qa(dataset, store, judge_backend(args), cache, args.judge_workers, args.protocol)
-        except JudgeRequestError as error:
-            raise JudgeStopped(f"{error}; the replies received so far are cached in {cache_path}: rerun to continue")
-        finally:
-            cache.close()
+        judge = judge_backend(args)
+        judged = run_judge(
+            cache_path, lambda cache: runner.score_qa(dataset, store, judge, cache, args.judge_workers, args.protocol)
+        )
         scores = judged.summary()
         result["judge_cache"] = str(cache_path)
-        result["judgments"] = [
-            {
-                "sample_id": j.sample_id,
-                "verdict": j.verdict,
-                "score": j.score,
-                "skipped_reason": j.skipped_reason,
-                "raw_reply": j.raw_reply,
-            }
-            for j in judged.judgments
-        ]
+        result["judgments"] = judgment_rows(judged)
         table = tables.qa_table({name: {QA_FORMATS[args.format]: judged}}, datasets=(QA_FORMATS[args.format],))
         result["exact_match"] = _exact_match(args, dataset, store)
         exact = result["exact_match"]

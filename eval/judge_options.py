@@ -4,8 +4,11 @@ cache goes, and the error that stops a run once the judge has failed for good. N
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+Judged = TypeVar("Judged")
 
 
 class JudgeStopped(RuntimeError):
@@ -32,3 +35,34 @@ def judge_backend(args: argparse.Namespace) -> Any:
         max_retries=args.judge_max_retries,
         seed=args.judge_seed,
     )
+
+
+def run_judge(cache_path: Path, judge: Callable[[Any], Judged]) -> Judged:
+    """`judge(cache)` with the `JudgmentCache` at `cache_path`, closed afterwards. A judge that fails for good stops
+    the run with `JudgeStopped`, saying where the replies received so far are kept."""
+    from pite.eval.judge import JudgmentCache
+    from pite.eval.judge_backends import JudgeRequestError
+
+    cache = JudgmentCache(cache_path)
+    try:
+        return judge(cache)
+    except JudgeRequestError as error:
+        raise JudgeStopped(
+            f"{error}; the replies received so far are cached in {cache_path}: rerun to continue"
+        ) from error
+    finally:
+        cache.close()
+
+
+def judgment_rows(judged: Any) -> list[dict[str, Any]]:
+    """The per-sample judgments of a `QAJudgeResult` as the results JSON keeps them."""
+    return [
+        {
+            "sample_id": j.sample_id,
+            "verdict": j.verdict,
+            "score": j.score,
+            "skipped_reason": j.skipped_reason,
+            "raw_reply": j.raw_reply,
+        }
+        for j in judged.judgments
+    ]

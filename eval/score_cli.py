@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pite.eval import scoring, tables
-from pite.eval.judge_options import JudgeStopped, judge_backend, sibling
+from pite.eval.judge_options import JudgeStopped, judge_backend, judgment_rows, run_judge, sibling
 
 
 def _table_row(args: argparse.Namespace) -> str:
@@ -78,8 +78,7 @@ def _score(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _score_qa(args: argparse.Namespace, predictions: Path, result: dict[str, Any]) -> tuple[dict, str]:
-    from pite.eval.judge import JudgmentCache, judge_qa
-    from pite.eval.judge_backends import JudgeRequestError
+    from pite.eval.judge import judge_qa
 
     samples = scoring.read_video_chatgpt_qa(predictions)
     scores: dict[str, Any] = {
@@ -89,25 +88,13 @@ def _score_qa(args: argparse.Namespace, predictions: Path, result: dict[str, Any
     if args.judge is not None:
         base = Path(args.output) if args.output else predictions
         cache_path = Path(args.judge_cache) if args.judge_cache else sibling(base, ".judgments.sqlite")
-        cache = JudgmentCache(cache_path)
-        try:
-            judged = judge_qa(samples, judge_backend(args), cache, args.judge_workers, args.protocol)
-        except JudgeRequestError as error:
-            raise JudgeStopped(f"{error}; the replies received so far are cached in {cache_path}: rerun to continue")
-        finally:
-            cache.close()
+        judge = judge_backend(args)
+        judged = run_judge(
+            cache_path, lambda cache: judge_qa(samples, judge, cache, args.judge_workers, args.protocol)
+        )
         scores["judge"] = judged.summary()
         result["judge_cache"] = str(cache_path)
-        result["judgments"] = [
-            {
-                "sample_id": j.sample_id,
-                "verdict": j.verdict,
-                "score": j.score,
-                "skipped_reason": j.skipped_reason,
-                "raw_reply": j.raw_reply,
-            }
-            for j in judged.judgments
-        ]
+        result["judgments"] = judgment_rows(judged)
         table = tables.qa_table({_table_row(args): {"QA": judged}}, datasets=("QA",))
     else:
         table = tables.qa_table({_table_row(args): {}}, datasets=("QA",)).split("\n\nJudge:")[0]

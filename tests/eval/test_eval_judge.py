@@ -1,6 +1,7 @@
 """The Video-ChatGPT judge: exact messages, reply parsing, aggregation, cache, HTTP backend with retries, local LM."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -265,3 +266,35 @@ def test_local_judge_uses_the_chat_template(tiny_judge):
 def test_summary_is_json_ready(chat_server):
     result = judge_qa(SAMPLES, OpenAIChatJudge(chat_server.base_url, "judge-model"))
     assert json.loads(json.dumps(result.summary()))["judge_model"] == "judge-model"
+
+
+def test_run_judge_keeps_the_cache_and_stops_with_where_it_is(tmp_path):
+    from pite.eval.judge import Judgment, JudgmentCache, QASample
+    from pite.eval.judge_options import JudgeStopped, judgment_rows, run_judge
+
+    cache_path = tmp_path / "qa.judgments.sqlite"
+    sample = QASample("s1", "What colour?", "red", "red")
+
+    def judge(cache: JudgmentCache) -> str:
+        cache.put("judge", 0.0, sample, "{'pred': 'yes', 'score': 5}")
+        raise JudgeRequestError("HTTP 400: bad model")
+
+    with pytest.raises(
+        JudgeStopped, match=f"HTTP 400: bad model; the replies received so far are cached in {cache_path}"
+    ):
+        run_judge(cache_path, judge)
+    reopened = JudgmentCache(cache_path)  # closed by run_judge, and the reply received before the failure is kept
+    assert reopened.get("judge", 0.0, sample) == "{'pred': 'yes', 'score': 5}"
+    reopened.close()
+    assert run_judge(cache_path, lambda cache: cache.get("judge", 0.0, sample)) == "{'pred': 'yes', 'score': 5}"
+
+    judged = SimpleNamespace(judgments=[Judgment("s1", "{'pred': 'yes', 'score': 5}", "judge", 0.0, "yes", 5)])
+    assert judgment_rows(judged) == [
+        {
+            "sample_id": "s1",
+            "verdict": "yes",
+            "score": 5,
+            "skipped_reason": None,
+            "raw_reply": "{'pred': 'yes', 'score': 5}",
+        }
+    ]
