@@ -22,9 +22,9 @@ Everything runs through `pite.eval` (readers, `PiTeGenerator`, `evaluate_traject
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pite.data.records import BadRecordError, read_json_records
 from pite.data.targets import build_training_features
 from pite.eval.datasets import read_activitynet_captions, read_activitynet_qa
 from pite.eval.grounding import grounding_scores, grounding_text_scores
@@ -56,11 +57,19 @@ def _answers(generator: PiTeGenerator, records: list) -> list[str]:
     return [output if isinstance(output, str) else "" for output in outputs]
 
 
+def trajectory_records(trajectories_file: str | Path) -> Iterator[dict[str, Any]]:
+    """The video records of a PiTe-143k-style file (JSONL or a JSON list), read by `pite.data.records`; a line that is
+    not JSON stops with the `BadRecordError` naming it."""
+    for _, record in read_json_records(str(trajectories_file)):
+        if isinstance(record, BadRecordError):
+            raise record
+        yield record
+
+
 def training_event_fractions(trajectories_file: str) -> np.ndarray:
     """(E, 2) start and end of every event of a PiTe-143k-style file, as fractions of its video's duration."""
     spans = []
-    for line in Path(trajectories_file).read_text().splitlines():
-        record = json.loads(line)
+    for record in trajectory_records(trajectories_file):
         spans += [
             (event["start"] / record["duration"], event["end"] / record["duration"]) for event in record["events"]
         ]
@@ -185,10 +194,10 @@ def by_object_count(per_video: list[dict[str, Any]], trajectories_file: str | Pa
     Returns:
         {"1": {"num_videos", "model", "constant_centre", "scene_mean", "object_mean" (each an L1)}, "2": ...}.
     """
-    named: dict[str, int] = {}
-    for line in Path(trajectories_file).read_text().splitlines():
-        record = json.loads(line)
-        named[record["video_id"]] = len({obj["phrase"] for event in record["events"] for obj in event["objects"]})
+    named = {
+        record["video_id"]: len({obj["phrase"] for event in record["events"] for obj in event["objects"]})
+        for record in trajectory_records(trajectories_file)
+    }
     groups: dict[int, list[dict[str, Any]]] = {}
     for row in per_video:
         if row["video_id"] not in named:
@@ -222,8 +231,7 @@ def no_foresight_scores(
     """
     sums = {"named_colour": 0.0, "scene": 0.0, "constant_centre": 0.0}
     count = 0
-    for line in Path(trajectories_file).read_text().splitlines():
-        record = json.loads(line)
+    for record in trajectory_records(trajectories_file):
         positions, shown = read_positions[record["video"]], present[record["video"]]
         weights = shown / np.maximum(shown.sum(axis=1, keepdims=True), 1)
         scene = np.where(shown.any(axis=1)[:, None], np.einsum("nc,nck->nk", weights, positions), 0.5)
@@ -319,8 +327,7 @@ def grounded_word_evaluation(model, processor, trajectories_file: str, videos_di
     word (what a model trained with `absent_targets="mask"` tends to do).
     """
     words = reported = truly = hits = 0
-    for line in Path(trajectories_file).read_text().splitlines():
-        record = json.loads(line)
+    for record in trajectory_records(trajectories_file):
         video = processor(videos=str(Path(videos_dir) / record["video"]))
         for event in record["events"]:
             times = format_time_span(

@@ -10,7 +10,7 @@ true caption, the quantity the trajectory metric averages, is reported beside it
 
 from __future__ import annotations
 
-import json
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ def generated_example(model, processor, manifest, out: Path) -> dict[str, Any]:
     trajectory against the truth into `out/trajectories.png` and `.gif`. Returns what the report prints."""
     from pite.core.file_writing import atomic_write
     from pite.data.templates import DENSE_CAPTION_QUESTIONS
+    from pite.demo.evaluation import trajectory_records
     from pite.eval.trajectory import trajectory_scores
     from pite.processing import format_time_span, read_video, save_contact_sheet, save_trajectory_gif
 
@@ -68,8 +69,7 @@ def generated_example(model, processor, manifest, out: Path) -> dict[str, Any]:
     num_frames = model.config.num_frames
     # The first video that names an object; if none does, the first video asked, drawn teacher-forced.
     chosen, tried = None, 0
-    for line in Path(manifest.eval_trajectories).read_text().splitlines()[:MAX_VIDEOS_TRIED]:
-        record = json.loads(line)
+    for record in islice(trajectory_records(manifest.eval_trajectories), MAX_VIDEOS_TRIED):
         objects: dict[str, tuple[dict, dict]] = {}  # phrase -> its first event (the longest track) and object
         for event in record["events"]:
             for obj in event["objects"]:

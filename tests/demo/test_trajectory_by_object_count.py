@@ -49,3 +49,18 @@ def test_the_report_says_whether_one_object_is_placed_better_than_held_still():
     better = object_count_lines({"1": dict(row, model=0.12)})
     assert "at least as well as the object held still" in better[-1]
     assert not any("one object in the video" in line for line in object_count_lines({"2": row}))
+
+
+def test_trajectory_files_are_read_as_jsonl_or_a_json_list_and_bad_lines_are_named(tmp_path):
+    from pite.data.records import BadRecordError
+    from pite.demo.evaluation import trajectory_records
+
+    records = [_record("a", [["the red circle"]]), _record("b", [["the blue square"]])]
+    as_lines, as_list = tmp_path / "lines.jsonl", tmp_path / "list.json"
+    as_lines.write_text("".join(json.dumps(record) + "\n" for record in records))
+    as_list.write_text(json.dumps(records))
+    assert list(trajectory_records(as_lines)) == list(trajectory_records(as_list)) == records
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps(records[0]) + "\n{not json\n")
+    with pytest.raises(BadRecordError, match="broken.jsonl line 2"):
+        list(trajectory_records(broken))
