@@ -192,7 +192,8 @@ def by_object_count(per_video: list[dict[str, Any]], trajectories_file: str | Pa
         trajectories_file: the PiTe-143k-style file they were scored on (JSONL, one video per line).
 
     Returns:
-        {"1": {"num_videos", "model", "constant_centre", "scene_mean", "object_mean" (each an L1)}, "2": ...}.
+        {"1": {"num_videos", "model", "constant_centre", "scene_mean", "object_mean", "held_still" (each an L1)},
+        "2": ...}.
     """
     named = {
         record["video_id"]: len({obj["phrase"] for event in record["events"] for obj in event["objects"]})

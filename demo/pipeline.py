@@ -606,6 +606,20 @@ def _grounded_word_rows(words: dict[str, Any], verdict: str) -> list[str]:
     return rows
 
 
+def held_still_line(all_tokens: dict[str, Any]) -> str:
+    """What the "held still at best" row of the trajectory split (`by_phrase_position["all"]`) means for a model."""
+    held, centre, model = (all_tokens[name]["L1"] for name in ("held_still", "constant_centre", "model"))
+    verdict = (
+        "the trained model is below it, so it follows some of the motion"
+        if model < held
+        else "the trained model is above it: it does not yet place the objects as well as their best fixed points"
+    )
+    return (
+        f"Held still at best, all tokens: {held:.3f}, {held / centre:.2f} of the centre; a model goes below it only "
+        f"by following each object's motion frame by frame (or by guessing the object before it is named); {verdict}."
+    )
+
+
 def object_count_lines(by_count: dict[str, dict[str, Any]]) -> list[str]:
     """The report's table of trajectory L1 by the number of objects the video's captions name, and what its one-object
     row says (`pite.demo.evaluation.by_object_count`)."""
@@ -694,11 +708,15 @@ def render_report(metrics: dict[str, Any]) -> str:
         "Trajectory L1 by the place of the token in its phrase (`pite eval trajectory` prints the same split). The "
         "prediction for a token is made before the token is read (the release's shift), so for the first words of "
         '"the red circle" the model cannot yet know which object is named; the last word is predicted after the '
-        "colour. The two reference rows are built from the truth: every point at the mean of the video's target "
-        "points (where things are, not which one is named) and every point at its own object's mean position (the "
-        "right object, held still).",
+        "colour. The three reference rows are built from the truth: every point at the mean of the video's target "
+        "points (where things are, not which one is named), every point at its own object's mean position (the "
+        "right object, held still), and the best that points held still can do without foreseeing the named "
+        "object: the median of the video's points on a phrase's first and inner tokens, the median of its object's "
+        "points on its last token (a median minimises the L1).",
         "",
         phrase_position_table(trajectory["by_phrase_position"], "trained PiTe"),
+        "",
+        held_still_line(trajectory["by_phrase_position"]["all"]),
         "",
         *object_count_lines(trajectory["by_object_count"]),
         "",

@@ -121,6 +121,7 @@ PHRASE_POSITION_ROWS = {
     "constant_centre": "constant centre (0.5, 0.5)",
     "scene_mean": "every point at the video's mean target point",
     "object_mean": "every point at its object's mean position",
+    "held_still": "held still at best: the video's median point, the object's once named",
 }
 
 

@@ -19,7 +19,12 @@ scored for the model, the constant centre, and two static references built from 
 point at the mean of all the video's target points: where a model that knows where things are but not which one is
 named would aim) and "object_mean" (every point at its own object's mean position: the right object, held still).
 Under the release's shift a token's trajectory is predicted before the token is read, so the first tokens of a phrase
-cannot tell which object it names; the split shows where a model localises and where it cannot yet know.
+cannot tell which object it names; the split shows where a model localises and where it cannot yet know. The third
+reference, "held_still", holds the L1-best fixed points: on a phrase's first and inner tokens every point at the
+coordinate-wise median of the video's target points on such tokens, on its last token every point at the median of
+its own object's points. A coordinate-wise median minimises the summed L1 (|dx| + |dy|) to a set of points, so a
+prediction that holds one point per video until the object is named and one per object after scores no lower on any
+video: below this row a model follows motion, or guesses the object before its name.
 
 Numbers are pooled over all target points of all videos (per-video numbers weighted by their point counts).
 Records whose video is missing or unreadable, or that hold no grounded object, are skipped and counted (with the
@@ -64,7 +69,7 @@ class TrajectoryEvalResult:
     `per_video`: `{"video_id", "num_tokens", "L1", "PCK@...", "num_points", "baseline_L1", ...}` per scored video.
     `skipped`: "where (video_id)" -> reason.
     `by_phrase_position`: {"first" | "inner" | "last" | "all": {"model" | "constant_centre" | "scene_mean" |
-    "object_mean": pooled scores}} (module docstring).
+    "object_mean" | "held_still": pooled scores}} (module docstring).
     """
 
     scores: dict[str, float | int | None]
@@ -98,7 +103,7 @@ def pool_scores(per_video: Sequence[dict[str, float]], thresholds: Sequence[floa
 
 
 PHRASE_POSITIONS = ("first", "inner", "last")
-REFERENCE_PREDICTORS = ("model", "constant_centre", "scene_mean", "object_mean")
+REFERENCE_PREDICTORS = ("model", "constant_centre", "scene_mean", "object_mean", "held_still")
 
 
 def phrase_positions(token_index: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -127,6 +132,26 @@ def static_reference_predictions(target: np.ndarray) -> dict[str, np.ndarray]:
         "scene_mean": np.broadcast_to(scene, target.shape).copy(),
         "object_mean": np.broadcast_to(objects[:, None, None, :], target.shape).copy(),
     }
+
+
+def held_still_reference(target: np.ndarray, places: np.ndarray) -> np.ndarray:
+    """(K, P, N, 2) targets of one video and their tokens' `phrase_positions` -> the "held_still" prediction.
+
+    Tokens before the last of their phrase (it is not yet named) get the coordinate-wise median of the visible points
+    of all such tokens of the video; last tokens get the median of their own visible points (module docstring).
+    """
+    if len(places) != len(target):
+        raise ValueError(f"{len(places)} phrase positions for {len(target)} target tokens")
+    visible = valid_point_mask(torch.from_numpy(target)).numpy()  # (K, P, N)
+    points = np.where(visible[..., None], target, np.nan)
+    unnamed = places != "last"
+    held = np.empty_like(target)
+    if unnamed.any():
+        held[unnamed] = np.nanmedian(points[unnamed].reshape(-1, 2), axis=0)
+    named = ~unnamed
+    if named.any():
+        held[named] = np.nanmedian(points[named].reshape(named.sum(), -1, 2), axis=1)[:, None, None, :]
+    return held
 
 
 def _video_missing(record: Any, videos_dir: str) -> str | None:
@@ -183,12 +208,13 @@ def _score_batch(model: Any, collator: PiTeDataCollator, samples: list[_Sample])
     for index, sample in enumerate(samples):
         tokens = has_target[index]
         predicted, target = predictions[index, tokens].numpy(), targets[index, tokens].numpy()
+        places = phrase_positions(np.flatnonzero(tokens.numpy()), target)
         predictors = {
             "model": predicted,
             "constant_centre": np.full_like(target, CENTRE),
             **static_reference_predictions(target),
+            "held_still": held_still_reference(target, places),
         }
-        places = phrase_positions(np.flatnonzero(tokens.numpy()), target)
         masks = {"all": np.ones(len(places), dtype=bool), **{place: places == place for place in PHRASE_POSITIONS}}
         by_position = {
             place: {

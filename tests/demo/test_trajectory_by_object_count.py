@@ -1,11 +1,12 @@
-"""The demo's trajectory L1 grouped by how many objects a video's captions name, and the report's reading of it."""
+"""The demo's trajectory L1 grouped by how many objects a video's captions name, the held-still reference, and the
+report's reading of both."""
 
 import json
 
 import pytest
 
 from pite.demo.evaluation import by_object_count
-from pite.demo.pipeline import object_count_lines
+from pite.demo.pipeline import held_still_line, object_count_lines
 
 
 def _record(video_id: str, phrases: list[list[str]]) -> dict:
@@ -14,7 +15,7 @@ def _record(video_id: str, phrases: list[list[str]]) -> dict:
 
 
 def _row(video_id: str, model: float, points: int) -> dict:
-    scores = {"model": model, "constant_centre": 0.4, "scene_mean": 0.3, "object_mean": 0.1}
+    scores = {"model": model, "constant_centre": 0.4, "scene_mean": 0.3, "object_mean": 0.1, "held_still": 0.09}
     return {
         "video_id": video_id,
         "by_phrase_position": {"all": {name: {"L1": value, "num_points": points} for name, value in scores.items()}},
@@ -64,3 +65,12 @@ def test_trajectory_files_are_read_as_jsonl_or_a_json_list_and_bad_lines_are_nam
     broken.write_text(json.dumps(records[0]) + "\n{not json\n")
     with pytest.raises(BadRecordError, match="broken.jsonl line 2"):
         list(trajectory_records(broken))
+
+
+def test_the_report_says_whether_the_model_beats_points_held_still():
+    all_tokens = {"model": {"L1": 0.327}, "constant_centre": {"L1": 0.4}, "held_still": {"L1": 0.235}}
+    line = held_still_line(all_tokens)
+    assert line.startswith("Held still at best, all tokens: 0.235, 0.59 of the centre;")
+    assert "does not yet place the objects as well as their best fixed points" in line
+    below = held_still_line(dict(all_tokens, model={"L1": 0.2}))
+    assert "the trained model is below it, so it follows some of the motion" in below

@@ -82,6 +82,10 @@ def test_pite_demo_quick_writes_report_metrics_pictures_and_model(quick_demo):
     assert ("there is no object to pick out by its name" in report) == ("1" in by_count)
     assert "| temporal grounding | mIoU (%)" in report and "Held-out example" in report
     assert "| L1 | all tokens | first token |" in report and "| trained PiTe | " in report
+    held_still = evaluation["trajectory"]["by_phrase_position"]["all"]["held_still"]["L1"]
+    assert held_still <= evaluation["trajectory"]["by_phrase_position"]["all"]["scene_mean"]["L1"]
+    assert f"Held still at best, all tokens: {held_still:.3f}" in report
+    assert "| held still at best: the video's median point, the object's once named |" in report
     grounding = evaluation["grounding"]
     assert f'best on the training events ("{grounding["constant_span"]["answer"]}")' in report
     assert 1 <= grounding["distinct_answers"] <= grounding["model"]["num_queries"]

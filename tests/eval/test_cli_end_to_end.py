@@ -714,4 +714,7 @@ def test_trajectory_of_a_centre_predicting_model_is_the_baseline(world, tmp_path
     for place, scores in by_position.items():
         assert scores["model"]["L1"] == pytest.approx(scores["constant_centre"]["L1"], abs=1e-6), place
         assert scores["object_mean"]["L1"] < scores["scene_mean"]["L1"] < scores["constant_centre"]["L1"], place
+        # held still at best: the video's median until the object is named, the object's own after
+        held_still_at_most = scores["object_mean" if place == "last" else "scene_mean"]["L1"]
+        assert scores["held_still"]["L1"] <= held_still_at_most + 1e-9, place
     assert np.isclose(results["scores"]["L1"], results["baseline"]["L1"])

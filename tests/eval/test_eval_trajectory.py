@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pite.eval.trajectory import trajectory_scores
-from pite.eval.trajectory_runner import phrase_positions, static_reference_predictions
+from pite.eval.trajectory_runner import held_still_reference, phrase_positions, static_reference_predictions
 
 
 def test_masked_l1_and_pck_hand_worked():
@@ -93,3 +93,28 @@ def test_static_references_are_the_scene_and_object_means_of_visible_points():
         trajectory_scores(references["object_mean"], targets)["L1"]
         < trajectory_scores(references["scene_mean"], targets)["L1"]
     )
+
+
+def test_held_still_reference_is_the_l1_best_point_before_and_after_the_object_is_named():
+    absent = [-1.0, -1.0]
+    # "the red" (tokens 0-1: red moves right along y = 0.5, absent in frame 2), then "the green" (2-3: at x = 0.9)
+    red = [[[0.1, 0.5], [0.3, 0.5], absent]]
+    green = [[[0.9, 0.1], [0.9, 0.2], [0.9, 0.9]]]
+    targets = np.array([red, red, green, green])
+    places = np.array(["first", "last", "first", "last"])
+    held = held_still_reference(targets, places)
+    # first tokens: the median of the points of both first tokens (x of 0.1, 0.3, 0.9, 0.9, 0.9; y of
+    # 0.5, 0.5, 0.1, 0.2, 0.9), every frame
+    np.testing.assert_allclose(held[places == "first"], np.broadcast_to([0.9, 0.5], (2, 1, 3, 2)))
+    np.testing.assert_allclose(held[1], [[[0.2, 0.5]] * 3])  # red's own median
+    np.testing.assert_allclose(held[3], [[[0.9, 0.2]] * 3])  # green's: the median, not the mean 0.4
+    # the median is the best fixed point: any other point held on the first tokens scores worse on their points
+    first = places == "first"
+    best = trajectory_scores(held[first], targets[first])["L1"]
+    for other in ([0.5, 0.5], [0.9, 0.4], [0.7, 0.5], [0.9, 0.6]):
+        assert trajectory_scores(np.broadcast_to(other, targets[first].shape), targets[first])["L1"] > best, other
+    # and on the named tokens it is no worse than the object's mean held still (here strictly better for green)
+    means = static_reference_predictions(targets)["object_mean"]
+    assert trajectory_scores(held[3:], targets[3:])["L1"] < trajectory_scores(means[3:], targets[3:])["L1"]
+    with pytest.raises(ValueError, match="3 phrase positions for 4 target tokens"):
+        held_still_reference(targets, places[:3])
