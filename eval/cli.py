@@ -443,7 +443,8 @@ def _run_trajectory(args: argparse.Namespace) -> dict[str, Any]:
     )
     name = _model_name(args)
     table = tables.trajectory_table({name: evaluation.scores, CENTRE_ROW: evaluation.baseline})
-    table += "\n" + tables.phrase_position_table(evaluation.by_phrase_position, name)
+    # A blank line ends the first Markdown table, or the second one's rows would render as rows of the first.
+    table += "\n\n" + tables.phrase_position_table(evaluation.by_phrase_position, name)
     settings = {
         "task": "trajectory",
         "data": str(Path(args.data).resolve()),

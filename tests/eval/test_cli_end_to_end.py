@@ -688,7 +688,7 @@ def test_trajectory_of_a_centre_predicting_model_is_the_baseline(world, tmp_path
     centre = build_tiny_pite(
         tmp_path / "centre", world_corpus(WorldConfig.from_dict(world.config)), centre_trajectories=True
     )
-    status, _, _ = pite_eval(
+    status, out, _ = pite_eval(
         capsys,
         "trajectory",
         "--model",
@@ -702,6 +702,8 @@ def test_trajectory_of_a_centre_predicting_model_is_the_baseline(world, tmp_path
     )
     results = read_json(tmp_path / "centre.json")
     assert status == 0 and results["skipped"] == {}
+    # two Markdown tables, the split after a blank line so that it renders as a table of its own
+    assert results["table"] in out and "|\n\n| L1 | all tokens | first token |" in results["table"]
     for key in ("L1", "PCK@0.05", "PCK@0.1", "num_points"):
         assert results["scores"][key] == pytest.approx(results["baseline"][key], abs=1e-6)
     # and so in every part of the phrase-position split, whose parts hold every point once
