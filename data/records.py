@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,6 +197,23 @@ class BadRecordPolicy:
 
     def summary(self, total: int, name: str) -> str:
         return f"{name}: {total - len(self.skipped)} of {total} records kept, {len(self.skipped)} skipped as bad"
+
+
+def skip_summary(skipped: Mapping[str, str]) -> str:
+    """`{where: reason}` of skipped records -> one line: the count per kind of reason, and the first of each kind.
+
+    The kind is the reason up to its first colon, so 500 missing videos read as one kind with one example instead of
+    500 paths.
+
+    >>> missing = {"line 1": "video not found: '1.mp4'", "line 2": "video not found: '2.mp4'"}
+    >>> print(skip_summary({**missing, "line 3": "empty"}))
+    3 skipped: 2 x video not found (first: line 1: video not found: '1.mp4'); 1 x empty (first: line 3: empty)
+    """
+    kinds: dict[str, list[str]] = {}
+    for where, reason in skipped.items():
+        kinds.setdefault(reason.split(":", 1)[0].strip(), []).append(f"{where}: {reason}")
+    parts = [f"{len(examples)} x {kind} (first: {examples[0]})" for kind, examples in kinds.items()]
+    return f"{len(skipped)} skipped: " + "; ".join(parts) if skipped else "none skipped"
 
 
 def find_media(folder: str, stem: str, extensions: Iterable[str], where: str) -> str:

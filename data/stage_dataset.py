@@ -101,7 +101,12 @@ def load_stage_examples(
         (logger.warning if policy.skipped else logger.info)(summary)
     report.kept = len(examples)
     if not examples:
-        raise ValueError(f"no usable training records in {list(data_files)} (skipped: {len(report.skipped)})")
+        why = (
+            f"all {len(report.skipped)} records skipped as bad, the first: {report.skipped[0]}"
+            if report.skipped
+            else "the files hold no records"
+        )
+        raise ValueError(f"no usable training records in {list(data_files)}: {why}")
     return examples, report
 
 

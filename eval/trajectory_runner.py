@@ -53,7 +53,7 @@ from pite.core.loading import check_model_and_processor
 from pite.data.collator import PiTeDataCollator
 from pite.data.featurize import ExampleFeaturizer
 from pite.data.pite143k import pite143k_example
-from pite.data.records import BadRecordError, BadRecordPolicy, read_json_records
+from pite.data.records import BadRecordError, BadRecordPolicy, read_json_records, skip_summary
 from pite.eval.model_runner import VIDEO_READ_ERRORS
 from pite.eval.trajectory import DEFAULT_THRESHOLDS, trajectory_scores
 from pite.modeling_pite.losses_pite import valid_point_mask
@@ -299,7 +299,7 @@ def evaluate_trajectories(
     if pending:
         per_video += _score_batch(model, collator, pending)
     if not per_video:
-        raise ValueError(f"no record of {data_file} could be scored ({len(skipped)} skipped: {skipped})")
+        raise ValueError(f"no record of {data_file} could be scored ({skip_summary(skipped)})")
     baseline_rows = [
         {
             **{key.removeprefix("baseline_"): value for key, value in row.items() if key.startswith("baseline_")},

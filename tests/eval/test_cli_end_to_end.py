@@ -642,6 +642,18 @@ def trajectory_loss(model_dir: Path, data: Path, videos: str) -> tuple[float, in
     return float(output.trajectory_loss), points
 
 
+def test_trajectory_with_the_wrong_videos_folder_says_in_one_line_what_was_skipped(world, model_dir, tmp_path, capsys):
+    data, empty = trajectory_data(world, tmp_path), tmp_path / "no_videos"
+    empty.mkdir()
+    args = ("trajectory", "--model", model_dir, "--data", data, "--videos", empty, "--output", tmp_path / "t.json")
+    status, _, err = pite_eval(capsys, *args)
+    assert status != 0 and not (tmp_path / "t.json").exists()
+    message = err.strip().splitlines()[-1]
+    first = f"trajectories.jsonl line 1 ({json.loads(Path(data).read_text().splitlines()[0])['video_id']})"
+    assert f"could be scored (4 skipped: 4 x video not found (first: {first}: video not found: " in message
+    assert message.count(".mp4") == 1  # one example, not every path
+
+
 def test_trajectory_end_to_end_equals_the_training_loss(world, model_dir, tmp_path, capsys):
     data = trajectory_data(world, tmp_path)
     args = [

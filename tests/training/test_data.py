@@ -155,6 +155,16 @@ def test_unreadable_video_and_invalid_json_line(world, featurizer, tmp_path):
     assert report.kept == 3 and len(report.skipped) == 2
 
 
+def test_no_usable_record_says_why(world, featurizer, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"training records in \[.*empty.jsonl'\]: the files hold no records"):
+        load_stage_examples(2, [str(empty)], [world["videos"]], featurizer)
+    first = r"pite.jsonl line 1 \(video_id 'vid0'\): media file not found"
+    with pytest.raises(ValueError, match=rf"all 4 records skipped as bad, the first: {first}"):
+        load_stage_examples(2, [world["pite"]], [str(tmp_path)], featurizer, skip_bad_records=True)
+
+
 def test_bad_instruction_records(world, featurizer, tmp_path):
     records = json.load(open(world["valley"], encoding="utf-8"))
     records[0]["conversations"] = []
@@ -242,3 +252,16 @@ def test_stage2_conversations_do_not_always_open_with_dense_captioning(world, pr
         assert _decode(processor, sample["input_ids"][carrying].tolist()).count("red square") == 3
         openers[dense_first] = answers[0]
     assert set(openers) == {True, False}, "both orders must occur among these ids"
+
+
+def test_skip_summary_counts_each_kind_of_reason_and_shows_its_first():
+    from pite.data.records import skip_summary
+
+    skipped = {f"t.jsonl line {n}": f"video not found: 'v/{n}.mp4'" for n in range(1, 501)}
+    skipped["t.jsonl line 501"] = "no grounded object"
+    summary = skip_summary(skipped)
+    assert summary == (
+        "501 skipped: 500 x video not found (first: t.jsonl line 1: video not found: 'v/1.mp4'); "
+        "1 x no grounded object (first: t.jsonl line 501: no grounded object)"
+    )
+    assert skip_summary({}) == "none skipped"
