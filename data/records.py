@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,10 +210,13 @@ def skip_summary(skipped: Mapping[str, str]) -> str:
     >>> print(skip_summary({**missing, "line 3": "empty"}))
     3 skipped: 2 x video not found (first: line 1: video not found: '1.mp4'); 1 x empty (first: line 3: empty)
     """
-    kinds: dict[str, list[str]] = {}
+    counts: Counter[str] = Counter()
+    first: dict[str, str] = {}
     for where, reason in skipped.items():
-        kinds.setdefault(reason.split(":", 1)[0].strip(), []).append(f"{where}: {reason}")
-    parts = [f"{len(examples)} x {kind} (first: {examples[0]})" for kind, examples in kinds.items()]
+        kind = reason.split(":", 1)[0].strip()
+        counts[kind] += 1
+        first.setdefault(kind, f"{where}: {reason}")
+    parts = [f"{count} x {kind} (first: {first[kind]})" for kind, count in counts.items()]
     return f"{len(skipped)} skipped: " + "; ".join(parts) if skipped else "none skipped"
 
 

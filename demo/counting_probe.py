@@ -31,7 +31,7 @@ from transformers import LlamaForCausalLM
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from pite.data.templates import GROUNDING_ANSWER, GROUNDING_QUESTION
-from pite.processing import format_frame_index
+from pite.processing import format_frame_index, format_time_span
 
 FILLER_WORDS = ("red", "green", "blue", "yellow", "purple", "circle", "square", "triangle")
 
@@ -67,9 +67,11 @@ def span_query(rng: np.random.Generator, num_positions: int, words: Sequence[str
 def probe_corpus(num_positions: int) -> list[str]:
     """Texts for the probe's tokenizer: the words, the question, every answer index."""
     rng = np.random.default_rng(0)
-    indices = [format_frame_index(index, num_positions) for index in range(num_positions)]
     texts = [f"{q.prompt} {q.answer}" for q in (span_query(rng, num_positions) for _ in range(200))]
-    texts += [f"from {index} to {index}" for index in indices] * 5  # the processor's lower-case time-span form
+    # Frame i of num_positions is i seconds of a num_positions-second video: the processor's span form of index i.
+    texts += [
+        format_time_span(float(i), float(i), float(num_positions), num_positions) for i in range(num_positions)
+    ] * 5
     return texts
 
 

@@ -122,10 +122,15 @@ def phrase_positions(token_index: np.ndarray, targets: np.ndarray) -> np.ndarray
     return np.where(~continues, "first", np.where(followed, "inner", "last"))
 
 
+def _visible_points(target: np.ndarray) -> np.ndarray:
+    """(K, P, N, 2) targets with NaN in place of absent points, for the nan-reductions of the references."""
+    visible = valid_point_mask(torch.from_numpy(target)).numpy()  # (K, P, N)
+    return np.where(visible[..., None], target, np.nan)
+
+
 def static_reference_predictions(target: np.ndarray) -> dict[str, np.ndarray]:
     """(K, P, N, 2) targets of one video -> the "scene_mean" and "object_mean" predictions (module docstring)."""
-    visible = valid_point_mask(torch.from_numpy(target)).numpy()  # (K, P, N)
-    points = np.where(visible[..., None], target, np.nan)
+    points = _visible_points(target)
     scene = np.nanmean(points.reshape(-1, 2), axis=0)
     objects = np.nanmean(points.reshape(len(target), -1, 2), axis=1)  # (K, 2); every token has a visible point
     return {
@@ -142,8 +147,7 @@ def held_still_reference(target: np.ndarray, places: np.ndarray) -> np.ndarray:
     """
     if len(places) != len(target):
         raise ValueError(f"{len(places)} phrase positions for {len(target)} target tokens")
-    visible = valid_point_mask(torch.from_numpy(target)).numpy()  # (K, P, N)
-    points = np.where(visible[..., None], target, np.nan)
+    points = _visible_points(target)
     unnamed = places != "last"
     held = np.empty_like(target)
     if unnamed.any():
